@@ -1,0 +1,4 @@
+//! coxswain: keeps Kubernetes clusters on a signed, curated stack of Helm releases.
+//!
+//! See `ARCHITECTURE.md` for the map of this crate.
+#![forbid(unsafe_code)]
