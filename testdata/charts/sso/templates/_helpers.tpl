@@ -1,0 +1,24 @@
+{{/*
+Labels on every object. app.kubernetes.io/version follows the image tag, so a
+tag change shows in `kubectl get -L app.kubernetes.io/version`.
+*/}}
+{{- define "sso.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Values.image.tag | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: coxswain-testdata
+{{- end }}
+
+{{/* Selector labels: stable across upgrades, so never the version. */}}
+{{- define "sso.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: server
+{{- end }}
+
+{{/* The migration's tag: its own when set, else the server's. */}}
+{{- define "sso.migrationTag" -}}
+{{ .Values.migration.image.tag | default .Values.image.tag }}
+{{- end }}
