@@ -151,10 +151,7 @@ impl Cluster {
     }
 
     fn running(&self) -> Vec<(&'static str, Option<u32>)> {
-        COMPONENTS
-            .iter()
-            .map(|c| (*c, self.live_pid(c)))
-            .collect()
+        COMPONENTS.iter().map(|c| (*c, self.live_pid(c))).collect()
     }
 
     fn spawn(&self, tools: &Tools, component: &str, args: &[String]) -> Result<u32> {
@@ -221,13 +218,7 @@ impl Cluster {
             if started.elapsed() > START_TIMEOUT {
                 let tails: Vec<String> = watched
                     .iter()
-                    .map(|c| {
-                        format!(
-                            "--- {}:\n{}",
-                            self.log_path(c).display(),
-                            self.log_tail(c)
-                        )
-                    })
+                    .map(|c| format!("--- {}:\n{}", self.log_path(c).display(), self.log_tail(c)))
                     .collect();
                 bail!(
                     "cluster {}: {what} not reached within {}s; last log lines:\n{}",
@@ -360,8 +351,14 @@ fn api_ready(cluster: &Cluster, tools: &Tools) -> bool {
 }
 
 fn start(cluster: &Cluster, tools: &Tools) -> Result<()> {
-    let [etcd_client, etcd_peer, apiserver, controller_manager, scheduler, kwok] =
-        free_ports::<6>()?;
+    let [
+        etcd_client,
+        etcd_peer,
+        apiserver,
+        controller_manager,
+        scheduler,
+        kwok,
+    ] = free_ports::<6>()?;
     let ports = format!(
         "etcd={etcd_client}\netcd-peer={etcd_peer}\nkube-apiserver={apiserver}\n\
          kube-controller-manager={controller_manager}\nkube-scheduler={scheduler}\nkwok={kwok}\n"
@@ -428,7 +425,10 @@ fn start(cluster: &Cluster, tools: &Tools) -> Result<()> {
         format!("--secure-port={apiserver}"),
         format!("--client-ca-file={}", cluster.pki("ca.crt")),
         format!("--service-account-key-file={}", cluster.pki("sa.pub")),
-        format!("--service-account-signing-key-file={}", cluster.pki("sa.key")),
+        format!(
+            "--service-account-signing-key-file={}",
+            cluster.pki("sa.key")
+        ),
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
         "--service-cluster-ip-range=10.0.0.0/24".into(),
         "--authorization-mode=Node,RBAC".into(),
@@ -490,10 +490,7 @@ fn start(cluster: &Cluster, tools: &Tools) -> Result<()> {
     write(&nodes_path, &nodes_yaml())?;
     let all = &COMPONENTS[..];
     cluster.wait_until("the fake nodes to be created", all, || {
-        let out = cluster.kubectl(
-            tools,
-            &["apply", "-f", &nodes_path.display().to_string()],
-        )?;
+        let out = cluster.kubectl(tools, &["apply", "-f", &nodes_path.display().to_string()])?;
         Ok(out.status.success())
     })?;
     cluster.wait_until("KWOK to make the fake nodes Ready", all, || {
@@ -525,7 +522,10 @@ fn start(cluster: &Cluster, tools: &Tools) -> Result<()> {
     // Pods are rejected until the controller manager has created the namespace's
     // ServiceAccount; tests start right after `up`.
     cluster.wait_until("the default ServiceAccount", all, || {
-        let out = cluster.kubectl(tools, &["get", "serviceaccount", "default", "-n", "default"])?;
+        let out = cluster.kubectl(
+            tools,
+            &["get", "serviceaccount", "default", "-n", "default"],
+        )?;
         Ok(out.status.success())
     })?;
     Ok(())
@@ -557,7 +557,10 @@ fn write(path: &Path, contents: &str) -> Result<()> {
 pub fn down(name: &str) -> Result<()> {
     let cluster = Cluster::open(name)?;
     if !cluster.dir.exists() {
-        eprintln!("cluster {name} is not running (no {})", cluster.dir.display());
+        eprintln!(
+            "cluster {name} is not running (no {})",
+            cluster.dir.display()
+        );
         return Ok(());
     }
     let stopped = cluster.stop_all();
@@ -613,7 +616,10 @@ fn status(name: &str) -> Result<()> {
         .filter_map(|(c, pid)| pid.is_none().then_some(*c))
         .collect();
     if !down.is_empty() {
-        bail!("cluster {name} is not running ({} stopped)", down.join(", "));
+        bail!(
+            "cluster {name} is not running ({} stopped)",
+            down.join(", ")
+        );
     }
     Ok(())
 }

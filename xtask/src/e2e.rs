@@ -100,7 +100,10 @@ fn discover_targets() -> Result<Vec<String>> {
         targets.push(stem.to_owned());
     }
     if targets.is_empty() {
-        bail!("no e2e test targets (tests/e2e_*.rs) in {}", tests.display());
+        bail!(
+            "no e2e test targets (tests/e2e_*.rs) in {}",
+            tests.display()
+        );
     }
     targets.sort();
     Ok(targets)

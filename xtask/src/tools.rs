@@ -74,6 +74,7 @@ pub fn ensure() -> Result<Tools> {
     let control_plane = cp_dir.join("control-plane");
     if !control_plane.is_file() {
         build_control_plane(&source, &cp_dir)?;
+        prune_control_planes(&tools_dir, &cp_dir);
     }
     let kubectl = ensure_symlink(&cp_dir, "kubectl")?;
     let kwok = ensure_symlink(&cp_dir, "kwok")?;
@@ -105,7 +106,12 @@ fn source_fingerprint(dir: &Path) -> Result<u64> {
     for name in names {
         let path = dir.join(&name);
         let bytes = fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-        for byte in name.as_encoded_bytes().iter().chain([0u8].iter()).chain(&bytes) {
+        for byte in name
+            .as_encoded_bytes()
+            .iter()
+            .chain([0u8].iter())
+            .chain(&bytes)
+        {
             hash ^= u64::from(*byte);
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
         }
@@ -143,6 +149,25 @@ fn build_control_plane(source: &Path, out_dir: &Path) -> Result<()> {
     fs::rename(&partial, &target)
         .with_context(|| format!("move {} to {}", partial.display(), target.display()))?;
     Ok(())
+}
+
+/// Remove the binaries of earlier pins or sources (about 140 MB each). A cluster
+/// still running one keeps working: Linux keeps a deleted executable alive.
+fn prune_control_planes(tools_dir: &Path, current: &Path) {
+    let Ok(entries) = fs::read_dir(tools_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let stale = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("control-plane-")
+            && path != current;
+        if stale && let Err(err) = fs::remove_dir_all(&path) {
+            eprintln!("could not remove the old {}: {err}", path.display());
+        }
+    }
 }
 
 fn ensure_symlink(dir: &Path, name: &str) -> Result<PathBuf> {
@@ -213,10 +238,6 @@ fn run_build(mut cmd: Command, what: &str) -> Result<()> {
         bail!("the Go build of {what} failed ({status}); its output is above");
     }
     let mut err = std::io::stderr();
-    let _ = writeln!(
-        err,
-        "built {what} in {}s",
-        started.elapsed().as_secs()
-    );
+    let _ = writeln!(err, "built {what} in {}s", started.elapsed().as_secs());
     Ok(())
 }
