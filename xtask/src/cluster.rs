@@ -179,6 +179,13 @@ impl Cluster {
         let pid_path = self.pid_path(component);
         fs::write(&pid_path, format!("{pid}\n"))
             .with_context(|| format!("record the pid in {}", pid_path.display()))?;
+        // spawn() returns while the kernel may still be setting up the new
+        // program's arguments (/proc/<pid>/cmdline reads empty): wait for them, or
+        // live_pid would take the component for dead.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.live_pid(component).is_none() && Instant::now() < deadline {
+            sleep(Duration::from_millis(5));
+        }
         Ok(pid)
     }
 
