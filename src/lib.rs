@@ -2,3 +2,7 @@
 //!
 //! See `ARCHITECTURE.md` for the map of this crate.
 #![forbid(unsafe_code)]
+
+pub mod chart;
+pub mod serve;
+pub mod site;
