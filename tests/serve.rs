@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use coxswain::serve::{self, ServeOptions};
-use coxswain::site::{DocKind, Fetched, Limits, Site, SiteError, SitePath, SiteWriter, strong_etag};
+use coxswain::site::{
+    DocKind, Fetched, Limits, Site, SiteError, SitePath, SiteWriter, strong_etag,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -135,7 +137,9 @@ async fn serves_documents_with_strong_etags_and_answers_304() {
     );
     // A stale ETag gets the document again.
     assert!(matches!(
-        site.fetch(&index, 1 << 20, Some("\"sha256-00\"")).await.unwrap(),
+        site.fetch(&index, 1 << 20, Some("\"sha256-00\""))
+            .await
+            .unwrap(),
         Fetched::Modified { .. }
     ));
 
@@ -184,7 +188,9 @@ async fn a_replaced_document_gets_a_new_etag() {
     let server = Server::start(dir.path()).await;
     let site = server.site();
     let index = SitePath::index("stable").unwrap();
-    let Fetched::Modified { etag: Some(old), .. } = site.fetch(&index, 1 << 20, None).await.unwrap()
+    let Fetched::Modified {
+        etag: Some(old), ..
+    } = site.fetch(&index, 1 << 20, None).await.unwrap()
     else {
         panic!("expected a body with an ETag");
     };
@@ -269,7 +275,10 @@ async fn chart_references_resolve_against_the_index_and_escapes_are_refused() {
     let inner = SitePath::parse("stable/index.json").unwrap();
     match nested.resolve(&inner, &format!("../../charts/sha256-{hex}.tgz")) {
         Err(SiteError::Escape { resolved, base, .. }) => {
-            assert_eq!(resolved, format!("{}/charts/sha256-{hex}.tgz", server.url()));
+            assert_eq!(
+                resolved,
+                format!("{}/charts/sha256-{hex}.tgz", server.url())
+            );
             assert_eq!(base, format!("{}/channels/", server.url()));
         }
         other => panic!("{other:?}"),
@@ -337,7 +346,10 @@ async fn size_caps_hold_for_announced_and_unannounced_lengths() {
         .fetch(&SitePath::trust_root(2), 1024 * 1024, None)
         .await
         .unwrap_err();
-    assert!(matches!(err, SiteError::TooLarge { limit: 1048576, .. }), "{err}");
+    assert!(
+        matches!(err, SiteError::TooLarge { limit: 1048576, .. }),
+        "{err}"
+    );
     assert!(!err.is_transient());
     tokio::time::sleep(Duration::from_millis(200)).await;
     let sent = *sent.lock().unwrap();
@@ -374,7 +386,10 @@ async fn a_stalling_server_times_out_and_the_error_is_transient() {
     let took = started.elapsed();
     assert!(matches!(err, SiteError::Timeout { .. }), "{err}");
     assert!(err.is_transient());
-    assert!(err.to_string().contains("/channels/stable/index.json"), "{err}");
+    assert!(
+        err.to_string().contains("/channels/stable/index.json"),
+        "{err}"
+    );
     assert!(
         took >= Duration::from_millis(500) && took < Duration::from_secs(5),
         "{took:?}"
@@ -410,7 +425,10 @@ async fn refused_connections_and_server_errors_are_transient() {
         .read(&SitePath::index("stable").unwrap(), DocKind::Index)
         .await
         .unwrap_err();
-    assert!(matches!(err, SiteError::Status { status: 503, .. }), "{err}");
+    assert!(
+        matches!(err, SiteError::Status { status: 503, .. }),
+        "{err}"
+    );
     assert!(err.is_transient());
 }
 
@@ -478,7 +496,11 @@ async fn every_request_gets_one_access_log_line() {
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("served")).collect();
     assert_eq!(lines.len(), 2, "{log}");
     assert!(lines[0].contains("method=GET"), "{}", lines[0]);
-    assert!(lines[0].contains("path=/channels/stable/index.json"), "{}", lines[0]);
+    assert!(
+        lines[0].contains("path=/channels/stable/index.json"),
+        "{}",
+        lines[0]
+    );
     assert!(lines[0].contains("status=200"), "{}", lines[0]);
     assert!(lines[0].contains(&format!("bytes={len}")), "{}", lines[0]);
     assert!(lines[0].contains("duration_ms="), "{}", lines[0]);

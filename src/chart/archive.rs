@@ -219,10 +219,8 @@ fn read_archive(
         if parts.len() < 2 {
             return Err(ChartErrorKind::NotInDirectory { path: shown });
         }
-        let declared = entry
-            .header()
-            .entry_size()
-            .map_err(|e| stream_error(e, &shown, limits))?;
+        // The effective size: a pax `size` record overrides the header's field.
+        let declared = entry.size();
         if declared > limits.file_bytes {
             return Err(ChartErrorKind::FileTooLarge {
                 path: shown,
@@ -246,6 +244,13 @@ fn read_archive(
             .take(limits.file_bytes.saturating_add(1))
             .read_to_end(&mut body)
             .map_err(|e| stream_error(e, &shown, limits))?;
+        if body.len() as u64 > limits.file_bytes {
+            return Err(ChartErrorKind::FileTooLarge {
+                path: shown,
+                size: body.len() as u64,
+                limit: limits.file_bytes,
+            });
+        }
         files.insert(relative, body);
     }
 

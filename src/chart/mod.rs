@@ -96,7 +96,7 @@ pub enum ChartErrorKind {
         limit: u64,
     },
     /// Inflating went past the total cap (a gzip bomb, or a huge chart).
-    #[error("inflates to more than {limit} bytes (stopped at entry {entry})")]
+    #[error("inflates to more than {limit} bytes (stopped near entry {entry})")]
     UnpackedTooLarge {
         /// The entry being read when the cap was reached.
         entry: String,

@@ -1,5 +1,7 @@
 //! Project automation: `cargo xtask <command>`. One language, one place.
 
+mod bad_charts;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -11,9 +13,26 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Regenerate the hostile chart archives in testdata/bad/charts/ (deterministic).
+    GenBadCharts,
+}
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::GenBadCharts => {
+            bad_charts::write_all(&workspace_root().join("testdata/bad/charts"))
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(
+            || std::path::PathBuf::from("."),
+            std::path::Path::to_path_buf,
+        )
 }
