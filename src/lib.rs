@@ -4,5 +4,10 @@
 #![forbid(unsafe_code)]
 
 pub mod chart;
+pub mod duration;
+pub mod format;
+pub mod json;
+pub mod keys;
 pub mod serve;
 pub mod site;
+pub mod yaml;
