@@ -315,8 +315,9 @@ async fn handle(
     let name = segments.last().cloned().unwrap_or_default();
     let immutable = segments.len() == 2 && segments[0] == "charts" && name.starts_with("sha256-");
     let lookup_state = Arc::clone(&state);
+    let wanted = if_none_match.clone();
     let lookup = tokio::task::spawn_blocking(move || {
-        lookup_file(&lookup_state, &segments, is_head, if_none_match.as_deref())
+        lookup_file(&lookup_state, &segments, is_head, wanted.as_deref())
     })
     .await;
     let (etag, len, bytes) = match lookup {
@@ -339,9 +340,8 @@ async fn handle(
             return plain(StatusCode::INTERNAL_SERVER_ERROR);
         }
     };
-    let not_modified = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
+    let not_modified = if_none_match
+        .as_deref()
         .is_some_and(|h| if_none_match_matches(h, &etag));
     let status = if not_modified {
         StatusCode::NOT_MODIFIED
