@@ -10,10 +10,10 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use crate::format::parse_lower_hex;
+use crate::format::{SignatureEntry, Signatures, parse_lower_hex};
 
 /// Key files are tiny; anything bigger is not a key file.
 const MAX_KEY_FILE_BYTES: u64 = 1024;
@@ -88,6 +88,23 @@ pub fn generate() -> Result<SigningKey, KeyError> {
     let key = SigningKey::from_bytes(&seed);
     seed.fill(0);
     Ok(key)
+}
+
+/// Signs `bytes` with each key (a key given twice signs once): the envelope written
+/// beside `index.json` and `trust/<N>.json`.
+pub fn sign(bytes: &[u8], keys: &[SigningKey]) -> Signatures {
+    let mut entries: Vec<SignatureEntry> = Vec::with_capacity(keys.len());
+    for key in keys {
+        let keyid = keyid(&key.verifying_key());
+        if entries.iter().any(|e| e.keyid == keyid) {
+            continue;
+        }
+        entries.push(SignatureEntry {
+            keyid,
+            sig: hex::encode(key.sign(bytes).to_bytes()),
+        });
+    }
+    Signatures::new(entries)
 }
 
 /// Parses a public key from lowercase hex, rejecting weak (small-order) points so
@@ -234,7 +251,6 @@ fn strip_newline(text: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ed25519_dalek::Signer;
 
     #[test]
     fn keygen_roundtrip_and_file_modes() {

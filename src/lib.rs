@@ -10,4 +10,5 @@ pub mod json;
 pub mod keys;
 pub mod serve;
 pub mod site;
+pub mod verify;
 pub mod yaml;
