@@ -377,7 +377,7 @@ pub struct Site {
 #[derive(Clone, Debug)]
 enum Source {
     Dir(PathBuf),
-    Http(reqwest::Client),
+    Http(HttpFetcher),
 }
 
 impl Site {
@@ -440,9 +440,9 @@ impl Site {
             let path = format!("{}/", url.path());
             url.set_path(&path);
         }
-        let client = http_client(&limits)?;
+        let fetcher = HttpFetcher::new(&limits)?;
         Ok(Site {
-            source: Source::Http(client),
+            source: Source::Http(fetcher),
             base: url,
             limits,
         })
@@ -548,27 +548,47 @@ impl Site {
                     source: std::io::Error::other(e),
                 })?
             }
-            Source::Http(client) => self.fetch_http(client, path, cap, if_none_match).await,
+            Source::Http(fetcher) => fetcher.get(&self.url_of(path), cap, if_none_match).await,
         }
     }
+}
 
-    async fn fetch_http(
+/// Bounded HTTP(S) GETs of any URL: the client behind HTTP sites, for documents that live
+/// outside a site (a Helm repository's `index.yaml` and the charts it lists).
+#[derive(Clone, Debug)]
+pub struct HttpFetcher {
+    client: reqwest::Client,
+    connect_timeout: Duration,
+    total_timeout: Duration,
+}
+
+impl HttpFetcher {
+    /// A fetcher with the timeouts of `limits` (the size caps are per call).
+    pub fn new(limits: &Limits) -> Result<Self, SiteError> {
+        Ok(HttpFetcher {
+            client: http_client(limits)?,
+            connect_timeout: limits.connect_timeout,
+            total_timeout: limits.total_timeout,
+        })
+    }
+
+    /// GETs `url`, reading at most `cap` bytes (enforced while the body streams), with an
+    /// optional `If-None-Match`; 404 and 410 are [`SiteError::NotFound`].
+    pub async fn get(
         &self,
-        client: &reqwest::Client,
-        path: &SitePath,
+        url: &Url,
         cap: u64,
         if_none_match: Option<&str>,
     ) -> Result<Fetched, SiteError> {
-        let url = self.url_of(path);
         let location = url.to_string();
         let classify = |source: reqwest::Error| {
             if source.is_timeout() {
                 SiteError::Timeout {
                     location: location.clone(),
                     after: if source.is_connect() {
-                        self.limits.connect_timeout
+                        self.connect_timeout
                     } else {
-                        self.limits.total_timeout
+                        self.total_timeout
                     },
                 }
             } else if source.is_connect() {
@@ -583,7 +603,7 @@ impl Site {
                 }
             }
         };
-        let mut request = client.get(url.clone());
+        let mut request = self.client.get(url.clone());
         if let Some(etag) = if_none_match {
             request = request.header(IF_NONE_MATCH, etag);
         }

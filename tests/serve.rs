@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use coxswain::serve::{self, ServeOptions};
 use coxswain::site::{
-    DocKind, Fetched, Limits, Site, SiteError, SitePath, SiteWriter, strong_etag,
+    DocKind, Fetched, HttpFetcher, Limits, Site, SiteError, SitePath, SiteWriter, strong_etag,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -508,15 +508,53 @@ async fn every_request_gets_one_access_log_line() {
     let _ = std::io::stderr().flush();
 }
 
-async fn read_request(stream: &mut TcpStream) {
+#[tokio::test]
+async fn the_fetcher_gets_urls_outside_any_site_within_the_same_bounds() {
+    // Helm repositories name charts freely (`+build`, signed query strings).
+    let addr = spawn_raw_server(|mut stream| async move {
+        let request = read_request(&mut stream).await;
+        let body = if request.starts_with("GET /charts/app-1.0.0+build.1.tgz?sig=abc ") {
+            "chart"
+        } else {
+            "wrong"
+        };
+        let _ = stream
+            .write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: \"e1\"\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .await;
+    })
+    .await;
+    let fetcher = HttpFetcher::new(&Limits::default()).unwrap();
+    let url = reqwest::Url::parse(&format!(
+        "http://{addr}/charts/app-1.0.0+build.1.tgz?sig=abc"
+    ))
+    .unwrap();
+    assert_eq!(
+        fetcher.get(&url, 100, None).await.unwrap(),
+        Fetched::Modified {
+            bytes: b"chart".to_vec(),
+            etag: Some("\"e1\"".into())
+        }
+    );
+    let err = fetcher.get(&url, 4, None).await.unwrap_err();
+    assert!(matches!(err, SiteError::TooLarge { limit: 4, .. }), "{err}");
+}
+
+async fn read_request(stream: &mut TcpStream) -> String {
     let mut seen = Vec::new();
     let mut buf = [0u8; 1024];
     while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
         match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => break,
             Ok(n) => seen.extend_from_slice(&buf[..n]),
         }
     }
+    String::from_utf8_lossy(&seen).into_owned()
 }
 
 async fn spawn_raw_server<F, Fut>(handler: F) -> SocketAddr
