@@ -439,6 +439,60 @@ mod tests {
     }
 
     #[test]
+    fn mutated_archives_never_panic() {
+        // Deterministic xorshift: flip, truncate and splice bytes of a valid archive, in
+        // the compressed stream and in the tar stream under it. Every outcome is fine
+        // except a panic or an accepted archive with files outside the chart.
+        let tar_entries: &[(&str, EntryType, &[u8])] = &[
+            ("demo/", EntryType::Directory, b""),
+            ("demo/Chart.yaml", EntryType::Regular, CHART_YAML),
+            (
+                "demo/templates/cm.yaml",
+                EntryType::Regular,
+                b"kind: ConfigMap\n",
+            ),
+        ];
+        let valid = tgz(tar_entries);
+        let mut plain_tar = Vec::new();
+        flate2::read::GzDecoder::new(&valid[..])
+            .read_to_end(&mut plain_tar)
+            .unwrap();
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..3000 {
+            let compressed_layer = round % 2 == 0;
+            let mut bytes = if compressed_layer {
+                valid.clone()
+            } else {
+                plain_tar.clone()
+            };
+            for _ in 0..=(next() % 4) {
+                let at = (next() % bytes.len() as u64) as usize;
+                match next() % 3 {
+                    0 => bytes[at] ^= 1 << (next() % 8),
+                    1 => bytes.truncate(at.max(1)),
+                    _ => bytes[at] = (next() & 0xff) as u8,
+                }
+            }
+            if !compressed_layer {
+                let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+                gz.write_all(&bytes).unwrap();
+                bytes = gz.finish().unwrap();
+            }
+            if let Ok(chart) = read(&bytes) {
+                for path in chart.files.keys() {
+                    assert!(check_entry_path(path.as_bytes(), path).is_ok(), "{path}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn garbage_is_corrupt_not_a_panic() {
         for bytes in [&b""[..], b"not gzip at all", &[0x1f, 0x8b, 8, 0, 0, 0][..]] {
             let err = read(bytes).unwrap_err();
