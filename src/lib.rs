@@ -10,5 +10,6 @@ pub mod json;
 pub mod keys;
 pub mod serve;
 pub mod site;
+pub mod trust;
 pub mod verify;
 pub mod yaml;
