@@ -277,7 +277,10 @@ impl TrustChain {
             &self.current.role_keys(RoleName::Root),
             old_role.threshold,
             RoleName::Root,
-            origin,
+            &format!(
+                "{origin} (signed by version {}'s root keys)",
+                self.current.version
+            ),
         )?;
         let next: TrustRoot = read_json(bytes, origin).map_err(VerifyError::Document)?;
         if next.version != self.next_version() {
@@ -293,7 +296,7 @@ impl TrustChain {
             &next.role_keys(RoleName::Root),
             next.role(RoleName::Root).threshold,
             RoleName::Root,
-            origin,
+            &format!("{origin} (signed by its own root keys)"),
         )?;
         self.current = next;
         self.origin = origin.to_owned();
