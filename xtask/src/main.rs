@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask <command>`. One language, one place.
 
 mod bad_charts;
+mod schema;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -16,6 +17,8 @@ struct Cli {
 enum Command {
     /// Regenerate the hostile chart archives in testdata/bad/charts/ (deterministic).
     GenBadCharts,
+    /// Write channel-schema/<kind>.schema.json from the document types in src/format/.
+    Schema,
 }
 
 fn main() -> Result<()> {
@@ -24,6 +27,7 @@ fn main() -> Result<()> {
         Command::GenBadCharts => {
             bad_charts::write_all(&workspace_root().join("testdata/bad/charts"))
         }
+        Command::Schema => schema::write(&workspace_root()),
     }
 }
 
