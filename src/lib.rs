@@ -2,3 +2,14 @@
 //!
 //! See `ARCHITECTURE.md` for the map of this crate.
 #![forbid(unsafe_code)]
+
+pub mod chart;
+pub mod duration;
+pub mod format;
+pub mod json;
+pub mod keys;
+pub mod serve;
+pub mod site;
+pub mod trust;
+pub mod verify;
+pub mod yaml;

@@ -1,3 +1,22 @@
-fn main() -> anyhow::Result<()> {
-    Ok(())
+//! The `coxswain` command. Each subcommand's handler lives in `src/cli/<command>.rs`;
+//! this file only parses the command line, runs the handler and prints errors.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    cli::init_logging();
+    match cli::run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line: the message and its causes, `a: b: c`.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,42 @@
+//! The command line: one module per subcommand, each with an `Args` struct (clap derive)
+//! and a `run` function. Adding a subcommand is a new module, a variant in [`Command`]
+//! and an arm in [`run`].
+
+mod keygen;
+mod trust;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Keeps Kubernetes clusters on a signed, curated stack of Helm releases.
+#[derive(Debug, Parser)]
+#[command(name = "coxswain", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Keygen(keygen::Args),
+    Trust(trust::Args),
+}
+
+/// Runs the chosen subcommand.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Keygen(args) => keygen::run(args),
+        Command::Trust(args) => trust::run(args).await,
+    }
+}
+
+/// Logs go to stderr; `COXSWAIN_LOG` takes a tracing filter (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COXSWAIN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second initialisation (never happens in the binary) is harmless; ignore it.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
