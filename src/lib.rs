@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chart;
+pub mod crd;
 pub mod duration;
 pub mod format;
 pub mod json;

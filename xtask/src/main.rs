@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask <command>`. One language, one place.
 
 mod bad_charts;
+mod crd;
 mod schema;
 
 use anyhow::Result;
@@ -17,6 +18,8 @@ struct Cli {
 enum Command {
     /// Regenerate the hostile chart archives in testdata/bad/charts/ (deterministic).
     GenBadCharts,
+    /// Write charts/coxswain/crds/channelsubscriptions.yaml from src/crd.rs.
+    Crd,
     /// Write channel-schema/<kind>.schema.json from the document types in src/format/.
     Schema,
 }
@@ -27,6 +30,7 @@ fn main() -> Result<()> {
         Command::GenBadCharts => {
             bad_charts::write_all(&workspace_root().join("testdata/bad/charts"))
         }
+        Command::Crd => crd::write(&workspace_root()),
         Command::Schema => schema::write(&workspace_root()),
     }
 }
