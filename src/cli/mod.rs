@@ -3,6 +3,7 @@
 //! and an arm in [`run`].
 
 mod keygen;
+mod serve;
 mod trust;
 
 use anyhow::Result;
@@ -20,6 +21,7 @@ pub struct Cli {
 enum Command {
     Keygen(keygen::Args),
     Trust(trust::Args),
+    Serve(serve::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -27,6 +29,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Keygen(args) => keygen::run(args),
         Command::Trust(args) => trust::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
     }
 }
 
