@@ -7,6 +7,7 @@ pub mod chart;
 pub mod crd;
 pub mod duration;
 pub mod format;
+pub mod health;
 pub mod helm;
 pub mod json;
 pub mod keys;
