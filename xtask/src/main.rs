@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask <command>`. One language, one place.
 
 mod bad_charts;
+mod bad_inputs;
 mod crd;
 mod schema;
 
@@ -22,6 +23,8 @@ enum Command {
     Crd,
     /// Write channel-schema/<kind>.schema.json from the document types in src/format/.
     Schema,
+    /// Regenerate the hostile specs, signed indexes and trust roots in testdata/bad/ (deterministic).
+    GenBadInputs,
 }
 
 fn main() -> Result<()> {
@@ -32,6 +35,7 @@ fn main() -> Result<()> {
         }
         Command::Crd => crd::write(&workspace_root()),
         Command::Schema => schema::write(&workspace_root()),
+        Command::GenBadInputs => bad_inputs::write_all(&workspace_root()),
     }
 }
 
