@@ -11,6 +11,7 @@ pub mod health;
 pub mod helm;
 pub mod json;
 pub mod keys;
+pub mod plan;
 pub mod publish;
 pub mod serve;
 pub mod site;

@@ -340,10 +340,10 @@ fn check_structural(node: &Value, at: &str, problems: &mut Vec<String>) {
     if let Some(props) = map.get("properties").and_then(Value::as_object) {
         for (name, prop) in props {
             let here = format!("{at}.{name}");
-            if !prop
+            if prop
                 .get("description")
                 .and_then(Value::as_str)
-                .is_some_and(|d| !d.trim().is_empty())
+                .is_none_or(|d| d.trim().is_empty())
             {
                 problems.push(format!("{here}: no description for kubectl explain"));
             }
