@@ -2,7 +2,10 @@
 
 mod bad_charts;
 mod bad_inputs;
+mod bench;
+mod cargo;
 mod crd;
+mod demo;
 mod schema;
 
 use anyhow::Result;
@@ -23,6 +26,18 @@ enum Command {
     Crd,
     /// Write channel-schema/<kind>.schema.json from the document types in src/format/.
     Schema,
+    /// Publish testdata's stable channel with fresh keys, serve it, verify it over HTTP.
+    Demo {
+        /// Keep the temporary directory (keys, trust root, site) for inspection.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Run the criterion benchmarks and print the medians (see docs/performance.md).
+    Bench {
+        /// Also rewrite docs/performance.md with the figures and this machine.
+        #[arg(long)]
+        record: bool,
+    },
     /// Regenerate the hostile specs, signed indexes and trust roots in testdata/bad/ (deterministic).
     GenBadInputs,
 }
@@ -35,6 +50,8 @@ fn main() -> Result<()> {
         }
         Command::Crd => crd::write(&workspace_root()),
         Command::Schema => schema::write(&workspace_root()),
+        Command::Demo { keep } => demo::run(&workspace_root(), keep),
+        Command::Bench { record } => bench::run(&workspace_root(), record),
         Command::GenBadInputs => bad_inputs::write_all(&workspace_root()),
     }
 }
