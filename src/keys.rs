@@ -10,7 +10,8 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::Signer;
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 use crate::format::{SignatureEntry, Signatures, parse_lower_hex};
@@ -220,16 +221,23 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
         });
     }
     let mut text = read_small(path)?;
-    let seed = strip_newline(&text).and_then(parse_lower_hex::<32>);
+    let key = parse_signing_key(&text);
     text.clear();
-    let mut seed = seed.ok_or_else(|| KeyError::Malformed {
+    key.ok_or_else(|| KeyError::Malformed {
         path: path.to_owned(),
         what: "private key",
         hex_len: 64,
-    })?;
+    })
+}
+
+/// Parses the content of a `NAME.key` file (64 lowercase hex digits and a newline).
+/// Prefer [`read_signing_key`], which also checks the file's mode; this is for content
+/// that does not come from a file of its own (fixtures, generators).
+pub fn parse_signing_key(text: &str) -> Option<SigningKey> {
+    let mut seed = strip_newline(text).and_then(parse_lower_hex::<32>)?;
     let key = SigningKey::from_bytes(&seed);
     seed.fill(0);
-    Ok(key)
+    Some(key)
 }
 
 /// Reads a public key file.

@@ -4,12 +4,18 @@
 #![forbid(unsafe_code)]
 
 pub mod chart;
+pub mod crd;
 pub mod duration;
 pub mod format;
+pub mod health;
+pub mod helm;
 pub mod json;
 pub mod keys;
+pub mod plan;
+pub mod publish;
 pub mod serve;
 pub mod site;
+pub mod site_verify;
 pub mod trust;
 pub mod verify;
 pub mod yaml;

@@ -56,7 +56,7 @@ impl Default for ServeOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The site directory is missing or not a directory.
-    #[error("site directory {dir}: {source}")]
+    #[error("cannot serve the site directory {dir}")]
     Dir {
         /// The directory as given.
         dir: PathBuf,
@@ -64,7 +64,7 @@ pub enum ServeError {
         source: std::io::Error,
     },
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address as given.
         addr: String,
@@ -72,7 +72,7 @@ pub enum ServeError {
         source: std::io::Error,
     },
     /// The server failed while running.
-    #[error("server failed: {0}")]
+    #[error("the server failed")]
     Run(#[source] std::io::Error),
 }
 

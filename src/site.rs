@@ -275,7 +275,7 @@ pub enum SiteError {
         after: Duration,
     },
     /// No connection could be established (refused, DNS, TLS handshake).
-    #[error("{location}: cannot connect: {source}")]
+    #[error("{location}: cannot connect")]
     Connect {
         /// URL.
         location: String,
@@ -283,7 +283,7 @@ pub enum SiteError {
         source: reqwest::Error,
     },
     /// The transfer broke off or the server misbehaved mid-response.
-    #[error("{location}: transfer failed: {source}")]
+    #[error("{location}: transfer failed")]
     Transfer {
         /// URL.
         location: String,
@@ -291,10 +291,10 @@ pub enum SiteError {
         source: reqwest::Error,
     },
     /// The HTTP client could not be built (TLS setup).
-    #[error("cannot set up the HTTP client: {0}")]
+    #[error("cannot set up the HTTP client")]
     Client(#[source] reqwest::Error),
     /// A local file could not be read or written.
-    #[error("{location}: {source}")]
+    #[error("cannot access {location}")]
     Io {
         /// File path.
         location: String,

@@ -15,11 +15,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
+use crate::format::index::MAX_INDEX_BYTES;
 use crate::format::trust::RoleName;
 use crate::format::{
     ChannelIndex, FormatError, IndexChart, Sha256Digest, Signatures, Timestamp, TrustRoot,
     read_json,
 };
+use crate::json::JsonError;
 
 /// Why one signature entry did not count.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -369,6 +371,16 @@ pub fn verify_index(
     origin: &str,
     sig_origin: &str,
 ) -> Result<VerifiedIndex, VerifyError> {
+    // Cap the size before spending time on hashing it for the signature check.
+    if bytes.len() > MAX_INDEX_BYTES {
+        return Err(VerifyError::Document(FormatError::Json(
+            JsonError::TooLarge {
+                origin: origin.to_owned(),
+                size: bytes.len(),
+                limit: MAX_INDEX_BYTES,
+            },
+        )));
+    }
     let signatures = read_signatures(sig_bytes, sig_origin)?;
     let root = trust.root();
     let signers = check_threshold(

@@ -12,7 +12,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
-use support::{
+use support::cluster::{
     Helm, TestNamespace, chart, client, deployment_image, helm3, helm4, pod_condition, pods,
     wait_deployment_ready, wait_for,
 };

@@ -493,6 +493,15 @@ mod tests {
     }
 
     #[test]
+    fn the_cause_of_a_corrupt_archive_is_its_source() {
+        let err = read(b"not gzip at all").unwrap_err();
+        assert!(matches!(err.kind, ChartErrorKind::Corrupt { .. }), "{err}");
+        assert_eq!(err.to_string(), "demo.tgz: corrupt archive near (start)");
+        let cause = std::error::Error::source(&err).expect("the I/O error");
+        assert!(cause.downcast_ref::<io::Error>().is_some(), "{cause}");
+    }
+
+    #[test]
     fn garbage_is_corrupt_not_a_panic() {
         for bytes in [&b""[..], b"not gzip at all", &[0x1f, 0x8b, 8, 0, 0, 0][..]] {
             let err = read(bytes).unwrap_err();

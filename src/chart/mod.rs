@@ -75,13 +75,28 @@ pub struct ChartId {
 }
 
 /// A chart archive or directory that was refused; `origin` names the archive or directory.
-#[derive(Debug, thiserror::Error)]
-#[error("{origin}: {kind}")]
+///
+/// Displays as `origin: reason`; the underlying cause (an I/O, YAML or semver error), if
+/// any, is its [`source`](std::error::Error::source), as for every error in this crate.
+#[derive(Debug)]
 pub struct ChartError {
     /// The archive (file, URL, digest) or directory the error is about.
     pub origin: String,
     /// What is wrong.
     pub kind: ChartErrorKind,
+}
+
+impl std::fmt::Display for ChartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.origin, self.kind)
+    }
+}
+
+impl std::error::Error for ChartError {
+    // The kind is part of this error's own message; its cause comes next in the chain.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.kind)
+    }
 }
 
 /// The specific reason a chart was refused.
@@ -122,7 +137,7 @@ pub enum ChartErrorKind {
         limit: usize,
     },
     /// Not gzip, or a corrupt gzip or tar stream.
-    #[error("corrupt archive near {entry}: {source}")]
+    #[error("corrupt archive near {entry}")]
     Corrupt {
         /// The last entry read, or `(start)`.
         entry: String,
@@ -211,7 +226,7 @@ pub enum ChartErrorKind {
         path: String,
     },
     /// `Chart.yaml` is not readable YAML of the expected shape.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     ChartYaml {
         /// The file.
         path: String,
@@ -238,7 +253,7 @@ pub enum ChartErrorKind {
         name: String,
     },
     /// The chart version is not semver.
-    #[error("{path}: version {version:?} is not a semantic version: {source}")]
+    #[error("{path}: version {version:?} is not a semantic version")]
     InvalidVersion {
         /// The file.
         path: String,
@@ -266,7 +281,7 @@ pub enum ChartErrorKind {
         name: String,
     },
     /// A file or directory of the chart source could not be read.
-    #[error("{path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// The path.
         path: String,

@@ -3,7 +3,10 @@
 //! and an arm in [`run`].
 
 mod keygen;
+mod publish;
+mod serve;
 mod trust;
+mod verify;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -20,6 +23,9 @@ pub struct Cli {
 enum Command {
     Keygen(keygen::Args),
     Trust(trust::Args),
+    Publish(publish::Args),
+    Verify(verify::Args),
+    Serve(serve::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -27,6 +33,9 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Keygen(args) => keygen::run(args),
         Command::Trust(args) => trust::run(args).await,
+        Command::Publish(args) => publish::run(args).await,
+        Command::Verify(args) => verify::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
     }
 }
 

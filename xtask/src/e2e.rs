@@ -13,7 +13,6 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use crate::cluster;
-use crate::paths;
 use crate::tools;
 
 /// Name of the cluster the e2e tests run against.
@@ -40,7 +39,7 @@ pub fn run(args: &E2eArgs) -> Result<()> {
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(paths::workspace_root())
+    cmd.current_dir(crate::workspace_root())
         .args(["test", "--features", "e2e"]);
     for target in &targets {
         cmd.args(["--test", target]);
@@ -73,7 +72,7 @@ pub fn run(args: &E2eArgs) -> Result<()> {
 /// Every `tests/e2e_*.rs`, each of which must be declared in Cargo.toml behind
 /// the `e2e` feature, or a plain `cargo test` would run it without a cluster.
 fn discover_targets() -> Result<Vec<String>> {
-    let root = paths::workspace_root();
+    let root = crate::workspace_root();
     let tests = root.join("tests");
     let manifest_path = root.join("Cargo.toml");
     let manifest = fs::read_to_string(&manifest_path)

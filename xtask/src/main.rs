@@ -1,7 +1,12 @@
 //! Project automation: `cargo xtask <command>`. One language, one place.
 
 mod bad_charts;
+mod bad_inputs;
+mod bench;
+mod cargo;
 mod cluster;
+mod crd;
+mod demo;
 mod e2e;
 mod paths;
 mod schema;
@@ -9,8 +14,6 @@ mod tools;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-
-use crate::paths::workspace_root;
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "coxswain's automation")]
@@ -23,8 +26,24 @@ struct Cli {
 enum Command {
     /// Regenerate the hostile chart archives in testdata/bad/charts/ (deterministic).
     GenBadCharts,
+    /// Write charts/coxswain/crds/channelsubscriptions.yaml from src/crd.rs.
+    Crd,
     /// Write channel-schema/<kind>.schema.json from the document types in src/format/.
     Schema,
+    /// Publish testdata's stable channel with fresh keys, serve it, verify it over HTTP.
+    Demo {
+        /// Keep the temporary directory (keys, trust root, site) for inspection.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Run the criterion benchmarks and print the medians (see docs/performance.md).
+    Bench {
+        /// Also rewrite docs/performance.md with the figures and this machine.
+        #[arg(long)]
+        record: bool,
+    },
+    /// Regenerate the hostile specs, signed indexes and trust roots in testdata/bad/ (deterministic).
+    GenBadInputs,
     /// Build the test cluster's binaries (cached by version) and print their paths.
     Tools,
     /// Run a loopback Kubernetes test cluster with KWOK nodes.
@@ -40,9 +59,23 @@ fn main() -> Result<()> {
         Command::GenBadCharts => {
             bad_charts::write_all(&workspace_root().join("testdata/bad/charts"))
         }
+        Command::Crd => crd::write(&workspace_root()),
         Command::Schema => schema::write(&workspace_root()),
+        Command::Demo { keep } => demo::run(&workspace_root(), keep),
+        Command::Bench { record } => bench::run(&workspace_root(), record),
+        Command::GenBadInputs => bad_inputs::write_all(&workspace_root()),
         Command::Tools => tools::run(),
         Command::Cluster(command) => cluster::run(command),
         Command::E2e(args) => e2e::run(&args),
     }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(
+            || std::path::PathBuf::from("."),
+            std::path::Path::to_path_buf,
+        )
 }

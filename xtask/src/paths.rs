@@ -1,15 +1,8 @@
-//! Where things live: the workspace checkout and the per-user cache.
+//! Where the per-user cache lives.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-
-/// The workspace root (the directory holding the root `Cargo.toml`).
-pub fn workspace_root() -> PathBuf {
-    // CARGO_MANIFEST_DIR is xtask/, always one level below the workspace root.
-    let xtask = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    xtask.parent().map(PathBuf::from).unwrap_or(xtask)
-}
 
 /// `${XDG_CACHE_HOME:-$HOME/.cache}/coxswain`: tool binaries and cluster state.
 pub fn cache_root() -> Result<PathBuf> {

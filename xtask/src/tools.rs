@@ -66,7 +66,7 @@ pub fn ensure() -> Result<Tools> {
     lock.lock()
         .with_context(|| format!("lock {}", lock_path.display()))?;
 
-    let source = paths::workspace_root().join("xtask").join("testcluster");
+    let source = crate::workspace_root().join("xtask").join("testcluster");
     let cp_dir = tools_dir.join(format!(
         "control-plane-{KUBERNETES_VERSION}-{:016x}",
         source_fingerprint(&source)?

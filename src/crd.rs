@@ -1,0 +1,1088 @@
+//! The `ChannelSubscription` custom resource: what a cluster admin writes to
+//! subscribe a namespace to a channel, and what the agent reports back.
+//!
+//! The CRD YAML in `charts/coxswain/crds/` is generated from these types by
+//! `cargo xtask crd` (never hand-written); `tests/crd.rs` fails when the two
+//! drift apart. Doc comments on fields become `kubectl explain` text, so they
+//! are written for cluster admins.
+//!
+//! The status helpers here are pure (no I/O): the agent loads the status, calls
+//! them, and writes the result back.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{CustomResource, CustomResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::Duration;
+use crate::format::Timestamp;
+
+/// The API group of coxswain's custom resources.
+pub const GROUP: &str = "coxswain.dev";
+
+/// The annotation an admin sets (to any new value, e.g. the current time) to
+/// retry a failed sequence once without waiting for a newer one.
+pub const RETRY_ANNOTATION: &str = "coxswain.dev/retry";
+
+/// How many operations `status.history` keeps (the oldest are dropped first).
+pub const MAX_HISTORY: usize = 50;
+
+/// How many (server, channel) pairs `status.accepted` remembers; the pair
+/// accepted longest ago is forgotten first, never the current one.
+pub const MAX_ACCEPTED: usize = 16;
+
+/// Default polling interval.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_mins(5);
+
+/// Default health timeout for releases whose index entry does not set one.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_mins(5);
+
+/// Default number of releases of one dependency layer upgraded at the same time.
+///
+/// One: each helm child costs tens of MiB and each upgrade loads the API
+/// server, and a sequential run keeps logs and Events in a readable order. The
+/// dependency order holds at any setting; raise it for large stacks.
+pub const DEFAULT_CONCURRENCY: u16 = 1;
+
+/// Upper bound for `spec.concurrency` (helm children are the agent's memory peak).
+pub const MAX_CONCURRENCY: u16 = 16;
+
+/// Subscribes this namespace to a release channel on an update site. The agent
+/// polls the channel's signed index, verifies it against the trust root, and
+/// keeps the channel's Helm releases installed and up to date in dependency
+/// order, rolling back upgrades that fail their health checks.
+// Each printcolumn(...) repeats the same keys; clippy reads them as duplicates.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "coxswain.dev",
+    version = "v1alpha1",
+    kind = "ChannelSubscription",
+    plural = "channelsubscriptions",
+    singular = "channelsubscription",
+    shortname = "csub",
+    category = "coxswain",
+    namespaced,
+    status = "ChannelSubscriptionStatus",
+    derive = "PartialEq",
+    doc = "Subscribes a namespace to a signed release channel: the coxswain agent keeps the channel's Helm releases installed, upgraded in dependency order, health-checked and rolled back on failure.",
+    printcolumn(
+        name = "Channel",
+        type_ = "string",
+        json_path = ".spec.channel",
+        description = "The subscribed channel"
+    ),
+    printcolumn(
+        name = "Sequence",
+        type_ = "integer",
+        json_path = ".status.acceptedSequence",
+        description = "Highest accepted index sequence of the channel"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Every release is at its desired state"
+    ),
+    printcolumn(
+        name = "UpToDate",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"UpToDate\")].status",
+        description = "Every release runs what the channel offers (pins and holds aside)"
+    ),
+    printcolumn(
+        name = "Failed",
+        type_ = "integer",
+        json_path = ".status.failedSequence.sequence",
+        description = "Sequence that failed and waits for a newer one or the retry annotation"
+    ),
+    printcolumn(
+        name = "Last Check",
+        type_ = "date",
+        json_path = ".status.lastCheck.time",
+        description = "When the channel was last checked"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelSubscriptionSpec {
+    /// Base URL of the update site, e.g. `https://updates.example.org/stack`. The
+    /// agent reads `{server}/channels/{channel}/index.json` and its signature, and
+    /// rotated trust roots under `{server}/trust/`. Plain `http` is allowed:
+    /// everything fetched is signed or pinned by digest.
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"), length(max = 2048))]
+    pub server: String,
+
+    /// Channel name, e.g. `stable` or `beta`. The signed index must name the same
+    /// channel. Switching to another channel starts that channel's own sequence
+    /// count; switching back remembers the old one.
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        length(min = 1, max = 63)
+    )]
+    pub channel: String,
+
+    /// Where the initial trust root (the anchor, a JSON document) is stored. Only
+    /// its first use matters: afterwards the agent follows signed rotations from
+    /// the update site and never goes back to an older root.
+    pub trust_ref: KeyRef,
+
+    /// How often the channel is checked, as `90s`, `5m`, `2h` or `1d`. A random
+    /// jitter of up to a tenth is added so clusters do not poll in lockstep.
+    #[serde(default = "default_interval")]
+    pub interval: Duration,
+
+    /// Stop checking and changing anything (the status is kept). A suspended
+    /// subscription counts as done for `coxswain agent --once`.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// Release name to chart version: keep the release on this version while the
+    /// channel moves on. The version must be the index's current version for
+    /// that release or one of its `previous` entries; a pin to a version the
+    /// index no longer offers holds the release and says so.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pins: BTreeMap<String, String>,
+
+    /// Releases the agent never installs, upgrades or rolls back. Releases that
+    /// depend on a held release are not upgraded either.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub holds: Vec<String>,
+
+    /// Release name to this cluster's values for it (domains, e-mail addresses,
+    /// storage classes), merged over the channel's values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, ReleaseValues>,
+
+    /// How many releases of one dependency layer are upgraded at the same time
+    /// (1 to 16). Dependencies always finish before their dependents start.
+    #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1, max = 16))]
+    pub concurrency: u16,
+
+    /// How long a release's workloads may take to become ready after an upgrade
+    /// when the channel's index does not set a timeout for that release.
+    #[serde(default = "default_health_timeout")]
+    pub health_timeout: Duration,
+
+    /// What is rolled back when a release fails its health check: `release` (only
+    /// that release) or `channel` (also every release this run already upgraded,
+    /// in reverse order, so the cluster returns to the previous consistent set).
+    #[serde(default)]
+    pub rollback_policy: RollbackPolicy,
+}
+
+fn default_interval() -> Duration {
+    DEFAULT_INTERVAL
+}
+
+fn default_health_timeout() -> Duration {
+    DEFAULT_HEALTH_TIMEOUT
+}
+
+fn default_concurrency() -> u16 {
+    DEFAULT_CONCURRENCY
+}
+
+/// A key of a ConfigMap or Secret in the subscription's namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyRef {
+    /// `ConfigMap` or `Secret`.
+    pub kind: KeyRefKind,
+    /// Name of the ConfigMap or Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The key inside its `data`.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// The kind of object a [`KeyRef`] points to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum KeyRefKind {
+    /// A ConfigMap (for data that is not secret, such as a trust root).
+    ConfigMap,
+    /// A Secret (for values holding passwords or tokens).
+    Secret,
+}
+
+/// This cluster's values for one release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseValues {
+    /// Keys holding YAML values documents, merged over the channel's values in
+    /// this order (later ones win). Maps merge key by key; lists, scalars and
+    /// `null` replace what they override (helm then treats `null` as removing
+    /// the chart's default for that key).
+    #[serde(default)]
+    pub values_from: Vec<KeyRef>,
+}
+
+/// What a failed health check rolls back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RollbackPolicy {
+    /// Only the release that failed.
+    #[default]
+    Release,
+    /// The failed release and every release this run upgraded before it.
+    Channel,
+}
+
+/// What the agent observed and did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelSubscriptionStatus {
+    /// The `metadata.generation` of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Highest index sequence accepted for the current server and channel (a
+    /// copy of the matching `accepted` entry, for `kubectl get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_sequence: Option<u64>,
+
+    /// Version of the newest trust root accepted for the current server and
+    /// channel (a copy of the matching `accepted` entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_root_version: Option<u64>,
+
+    /// The highest sequence and trust root accepted per server and channel. The
+    /// agent never accepts a lower sequence or an older root for a pair again,
+    /// also after restarts and after switching channels back and forth.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted: Vec<AcceptedState>,
+
+    /// A sequence that failed (an upgrade was rolled back or could not be
+    /// applied). It is not retried until a newer sequence is published or the
+    /// `coxswain.dev/retry` annotation is set to a new value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_sequence: Option<FailedSequence>,
+
+    /// The value of the `coxswain.dev/retry` annotation the agent last acted on;
+    /// setting the annotation to any other value retries once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_retry: Option<String>,
+
+    /// The last check of the channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<LastCheck>,
+
+    /// Every release of the channel and where it stands.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub releases: Vec<ReleaseStatus>,
+
+    /// `Ready`, `UpToDate`, `Verified` and `Degraded`, each with a reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// The most recent operations, oldest first (at most 50).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Operation>,
+}
+
+/// The highest accepted state of one channel on one server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptedState {
+    /// The update site's base URL (without a trailing `/`).
+    pub server: String,
+    /// The channel.
+    pub channel: String,
+    /// Highest index sequence accepted; a lower one is refused.
+    pub sequence: u64,
+    /// Newest trust root version accepted; an older root is refused.
+    pub trust_root_version: u64,
+    /// When this pair last accepted an index.
+    pub at: Timestamp,
+}
+
+/// A sequence that is not retried on its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedSequence {
+    /// The update site it came from.
+    pub server: String,
+    /// Its channel.
+    pub channel: String,
+    /// The failed sequence number.
+    pub sequence: u64,
+    /// Why it failed, naming the release and the object or check.
+    pub reason: String,
+    /// When it failed.
+    pub at: Timestamp,
+}
+
+/// When the channel was last checked, and what came of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastCheck {
+    /// When the check finished.
+    pub time: Timestamp,
+    /// The outcome.
+    pub result: CheckResult,
+    /// Details for people: what changed, or what went wrong and where.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// The outcome of one check of the channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CheckResult {
+    /// Nothing to do: every release was already at its desired state.
+    UpToDate,
+    /// Releases were installed or upgraded and passed their health checks.
+    Applied,
+    /// At least one release failed and was rolled back (or uninstalled).
+    RolledBack,
+    /// At least one release is blocked, held back, failed or in conflict.
+    Degraded,
+    /// The index or a trust root failed verification; nothing was changed.
+    VerificationFailed,
+    /// The update site could not be reached; nothing was changed.
+    Unreachable,
+    /// Another error (named in the message); nothing more was changed.
+    Error,
+    /// The subscription is suspended; nothing was checked.
+    Suspended,
+}
+
+/// Where one release stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseStatus {
+    /// The Helm release name.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// The chart version installed, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The chart version the channel (or a pin) asks for, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_version: Option<String>,
+    /// The Helm revision deployed, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u32>,
+    /// The release's state.
+    pub state: ReleaseState,
+    /// Why it is in this state, for people.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Since when it has been in this state.
+    pub since: Timestamp,
+    /// A pin keeps it on its version.
+    #[serde(default)]
+    pub pinned: bool,
+    /// A hold keeps the agent away from it.
+    #[serde(default)]
+    pub held: bool,
+}
+
+/// The state of one release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ReleaseState {
+    /// At its desired version and values.
+    UpToDate,
+    /// Being installed.
+    Installing,
+    /// Being upgraded.
+    Upgrading,
+    /// Being rolled back after a failed health check.
+    RollingBack,
+    /// Rolled back to its previous revision after a failed upgrade.
+    RolledBack,
+    /// Failed, and could not be rolled back (see the message).
+    Failed,
+    /// Left alone because of a hold, or a pin the index no longer offers.
+    Held,
+    /// Cannot be upgraded now: no upgrade path, or a stuck Helm operation.
+    Blocked,
+    /// Not touched in this run because a dependency was not ready.
+    Skipped,
+    /// Installed by someone else with another chart, or claimed by another subscription.
+    Conflict,
+    /// Installed by coxswain but no longer in the channel; left installed.
+    Orphaned,
+}
+
+/// Whether a condition holds (the metav1 `Condition` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ConditionStatus {
+    /// It holds.
+    True,
+    /// It does not hold.
+    False,
+    /// Not known yet.
+    Unknown,
+}
+
+/// A condition in the standard Kubernetes (`metav1.Condition`) shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// `Ready`, `UpToDate`, `Verified` or `Degraded`.
+    #[serde(rename = "type")]
+    #[schemars(length(min = 1, max = 316))]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: ConditionStatus,
+    /// The `metadata.generation` the condition was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// When the status last changed.
+    pub last_transition_time: Timestamp,
+    /// A CamelCase word for programs and alerts, e.g. `RolledBack`.
+    #[schemars(
+        regex(pattern = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"),
+        length(min = 1, max = 1024)
+    )]
+    pub reason: String,
+    /// Details for people.
+    #[schemars(length(max = 32768))]
+    pub message: String,
+}
+
+/// Condition types and the reasons the agent gives them.
+pub mod condition {
+    /// Every release is at its desired state and nothing waits.
+    pub const READY: &str = "Ready";
+    /// Every release runs what the channel offers (pins and holds aside).
+    pub const UP_TO_DATE: &str = "UpToDate";
+    /// The last index and trust root passed verification.
+    pub const VERIFIED: &str = "Verified";
+    /// Something is rolled back, blocked, failed or in conflict.
+    pub const DEGRADED: &str = "Degraded";
+
+    /// Reason: a reconcile finished with every release at its desired state.
+    pub const REASON_RECONCILED: &str = "Reconciled";
+    /// Reason: releases are being installed or upgraded.
+    pub const REASON_PROGRESSING: &str = "Progressing";
+    /// Reason: the subscription is suspended.
+    pub const REASON_SUSPENDED: &str = "Suspended";
+    /// Reason: the index and its signatures verified.
+    pub const REASON_VERIFIED: &str = "Verified";
+    /// Reason: signatures, expiry, channel, sequence or trust root were refused.
+    pub const REASON_VERIFICATION_FAILED: &str = "VerificationFailed";
+    /// Reason: the update site could not be reached.
+    pub const REASON_UNREACHABLE: &str = "Unreachable";
+    /// Reason: an upgrade failed its health check and was rolled back.
+    pub const REASON_ROLLED_BACK: &str = "RolledBack";
+    /// Reason: an operation failed and could not be undone.
+    pub const REASON_FAILED: &str = "Failed";
+    /// Reason: a release waits for an upgrade path, a pin or a stuck operation.
+    pub const REASON_BLOCKED: &str = "Blocked";
+    /// Reason: a release belongs to someone else.
+    pub const REASON_CONFLICT: &str = "Conflict";
+    /// Reason: a failed sequence waits for a newer one or the retry annotation.
+    pub const REASON_WAITING_FOR_NEWER: &str = "WaitingForNewerSequence";
+    /// Reason: nothing is wrong.
+    pub const REASON_HEALTHY: &str = "Healthy";
+    /// Reason: the agent has not finished a check yet.
+    pub const REASON_PENDING: &str = "Pending";
+}
+
+/// One operation on one release, for `status.history`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Operation {
+    /// The release.
+    pub release: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// What was done.
+    pub operation: OperationKind,
+    /// Chart version before, if it was installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Chart version after (or aimed at).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// The index sequence the operation came from.
+    pub sequence: u64,
+    /// When it started.
+    pub started: Timestamp,
+    /// How long it took, including health checks.
+    pub duration: Duration,
+    /// How it ended.
+    pub result: OperationResult,
+    /// Details for people.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// The Helm revision before the operation, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_revision: Option<u32>,
+    /// The Helm revision the operation produced, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_revision: Option<u32>,
+}
+
+/// The kind of an operation on a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OperationKind {
+    /// First installation.
+    Install,
+    /// Upgrade to another chart version or other values.
+    Upgrade,
+    /// Rollback to the revision noted before an upgrade.
+    Rollback,
+    /// Removal of a failed first installation.
+    Uninstall,
+    /// Deliberately not touched (held, blocked, dependency not ready).
+    Skip,
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum OperationResult {
+    /// It did what it set out to do (for `skip`: the release was left alone).
+    Succeeded,
+    /// It failed; the message says why.
+    Failed,
+}
+
+/// The key `status.accepted` uses for a server: the URL without trailing `/`,
+/// so `https://x/` and `https://x` share their anti-rollback state.
+pub fn server_key(server: &str) -> &str {
+    server.trim_end_matches('/')
+}
+
+/// The first line of the generated CRD file.
+pub const YAML_HEADER: &str =
+    "# Generated by `cargo xtask crd` from src/crd.rs. Do not edit; run it again.\n";
+
+/// Why the CRD could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum CrdError {
+    /// The definition did not survive the JSON round trip used to tidy it.
+    #[error("ChannelSubscription CRD: cannot convert through JSON")]
+    Json(#[from] serde_json::Error),
+    /// The YAML writer failed.
+    #[error("ChannelSubscription CRD: cannot write YAML")]
+    Yaml(#[from] serde_saphyr::ser::Error),
+}
+
+/// The `CustomResourceDefinition` for [`ChannelSubscription`], as installed by
+/// the chart: kube's derived definition, tidied for the API server and for
+/// `kubectl explain`.
+///
+/// - Unsigned integer formats (`uint16`, `uint32`, `uint64`) are not OpenAPI
+///   formats and make recent API servers warn on every apply; they become
+///   `int32`/`int64` with the unsigned bounds kept as `minimum`/`maximum`.
+/// - Doc comments are wrapped at ~80 columns in the source; single line breaks
+///   are joined so `kubectl explain` can reflow the text (blank lines stay).
+pub fn definition() -> Result<CustomResourceDefinition, CrdError> {
+    Ok(serde_json::from_value(tidy_definition()?)?)
+}
+
+/// [`definition`] as the YAML file `charts/coxswain/crds/channelsubscriptions.yaml`.
+pub fn definition_yaml() -> Result<String, CrdError> {
+    // Written from the JSON value, where integer bounds stay integers
+    // (the typed schema holds them as f64).
+    let body = serde_saphyr::to_string(&tidy_definition()?)?;
+    Ok(format!("{YAML_HEADER}{body}"))
+}
+
+fn tidy_definition() -> Result<serde_json::Value, CrdError> {
+    let mut value = serde_json::to_value(ChannelSubscription::crd())?;
+    tidy_schema(&mut value);
+    Ok(value)
+}
+
+fn tidy_schema(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(text)) = map.get_mut("description") {
+                *text = join_lines(text);
+            }
+            let bound = match map.get("format").and_then(Value::as_str) {
+                Some("uint8") => Some(("int32", u64::from(u8::MAX))),
+                Some("uint16") => Some(("int32", u64::from(u16::MAX))),
+                Some("uint32") => Some(("int64", u64::from(u32::MAX))),
+                // No maximum: the API server stores integers as int64 anyway.
+                Some("uint64") => Some(("int64", 0)),
+                _ => None,
+            };
+            if let Some((format, max)) = bound {
+                map.insert("format".into(), format.into());
+                map.entry("minimum").or_insert(0.into());
+                if max > 0 {
+                    map.entry("maximum").or_insert(max.into());
+                }
+            }
+            if map.get("type").and_then(Value::as_str) == Some("integer") {
+                for key in ["minimum", "maximum"] {
+                    // schemars writes integer bounds as floats (`1.0`).
+                    if let Some(f) = map.get(key).and_then(Value::as_f64)
+                        && f.fract() == 0.0
+                        && f.abs() < 9.0e15
+                    {
+                        map.insert(key.into(), (f as i64).into());
+                    }
+                }
+            }
+            map.values_mut().for_each(tidy_schema);
+        }
+        Value::Array(items) => items.iter_mut().for_each(tidy_schema),
+        _ => {}
+    }
+}
+
+/// Joins the lines of a paragraph with spaces; blank lines separate paragraphs.
+fn join_lines(text: &str) -> String {
+    text.split("\n\n")
+        .map(|para| para.lines().map(str::trim).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+impl ChannelSubscriptionStatus {
+    /// The remembered state of `channel` on `server`, if it was ever accepted.
+    pub fn accepted_for(&self, server: &str, channel: &str) -> Option<&AcceptedState> {
+        let server = server_key(server);
+        self.accepted
+            .iter()
+            .find(|a| a.server == server && a.channel == channel)
+    }
+
+    /// The newest trust root version accepted for any channel of `server`: a
+    /// channel seen for the first time still must not go back to an older root
+    /// of the same site.
+    pub fn trust_root_floor(&self, server: &str) -> Option<u64> {
+        let server = server_key(server);
+        self.accepted
+            .iter()
+            .filter(|a| a.server == server)
+            .map(|a| a.trust_root_version)
+            .max()
+    }
+
+    /// Records that `sequence` of `channel` on `server` was accepted under trust
+    /// root `trust_root_version`. Each value only ever grows (a lower one is
+    /// kept at the remembered maximum). Updates the top-level copies, and
+    /// forgets the longest-unused pair beyond [`MAX_ACCEPTED`].
+    pub fn record_accepted(
+        &mut self,
+        server: &str,
+        channel: &str,
+        sequence: u64,
+        trust_root_version: u64,
+        at: Timestamp,
+    ) {
+        let server = server_key(server);
+        let entry = match self
+            .accepted
+            .iter_mut()
+            .position(|a| a.server == server && a.channel == channel)
+        {
+            Some(i) => &mut self.accepted[i],
+            None => {
+                self.accepted.push(AcceptedState {
+                    server: server.to_owned(),
+                    channel: channel.to_owned(),
+                    sequence,
+                    trust_root_version,
+                    at,
+                });
+                let last = self.accepted.len() - 1;
+                &mut self.accepted[last]
+            }
+        };
+        entry.sequence = entry.sequence.max(sequence);
+        entry.trust_root_version = entry.trust_root_version.max(trust_root_version);
+        entry.at = entry.at.max(at);
+        self.accepted_sequence = Some(entry.sequence);
+        self.trust_root_version = Some(entry.trust_root_version);
+        while self.accepted.len() > MAX_ACCEPTED {
+            let oldest = self
+                .accepted
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| !(a.server == server && a.channel == channel))
+                .min_by_key(|(_, a)| a.at)
+                .map(|(i, _)| i);
+            match oldest {
+                Some(i) => {
+                    self.accepted.remove(i);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Sets the top-level `acceptedSequence` and `trustRootVersion` to the
+    /// remembered state of the current pair (both unset for a new pair), e.g.
+    /// right after the spec switched channels.
+    pub fn show_pair(&mut self, server: &str, channel: &str) {
+        let (sequence, root) = match self.accepted_for(server, channel) {
+            Some(a) => (Some(a.sequence), Some(a.trust_root_version)),
+            None => (None, None),
+        };
+        self.accepted_sequence = sequence;
+        self.trust_root_version = root;
+    }
+
+    /// The failed sequence, if it belongs to `channel` on `server`.
+    pub fn failed_for(&self, server: &str, channel: &str) -> Option<&FailedSequence> {
+        self.failed_sequence
+            .as_ref()
+            .filter(|f| server_key(&f.server) == server_key(server) && f.channel == channel)
+    }
+
+    /// Appends an operation, dropping the oldest beyond [`MAX_HISTORY`].
+    pub fn push_history(&mut self, operation: Operation) {
+        self.history.push(operation);
+        if self.history.len() > MAX_HISTORY {
+            let excess = self.history.len() - MAX_HISTORY;
+            self.history.drain(..excess);
+        }
+    }
+
+    /// The condition of `type_`, if set.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    /// Sets a condition. `lastTransitionTime` moves to `now` only when the
+    /// status changes, as Kubernetes conventions ask; reason and message are
+    /// always replaced.
+    pub fn set_condition(
+        &mut self,
+        type_: &str,
+        status: ConditionStatus,
+        reason: &str,
+        message: impl Into<String>,
+        observed_generation: Option<i64>,
+        now: Timestamp,
+    ) {
+        let message = message.into();
+        match self.conditions.iter_mut().find(|c| c.type_ == type_) {
+            Some(c) => {
+                if c.status != status {
+                    c.last_transition_time = now;
+                }
+                c.status = status;
+                c.reason = reason.to_owned();
+                c.message = message;
+                c.observed_generation = observed_generation;
+            }
+            None => self.conditions.push(Condition {
+                type_: type_.to_owned(),
+                status,
+                observed_generation,
+                last_transition_time: now,
+                reason: reason.to_owned(),
+                message,
+            }),
+        }
+    }
+}
+
+impl ChannelSubscription {
+    /// The retry annotation's value when it asks for a retry the agent has not
+    /// acted on yet (a value differing from `status.handledRetry`).
+    pub fn pending_retry(&self) -> Option<&str> {
+        let wanted = self
+            .metadata
+            .annotations
+            .as_ref()?
+            .get(RETRY_ANNOTATION)?
+            .as_str();
+        let handled = self
+            .status
+            .as_ref()
+            .and_then(|s| s.handled_retry.as_deref());
+        (handled != Some(wanted)).then_some(wanted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::Resource;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_unix(1_790_000_000 + secs).unwrap()
+    }
+
+    fn minimal_json() -> &'static str {
+        r#"{
+            "apiVersion": "coxswain.dev/v1alpha1",
+            "kind": "ChannelSubscription",
+            "metadata": {"name": "stack", "namespace": "coxswain"},
+            "spec": {
+                "server": "https://updates.example.org/stack",
+                "channel": "stable",
+                "trustRef": {"kind": "ConfigMap", "name": "coxswain-trust", "key": "root.json"}
+            }
+        }"#
+    }
+
+    #[test]
+    fn minimal_spec_gets_the_documented_defaults() {
+        let sub: ChannelSubscription = serde_json::from_str(minimal_json()).unwrap();
+        let spec = &sub.spec;
+        assert_eq!(spec.interval, Duration::from_mins(5));
+        assert_eq!(spec.health_timeout, Duration::from_mins(5));
+        assert_eq!(spec.concurrency, 1);
+        assert_eq!(spec.rollback_policy, RollbackPolicy::Release);
+        assert!(!spec.suspend);
+        assert!(spec.pins.is_empty() && spec.holds.is_empty() && spec.values.is_empty());
+        assert_eq!(spec.trust_ref.kind, KeyRefKind::ConfigMap);
+        assert!(sub.status.is_none());
+    }
+
+    #[test]
+    fn full_spec_round_trips_in_camel_case() {
+        let text = r#"{
+            "server": "http://127.0.0.1:8080",
+            "channel": "beta",
+            "trustRef": {"kind": "Secret", "name": "trust", "key": "root.json"},
+            "interval": "90s",
+            "suspend": true,
+            "pins": {"wiki": "0.3.1"},
+            "holds": ["files"],
+            "values": {"sso": {"valuesFrom": [
+                {"kind": "ConfigMap", "name": "domains", "key": "sso.yaml"},
+                {"kind": "Secret", "name": "sso-secrets", "key": "values.yaml"}
+            ]}},
+            "concurrency": 3,
+            "healthTimeout": "10m",
+            "rollbackPolicy": "channel"
+        }"#;
+        let spec: ChannelSubscriptionSpec = serde_json::from_str(text).unwrap();
+        assert_eq!(spec.interval, Duration::from_secs(90));
+        assert_eq!(spec.rollback_policy, RollbackPolicy::Channel);
+        assert_eq!(spec.values["sso"].values_from[1].kind, KeyRefKind::Secret);
+        let back = serde_json::to_value(&spec).unwrap();
+        let orig: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(back, orig);
+    }
+
+    #[test]
+    fn bad_enum_and_duration_values_are_rejected() {
+        let base: serde_json::Value = serde_json::from_str(minimal_json()).unwrap();
+        for (field, value) in [
+            ("interval", serde_json::json!("5 minutes")),
+            ("rollbackPolicy", serde_json::json!("Release")),
+            (
+                "trustRef",
+                serde_json::json!({"kind": "Pod", "name": "x", "key": "y"}),
+            ),
+        ] {
+            let mut doc = base.clone();
+            doc["spec"][field] = value;
+            let err = serde_json::from_value::<ChannelSubscription>(doc).unwrap_err();
+            assert!(!err.to_string().is_empty(), "{field}");
+        }
+    }
+
+    #[test]
+    fn resource_identity() {
+        assert_eq!(ChannelSubscription::group(&()), GROUP);
+        assert_eq!(ChannelSubscription::version(&()), "v1alpha1");
+        assert_eq!(ChannelSubscription::plural(&()), "channelsubscriptions");
+        let crd = ChannelSubscription::crd();
+        assert_eq!(crd.spec.scope, "Namespaced");
+        assert_eq!(crd.spec.names.short_names, Some(vec!["csub".to_owned()]));
+    }
+
+    #[test]
+    fn accepted_state_is_kept_per_server_and_channel() {
+        let mut s = ChannelSubscriptionStatus::default();
+        s.record_accepted("https://u.example/", "stable", 7, 1, at(0));
+        assert_eq!(
+            (s.accepted_sequence, s.trust_root_version),
+            (Some(7), Some(1))
+        );
+        // Switching channel starts that channel's own count.
+        s.show_pair("https://u.example", "beta");
+        assert_eq!(s.accepted_sequence, None);
+        s.record_accepted("https://u.example", "beta", 3, 2, at(10));
+        assert_eq!(s.accepted_sequence, Some(3));
+        // ... but the site's trust root floor is shared.
+        assert_eq!(s.trust_root_floor("https://u.example/"), Some(2));
+        assert_eq!(s.trust_root_floor("https://other.example"), None);
+        // Switching back remembers stable's count; trailing slashes do not matter.
+        s.show_pair("https://u.example", "stable");
+        assert_eq!(s.accepted_sequence, Some(7));
+        assert_eq!(
+            s.accepted_for("https://u.example/", "stable")
+                .unwrap()
+                .sequence,
+            7
+        );
+        // A lower sequence or older root never lowers what is remembered.
+        s.record_accepted("https://u.example", "stable", 5, 0, at(20));
+        let a = s.accepted_for("https://u.example", "stable").unwrap();
+        assert_eq!((a.sequence, a.trust_root_version), (7, 1));
+        assert_eq!(s.accepted_sequence, Some(7));
+        s.record_accepted("https://u.example", "stable", 9, 2, at(30));
+        assert_eq!(
+            (s.accepted_sequence, s.trust_root_version),
+            (Some(9), Some(2))
+        );
+        assert_eq!(s.accepted.len(), 2);
+    }
+
+    #[test]
+    fn accepted_pairs_are_bounded_and_keep_the_current_one() {
+        let mut s = ChannelSubscriptionStatus::default();
+        // The current pair was accepted first (oldest), then many others.
+        s.record_accepted("https://u", "c0", 1, 1, at(0));
+        for i in 1..=MAX_ACCEPTED + 5 {
+            s.record_accepted("https://u", &format!("c{i}"), 1, 1, at(i as i64));
+        }
+        assert_eq!(s.accepted.len(), MAX_ACCEPTED);
+        // c0 was the oldest and not current, so it went first.
+        assert!(s.accepted_for("https://u", "c0").is_none());
+        // Re-recording an old pair keeps it even though its `at` was oldest.
+        let mut s = ChannelSubscriptionStatus::default();
+        for i in 0..MAX_ACCEPTED {
+            s.record_accepted("https://u", &format!("c{i}"), 1, 1, at(100 + i as i64));
+        }
+        s.record_accepted("https://u", "new", 1, 1, at(0));
+        assert_eq!(s.accepted.len(), MAX_ACCEPTED);
+        assert!(s.accepted_for("https://u", "new").is_some());
+        assert!(s.accepted_for("https://u", "c0").is_none());
+    }
+
+    #[test]
+    fn failed_sequence_belongs_to_its_pair() {
+        let s = ChannelSubscriptionStatus {
+            failed_sequence: Some(FailedSequence {
+                server: "https://u/".into(),
+                channel: "stable".into(),
+                sequence: 8,
+                reason: "wiki: Deployment wiki/wiki: ProgressDeadlineExceeded".into(),
+                at: at(0),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.failed_for("https://u", "stable").map(|f| f.sequence),
+            Some(8)
+        );
+        assert!(s.failed_for("https://u", "beta").is_none());
+        assert!(s.failed_for("https://v", "stable").is_none());
+    }
+
+    fn op(i: u64) -> Operation {
+        Operation {
+            release: "wiki".into(),
+            namespace: "wiki".into(),
+            operation: OperationKind::Upgrade,
+            from: Some("0.3.0".into()),
+            to: Some("0.3.1".into()),
+            sequence: i,
+            started: at(i as i64),
+            duration: Duration::from_secs(12),
+            result: OperationResult::Succeeded,
+            message: String::new(),
+            from_revision: Some(1),
+            to_revision: Some(2),
+        }
+    }
+
+    #[test]
+    fn history_keeps_the_newest_fifty() {
+        let mut s = ChannelSubscriptionStatus::default();
+        for i in 0..(MAX_HISTORY as u64 + 7) {
+            s.push_history(op(i));
+        }
+        assert_eq!(s.history.len(), MAX_HISTORY);
+        assert_eq!(s.history.first().unwrap().sequence, 7);
+        assert_eq!(s.history.last().unwrap().sequence, MAX_HISTORY as u64 + 6);
+        let json = serde_json::to_value(&s.history[0]).unwrap();
+        assert_eq!(json["operation"], "upgrade");
+        assert_eq!(json["duration"], "12s");
+        assert_eq!(json["fromRevision"], 1);
+    }
+
+    #[test]
+    fn conditions_move_transition_time_only_on_status_change() {
+        let mut s = ChannelSubscriptionStatus::default();
+        s.set_condition(
+            condition::READY,
+            ConditionStatus::False,
+            condition::REASON_PENDING,
+            "first check",
+            Some(1),
+            at(0),
+        );
+        s.set_condition(
+            condition::READY,
+            ConditionStatus::False,
+            condition::REASON_BLOCKED,
+            "wiki blocked",
+            Some(2),
+            at(10),
+        );
+        let c = s.condition(condition::READY).unwrap();
+        assert_eq!(c.last_transition_time, at(0));
+        assert_eq!(
+            (c.reason.as_str(), c.message.as_str(), c.observed_generation),
+            ("Blocked", "wiki blocked", Some(2))
+        );
+        s.set_condition(
+            condition::READY,
+            ConditionStatus::True,
+            condition::REASON_RECONCILED,
+            "",
+            Some(2),
+            at(20),
+        );
+        assert_eq!(
+            s.condition(condition::READY).unwrap().last_transition_time,
+            at(20)
+        );
+        s.set_condition(
+            condition::VERIFIED,
+            ConditionStatus::True,
+            condition::REASON_VERIFIED,
+            "sequence 9",
+            Some(2),
+            at(20),
+        );
+        assert_eq!(s.conditions.len(), 2);
+        let json = serde_json::to_value(&s.conditions[0]).unwrap();
+        assert_eq!(json["type"], "Ready");
+        assert_eq!(json["status"], "True");
+        assert!(json["lastTransitionTime"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn retry_annotation_triggers_once_per_value() {
+        let mut sub: ChannelSubscription = serde_json::from_str(minimal_json()).unwrap();
+        assert_eq!(sub.pending_retry(), None);
+        sub.metadata.annotations = Some(BTreeMap::from([(
+            RETRY_ANNOTATION.to_owned(),
+            "2026-11-27T10:00:00Z".to_owned(),
+        )]));
+        assert_eq!(sub.pending_retry(), Some("2026-11-27T10:00:00Z"));
+        sub.status = Some(ChannelSubscriptionStatus {
+            handled_retry: Some("2026-11-27T10:00:00Z".into()),
+            ..Default::default()
+        });
+        assert_eq!(sub.pending_retry(), None);
+        sub.metadata.annotations = Some(BTreeMap::from([(
+            RETRY_ANNOTATION.to_owned(),
+            "again".to_owned(),
+        )]));
+        assert_eq!(sub.pending_retry(), Some("again"));
+    }
+}

@@ -1,0 +1,418 @@
+//! Turning a release's chart source into checked archive bytes.
+//!
+//! - `path`: packed by [`crate::chart::pack_dir`] (deterministic); the directory's name
+//!   must equal the chart's name (the rule `helm lint` and chart-testing apply, so a
+//!   directory cannot silently hold another chart).
+//! - `archive`: used as is; its file name must be `<name>-<version>.tgz`, as
+//!   `helm package` writes it, and agree with its `Chart.yaml`.
+//! - `repo`: `index.yaml` is downloaded from the repository (bounded in size and time),
+//!   the entry for `name` and `version` picked, its first URL resolved against the
+//!   repository URL, the archive downloaded and checked against the entry's `digest`
+//!   when the index gives one.
+//! - `oci`: `helm pull oci://... --version V` with the real helm (`COXSWAIN_HELM`, else
+//!   `helm` on `PATH`) into a temporary directory, bounded in time.
+//!
+//! Every archive, whatever its source, is then read with the safe reader
+//! ([`ChartArchive::read`]) and its `Chart.yaml` name and version compared with what the
+//! spec asked for.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::Url;
+use serde::Deserialize;
+
+use crate::chart::{ArchiveLimits, ChartArchive, pack_dir};
+use crate::format::{ChartSource, OciChart, RepoChart, Sha256Digest};
+use crate::site::{self, Fetched, HttpFetcher, SiteError};
+use crate::site_verify::describe;
+use crate::yaml;
+
+use super::PublishError;
+
+/// A chart archive ready to publish: its bytes and what the safe reader found in them.
+#[derive(Debug, Clone)]
+pub struct ResolvedChart {
+    /// The `.tgz` bytes that will be published.
+    pub bytes: Vec<u8>,
+    /// The checked archive (name, version, digest, size).
+    pub archive: ChartArchive,
+    /// Where it came from, for messages and the summary.
+    pub origin: String,
+}
+
+/// Largest Helm repository `index.yaml` read (large public repositories ship tens of MB).
+const MAX_REPO_INDEX_BYTES: usize = 64 << 20;
+
+/// How long `helm pull` may take.
+const HELM_PULL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Most bytes of helm's error output kept for a message.
+const HELM_STDERR_BYTES: usize = 4096;
+
+/// Where and how chart sources are fetched.
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+    /// The directory chart paths and archives are relative to (the spec's).
+    pub spec_dir: PathBuf,
+    /// Limits for every archive.
+    pub archive_limits: ArchiveLimits,
+    /// Limits (size, time) for repository downloads.
+    pub site_limits: site::Limits,
+    /// The helm binary used for `oci` charts.
+    pub helm: PathBuf,
+}
+
+/// Resolves and checks the chart of `release`.
+pub async fn resolve(
+    release: &str,
+    source: &ChartSource,
+    opts: &SourceOptions,
+) -> Result<ResolvedChart, PublishError> {
+    let source_err = |reason: String| source_error(release, reason);
+    match source {
+        ChartSource::Path(dir) => {
+            let dir = opts.spec_dir.join(dir);
+            let packed =
+                pack_dir(&dir, &opts.archive_limits).map_err(|e| chart_error(release, e))?;
+            let dir_name = dir
+                .canonicalize()
+                .ok()
+                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_default();
+            check_identity(
+                release,
+                &packed.archive,
+                &dir_name,
+                None,
+                &dir.display().to_string(),
+            )?;
+            Ok(ResolvedChart {
+                bytes: packed.bytes,
+                archive: packed.archive,
+                origin: dir.display().to_string(),
+            })
+        }
+        ChartSource::Archive(file) => {
+            let path = opts.spec_dir.join(file);
+            let origin = path.display().to_string();
+            let bytes = read_file_capped(&path, opts.archive_limits.compressed_bytes)
+                .map_err(|e| source_err(format!("cannot read {origin}: {e}")))?;
+            let archive = ChartArchive::read(&bytes, &origin, None, &opts.archive_limits)
+                .map_err(|e| chart_error(release, e))?;
+            let file_name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let expected = format!("{}-{}.tgz", archive.name(), archive.version());
+            if file_name != expected {
+                return Err(source_err(format!(
+                    "archive {origin} holds chart {} {}, so it must be named {expected} \
+                     (as `helm package` names it)",
+                    archive.name(),
+                    archive.version()
+                )));
+            }
+            Ok(ResolvedChart {
+                bytes,
+                archive,
+                origin,
+            })
+        }
+        ChartSource::Repo(repo) => resolve_repo(release, repo, opts).await,
+        ChartSource::Oci(oci) => resolve_oci(release, oci, opts).await,
+    }
+}
+
+/// Checks the archive's `Chart.yaml` against the name (and version) the spec implies.
+fn check_identity(
+    release: &str,
+    archive: &ChartArchive,
+    expected_name: &str,
+    expected_version: Option<&str>,
+    origin: &str,
+) -> Result<(), PublishError> {
+    if archive.name() != expected_name {
+        return Err(PublishError::ChartMismatch {
+            release: release.to_owned(),
+            origin: origin.to_owned(),
+            field: "name",
+            expected: expected_name.to_owned(),
+            found: archive.name().to_owned(),
+        });
+    }
+    if let Some(version) = expected_version {
+        // Compared as versions (semver's equality includes build metadata).
+        let same = semver::Version::parse(version).is_ok_and(|v| v == *archive.version());
+        if !same {
+            return Err(PublishError::ChartMismatch {
+                release: release.to_owned(),
+                origin: origin.to_owned(),
+                field: "version",
+                expected: version.to_owned(),
+                found: archive.version().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Reads at most `cap` bytes of a local file, refusing a larger one.
+fn read_file_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(cap.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::other(format!(
+            "larger than the limit of {cap} bytes"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// The parts of a Helm repository `index.yaml` publish needs; everything else in it is
+/// ignored.
+#[derive(Debug, Deserialize)]
+struct RepoIndex {
+    #[serde(default)]
+    entries: BTreeMap<String, Vec<RepoEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RepoEntry {
+    version: String,
+    #[serde(default)]
+    urls: Vec<String>,
+    #[serde(default)]
+    digest: Option<String>,
+}
+
+async fn resolve_repo(
+    release: &str,
+    repo: &RepoChart,
+    opts: &SourceOptions,
+) -> Result<ResolvedChart, PublishError> {
+    let source_err = |reason: String| source_error(release, reason);
+    let fetch_err = |source| PublishError::Fetch {
+        release: release.to_owned(),
+        source,
+    };
+    let fetcher = HttpFetcher::new(&opts.site_limits).map_err(fetch_err)?;
+    // Helm resolves relative chart URLs against the repository URL as a directory.
+    let base = if repo.url.ends_with('/') {
+        repo.url.clone()
+    } else {
+        format!("{}/", repo.url)
+    };
+    let base =
+        Url::parse(&base).map_err(|e| source_err(format!("repository url {}: {e}", repo.url)))?;
+    let index_url = base
+        .join("index.yaml")
+        .map_err(|e| source_err(format!("repository url {}: {e}", repo.url)))?;
+    let index_location = index_url.to_string();
+    let index_bytes = fetch_bytes(&fetcher, &index_url, MAX_REPO_INDEX_BYTES as u64)
+        .await
+        .map_err(fetch_err)?;
+    let limits = yaml::Limits {
+        max_bytes: MAX_REPO_INDEX_BYTES,
+        max_depth: 64,
+        max_aliases: 10_000,
+        max_alias_replayed_events: 1_000_000,
+        max_nodes: 20_000_000,
+    };
+    let index: RepoIndex =
+        yaml::from_slice(&index_bytes, &index_location, limits).map_err(|e| {
+            source_err(format!(
+                "cannot read the repository index: {}",
+                describe(&e)
+            ))
+        })?;
+    let wanted = semver::Version::parse(&repo.version)
+        .map_err(|e| source_err(format!("version {}: {e}", repo.version)))?;
+    let entry = index
+        .entries
+        .get(&repo.name)
+        .and_then(|list| {
+            list.iter().find(|e| {
+                let v = e.version.strip_prefix('v').unwrap_or(&e.version);
+                semver::Version::parse(v).is_ok_and(|v| v == wanted)
+            })
+        })
+        .ok_or_else(|| {
+            source_err(format!(
+                "{index_location} has no chart {} version {}",
+                repo.name, repo.version
+            ))
+        })?;
+    let first = entry.urls.first().ok_or_else(|| {
+        source_err(format!(
+            "{index_location}: chart {} {} lists no download URL",
+            repo.name, repo.version
+        ))
+    })?;
+    let chart_url = base
+        .join(first)
+        .map_err(|e| source_err(format!("chart URL {first:?} in {index_location}: {e}")))?;
+    if !matches!(chart_url.scheme(), "http" | "https") {
+        return Err(source_err(format!(
+            "chart URL {chart_url} in {index_location} is not http or https"
+        )));
+    }
+    let bytes = fetch_bytes(&fetcher, &chart_url, opts.archive_limits.compressed_bytes)
+        .await
+        .map_err(fetch_err)?;
+    let origin = chart_url.to_string();
+    if let Some(digest) = entry.digest.as_deref().filter(|d| !d.is_empty()) {
+        let actual = Sha256Digest::of(&bytes).hex();
+        let expected = digest
+            .strip_prefix("sha256:")
+            .unwrap_or(digest)
+            .to_ascii_lowercase();
+        if actual != expected {
+            return Err(source_err(format!(
+                "{origin} has sha256 {actual}, but {index_location} says {expected}"
+            )));
+        }
+    }
+    downloaded(release, bytes, origin, &repo.name, &repo.version, opts)
+}
+
+/// A bounded GET of a whole document.
+async fn fetch_bytes(fetcher: &HttpFetcher, url: &Url, cap: u64) -> Result<Vec<u8>, SiteError> {
+    match fetcher.get(url, cap, None).await? {
+        Fetched::Modified { bytes, .. } => Ok(bytes),
+        // Without If-None-Match a 304 is a protocol error, not an empty document.
+        Fetched::NotModified => Err(SiteError::Status {
+            location: url.to_string(),
+            status: 304,
+        }),
+    }
+}
+
+async fn resolve_oci(
+    release: &str,
+    oci: &OciChart,
+    opts: &SourceOptions,
+) -> Result<ResolvedChart, PublishError> {
+    let source_err = |reason: String| source_error(release, reason);
+    let temp = tempfile::tempdir()
+        .map_err(|e| source_err(format!("cannot create a temporary directory: {e}")))?;
+    let mut command = tokio::process::Command::new(&opts.helm);
+    command
+        .arg("pull")
+        .arg(&oci.reference)
+        .arg("--version")
+        .arg(&oci.version)
+        .arg("--destination")
+        .arg(temp.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let helm = opts.helm.display().to_string();
+    let child = command.spawn().map_err(|e| {
+        source_err(format!(
+            "cannot run {helm} to pull {} (oci charts need helm: put it on PATH, or pass \
+             --helm or set {}): {e}",
+            oci.reference,
+            crate::helm::HELM_ENV
+        ))
+    })?;
+    let output = tokio::time::timeout(HELM_PULL_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| {
+            source_err(format!(
+                "`{helm} pull {}` took longer than {}s",
+                oci.reference,
+                HELM_PULL_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(|e| source_err(format!("`{helm} pull {}`: {e}", oci.reference)))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: String = stderr
+            .chars()
+            .rev()
+            .take(HELM_STDERR_BYTES)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(source_err(format!(
+            "`{helm} pull {} --version {}` failed ({}): {}",
+            oci.reference,
+            oci.version,
+            output.status,
+            tail.trim()
+        )));
+    }
+    let mut pulled: Vec<PathBuf> = std::fs::read_dir(temp.path())
+        .map_err(|e| source_err(format!("cannot list {}: {e}", temp.path().display())))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "tgz"))
+        .collect();
+    let Some(path) = pulled.pop().filter(|_| pulled.is_empty()) else {
+        return Err(source_err(format!(
+            "`{helm} pull {}` did not leave exactly one .tgz",
+            oci.reference
+        )));
+    };
+    let bytes = read_file_capped(&path, opts.archive_limits.compressed_bytes)
+        .map_err(|e| source_err(format!("cannot read {}: {e}", path.display())))?;
+    let origin = format!("{}:{}", oci.reference, oci.version);
+    let expected_name = oci.reference.rsplit('/').next().unwrap_or_default();
+    downloaded(release, bytes, origin, expected_name, &oci.version, opts)
+}
+
+/// A downloaded archive (repository or registry): read safely, then checked against the
+/// name and version the spec asked for.
+fn downloaded(
+    release: &str,
+    bytes: Vec<u8>,
+    origin: String,
+    name: &str,
+    version: &str,
+    opts: &SourceOptions,
+) -> Result<ResolvedChart, PublishError> {
+    let archive = ChartArchive::read(&bytes, &origin, None, &opts.archive_limits)
+        .map_err(|e| chart_error(release, e))?;
+    check_identity(release, &archive, name, Some(version), &origin)?;
+    Ok(ResolvedChart {
+        bytes,
+        archive,
+        origin,
+    })
+}
+
+fn source_error(release: &str, reason: String) -> PublishError {
+    PublishError::ChartSource {
+        release: release.to_owned(),
+        reason,
+    }
+}
+
+fn chart_error(release: &str, source: crate::chart::ChartError) -> PublishError {
+    PublishError::Chart {
+        release: release.to_owned(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_index_ignores_what_it_does_not_need() {
+        let text =
+            b"apiVersion: v1\nentries:\n  app:\n    - name: app\n      version: 1.0.0\n      \
+            created: 2026-01-01T00:00:00Z\n      digest: abc\n      urls: [app-1.0.0.tgz]\n      \
+            maintainers: [{name: x}]\ngenerated: 2026-01-01T00:00:00Z\n";
+        let index: RepoIndex =
+            yaml::from_slice(text, "index.yaml", yaml::Limits::bytes(1 << 20)).unwrap();
+        assert_eq!(index.entries["app"][0].urls, ["app-1.0.0.tgz"]);
+        assert_eq!(index.entries["app"][0].digest.as_deref(), Some("abc"));
+    }
+}

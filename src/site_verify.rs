@@ -1,0 +1,331 @@
+//! Verifying a whole update site the way `coxswain verify` does, and fetching a verified
+//! index (with one refetch on a signature mismatch), which the agent shares.
+//!
+//! 1. Trust: the installed anchor, then `trust/<N+1>.json` (+ `.sig`) for as long as the
+//!    site has the next version ([`walk_site`]), each accepted by [`TrustChain::advance`];
+//!    the newest root must not have expired.
+//! 2. Index: `index.json`, then `index.json.sig` (publish renames the signature into
+//!    place first, so reading in this order never pairs a new index with an old
+//!    signature), verified by [`verify_index`] on the raw bytes before parsing. When
+//!    the signatures do not match, the pair is fetched once more: a reader can land
+//!    between publish's two renames.
+//! 3. Charts: every chart the index names, current and `previous`, fetched once per
+//!    digest (bounded), checked for size and SHA-256, then read with the safe archive
+//!    reader and compared with the entry (name, version). Problems are collected per
+//!    release rather than stopping at the first, so one run reports everything.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+
+use crate::chart::{ArchiveLimits, ChartArchive};
+use crate::format::{IndexChart, Sha256Digest, Timestamp};
+use crate::site::{DocKind, Site, SiteError, SitePath};
+use crate::trust::{TrustError, walk_site};
+use crate::verify::{
+    IndexPolicy, TrustChain, TrustedRoot, VerifiedIndex, VerifyError, verify_index,
+};
+
+/// Why a site could not be verified at all (per-chart problems are in [`ReleaseCheck`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SiteVerifyError {
+    /// A document could not be fetched.
+    #[error("cannot fetch {what}")]
+    Fetch {
+        /// What was being fetched.
+        what: String,
+        /// Why.
+        #[source]
+        source: SiteError,
+    },
+    /// The trust anchor, the index, or the newest root's expiry failed verification.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// Following `trust/<N>.json` rotations failed.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+}
+
+/// An error and its causes on one line, `a: b: c` (what `coxswain` prints for errors),
+/// for problems reported as text.
+pub fn describe(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn fetch_err(what: String) -> impl FnOnce(SiteError) -> SiteVerifyError {
+    move |source| SiteVerifyError::Fetch { what, source }
+}
+
+/// A verified index and how it was obtained.
+#[derive(Debug, Clone)]
+pub struct FetchedIndex {
+    /// The index.
+    pub verified: VerifiedIndex,
+    /// Where it was read from.
+    pub location: String,
+    /// Whether the first pair did not match and was fetched again.
+    pub refetched: bool,
+}
+
+/// Fetches `index.json` then `index.json.sig` and verifies them; on a signature
+/// mismatch, fetches the pair once more before failing.
+pub async fn fetch_verified_index(
+    site: &Site,
+    trust: &TrustedRoot,
+    policy: IndexPolicy<'_>,
+) -> Result<FetchedIndex, SiteVerifyError> {
+    let index_path = SitePath::index(policy.channel)
+        .map_err(fetch_err(format!("channel {}", policy.channel)))?;
+    let sig_path = SitePath::index_signatures(policy.channel)
+        .map_err(fetch_err(format!("channel {}", policy.channel)))?;
+    let location = site.location(&index_path);
+    let sig_location = site.location(&sig_path);
+    let mut refetched = false;
+    loop {
+        let bytes = site
+            .read(&index_path, DocKind::Index)
+            .await
+            .map_err(fetch_err(location.clone()))?;
+        let sig = site
+            .read(&sig_path, DocKind::Signatures)
+            .await
+            .map_err(fetch_err(sig_location.clone()))?;
+        match verify_index(&bytes, &sig, trust, policy, &location, &sig_location) {
+            Ok(verified) => {
+                return Ok(FetchedIndex {
+                    verified,
+                    location,
+                    refetched,
+                });
+            }
+            Err(VerifyError::ThresholdNotMet { .. }) if !refetched => refetched = true,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// What `coxswain verify` needs besides the site.
+#[derive(Debug, Clone)]
+pub struct SiteVerifyOptions {
+    /// The installed trust anchor's bytes.
+    pub anchor: Vec<u8>,
+    /// Where the anchor came from, for messages.
+    pub anchor_origin: String,
+    /// The channel to verify.
+    pub channel: String,
+    /// The lowest acceptable sequence.
+    pub min_sequence: u64,
+    /// The time expiry is checked against.
+    pub now: Timestamp,
+    /// Limits for reading every chart archive.
+    pub archive_limits: ArchiveLimits,
+}
+
+/// The outcome for one release.
+#[derive(Debug, Clone)]
+pub struct ReleaseCheck {
+    /// The release name.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// `chart-name version` of the current entry.
+    pub chart: String,
+    /// The current chart's digest.
+    pub digest: Sha256Digest,
+    /// How many `previous` entries were checked too.
+    pub previous: usize,
+    /// What is wrong; empty when the release verified.
+    pub problems: Vec<String>,
+}
+
+impl ReleaseCheck {
+    /// Whether everything about the release held.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// A site whose trust chain and index verified, with the per-release chart results.
+#[derive(Debug, Clone)]
+pub struct SiteReport {
+    /// The newest trust root (version and where it came from).
+    pub trust_version: u64,
+    /// Where the newest trust root came from.
+    pub trust_origin: String,
+    /// The verified index.
+    pub index: FetchedIndex,
+    /// One entry per release, in index order.
+    pub releases: Vec<ReleaseCheck>,
+    /// Distinct chart archives fetched and checked.
+    pub charts_checked: usize,
+}
+
+impl SiteReport {
+    /// Whether every release verified.
+    pub fn is_ok(&self) -> bool {
+        self.releases.iter().all(ReleaseCheck::is_ok)
+    }
+
+    /// One line per release (`ok` or `FAIL`, name, namespace, chart, short digest, older
+    /// entries, and each problem), then one summary line.
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let width = |f: fn(&ReleaseCheck) -> usize| self.releases.iter().map(f).max().unwrap_or(0);
+        let (wn, wns, wc) = (
+            width(|r| r.name.len()),
+            width(|r| r.namespace.len()),
+            width(|r| r.chart.len()),
+        );
+        let mut out = String::new();
+        for r in &self.releases {
+            let status = if r.is_ok() { "ok  " } else { "FAIL" };
+            let digest = r.digest.hex();
+            let _ = write!(
+                out,
+                "{status}  {:<wn$}  {:<wns$}  {:<wc$}  sha256:{}  previous {}",
+                r.name,
+                r.namespace,
+                r.chart,
+                digest.get(..12).unwrap_or(&digest),
+                r.previous
+            );
+            if !r.is_ok() {
+                let _ = write!(out, "  {}", r.problems.join("; "));
+            }
+            out.push('\n');
+        }
+        let index = self.index.verified.index();
+        let failed = self.releases.iter().filter(|r| !r.is_ok()).count();
+        let _ = writeln!(
+            out,
+            "channel {} sequence {} published {} expires {}: {} signature(s) valid under trust root \
+             version {} ({}); {} chart archive(s) checked{}; {}",
+            index.channel,
+            index.sequence,
+            index.published,
+            index.expires,
+            self.index.verified.signers().len(),
+            self.trust_version,
+            self.trust_origin,
+            self.charts_checked,
+            if self.index.refetched {
+                ", index fetched twice (signature mismatch on the first read)"
+            } else {
+                ""
+            },
+            if failed == 0 {
+                "all releases verified".to_owned()
+            } else {
+                format!("{failed} release(s) FAILED")
+            }
+        );
+        out
+    }
+}
+
+/// Verifies the channel on `site`: trust chain, index, and every chart's bytes.
+pub async fn verify_site(
+    site: &Site,
+    opts: &SiteVerifyOptions,
+) -> Result<SiteReport, SiteVerifyError> {
+    let anchor = TrustChain::anchor(&opts.anchor, None, &opts.anchor_origin)?;
+    let trust = walk_site(site, anchor).await?.trusted(opts.now)?;
+    let policy = IndexPolicy {
+        channel: &opts.channel,
+        min_sequence: opts.min_sequence,
+        now: opts.now,
+    };
+    let fetched = fetch_verified_index(site, &trust, policy).await?;
+    let index_path = SitePath::index(&opts.channel).map_err(fetch_err(opts.channel.clone()))?;
+    let mut archives: BTreeMap<Sha256Digest, Result<(Vec<u8>, String), String>> = BTreeMap::new();
+    let mut releases = Vec::with_capacity(fetched.verified.index().releases.len());
+    for release in &fetched.verified.index().releases {
+        let mut problems = Vec::new();
+        let entries =
+            std::iter::once(&release.chart).chain(release.previous.iter().map(|p| &p.chart));
+        for chart in entries {
+            if let Err(problem) = check_chart(
+                site,
+                &index_path,
+                &fetched.verified,
+                chart,
+                &mut archives,
+                &opts.archive_limits,
+            )
+            .await
+            {
+                problems.push(problem);
+            }
+        }
+        releases.push(ReleaseCheck {
+            name: release.name.clone(),
+            namespace: release.namespace.clone(),
+            chart: format!("{} {}", release.chart.name, release.chart.version),
+            digest: release.chart.digest,
+            previous: release.previous.len(),
+            problems,
+        });
+    }
+    Ok(SiteReport {
+        trust_version: trust.root().version,
+        trust_origin: trust.origin().to_owned(),
+        index: fetched,
+        releases,
+        charts_checked: archives.len(),
+    })
+}
+
+/// Fetches (once per digest) and checks one chart entry; the error is a one-line reason
+/// naming the chart.
+async fn check_chart(
+    site: &Site,
+    index_path: &SitePath,
+    verified: &VerifiedIndex,
+    chart: &IndexChart,
+    archives: &mut BTreeMap<Sha256Digest, Result<(Vec<u8>, String), String>>,
+    limits: &ArchiveLimits,
+) -> Result<(), String> {
+    let label = format!("chart {} {}", chart.name, chart.version);
+    let slot = match archives.entry(chart.digest) {
+        Entry::Occupied(known) => known.into_mut(),
+        Entry::Vacant(slot) => {
+            let fetched = match site.resolve(index_path, &chart.url) {
+                Ok(path) => {
+                    let location = site.location(&path);
+                    site.read(&path, DocKind::Chart)
+                        .await
+                        .map(|bytes| (bytes, location))
+                        .map_err(|e| format!("{label}: {}", describe(&e)))
+                }
+                Err(e) => Err(format!("{label}: {}", describe(&e))),
+            };
+            slot.insert(fetched)
+        }
+    };
+    let (bytes, location) = match slot {
+        Ok((bytes, location)) => (&*bytes, &*location),
+        Err(reason) => return Err(reason.clone()),
+    };
+    verified
+        .check_chart(chart, bytes)
+        .map_err(|e| format!("{} ({location})", describe(&e)))?;
+    let archive = ChartArchive::read(bytes, location, Some(&chart.name), limits)
+        .map_err(|e| format!("{label}: {e}"))?;
+    let expected = chart
+        .semver()
+        .map_err(|e| format!("{label}: version in the index: {e}"))?;
+    if *archive.version() != expected {
+        return Err(format!(
+            "{label}: {location} holds version {}, the index says {}",
+            archive.version(),
+            chart.version
+        ));
+    }
+    Ok(())
+}

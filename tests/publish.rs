@@ -1,0 +1,580 @@
+//! `coxswain publish` through the library: testdata's channels, published into temporary
+//! sites, read back and verified; every refusal leaves the site untouched.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use coxswain::chart::{ArchiveLimits, pack_dir};
+use coxswain::format::{
+    ChannelIndex, Sha256Digest, Timestamp, TrustRoot, read_json, to_json_pretty,
+};
+use coxswain::publish::{Change, PublishError, PublishOptions, publish};
+use coxswain::site::{Limits, Site};
+use coxswain::site_verify::{SiteReport, SiteVerifyOptions, verify_site};
+use ed25519_dalek::SigningKey;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn stable_spec() -> PathBuf {
+    root().join("testdata/channels/stable.yaml")
+}
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_unix(1_800_000_000).unwrap()
+}
+
+fn options(spec: &Path, out: &Path, sequence: Option<u64>) -> PublishOptions {
+    let mut opts = PublishOptions::new(spec.to_path_buf(), vec![key(1)], out.to_path_buf(), now());
+    opts.sequence = sequence;
+    opts
+}
+
+/// Every file below `dir`, by relative path.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    if !dir.exists() {
+        return files;
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                files.insert(path.strip_prefix(dir).unwrap().to_path_buf(), bytes);
+            }
+        }
+    }
+    files
+}
+
+fn read_index(site: &Path, channel: &str) -> ChannelIndex {
+    let bytes = std::fs::read(site.join(format!("channels/{channel}/index.json"))).unwrap();
+    read_json(&bytes, "index.json").unwrap()
+}
+
+/// A copy of the stable spec in `dir` with absolute paths, optionally with wiki taken
+/// from testdata/charts-next (1.1.0) and its image tag changed.
+fn stable_copy(dir: &Path, bump_wiki: bool) -> PathBuf {
+    let text = std::fs::read_to_string(stable_spec()).unwrap();
+    let testdata = root().join("testdata");
+    let mut text = text
+        .replace(
+            "path: ../charts/",
+            &format!("path: {}/charts/", testdata.display()),
+        )
+        .replace(
+            "valuesFile: values/",
+            &format!("valuesFile: {}/channels/values/", testdata.display()),
+        );
+    if bump_wiki {
+        let before = text.clone();
+        text = text
+            .replace(
+                &format!("path: {}/charts/wiki", testdata.display()),
+                &format!("path: {}/charts-next/wiki", testdata.display()),
+            )
+            .replace("tag: \"2.5.300\"", "tag: \"2.5.301\"");
+        assert_ne!(text, before);
+    }
+    let path = dir.join(if bump_wiki {
+        "stable-next.yaml"
+    } else {
+        "stable.yaml"
+    });
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn trust_for(channel_key: &SigningKey) -> TrustRoot {
+    TrustRoot::new(
+        1,
+        Timestamp::from_unix(4_000_000_000).unwrap(),
+        (&[key(99).verifying_key()], 1),
+        (&[channel_key.verifying_key()], 1),
+    )
+}
+
+/// Verifies the channel in the site directory `site` with `coxswain verify`'s library code.
+async fn verify_dir(site: &Path, channel: &str, channel_key: &SigningKey) -> SiteReport {
+    let trust = to_json_pretty(&trust_for(channel_key)).unwrap();
+    let opts = SiteVerifyOptions {
+        anchor: trust,
+        anchor_origin: "trust.json".into(),
+        channel: channel.into(),
+        min_sequence: 0,
+        now: now(),
+        archive_limits: ArchiveLimits::default(),
+    };
+    let site = Site::dir(site, Limits::default()).unwrap();
+    verify_site(&site, &opts).await.unwrap()
+}
+
+#[tokio::test]
+async fn stable_publishes_every_chart_and_a_signed_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    let report = publish(&options(&stable_spec(), &site, Some(1)))
+        .await
+        .unwrap();
+    assert_eq!(report.sequence, 1);
+    assert_eq!(report.prior_sequence, None);
+    assert_eq!(report.charts_written, 5);
+    let names: Vec<&str> = report.releases.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["certs", "ingress", "sso", "wiki", "files"]);
+    assert!(report.releases.iter().all(|r| r.change == Change::New));
+
+    let index = read_index(&site, "stable");
+    assert_eq!(index.sequence, 1);
+    assert_eq!(index.published, now());
+    assert_eq!(
+        index.expires.to_string(),
+        "2027-01-29T08:00:00Z",
+        "now + validFor 14d"
+    );
+    for release in &index.releases {
+        let chart = site.join("channels/stable").join(&release.chart.url);
+        let bytes = std::fs::read(&chart).unwrap();
+        assert_eq!(Sha256Digest::of(&bytes), release.chart.digest);
+        assert_eq!(bytes.len() as u64, release.chart.size);
+        // The published archive is the deterministic packing of the chart directory.
+        let packed = pack_dir(
+            &root().join("testdata/charts").join(&release.chart.name),
+            &ArchiveLimits::default(),
+        )
+        .unwrap();
+        assert!(packed.bytes == bytes, "{}", release.name);
+    }
+    // valuesFile first, inline values merged over it.
+    let sso = &index.releases[2];
+    assert_eq!(sso.values["hostname"], "sso.coxswain.test");
+    assert_eq!(sso.values["image"]["tag"], "24.0.5");
+    assert_eq!(
+        index.releases[3].upgrade_from.as_deref(),
+        Some(">=1.0.0, <2.0.0")
+    );
+
+    let table = report.table();
+    assert!(
+        table.lines().next().unwrap().starts_with("RELEASE"),
+        "{table}"
+    );
+    assert!(
+        table.contains("wiki 1.0.0") && table.contains("new"),
+        "{table}"
+    );
+    assert!(table.contains("sequence 1 (no prior index)"), "{table}");
+
+    let verified = verify_dir(&site, "stable", &key(1)).await;
+    assert!(verified.is_ok(), "{verified:?}");
+    assert_eq!(verified.releases.len(), 5);
+    assert_eq!(
+        (verified.charts_checked, verified.index.refetched),
+        (5, false)
+    );
+}
+
+#[tokio::test]
+async fn publishing_again_takes_the_next_sequence_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    publish(&options(&stable_spec(), &site, Some(41)))
+        .await
+        .unwrap();
+    let first = snapshot(&site);
+    let report = publish(&options(&stable_spec(), &site, None))
+        .await
+        .unwrap();
+    assert_eq!(report.sequence, 42);
+    assert_eq!(report.prior_sequence, Some(41));
+    assert_eq!((report.charts_written, report.charts_present), (0, 5));
+    assert!(
+        report
+            .releases
+            .iter()
+            .all(|r| r.change == Change::Unchanged && r.previous == 0)
+    );
+    let second = snapshot(&site);
+    // Only the index and its signature changed; the charts were left alone.
+    let changed: Vec<&PathBuf> = second
+        .keys()
+        .filter(|k| first.get(*k) != second.get(*k))
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            Path::new("channels/stable/index.json"),
+            Path::new("channels/stable/index.json.sig")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_bumped_chart_lands_in_previous_with_its_old_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    let stable = stable_copy(dir.path(), false);
+    let next = stable_copy(dir.path(), true);
+    publish(&options(&stable, &site, Some(1))).await.unwrap();
+    let old = read_index(&site, "stable");
+    let report = publish(&options(&next, &site, None)).await.unwrap();
+    assert_eq!(report.sequence, 2);
+    let wiki = report.releases.iter().find(|r| r.name == "wiki").unwrap();
+    assert_eq!(
+        wiki.change,
+        Change::Chart {
+            from: "1.0.0".into()
+        }
+    );
+    assert_eq!((wiki.version.as_str(), wiki.previous), ("1.1.0", 1));
+    assert!(
+        report
+            .releases
+            .iter()
+            .filter(|r| r.name != "wiki")
+            .all(|r| r.change == Change::Unchanged)
+    );
+
+    let new = read_index(&site, "stable");
+    let (old_wiki, new_wiki) = (&old.releases[3], &new.releases[3]);
+    assert_eq!(new_wiki.chart.version, "1.1.0");
+    assert_eq!(new_wiki.values["image"]["tag"], "2.5.301");
+    assert_eq!(new_wiki.previous, vec![old_wiki.to_previous()]);
+    assert_eq!(new_wiki.previous[0].values["image"]["tag"], "2.5.300");
+    // Both wiki archives are on the site.
+    for chart in [&new_wiki.chart, &new_wiki.previous[0].chart] {
+        let bytes = std::fs::read(site.join("channels/stable").join(&chart.url)).unwrap();
+        assert_eq!(Sha256Digest::of(&bytes), chart.digest);
+    }
+
+    // Going back to 1.0.0: 1.1.0 becomes the previous entry, 1.0.0 is not listed twice.
+    let report = publish(&options(&stable, &site, None)).await.unwrap();
+    let back = read_index(&site, "stable");
+    assert_eq!(report.sequence, 3);
+    assert_eq!(back.releases[3].chart, old_wiki.chart);
+    let versions: Vec<&str> = back.releases[3]
+        .previous
+        .iter()
+        .map(|p| p.chart.version.as_str())
+        .collect();
+    assert_eq!(versions, ["1.1.0"]);
+}
+
+#[tokio::test]
+async fn older_charts_are_copied_from_a_previous_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old_site, new_site) = (dir.path().join("old"), dir.path().join("new"));
+    publish(&options(
+        &stable_copy(dir.path(), false),
+        &old_site,
+        Some(7),
+    ))
+    .await
+    .unwrap();
+    let mut opts = options(&stable_copy(dir.path(), true), &new_site, None);
+    opts.previous = Some(old_site.display().to_string());
+    let report = publish(&opts).await.unwrap();
+    assert_eq!(report.sequence, 8);
+    // Five current charts plus wiki 1.0.0 for the previous entry.
+    assert_eq!(report.charts_written, 6);
+    let index = read_index(&new_site, "stable");
+    let prev = &index.releases[3].previous[0].chart;
+    let bytes = std::fs::read(new_site.join("channels/stable").join(&prev.url)).unwrap();
+    assert_eq!(Sha256Digest::of(&bytes), prev.digest);
+}
+
+#[tokio::test]
+async fn the_same_input_gives_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for site in [&a, &b] {
+        publish(&options(&stable_spec(), site, Some(3)))
+            .await
+            .unwrap();
+        publish(&options(&stable_spec(), site, None)).await.unwrap();
+    }
+    let (sa, sb) = (snapshot(&a), snapshot(&b));
+    assert_eq!(sa.len(), 7);
+    assert!(sa == sb, "two publishes of the same input differ");
+    // Key order on the command line does not matter either.
+    let c = dir.path().join("c");
+    let d = dir.path().join("d");
+    let mut opts = options(&stable_spec(), &c, Some(1));
+    opts.keys = vec![key(1), key(2)];
+    publish(&opts).await.unwrap();
+    opts.keys = vec![key(2), key(1)];
+    opts.out = d.clone();
+    publish(&opts).await.unwrap();
+    assert!(snapshot(&c) == snapshot(&d));
+}
+
+#[tokio::test]
+async fn without_a_prior_index_a_sequence_is_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    let err = publish(&options(&stable_spec(), &site, None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, PublishError::NoPrior { channel, .. } if channel == "stable"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--sequence"), "{err}");
+    assert!(!site.exists(), "nothing is written on refusal");
+
+    // An empty site directory is no prior index either.
+    std::fs::create_dir(&site).unwrap();
+    let err = publish(&options(&stable_spec(), &site, None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PublishError::NoPrior { .. }), "{err}");
+    assert!(snapshot(&site).is_empty());
+
+    // With a prior index, --sequence must move forward.
+    publish(&options(&stable_spec(), &site, Some(10)))
+        .await
+        .unwrap();
+    let before = snapshot(&site);
+    let err = publish(&options(&stable_spec(), &site, Some(10)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PublishError::SequenceNotAbove {
+                given: 10,
+                prior: 10
+            }
+        ),
+        "{err}"
+    );
+    assert!(snapshot(&site) == before);
+    let report = publish(&options(&stable_spec(), &site, Some(20)))
+        .await
+        .unwrap();
+    assert_eq!(report.sequence, 20);
+}
+
+#[tokio::test]
+async fn a_prior_index_by_another_key_is_refused_unless_the_trust_root_vouches() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    publish(&options(&stable_spec(), &site, Some(1)))
+        .await
+        .unwrap();
+    let before = snapshot(&site);
+    let mut opts = options(&stable_spec(), &site, None);
+    opts.keys = vec![key(2)];
+    let err = publish(&opts).await.unwrap_err();
+    assert!(matches!(err, PublishError::PriorSignature { .. }), "{err}");
+    assert!(snapshot(&site) == before);
+    // After rotating the channel key, the old root still vouches for the prior index.
+    opts.prior_trust = Some(trust_for(&key(1)));
+    assert_eq!(publish(&opts).await.unwrap().sequence, 2);
+
+    // A tampered prior index is refused whatever the keys.
+    let index = site.join("channels/stable/index.json");
+    let text = std::fs::read_to_string(&index)
+        .unwrap()
+        .replace("\"sequence\": 2", "\"sequence\": 900");
+    std::fs::write(&index, text).unwrap();
+    let err = publish(&opts).await.unwrap_err();
+    assert!(matches!(err, PublishError::PriorSignature { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_chart_yaml_name_mismatch_is_refused_and_nothing_is_written() {
+    let spec = root().join("testdata/bad/publish/name-mismatch.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    let err = publish(&options(&spec, &site, Some(1))).await.unwrap_err();
+    match &err {
+        PublishError::ChartMismatch {
+            release,
+            field,
+            expected,
+            found,
+            ..
+        } => {
+            assert_eq!((release.as_str(), *field), ("wiki", "name"));
+            assert_eq!(
+                (expected.as_str(), found.as_str()),
+                ("wiki", "wiki-impostor")
+            );
+        }
+        other => panic!("expected ChartMismatch, got {other:?}"),
+    }
+    assert!(err.to_string().contains("charts/wiki"), "{err}");
+    assert!(!site.exists(), "nothing is written on refusal");
+
+    // Over an existing site: still nothing changes.
+    publish(&options(&stable_spec(), &site, Some(1)))
+        .await
+        .unwrap();
+    let before = snapshot(&site);
+    let err = publish(&options(&spec, &site, None)).await.unwrap_err();
+    assert!(matches!(err, PublishError::ChartMismatch { .. }), "{err}");
+    assert!(snapshot(&site) == before);
+}
+
+#[tokio::test]
+async fn a_dependency_cycle_is_named_and_nothing_is_written() {
+    let spec = root().join("testdata/bad/publish/dependency-cycle.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    let err = publish(&options(&spec, &site, Some(1))).await.unwrap_err();
+    let chain = error_chain(&err);
+    assert!(
+        chain.contains("dependency cycle: sso -> wiki -> files -> sso"),
+        "{chain}"
+    );
+    assert!(chain.contains("dependency-cycle.yaml"), "{chain}");
+    assert!(!site.exists());
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[tokio::test]
+async fn an_archive_is_taken_as_is_when_named_like_helm_package_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let packed = pack_dir(
+        &root().join("testdata/charts/wiki"),
+        &ArchiveLimits::default(),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("wiki-1.0.0.tgz"), &packed.bytes).unwrap();
+    std::fs::write(dir.path().join("wiki.tgz"), &packed.bytes).unwrap();
+    let spec = |file: &str| {
+        let path = dir.path().join(format!("{file}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: coxswain.dev/v1\nkind: ChannelSpec\nchannel: beta\nreleases:\n  - name: wiki\n    namespace: wiki\n    chart: {{archive: {file}}}\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let site = dir.path().join("site");
+    let report = publish(&options(&spec("wiki-1.0.0.tgz"), &site, Some(1)))
+        .await
+        .unwrap();
+    assert_eq!(report.releases[0].digest, Sha256Digest::of(&packed.bytes));
+    let err = publish(&options(&spec("wiki.tgz"), &site, None))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("must be named wiki-1.0.0.tgz"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn oci_charts_need_helm_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("oci.yaml");
+    std::fs::write(
+        &spec,
+        "apiVersion: coxswain.dev/v1\nkind: ChannelSpec\nchannel: beta\nreleases:\n  - name: wiki\n    namespace: wiki\n    chart:\n      oci: {ref: \"oci://127.0.0.1:9/charts/wiki\", version: 1.0.0}\n",
+    )
+    .unwrap();
+    let site = dir.path().join("site");
+    let mut opts = options(&spec, &site, Some(1));
+    opts.helm = dir.path().join("no-such-helm");
+    let err = publish(&opts).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("release `wiki`") && text.contains("COXSWAIN_HELM"),
+        "{text}"
+    );
+    assert!(!site.exists());
+}
+
+/// Serves `dir` with `coxswain serve`'s router on a free loopback port.
+async fn serve(dir: &Path) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = coxswain::serve::bind("127.0.0.1:0").await.unwrap();
+    let url = coxswain::serve::display_url(listener.local_addr().unwrap());
+    let router = coxswain::serve::router(dir, Default::default()).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(coxswain::serve::run(listener, router, async move {
+        let _ = stopped.await;
+    }));
+    (url, stop)
+}
+
+#[tokio::test]
+async fn a_helm_repository_chart_is_downloaded_and_checked_against_its_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("archives")).unwrap();
+    let packed = pack_dir(
+        &root().join("testdata/charts/wiki"),
+        &ArchiveLimits::default(),
+    )
+    .unwrap();
+    std::fs::write(repo.join("archives/wiki-1.0.0.tgz"), &packed.bytes).unwrap();
+    let digest = Sha256Digest::of(&packed.bytes).hex();
+    let index = |digest: &str| {
+        format!(
+            "apiVersion: v1\nentries:\n  wiki:\n    - name: wiki\n      version: 1.0.0\n      digest: {digest}\n      urls: [archives/wiki-1.0.0.tgz]\n    - name: wiki\n      version: 0.9.0\n      urls: [archives/wiki-0.9.0.tgz]\ngenerated: \"2026-11-01T00:00:00Z\"\n"
+        )
+    };
+    std::fs::write(repo.join("index.yaml"), index(&digest)).unwrap();
+    let (url, _stop) = serve(&repo).await;
+    let spec = dir.path().join("repo.yaml");
+    let write_spec = |version: &str, name: &str| {
+        std::fs::write(
+            &spec,
+            format!(
+                "apiVersion: coxswain.dev/v1\nkind: ChannelSpec\nchannel: beta\nreleases:\n  - name: wiki\n    namespace: wiki\n    chart:\n      repo: {{url: \"{url}\", name: {name}, version: {version}}}\n"
+            ),
+        )
+        .unwrap();
+    };
+    let site = dir.path().join("site");
+
+    write_spec("1.0.0", "wiki");
+    let report = publish(&options(&spec, &site, Some(1))).await.unwrap();
+    assert_eq!(report.releases[0].digest.hex(), digest);
+    let published = std::fs::read(site.join(format!("charts/sha256-{digest}.tgz"))).unwrap();
+    assert!(published == packed.bytes);
+
+    let before = snapshot(&site);
+    write_spec("2.0.0", "wiki");
+    let err = publish(&options(&spec, &site, None)).await.unwrap_err();
+    assert!(
+        err.to_string().contains("has no chart wiki version 2.0.0"),
+        "{err}"
+    );
+
+    write_spec("0.9.0", "wiki");
+    let err = error_chain(&publish(&options(&spec, &site, None)).await.unwrap_err());
+    assert!(err.contains("wiki-0.9.0.tgz not found"), "{err}");
+
+    std::fs::write(repo.join("index.yaml"), index(&"0".repeat(64))).unwrap();
+    write_spec("1.0.0", "wiki");
+    let err = publish(&options(&spec, &site, None)).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("has sha256 {digest}, but")),
+        "{err}"
+    );
+    assert!(snapshot(&site) == before);
+}

@@ -1,0 +1,262 @@
+//! `coxswain verify` as a process, over HTTP from `coxswain serve` (both the real binary):
+//! a good site passes with one line per release; tampered charts, a rollback, and a
+//! missing rotation fail with the release and the reason named; rotated roots are followed.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use coxswain::format::{ChannelIndex, Timestamp, read_json};
+use coxswain::publish::{PublishOptions, publish};
+use coxswain::trust::{InitOptions, RotateOptions, init, rotate, write_anchor, write_rotated};
+use ed25519_dalek::SigningKey;
+
+const BIN: &str = env!("CARGO_BIN_EXE_coxswain");
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn stable_spec() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/channels/stable.yaml")
+}
+
+/// `coxswain serve` on a free loopback port; stopped with SIGTERM by its pid on drop.
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Served {
+    fn start(dir: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--dir"])
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Self { child, url }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Ok(Some(pid)) = i32::try_from(self.child.id()).map(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A site with testdata's stable channel published now by `channel`, and a trust
+/// anchor (root key `root`) naming that channel key.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    site: PathBuf,
+    trust: PathBuf,
+}
+
+async fn fixture(root: &SigningKey, channel: &SigningKey) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    let trust = dir.path().join("trust.json");
+    let anchor = init(&InitOptions {
+        root_keys: vec![root.clone()],
+        channel_keys: vec![channel.verifying_key()],
+        root_threshold: None,
+        channel_threshold: None,
+        valid_for: coxswain::duration::Duration::from_days(30),
+        now: Timestamp::now(),
+    })
+    .unwrap();
+    write_anchor(&trust, &anchor, false).unwrap();
+    let mut opts = PublishOptions::new(
+        stable_spec(),
+        vec![channel.clone()],
+        site.clone(),
+        Timestamp::now(),
+    );
+    opts.sequence = Some(1);
+    publish(&opts).await.unwrap();
+    Fixture {
+        _dir: dir,
+        site,
+        trust,
+    }
+}
+
+fn verify(trust: &Path, site: &str, extra: &[&str]) -> (Output, String, String) {
+    let output = Command::new(BIN)
+        .arg("verify")
+        .arg("--trust")
+        .arg(trust)
+        .args(["--channel", "stable"])
+        .args(extra)
+        .arg(site)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, stdout, stderr)
+}
+
+fn index_of(site: &Path) -> ChannelIndex {
+    let bytes = std::fs::read(site.join("channels/stable/index.json")).unwrap();
+    read_json(&bytes, "index.json").unwrap()
+}
+
+fn chart_file(site: &Path, index: &ChannelIndex, release: &str) -> PathBuf {
+    let r = index.releases.iter().find(|r| r.name == release).unwrap();
+    site.join("charts")
+        .join(format!("sha256-{}.tgz", r.chart.digest.hex()))
+}
+
+#[tokio::test]
+async fn a_good_site_verifies_over_http_with_one_line_per_release() {
+    let f = fixture(&key(1), &key(2)).await;
+    let served = Served::start(&f.site);
+    let (output, stdout, stderr) = verify(&f.trust, &served.url, &[]);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{stdout}");
+    for (line, name) in lines
+        .iter()
+        .zip(["certs", "ingress", "sso", "wiki", "files"])
+    {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[..2], ["ok", name], "{line}");
+    }
+    assert!(
+        lines[5].contains("sequence 1") && lines[5].contains("all releases verified"),
+        "{stdout}"
+    );
+    assert!(lines[5].contains("trust root version 1"), "{stdout}");
+
+    // The same site as a directory.
+    let (output, stdout, _) = verify(&f.trust, f.site.to_str().unwrap(), &[]);
+    assert!(output.status.success(), "{stdout}");
+}
+
+#[tokio::test]
+async fn tampered_charts_fail_naming_the_release_and_the_reason() {
+    let f = fixture(&key(1), &key(2)).await;
+    let index = index_of(&f.site);
+    // One flipped byte in wiki's archive: same size, another digest.
+    let wiki = chart_file(&f.site, &index, "wiki");
+    let mut bytes = std::fs::read(&wiki).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&wiki, bytes).unwrap();
+    // One byte more in certs' archive.
+    let certs = chart_file(&f.site, &index, "certs");
+    let mut bytes = std::fs::read(&certs).unwrap();
+    bytes.push(0);
+    std::fs::write(&certs, bytes).unwrap();
+
+    let served = Served::start(&f.site);
+    let (output, stdout, stderr) = verify(&f.trust, &served.url, &[]);
+    assert!(!output.status.success(), "{stdout}");
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .unwrap_or_else(|| panic!("no line for {name} in {stdout}"))
+            .to_owned()
+    };
+    let wiki_line = line("wiki");
+    assert!(wiki_line.starts_with("FAIL"), "{wiki_line}");
+    assert!(
+        wiki_line.contains("chart wiki 1.0.0: digest sha256:")
+            && wiki_line.contains("the index says"),
+        "{wiki_line}"
+    );
+    let certs_line = line("certs");
+    assert!(certs_line.starts_with("FAIL"), "{certs_line}");
+    assert!(certs_line.contains("bytes, the index says"), "{certs_line}");
+    assert!(line("sso").starts_with("ok"), "{stdout}");
+    assert!(
+        stderr.contains("2 of 5 release(s) in channel stable failed verification"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_lower_sequence_than_accepted_is_refused() {
+    let f = fixture(&key(1), &key(2)).await;
+    let served = Served::start(&f.site);
+    let (output, stdout, stderr) = verify(&f.trust, &served.url, &["--min-sequence", "2"]);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stderr.contains("sequence 1 is lower than 2") && stderr.contains("rollback"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("/channels/stable/index.json"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_rotated_trust_root_is_followed() {
+    // The channel key is rotated from key 2 to key 3; the index is signed by key 3 only.
+    let (root, old_channel, new_channel) = (key(1), key(2), key(3));
+    let f = fixture(&root, &old_channel).await;
+    let anchor: coxswain::format::TrustRoot =
+        read_json(&std::fs::read(&f.trust).unwrap(), "trust.json").unwrap();
+    let v2 = rotate(
+        &anchor,
+        &RotateOptions {
+            signing_keys: vec![root.clone()],
+            new_root_keys: None,
+            root_threshold: None,
+            channel_keys: Some(vec![new_channel.verifying_key()]),
+            channel_threshold: None,
+            valid_for: coxswain::duration::Duration::from_days(30),
+            now: Timestamp::now(),
+        },
+    )
+    .unwrap();
+    write_rotated(&f.site, &v2).unwrap();
+    let mut opts = PublishOptions::new(
+        stable_spec(),
+        vec![new_channel.clone()],
+        f.site.clone(),
+        Timestamp::now(),
+    );
+    opts.prior_trust = Some(anchor);
+    assert_eq!(publish(&opts).await.unwrap().sequence, 2);
+
+    let served = Served::start(&f.site);
+    let (output, stdout, stderr) = verify(&f.trust, &served.url, &[]);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("trust root version 2") && stdout.contains("/trust/2.json"),
+        "{stdout}"
+    );
+
+    // Without the rotation on the site, the new channel key is not trusted.
+    std::fs::remove_file(f.site.join("trust/2.json")).unwrap();
+    let (output, stdout, stderr) = verify(&f.trust, &served.url, &[]);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stderr.contains("0 valid signature(s) by distinct `channel` keys, 1 required"),
+        "{stderr}"
+    );
+}

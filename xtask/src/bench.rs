@@ -1,0 +1,178 @@
+//! `cargo xtask bench [--record]`: runs the criterion benchmarks in benches/, prints the
+//! medians with the split between signature checking and parsing, and with `--record`
+//! writes them into docs/performance.md together with the machine they ran on.
+//!
+//! Benchmarks measure; they assert nothing about time (a slow CI machine is not a bug).
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+/// One benchmark: criterion's group/function, and how the report names it.
+struct Bench {
+    group: &'static str,
+    function: &'static str,
+    label: &'static str,
+}
+
+const BENCHES: &[Bench] = &[
+    Bench {
+        group: "index-1000",
+        function: "verify-and-parse",
+        label: "verify + parse, whole (signature check, then parse and validate)",
+    },
+    Bench {
+        group: "index-1000",
+        function: "signature-check",
+        label: "signature check only (ed25519 verify_strict over the raw bytes)",
+    },
+    Bench {
+        group: "index-1000",
+        function: "parse",
+        label: "parse only (size cap, strict JSON, typed parse, validation)",
+    },
+    Bench {
+        group: "publish",
+        function: "testdata-stable",
+        label: "publish testdata/channels/stable.yaml (5 charts) into an empty site",
+    },
+];
+
+/// Runs the benchmarks; `record` rewrites docs/performance.md.
+pub fn run(root: &Path, record: bool) -> Result<()> {
+    crate::cargo::run(
+        root,
+        &[
+            "bench",
+            "--package",
+            "coxswain",
+            "--bench",
+            "verify",
+            "--bench",
+            "publish",
+        ],
+    )?;
+    let target = crate::cargo::target_dir(root);
+    let mut medians = Vec::new();
+    for bench in BENCHES {
+        medians.push(median_ns(&target, bench)?);
+    }
+    let machine = Machine::probe()?;
+    let report = render(&medians, &machine);
+    println!("\n{report}");
+    if record {
+        let path = root.join("docs/performance.md");
+        std::fs::write(&path, report).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The median point estimate criterion stored for `bench`, in nanoseconds.
+fn median_ns(target: &Path, bench: &Bench) -> Result<f64> {
+    let path = target
+        .join("criterion")
+        .join(bench.group)
+        .join(bench.function)
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (did the benchmark run?)", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    json["median"]["point_estimate"]
+        .as_f64()
+        .with_context(|| format!("{} has no median.point_estimate", path.display()))
+}
+
+/// What the figures were measured on.
+struct Machine {
+    cpus: usize,
+    cpu_model: String,
+    rustc: String,
+}
+
+impl Machine {
+    fn probe() -> Result<Self> {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        let out = Command::new(rustc)
+            .arg("--version")
+            .output()
+            .context("running rustc --version")?;
+        Ok(Self {
+            cpus,
+            cpu_model,
+            rustc: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        })
+    }
+}
+
+fn ms(ns: f64) -> String {
+    format!("{:.2} ms", ns / 1e6)
+}
+
+fn render(medians: &[f64], machine: &Machine) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Performance\n");
+    let _ = writeln!(
+        out,
+        "Figures from `cargo xtask bench --record` (criterion; each figure is the median of its\n\
+         samples; criterion runs one benchmark at a time on one thread). They describe one\n\
+         machine and are not asserted anywhere: a slower machine is not a failure.\n"
+    );
+    let _ = writeln!(
+        out,
+        "Machine: {} CPUs (`nproc`), {}; {}; release profile (`cargo bench`).\n",
+        machine.cpus, machine.cpu_model, machine.rustc
+    );
+    let _ = writeln!(out, "| benchmark | median |");
+    let _ = writeln!(out, "|---|---|");
+    for (bench, median) in BENCHES.iter().zip(medians) {
+        let _ = writeln!(out, "| {} | {} |", bench.label, ms(*median));
+    }
+    let (whole, sig, parse) = (medians[0], medians[1], medians[2]);
+    let _ = writeln!(
+        out,
+        "\n## Verifying a 1,000-release index\n\n\
+         The index is generated by benches/verify.rs: 1,000 releases with realistic values and\n\
+         two older entries each for a tenth of them, pretty-printed as publish writes it, signed\n\
+         by one key; the trust root asks for that one key.\n\n\
+         - whole: {} — the target is at most 10 ms on one core ({:.0}% of it);\n\
+         - signature check: {} ({:.0}% of the whole); ed25519 hashes the whole document with SHA-512;\n\
+         - parse: {} ({:.0}% of the whole); strict JSON with duplicate-key and depth checks, the\n  \
+           typed parse, then validation (names, dependency graph, versions, ranges, chart URLs);\n\
+         - parse / signature check: {:.1}×.\n",
+        ms(whole),
+        whole / 1e7 * 100.0,
+        ms(sig),
+        sig / whole * 100.0,
+        ms(parse),
+        parse / whole * 100.0,
+        parse / sig,
+    );
+    let _ = writeln!(
+        out,
+        "## Publishing the testdata stack\n\n\
+         benches/publish.rs publishes testdata/channels/stable.yaml (five chart directories\n\
+         packed deterministically, values files merged, index built, validated, signed) into a\n\
+         fresh temporary site at a fixed time: {} per publish, file system writes (with fsync)\n\
+         included.\n",
+        ms(medians[3])
+    );
+    let _ = writeln!(
+        out,
+        "## Reproduce\n\n```sh\ncargo xtask bench            # run and print\ncargo xtask bench --record   # also rewrite this file\n```"
+    );
+    out
+}
