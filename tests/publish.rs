@@ -1,6 +1,8 @@
 //! `coxswain publish` through the library: testdata's channels, published into temporary
 //! sites, read back and verified; every refusal leaves the site untouched.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -35,25 +37,12 @@ fn options(spec: &Path, out: &Path, sequence: Option<u64>) -> PublishOptions {
     opts
 }
 
-/// Every file below `dir`, by relative path.
+/// Every file below `dir`, by relative path (empty when `dir` does not exist).
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
     if !dir.exists() {
-        return files;
+        return BTreeMap::new();
     }
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let bytes = std::fs::read(&path).unwrap();
-                files.insert(path.strip_prefix(dir).unwrap().to_path_buf(), bytes);
-            }
-        }
-    }
-    files
+    support::snapshot(dir).into_iter().collect()
 }
 
 fn read_index(site: &Path, channel: &str) -> ChannelIndex {
@@ -431,24 +420,13 @@ async fn a_dependency_cycle_is_named_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let site = dir.path().join("site");
     let err = publish(&options(&spec, &site, Some(1))).await.unwrap_err();
-    let chain = error_chain(&err);
+    let chain = support::chain(&err);
     assert!(
         chain.contains("dependency cycle: sso -> wiki -> files -> sso"),
         "{chain}"
     );
     assert!(chain.contains("dependency-cycle.yaml"), "{chain}");
     assert!(!site.exists());
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[tokio::test]
@@ -565,7 +543,7 @@ async fn a_helm_repository_chart_is_downloaded_and_checked_against_its_digest() 
     );
 
     write_spec("0.9.0", "wiki");
-    let err = error_chain(&publish(&options(&spec, &site, None)).await.unwrap_err());
+    let err = support::chain(&publish(&options(&spec, &site, None)).await.unwrap_err());
     assert!(err.contains("wiki-0.9.0.tgz not found"), "{err}");
 
     std::fs::write(repo.join("index.yaml"), index(&"0".repeat(64))).unwrap();

@@ -260,3 +260,126 @@ async fn a_rotated_trust_root_is_followed() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn an_entry_whose_archive_holds_another_chart_fails() {
+    // A correctly signed index whose `wiki` entry points at the certs archive (right size
+    // and digest for those bytes): only reading the archive shows the lie.
+    let channel = key(2);
+    let f = fixture(&key(1), &channel).await;
+    let mut index = index_of(&f.site);
+    let certs = index.releases[0].chart.clone();
+    let wiki = &mut index.releases[3];
+    wiki.chart.digest = certs.digest;
+    wiki.chart.size = certs.size;
+    wiki.chart.url = certs.url.clone();
+    let bytes = coxswain::format::to_json_pretty(&index).unwrap();
+    let sig = coxswain::format::to_json_pretty(&coxswain::keys::sign(&bytes, &[channel])).unwrap();
+    std::fs::write(f.site.join("channels/stable/index.json.sig"), sig).unwrap();
+    std::fs::write(f.site.join("channels/stable/index.json"), bytes).unwrap();
+
+    let (output, stdout, _) = verify(&f.trust, f.site.to_str().unwrap(), &[]);
+    assert!(!output.status.success(), "{stdout}");
+    let wiki_line = stdout.lines().find(|l| l.contains(" wiki ")).unwrap();
+    assert!(wiki_line.starts_with("FAIL"), "{wiki_line}");
+    assert!(
+        wiki_line.contains("name is \"certs\", expected \"wiki\""),
+        "{wiki_line}"
+    );
+    assert!(
+        stdout.lines().filter(|l| l.starts_with("ok")).count() == 4,
+        "{stdout}"
+    );
+}
+
+/// Serves `index.json` and `index.json.sig` from memory: the index answers `first` to
+/// the first request and `then` afterwards (a reader landing between publish's two
+/// renames sees the old index with the new signature). Returns the URL and the number
+/// of index requests served.
+async fn serve_pair(
+    first: Vec<u8>,
+    then: Vec<u8>,
+    sig: Vec<u8>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = served.clone();
+    let app = axum::Router::new()
+        .route(
+            "/channels/stable/index.json",
+            axum::routing::get(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let body = if n == 0 { first.clone() } else { then.clone() };
+                async move { body }
+            }),
+        )
+        .route(
+            "/channels/stable/index.json.sig",
+            axum::routing::get(move || {
+                let sig = sig.clone();
+                async move { sig }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, served)
+}
+
+#[tokio::test]
+async fn a_signature_mismatch_is_fetched_once_more() {
+    use coxswain::site::{Limits, Site};
+    use coxswain::site_verify::{SiteVerifyError, fetch_verified_index};
+    use coxswain::verify::{IndexPolicy, TrustChain, VerifyError};
+    use std::sync::atomic::Ordering;
+
+    let (root, channel) = (key(1), key(2));
+    let f = fixture(&root, &channel).await;
+    let old = std::fs::read(f.site.join("channels/stable/index.json")).unwrap();
+    let mut opts = PublishOptions::new(
+        stable_spec(),
+        vec![channel],
+        f.site.clone(),
+        Timestamp::now(),
+    );
+    opts.valid_for = Some(coxswain::duration::Duration::from_days(3));
+    assert_eq!(publish(&opts).await.unwrap().sequence, 2);
+    let new = std::fs::read(f.site.join("channels/stable/index.json")).unwrap();
+    let new_sig = std::fs::read(f.site.join("channels/stable/index.json.sig")).unwrap();
+    assert_ne!(old, new);
+
+    let anchor = std::fs::read(&f.trust).unwrap();
+    let trusted = TrustChain::anchor(&anchor, None, "trust.json")
+        .unwrap()
+        .trusted(Timestamp::now())
+        .unwrap();
+    let policy = IndexPolicy {
+        channel: "stable",
+        min_sequence: 0,
+        now: Timestamp::now(),
+    };
+
+    // Old index with the new signature, then the new pair: accepted on the second read.
+    let (url, served) = serve_pair(old.clone(), new.clone(), new_sig.clone()).await;
+    let site = Site::http(&url, Limits::default()).unwrap();
+    let fetched = fetch_verified_index(&site, &trusted, policy).await.unwrap();
+    assert!(fetched.refetched);
+    assert_eq!(fetched.verified.index().sequence, 2);
+    assert_eq!(served.load(Ordering::SeqCst), 2);
+
+    // A pair that never matches: refused after exactly one more read.
+    let (url, served) = serve_pair(old.clone(), old, new_sig).await;
+    let site = Site::http(&url, Limits::default()).unwrap();
+    let err = fetch_verified_index(&site, &trusted, policy)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SiteVerifyError::Verify(VerifyError::ThresholdNotMet { valid: 0, .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(served.load(Ordering::SeqCst), 2);
+}
