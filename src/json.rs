@@ -7,6 +7,7 @@
 //! structural pass rejects duplicate keys and nesting deeper than
 //! [`Limits::max_depth`] before the typed parse runs.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt;
@@ -171,6 +172,36 @@ pub fn from_slice<T: DeserializeOwned>(
     parse_checked(bytes, origin)
 }
 
+/// An object key, borrowed from the input when possible.
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+}
+
 enum Violation {
     TooDeep,
     DuplicateKey(String),
@@ -264,8 +295,9 @@ impl<'de> Visitor<'de> for Walk<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         self.enter()?;
-        let mut seen: HashSet<String> = HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
+        // Keys borrow from the input when they have no escapes: no allocation per key.
+        let mut seen: HashSet<Cow<'de, str>> = HashSet::new();
+        while let Some(key) = map.next_key_seed(Key)? {
             let wanted = self.top && (key == "apiVersion" || key == "kind");
             let value = map.next_value_seed(self.child(wanted))?;
             if wanted {
@@ -277,7 +309,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
                 }
             }
             if seen.contains(&key) {
-                return Err(self.state.fail(Violation::DuplicateKey(key)));
+                return Err(self.state.fail(Violation::DuplicateKey(key.into_owned())));
             }
             seen.insert(key);
         }
