@@ -10,6 +10,7 @@ mod demo;
 mod e2e;
 mod paths;
 mod schema;
+mod test;
 mod tools;
 
 use anyhow::Result;
@@ -51,6 +52,8 @@ enum Command {
     Cluster(cluster::ClusterCommand),
     /// Run the e2e tests (tests/e2e_*.rs) against a loopback cluster.
     E2e(e2e::E2eArgs),
+    /// Run every check and test: fmt, clippy, unit and component tests, e2e (what CI runs).
+    Test,
 }
 
 fn main() -> Result<()> {
@@ -67,6 +70,7 @@ fn main() -> Result<()> {
         Command::Tools => tools::run(),
         Command::Cluster(command) => cluster::run(command),
         Command::E2e(args) => e2e::run(&args),
+        Command::Test => test::run(),
     }
 }
 
