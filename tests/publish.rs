@@ -327,6 +327,13 @@ async fn without_a_prior_index_a_sequence_is_required() {
     assert!(matches!(err, PublishError::NoPrior { .. }), "{err}");
     assert!(snapshot(&site).is_empty());
 
+    // A --previous directory that does not exist is a mistake, not "no prior index".
+    let mut opts = options(&stable_spec(), &site, Some(10));
+    opts.previous = Some(dir.path().join("typo").display().to_string());
+    let err = publish(&opts).await.unwrap_err();
+    assert!(matches!(err, PublishError::PriorRead { .. }), "{err}");
+    assert!(support::chain(&err).contains("typo"), "{err}");
+
     // With a prior index, --sequence must move forward.
     publish(&options(&stable_spec(), &site, Some(10)))
         .await

@@ -646,7 +646,9 @@ async fn copy_older_chart(
     Ok(bytes)
 }
 
-/// Reads the prior index from `location`; `Ok(None)` only when it does not exist.
+/// Reads the prior index from `location`; `Ok(None)` only when it does not exist. The
+/// output directory not existing yet means "no prior index"; a `--previous` directory
+/// that does not exist is an error (a typo must not silently drop the older entries).
 async fn load_prior(
     opts: &PublishOptions,
     location: &str,
@@ -657,7 +659,7 @@ async fn load_prior(
         source,
     };
     let is_url = location.contains("://");
-    if !is_url && !Path::new(location).exists() {
+    if !is_url && opts.previous.is_none() && !Path::new(location).exists() {
         return Ok(None);
     }
     let site = Site::open(location, opts.site_limits.clone()).map_err(read_err)?;
