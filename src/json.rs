@@ -355,6 +355,12 @@ mod tests {
             err.to_string().starts_with("t.json: duplicate key `x`"),
             "{err}"
         );
+        // An escaped spelling of the same key is the same key.
+        let err = from_slice::<Doc>(br#"{"a": 1, "\u0061": 2}"#, "t.json", L).unwrap_err();
+        assert!(
+            matches!(&err, JsonError::DuplicateKey { key, .. } if key == "a"),
+            "{err}"
+        );
     }
 
     #[test]
