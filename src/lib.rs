@@ -3,6 +3,7 @@
 //! See `ARCHITECTURE.md` for the map of this crate.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod chart;
 pub mod crd;
 pub mod duration;

@@ -10,7 +10,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    cli::init_logging();
+    cli::init_logging(&args);
     match cli::run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

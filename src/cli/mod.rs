@@ -2,6 +2,7 @@
 //! and a `run` function. Adding a subcommand is a new module, a variant in [`Command`]
 //! and an arm in [`run`].
 
+mod agent;
 mod keygen;
 mod publish;
 mod serve;
@@ -26,6 +27,7 @@ enum Command {
     Publish(publish::Args),
     Verify(verify::Args),
     Serve(serve::Args),
+    Agent(agent::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -36,16 +38,23 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Publish(args) => publish::run(args).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Agent(args) => agent::run(args).await,
     }
 }
 
 /// Logs go to stderr; `COXSWAIN_LOG` takes a tracing filter (default `info`).
-pub fn init_logging() {
+/// `coxswain agent --log-format json` writes one JSON object per line.
+pub fn init_logging(cli: &Cli) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("COXSWAIN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // A second initialisation (never happens in the binary) is harmless; ignore it.
-    let _ = tracing_subscriber::fmt()
+    let json = matches!(&cli.command, Command::Agent(a) if a.log_format == agent::LogFormat::Json);
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    // A second initialisation (never happens in the binary) is harmless; ignore it.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

@@ -1,0 +1,140 @@
+//! Kubernetes Events on the subscription: one for every upgrade, rollback,
+//! skip and verification failure, so `kubectl describe channelsubscription`
+//! tells the story. Publishing never fails a reconcile; a lost Event is logged.
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource};
+
+use crate::crd::ChannelSubscription;
+
+/// The `reportingController` of coxswain's Events.
+pub const CONTROLLER: &str = "coxswain.dev/agent";
+
+/// Event reasons (CamelCase, stable: alerts match on them).
+pub mod reason {
+    /// A release was installed and passed its health check.
+    pub const INSTALLED: &str = "Installed";
+    /// A release was upgraded and passed its health check.
+    pub const UPGRADED: &str = "Upgraded";
+    /// An install or upgrade failed (helm or the health check).
+    pub const UPGRADE_FAILED: &str = "UpgradeFailed";
+    /// A release was rolled back to the revision noted before its upgrade.
+    pub const ROLLED_BACK: &str = "RolledBack";
+    /// A failed first install was uninstalled.
+    pub const UNINSTALLED: &str = "Uninstalled";
+    /// A rollback or uninstall itself failed.
+    pub const ROLLBACK_FAILED: &str = "RollbackFailed";
+    /// A release was left alone (hold, pin, conflict, dependency, blocked).
+    pub const SKIPPED: &str = "Skipped";
+    /// The index or a trust root was refused.
+    pub const VERIFICATION_FAILED: &str = "VerificationFailed";
+    /// The update site could not be reached.
+    pub const UNREACHABLE: &str = "Unreachable";
+    /// A failed sequence is not retried until a newer one or the retry annotation.
+    pub const WAITING: &str = "WaitingForNewerSequence";
+}
+
+/// One Event to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// Warning or not.
+    pub warning: bool,
+    /// One of [`reason`].
+    pub reason: &'static str,
+    /// What the agent was doing (`Upgrade`, `Rollback`, `Verify`, ...).
+    pub action: &'static str,
+    /// For people; never values or secrets.
+    pub message: String,
+}
+
+impl Note {
+    /// A normal Event.
+    pub fn normal(reason: &'static str, action: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            warning: false,
+            reason,
+            action,
+            message: message.into(),
+        }
+    }
+
+    /// A warning Event.
+    pub fn warning(reason: &'static str, action: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            warning: true,
+            reason,
+            action,
+            message: message.into(),
+        }
+    }
+}
+
+/// Publishes Events about subscriptions.
+#[derive(Clone)]
+pub struct Events {
+    recorder: Recorder,
+}
+
+impl Events {
+    /// A publisher reporting as [`CONTROLLER`] from this host.
+    pub fn new(client: Client) -> Self {
+        let instance = std::env::var("POD_NAME")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok());
+        let reporter = Reporter {
+            controller: CONTROLLER.to_owned(),
+            instance,
+        };
+        Self {
+            recorder: Recorder::new(client, reporter),
+        }
+    }
+
+    /// Publishes `note` about `subscription`.
+    pub async fn publish(&self, subscription: &ChannelSubscription, note: &Note) {
+        let reference: ObjectReference = subscription.object_ref(&());
+        // The Events API caps the note at 1 kB.
+        let message = truncate(&note.message, 1000);
+        let event = Event {
+            type_: if note.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: note.reason.to_owned(),
+            note: Some(message),
+            action: note.action.to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &reference).await {
+            tracing::warn!(reason = note.reason, error = %e, "cannot publish an Event");
+        }
+    }
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary, with `…` when cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_characters_whole() {
+        assert_eq!(truncate("short", 10), "short");
+        let long = "é".repeat(600);
+        let cut = truncate(&long, 1000);
+        assert!(cut.len() <= 1000, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+    }
+}

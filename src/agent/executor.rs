@@ -1,0 +1,675 @@
+//! Runs a [`Plan`] through helm, layer by layer: upgrade, check health, test,
+//! and on failure roll back to exactly the revision noted before the upgrade
+//! (or uninstall a failed first install). Dependents of a failed release are
+//! skipped. With `rollbackPolicy: channel` every release this run already
+//! changed is returned to its noted revision too, newest change first.
+//!
+//! The executor never lets helm wait or roll back by itself (see the helm
+//! shim); it reports what it did as [`Operation`]s, per-release outcomes and
+//! Event notes, and never puts values into any of them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use futures::StreamExt as _;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::crd::{Operation, OperationKind, OperationResult, ReleaseState, RollbackPolicy};
+use crate::duration::Duration;
+use crate::format::Timestamp;
+use crate::health::HealthCheck;
+use crate::helm::{HelmCli, RollbackOptions, TestOptions, UninstallOptions, UpgradeOptions};
+use crate::plan::{Action, ActionKind, Plan, ReleaseId};
+use crate::site_verify::describe;
+
+use super::events::{Note, reason};
+
+/// How a plan is executed.
+#[derive(Debug, Clone)]
+pub struct ExecSettings {
+    /// What a failure rolls back.
+    pub policy: RollbackPolicy,
+    /// Releases of one layer run at the same time.
+    pub concurrency: usize,
+    /// Health timeout per action (already resolved from the index and the spec).
+    pub timeouts: BTreeMap<String, Duration>,
+    /// Timeout for releases missing from `timeouts`.
+    pub default_timeout: Duration,
+    /// Revision to return to per release (the last deployed one).
+    pub rollback_to: BTreeMap<ReleaseId, u32>,
+    /// Local chart archive per release, downloaded and verified before.
+    pub charts: BTreeMap<String, PathBuf>,
+}
+
+/// Where one release of the plan ended up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseOutcome {
+    /// The release.
+    pub release: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its state now.
+    pub state: ReleaseState,
+    /// The chart version installed now, if any.
+    pub version: Option<String>,
+    /// The version the run aimed at.
+    pub desired_version: Option<String>,
+    /// The helm revision now, if any.
+    pub revision: Option<u32>,
+    /// Why, for people.
+    pub message: String,
+    /// A pin selected the version.
+    pub pinned: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct ExecReport {
+    /// One per action of the plan.
+    pub outcomes: Vec<ReleaseOutcome>,
+    /// Every helm operation, in the order they finished.
+    pub operations: Vec<Operation>,
+    /// The first failure, naming the release and why.
+    pub failure: Option<String>,
+}
+
+impl ExecReport {
+    /// True when something failed (and was rolled back or not).
+    pub fn failed(&self) -> bool {
+        self.failure.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Undo {
+    Rollback(u32),
+    Uninstall,
+}
+
+struct Applied {
+    outcome: ReleaseOutcome,
+    operations: Vec<Operation>,
+    /// For a success: how to undo it (channel policy).
+    undo: Option<Undo>,
+    /// For a failure: why.
+    failure: Option<String>,
+}
+
+/// Runs plans.
+pub struct Executor<'a> {
+    /// The helm binary.
+    pub helm: &'a HelmCli,
+    /// The health checker.
+    pub health: &'a HealthCheck,
+    /// Where Event notes go as they happen.
+    pub notes: Option<UnboundedSender<Note>>,
+}
+
+impl Executor<'_> {
+    fn note(&self, note: Note) {
+        tracing::info!(reason = note.reason, action = note.action, message = %note.message, "event");
+        if let Some(tx) = &self.notes {
+            // The receiver only goes away when the reconcile ends; nothing to do then.
+            let _ = tx.send(note);
+        }
+    }
+
+    /// Executes `plan` with `settings`.
+    pub async fn run(&self, plan: &Plan, settings: &ExecSettings) -> ExecReport {
+        let mut report = ExecReport::default();
+        // Releases that failed or were skipped in this run: their dependents wait.
+        let mut not_ready: BTreeMap<String, &'static str> = BTreeMap::new();
+        let mut done: Vec<(Action, Undo, ReleaseOutcome)> = Vec::new();
+        let mut stop = false;
+        for layer in &plan.layers {
+            let mut runnable = Vec::new();
+            for action in layer {
+                let blocker = action
+                    .target
+                    .depends_on
+                    .iter()
+                    .find_map(|d| not_ready.get(d).map(|why| (d.clone(), *why)));
+                if stop {
+                    let why = format!(
+                        "not attempted: {} (rollbackPolicy channel)",
+                        report
+                            .failure
+                            .as_deref()
+                            .unwrap_or("an earlier release failed")
+                    );
+                    report.outcomes.push(skipped(action, plan.sequence, why));
+                    not_ready.insert(action.release.clone(), "not attempted");
+                } else if let Some((dependency, why)) = blocker {
+                    let message =
+                        format!("waits for dependency `{dependency}`, which {why} in this run");
+                    self.note(Note::warning(
+                        reason::SKIPPED,
+                        "Skip",
+                        format!("{}/{}: {message}", action.namespace, action.release),
+                    ));
+                    report.operations.push(op(
+                        action,
+                        OperationKind::Skip,
+                        plan.sequence,
+                        Timestamp::now(),
+                        Instant::now(),
+                        OperationResult::Succeeded,
+                        message.clone(),
+                        None,
+                        None,
+                    ));
+                    report
+                        .outcomes
+                        .push(skipped(action, plan.sequence, message));
+                    not_ready.insert(action.release.clone(), "was skipped");
+                } else {
+                    runnable.push(action);
+                }
+            }
+            let concurrency = settings.concurrency.max(1);
+            // Owned actions: a stream over borrowed ones trips the compiler's
+            // higher-ranked lifetime check where the future must be Send.
+            let owned: Vec<Action> = runnable.into_iter().cloned().collect();
+            let sequence = plan.sequence;
+            let results: Vec<(Action, Applied)> = futures::stream::iter(owned)
+                .map(|action: Action| async move {
+                    let applied = self.apply(&action, sequence, settings).await;
+                    (action, applied)
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+            for (action, applied) in results {
+                report.operations.extend(applied.operations);
+                match applied.failure {
+                    Some(why) => {
+                        not_ready.insert(action.release.clone(), "failed");
+                        if report.failure.is_none() {
+                            report.failure = Some(format!("{}: {why}", action.release));
+                        }
+                        if settings.policy == RollbackPolicy::Channel {
+                            stop = true;
+                        }
+                    }
+                    None => {
+                        if let Some(undo) = applied.undo {
+                            done.push((action.clone(), undo, applied.outcome.clone()));
+                        }
+                    }
+                }
+                report.outcomes.push(applied.outcome);
+            }
+        }
+        if stop {
+            let cause = report.failure.clone().unwrap_or_default();
+            // Newest change first, so dependents go back before what they depend on.
+            for (action, undo, _) in done.into_iter().rev() {
+                let (outcome, ops) = self
+                    .undo_for_channel(&action, undo, plan.sequence, settings, &cause)
+                    .await;
+                report.operations.extend(ops);
+                if let Some(slot) = report
+                    .outcomes
+                    .iter_mut()
+                    .find(|o| o.release == action.release)
+                {
+                    *slot = outcome;
+                }
+            }
+        }
+        report
+    }
+
+    fn timeout(&self, action: &Action, settings: &ExecSettings) -> Duration {
+        settings
+            .timeouts
+            .get(&action.release)
+            .copied()
+            .unwrap_or(settings.default_timeout)
+    }
+
+    /// Upgrade (or install), health, test; on failure undo.
+    async fn apply(&self, action: &Action, sequence: u64, settings: &ExecSettings) -> Applied {
+        let started = Timestamp::now();
+        let clock = Instant::now();
+        let name = &action.release;
+        let ns = &action.namespace;
+        let id = ReleaseId::new(ns, name);
+        let timeout = self.timeout(action, settings);
+        let (kind, from_version, noted) = match &action.kind {
+            ActionKind::Install => (OperationKind::Install, None, None),
+            ActionKind::Upgrade { from_version, .. } => (
+                OperationKind::Upgrade,
+                Some(from_version.clone()),
+                settings.rollback_to.get(&id).copied(),
+            ),
+        };
+        let to_version = action.target.chart.version.clone();
+        tracing::info!(release = %id, from = ?from_version, to = %to_version, reason = %action.reason, "applying");
+        let result = self.upgrade_and_check(action, settings, timeout).await;
+        let (new_revision, failure) = match result {
+            Ok(revision) => (Some(revision), None),
+            Err((revision, why)) => (revision, Some(why)),
+        };
+        let verb = if kind == OperationKind::Install {
+            "installed"
+        } else {
+            "upgraded"
+        };
+        let Some(why) = failure else {
+            let message = match &from_version {
+                Some(from) => format!(
+                    "{verb} {from} -> {to_version} (revision {}, sequence {sequence})",
+                    new_revision.unwrap_or_default()
+                ),
+                None => format!(
+                    "{verb} {to_version} (revision {}, sequence {sequence})",
+                    new_revision.unwrap_or_default()
+                ),
+            };
+            self.note(Note::normal(
+                if kind == OperationKind::Install {
+                    reason::INSTALLED
+                } else {
+                    reason::UPGRADED
+                },
+                if kind == OperationKind::Install {
+                    "Install"
+                } else {
+                    "Upgrade"
+                },
+                format!("{id}: {message}"),
+            ));
+            let operation = op(
+                action,
+                kind,
+                sequence,
+                started,
+                clock,
+                OperationResult::Succeeded,
+                action.reason.clone(),
+                noted,
+                new_revision,
+            );
+            return Applied {
+                outcome: ReleaseOutcome {
+                    release: name.clone(),
+                    namespace: ns.clone(),
+                    state: ReleaseState::UpToDate,
+                    version: Some(to_version.clone()),
+                    desired_version: Some(action.step_toward.clone().unwrap_or(to_version.clone())),
+                    revision: new_revision,
+                    message,
+                    pinned: action.pinned,
+                },
+                operations: vec![operation],
+                undo: Some(match noted {
+                    Some(rev) => Undo::Rollback(rev),
+                    None => Undo::Uninstall,
+                }),
+                failure: None,
+            };
+        };
+
+        // Failed: record it, then return to the noted revision.
+        let what = if kind == OperationKind::Install {
+            "install"
+        } else {
+            "upgrade"
+        };
+        self.note(Note::warning(
+            reason::UPGRADE_FAILED,
+            if kind == OperationKind::Install {
+                "Install"
+            } else {
+                "Upgrade"
+            },
+            format!("{id}: {what} to {to_version} failed: {why}"),
+        ));
+        let mut operations = vec![op(
+            action,
+            kind,
+            sequence,
+            started,
+            clock,
+            OperationResult::Failed,
+            why.clone(),
+            noted,
+            new_revision,
+        )];
+        let (state, revision, version, message, undo_op) = match noted {
+            Some(rev) => {
+                let (ok, revision, detail, operation) = self
+                    .rollback(
+                        action,
+                        rev,
+                        sequence,
+                        timeout,
+                        &format!("{what} to {to_version} failed"),
+                    )
+                    .await;
+                let state = if ok {
+                    ReleaseState::RolledBack
+                } else {
+                    ReleaseState::Failed
+                };
+                (
+                    state,
+                    revision,
+                    from_version.clone(),
+                    format!("{what} to {to_version} failed: {why}; {detail}"),
+                    operation,
+                )
+            }
+            None => {
+                let (ok, detail, operation) = self.uninstall(action, sequence, timeout).await;
+                let state = if ok {
+                    ReleaseState::RolledBack
+                } else {
+                    ReleaseState::Failed
+                };
+                (
+                    state,
+                    None,
+                    None,
+                    format!("{what} of {to_version} failed: {why}; {detail}"),
+                    operation,
+                )
+            }
+        };
+        operations.push(undo_op);
+        Applied {
+            outcome: ReleaseOutcome {
+                release: name.clone(),
+                namespace: ns.clone(),
+                state,
+                version,
+                desired_version: Some(action.step_toward.clone().unwrap_or(to_version)),
+                revision,
+                message,
+                pinned: action.pinned,
+            },
+            operations,
+            undo: None,
+            failure: Some(why),
+        }
+    }
+
+    /// `helm upgrade --install`, then health, then `helm test` when asked.
+    /// Returns the new revision, or the revision (if one was made) and why it failed.
+    async fn upgrade_and_check(
+        &self,
+        action: &Action,
+        settings: &ExecSettings,
+        timeout: Duration,
+    ) -> Result<u32, (Option<u32>, String)> {
+        let name = &action.release;
+        let ns = &action.namespace;
+        let Some(chart) = settings.charts.get(name) else {
+            return Err((None, "chart archive was not downloaded".to_owned()));
+        };
+        let opts = UpgradeOptions {
+            description: Some(action.fingerprint.to_string()),
+            timeout: timeout.to_std(),
+            create_namespace: true,
+            ..UpgradeOptions::default()
+        };
+        let values = serde_json::Value::Object(action.target.values.clone());
+        let release = self
+            .helm
+            .upgrade_install(name, ns, chart, &values, &opts)
+            .await
+            .map_err(|e| (None, format!("helm upgrade: {}", describe(&e))))?;
+        let revision = release.version;
+        self.check_health(name, ns, timeout)
+            .await
+            .map_err(|why| (Some(revision), why))?;
+        if action.target.health.test {
+            let opts = TestOptions {
+                timeout: timeout.to_std(),
+                logs: false,
+            };
+            self.helm
+                .test(name, ns, &opts)
+                .await
+                .map_err(|e| (Some(revision), format!("helm test: {}", describe(&e))))?;
+        }
+        Ok(revision)
+    }
+
+    async fn check_health(&self, name: &str, ns: &str, timeout: Duration) -> Result<(), String> {
+        let manifest = self
+            .helm
+            .get_manifest(name, ns, None)
+            .await
+            .map_err(|e| format!("helm get manifest: {}", describe(&e)))?;
+        let report = self
+            .health
+            .run(&manifest, ns, timeout.to_std())
+            .await
+            .map_err(|e| format!("health check: {}", describe(&e)))?;
+        match report.outcome.reason() {
+            None => Ok(()),
+            Some(why) => Err(why.to_owned()),
+        }
+    }
+
+    /// Rolls back to `revision` and checks health again. Returns whether the
+    /// release is healthy there, its revision now, a sentence, and the operation.
+    async fn rollback(
+        &self,
+        action: &Action,
+        revision: u32,
+        sequence: u64,
+        timeout: Duration,
+        cause: &str,
+    ) -> (bool, Option<u32>, String, Operation) {
+        let started = Timestamp::now();
+        let clock = Instant::now();
+        let name = &action.release;
+        let ns = &action.namespace;
+        let id = ReleaseId::new(ns, name);
+        let opts = RollbackOptions {
+            timeout: timeout.to_std(),
+            ..RollbackOptions::default()
+        };
+        let result = match self.helm.rollback(name, ns, revision, &opts).await {
+            Err(e) => Err(format!(
+                "helm rollback to revision {revision}: {}",
+                describe(&e)
+            )),
+            Ok(()) => self.check_health(name, ns, timeout).await.map_err(|why| {
+                format!("rolled back to revision {revision}, which is not healthy either: {why}")
+            }),
+        };
+        let now_revision = match self.helm.status(name, ns, None).await {
+            Ok(r) => Some(r.version),
+            Err(_) => None,
+        };
+        let (ok, detail, result_kind) = match result {
+            Ok(()) => {
+                self.note(Note::warning(
+                    reason::ROLLED_BACK,
+                    "Rollback",
+                    format!("{id}: rolled back to revision {revision} ({cause})"),
+                ));
+                (
+                    true,
+                    format!("rolled back to revision {revision}"),
+                    OperationResult::Succeeded,
+                )
+            }
+            Err(why) => {
+                self.note(Note::warning(
+                    reason::ROLLBACK_FAILED,
+                    "Rollback",
+                    format!("{id}: {why}"),
+                ));
+                (false, why, OperationResult::Failed)
+            }
+        };
+        let mut operation = op(
+            action,
+            OperationKind::Rollback,
+            sequence,
+            started,
+            clock,
+            result_kind,
+            format!("{cause}; {detail}"),
+            None,
+            now_revision,
+        );
+        operation.to = match &action.kind {
+            ActionKind::Upgrade { from_version, .. } => Some(from_version.clone()),
+            ActionKind::Install => None,
+        };
+        operation.from = Some(action.target.chart.version.clone());
+        (ok, now_revision, detail, operation)
+    }
+
+    async fn uninstall(
+        &self,
+        action: &Action,
+        sequence: u64,
+        timeout: Duration,
+    ) -> (bool, String, Operation) {
+        let started = Timestamp::now();
+        let clock = Instant::now();
+        let name = &action.release;
+        let ns = &action.namespace;
+        let opts = UninstallOptions {
+            timeout: timeout.to_std(),
+            keep_history: false,
+            ignore_not_found: true,
+        };
+        let (ok, detail, result) = match self.helm.uninstall(name, ns, &opts).await {
+            Ok(()) => {
+                self.note(Note::warning(
+                    reason::UNINSTALLED,
+                    "Uninstall",
+                    format!("{ns}/{name}: failed first install uninstalled"),
+                ));
+                (true, "uninstalled".to_owned(), OperationResult::Succeeded)
+            }
+            Err(e) => {
+                let why = format!("helm uninstall: {}", describe(&e));
+                self.note(Note::warning(
+                    reason::ROLLBACK_FAILED,
+                    "Uninstall",
+                    format!("{ns}/{name}: {why}"),
+                ));
+                (false, why, OperationResult::Failed)
+            }
+        };
+        let mut operation = op(
+            action,
+            OperationKind::Uninstall,
+            sequence,
+            started,
+            clock,
+            result,
+            detail.clone(),
+            None,
+            None,
+        );
+        operation.from = Some(action.target.chart.version.clone());
+        operation.to = None;
+        (ok, detail, operation)
+    }
+
+    async fn undo_for_channel(
+        &self,
+        action: &Action,
+        undo: Undo,
+        sequence: u64,
+        settings: &ExecSettings,
+        cause: &str,
+    ) -> (ReleaseOutcome, Vec<Operation>) {
+        let timeout = self.timeout(action, settings);
+        let cause = format!("{cause} (rollbackPolicy channel)");
+        let (ok, revision, version, detail, operation) = match undo {
+            Undo::Rollback(rev) => {
+                let (ok, revision, detail, operation) =
+                    self.rollback(action, rev, sequence, timeout, &cause).await;
+                let version = match &action.kind {
+                    ActionKind::Upgrade { from_version, .. } => Some(from_version.clone()),
+                    ActionKind::Install => None,
+                };
+                (ok, revision, version, detail, operation)
+            }
+            Undo::Uninstall => {
+                let (ok, detail, operation) = self.uninstall(action, sequence, timeout).await;
+                (ok, None, None, detail, operation)
+            }
+        };
+        let outcome = ReleaseOutcome {
+            release: action.release.clone(),
+            namespace: action.namespace.clone(),
+            state: if ok {
+                ReleaseState::RolledBack
+            } else {
+                ReleaseState::Failed
+            },
+            version,
+            desired_version: Some(action.target.chart.version.clone()),
+            revision,
+            message: format!("{cause}; {detail}"),
+            pinned: action.pinned,
+        };
+        (outcome, vec![operation])
+    }
+}
+
+fn skipped(action: &Action, _sequence: u64, message: String) -> ReleaseOutcome {
+    let (version, revision) = match &action.kind {
+        ActionKind::Install => (None, None),
+        ActionKind::Upgrade {
+            from_version,
+            from_revision,
+            ..
+        } => (Some(from_version.clone()), Some(*from_revision)),
+    };
+    ReleaseOutcome {
+        release: action.release.clone(),
+        namespace: action.namespace.clone(),
+        state: ReleaseState::Skipped,
+        version,
+        desired_version: Some(action.target.chart.version.clone()),
+        revision,
+        message,
+        pinned: action.pinned,
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // a record of plain fields; a builder would only rename them
+fn op(
+    action: &Action,
+    operation: OperationKind,
+    sequence: u64,
+    started: Timestamp,
+    clock: Instant,
+    result: OperationResult,
+    message: String,
+    from_revision: Option<u32>,
+    to_revision: Option<u32>,
+) -> Operation {
+    let from = match &action.kind {
+        ActionKind::Install => None,
+        ActionKind::Upgrade { from_version, .. } => Some(from_version.clone()),
+    };
+    Operation {
+        release: action.release.clone(),
+        namespace: action.namespace.clone(),
+        operation,
+        from,
+        to: Some(action.target.chart.version.clone()),
+        sequence,
+        started,
+        duration: Duration::from_secs(clock.elapsed().as_secs()),
+        result,
+        message: super::events::truncate(&message, 2000),
+        from_revision,
+        to_revision,
+    }
+}

@@ -1,0 +1,669 @@
+//! Fetching a subscription's channel: the trust chain, the index and its
+//! signatures (conditional GET, retries with backoff, one refetch of the pair
+//! on a signature mismatch), and chart archives into a content-addressed cache.
+//!
+//! The fetcher remembers, per (server, channel), the index's ETag and the
+//! verified result, so an unchanged channel costs one conditional request.
+//! Anti-rollback floors (sequence, trust root version) come from the caller,
+//! which keeps them in the subscription's status.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use backon::{ExponentialBuilder, Retryable};
+use tokio::sync::Mutex;
+
+use crate::chart::{ArchiveLimits, ChartArchive, ChartError};
+use crate::crd::server_key;
+use crate::duration::Duration;
+use crate::format::{IndexChart, Sha256Digest, Timestamp};
+use crate::site::{DocKind, Fetched, Limits, Site, SiteError, SitePath};
+use crate::trust::{TrustError, walk_site};
+use crate::verify::{
+    IndexPolicy, TrustChain, TrustedRoot, VerifiedIndex, VerifyError, verify_index,
+};
+
+/// How transient fetch errors are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// The first delay; each further one doubles.
+    pub min_delay: StdDuration,
+    /// The longest delay.
+    pub max_delay: StdDuration,
+    /// Retries after the first attempt.
+    pub max_retries: usize,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            min_delay: StdDuration::from_millis(500),
+            max_delay: StdDuration::from_secs(5),
+            max_retries: 3,
+        }
+    }
+}
+
+/// Why a channel could not be fetched or was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The server URL is not a usable site.
+    #[error("server {server}")]
+    BadServer {
+        /// The subscription's server.
+        server: String,
+        /// Why.
+        #[source]
+        source: SiteError,
+    },
+    /// A document could not be read (after retries for transient errors).
+    #[error("cannot fetch {what}")]
+    Site {
+        /// The URL or what it was.
+        what: String,
+        /// Why.
+        #[source]
+        source: SiteError,
+    },
+    /// The installed trust anchor is unreadable.
+    #[error("trust anchor {origin}")]
+    Anchor {
+        /// Where it came from (ConfigMap or Secret key).
+        origin: String,
+        /// Why.
+        #[source]
+        source: Box<VerifyError>,
+    },
+    /// A rotated trust root was refused, or the newest has expired.
+    #[error("trust root chain of {server}")]
+    Trust {
+        /// The server.
+        server: String,
+        /// Why.
+        #[source]
+        source: Box<TrustError>,
+    },
+    /// The newest trust root on the site is older than one accepted before.
+    #[error(
+        "{server}: newest trust root is version {found}, but version {floor} was accepted before (rollback refused)"
+    )]
+    TrustRootRollback {
+        /// The server.
+        server: String,
+        /// The newest version the site offers.
+        found: u64,
+        /// The version accepted before.
+        floor: u64,
+    },
+    /// The index failed verification (signatures, channel, expiry, sequence).
+    #[error("index verification failed")]
+    Verify(#[source] Box<VerifyError>),
+    /// A chart archive is not what the index says, or not a safe chart.
+    #[error("chart {chart}")]
+    Chart {
+        /// `name version`.
+        chart: String,
+        /// Why.
+        #[source]
+        source: Box<ChartFetchError>,
+    },
+}
+
+/// What went wrong with one chart archive.
+#[derive(Debug, thiserror::Error)]
+pub enum ChartFetchError {
+    /// Download failed.
+    #[error(transparent)]
+    Site(#[from] SiteError),
+    /// Size or digest differ from the index.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// Not a safe, well-formed chart archive matching the entry.
+    #[error(transparent)]
+    Archive(#[from] ChartError),
+    /// The cache directory could not be written.
+    #[error("chart cache {path}: {source}")]
+    Cache {
+        /// The file concerned.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl FetchError {
+    /// True when the update site could not be reached (timeouts, refused
+    /// connections, 5xx, or no index at all); false for verification failures.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            Self::Site { source, .. } => source.is_transient() || source.is_not_found(),
+            Self::Trust { source, .. } => match source.as_ref() {
+                TrustError::Site(e) => e.is_transient() || e.is_not_found(),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// True when something signed or pinned was refused (as opposed to a
+    /// network problem).
+    pub fn is_verification(&self) -> bool {
+        match self {
+            Self::Verify(_) | Self::TrustRootRollback { .. } | Self::Anchor { .. } => true,
+            Self::Trust { .. } => !self.is_unreachable(),
+            Self::Chart { source, .. } => !matches!(source.as_ref(), ChartFetchError::Site(_)),
+            _ => false,
+        }
+    }
+}
+
+/// A verified channel index with what the agent needs besides it.
+#[derive(Debug)]
+pub struct ChannelSnapshot {
+    /// The verified index.
+    pub verified: VerifiedIndex,
+    /// Version of the trust root it was verified with.
+    pub trust_root_version: u64,
+    /// Health timeouts the index sets explicitly, per (release, chart version);
+    /// entries without one use the subscription's `healthTimeout`.
+    pub explicit_timeouts: BTreeMap<(String, String), Duration>,
+    /// Where the index was read from.
+    pub location: String,
+    /// The site it came from (for charts).
+    pub site: Site,
+}
+
+impl ChannelSnapshot {
+    /// The health timeout for `release` at chart `version`.
+    pub fn health_timeout(&self, release: &str, version: &str, default: Duration) -> Duration {
+        self.explicit_timeouts
+            .get(&(release.to_owned(), version.to_owned()))
+            .copied()
+            .unwrap_or(default)
+    }
+}
+
+/// The result of one fetch.
+#[derive(Debug, Clone)]
+pub struct FetchOutcome {
+    /// The channel as verified (shared with the memo).
+    pub snapshot: Arc<ChannelSnapshot>,
+    /// True when the server said the index had not changed since the last fetch.
+    pub not_modified: bool,
+    /// True when the first index/signature pair did not match and was fetched again.
+    pub refetched: bool,
+}
+
+/// What the caller asks of a fetch.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchRequest<'a> {
+    /// The site's base URL.
+    pub server: &'a str,
+    /// The channel.
+    pub channel: &'a str,
+    /// The installed trust anchor's bytes.
+    pub anchor: &'a [u8],
+    /// Where the anchor came from, for messages.
+    pub anchor_origin: &'a str,
+    /// Lowest acceptable sequence (the highest accepted so far).
+    pub min_sequence: u64,
+    /// Lowest acceptable trust root version (the newest accepted so far).
+    pub trust_floor: Option<u64>,
+    /// The time expiry is checked against.
+    pub now: Timestamp,
+}
+
+struct Memo {
+    anchor: Sha256Digest,
+    etag: String,
+    snapshot: Arc<ChannelSnapshot>,
+    trust: TrustedRoot,
+}
+
+/// Fetches and verifies channels and charts; shared by every reconcile.
+pub struct Fetcher {
+    limits: Limits,
+    retry: RetryPolicy,
+    cache_dir: PathBuf,
+    archive_limits: ArchiveLimits,
+    sites: Mutex<HashMap<String, Site>>,
+    memo: Mutex<HashMap<(String, String), Memo>>,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("cache_dir", &self.cache_dir)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fetcher {
+    /// A fetcher keeping chart archives in `cache_dir` (created when needed).
+    pub fn new(cache_dir: PathBuf, limits: Limits, retry: RetryPolicy) -> Self {
+        Self {
+            limits,
+            retry,
+            cache_dir,
+            archive_limits: ArchiveLimits::default(),
+            sites: Mutex::new(HashMap::new()),
+            memo: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The chart cache directory.
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+
+    async fn site(&self, server: &str) -> Result<Site, FetchError> {
+        let key = server_key(server).to_owned();
+        let mut sites = self.sites.lock().await;
+        if let Some(site) = sites.get(&key) {
+            return Ok(site.clone());
+        }
+        let site =
+            Site::http(&key, self.limits.clone()).map_err(|source| FetchError::BadServer {
+                server: server.to_owned(),
+                source,
+            })?;
+        sites.insert(key, site.clone());
+        Ok(site)
+    }
+
+    fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(self.retry.min_delay)
+            .with_max_delay(self.retry.max_delay)
+            .with_max_times(self.retry.max_retries)
+            .with_jitter()
+    }
+
+    async fn get(
+        &self,
+        site: &Site,
+        path: &SitePath,
+        cap: u64,
+        etag: Option<&str>,
+    ) -> Result<Fetched, FetchError> {
+        (|| site.fetch(path, cap, etag))
+            .retry(self.backoff())
+            .when(SiteError::is_transient)
+            .notify(|e, after| {
+                tracing::debug!(location = %site.location(path), error = %e, retry_in = ?after, "transient fetch error")
+            })
+            .await
+            .map_err(|source| FetchError::Site {
+                what: site.location(path),
+                source,
+            })
+    }
+
+    async fn read(
+        &self,
+        site: &Site,
+        path: &SitePath,
+        kind: DocKind,
+    ) -> Result<Vec<u8>, FetchError> {
+        match self.get(site, path, self.limits.cap(kind), None).await? {
+            Fetched::Modified { bytes, .. } => Ok(bytes),
+            Fetched::NotModified => Err(FetchError::Site {
+                what: site.location(path),
+                source: SiteError::Status {
+                    location: site.location(path),
+                    status: 304,
+                },
+            }),
+        }
+    }
+
+    /// Forgets what was remembered about a channel (the next fetch is unconditional).
+    pub async fn forget(&self, server: &str, channel: &str) {
+        self.memo
+            .lock()
+            .await
+            .remove(&(server_key(server).to_owned(), channel.to_owned()));
+    }
+
+    /// Fetches and verifies the channel's index.
+    pub async fn fetch(&self, req: FetchRequest<'_>) -> Result<FetchOutcome, FetchError> {
+        let site = self.site(req.server).await?;
+        let key = (server_key(req.server).to_owned(), req.channel.to_owned());
+        let anchor_digest = Sha256Digest::of(req.anchor);
+        let index_path = SitePath::index(req.channel).map_err(|source| FetchError::Site {
+            what: format!("channel {}", req.channel),
+            source,
+        })?;
+        let sig_path =
+            SitePath::index_signatures(req.channel).map_err(|source| FetchError::Site {
+                what: format!("channel {}", req.channel),
+                source,
+            })?;
+        let location = site.location(&index_path);
+        let sig_location = site.location(&sig_path);
+
+        let remembered = {
+            let memo = self.memo.lock().await;
+            memo.get(&key)
+                .filter(|m| m.anchor == anchor_digest)
+                .map(|m| (m.etag.clone(), m.snapshot.clone(), m.trust.clone()))
+        };
+        let etag = remembered.as_ref().map(|(etag, _, _)| etag.as_str());
+        let first = self
+            .get(&site, &index_path, self.limits.index_bytes, etag)
+            .await?;
+        let (mut bytes, mut new_etag) = match first {
+            Fetched::NotModified => {
+                if let Some((_, snapshot, trust)) = remembered {
+                    recheck(&snapshot, &trust, &req)?;
+                    return Ok(FetchOutcome {
+                        snapshot,
+                        not_modified: true,
+                        refetched: false,
+                    });
+                }
+                // A 304 without having sent an ETag: read it again in full.
+                match self
+                    .get(&site, &index_path, self.limits.index_bytes, None)
+                    .await?
+                {
+                    Fetched::Modified { bytes, etag } => (bytes, etag),
+                    Fetched::NotModified => {
+                        return Err(FetchError::Site {
+                            what: location,
+                            source: SiteError::Status {
+                                location: site.location(&index_path),
+                                status: 304,
+                            },
+                        });
+                    }
+                }
+            }
+            Fetched::Modified { bytes, etag } => (bytes, etag),
+        };
+
+        // The index changed (or is new to us): walk the trust chain from the anchor.
+        let chain = TrustChain::anchor(req.anchor, None, req.anchor_origin).map_err(|source| {
+            FetchError::Anchor {
+                origin: req.anchor_origin.to_owned(),
+                source: Box::new(source),
+            }
+        })?;
+        let chain = (|| walk_site(&site, chain.clone()))
+            .retry(self.backoff())
+            .when(|e: &TrustError| matches!(e, TrustError::Site(s) if s.is_transient()))
+            .await
+            .map_err(|source| FetchError::Trust {
+                server: req.server.to_owned(),
+                source: Box::new(source),
+            })?;
+        let found = chain.current().version;
+        if let Some(floor) = req.trust_floor
+            && found < floor
+        {
+            return Err(FetchError::TrustRootRollback {
+                server: req.server.to_owned(),
+                found,
+                floor,
+            });
+        }
+        let trust = chain.trusted(req.now).map_err(|e| FetchError::Trust {
+            server: req.server.to_owned(),
+            source: Box::new(TrustError::Verify(e)),
+        })?;
+        let policy = IndexPolicy {
+            channel: req.channel,
+            min_sequence: req.min_sequence,
+            now: req.now,
+        };
+        let mut refetched = false;
+        let verified = loop {
+            let sig = self.read(&site, &sig_path, DocKind::Signatures).await?;
+            match verify_index(&bytes, &sig, &trust, policy, &location, &sig_location) {
+                Ok(v) => break v,
+                // publish renames the signature first, then the index: a reader can
+                // land between the two; one more read of the pair settles it.
+                Err(VerifyError::ThresholdNotMet { .. }) if !refetched => {
+                    refetched = true;
+                    match self
+                        .get(&site, &index_path, self.limits.index_bytes, None)
+                        .await?
+                    {
+                        Fetched::Modified { bytes: b, etag } => {
+                            bytes = b;
+                            new_etag = etag;
+                        }
+                        Fetched::NotModified => {}
+                    }
+                }
+                Err(e) => return Err(FetchError::Verify(Box::new(e))),
+            }
+        };
+        let explicit_timeouts = explicit_timeouts(&bytes);
+        let snapshot = Arc::new(ChannelSnapshot {
+            verified,
+            trust_root_version: found,
+            explicit_timeouts,
+            location,
+            site,
+        });
+        let mut memo = self.memo.lock().await;
+        match new_etag {
+            Some(etag) => {
+                memo.insert(
+                    key,
+                    Memo {
+                        anchor: anchor_digest,
+                        etag,
+                        snapshot: snapshot.clone(),
+                        trust,
+                    },
+                );
+            }
+            None => {
+                memo.remove(&key);
+            }
+        }
+        Ok(FetchOutcome {
+            snapshot,
+            not_modified: false,
+            refetched,
+        })
+    }
+
+    /// The local path of `chart`, downloading it into the cache when it is not
+    /// there. Cached files are checked again (size and SHA-256) on every use,
+    /// and a damaged one is replaced.
+    pub async fn chart(
+        &self,
+        snapshot: &ChannelSnapshot,
+        chart: &IndexChart,
+    ) -> Result<PathBuf, FetchError> {
+        let label = format!("{} {}", chart.name, chart.version);
+        let err = |source: ChartFetchError| FetchError::Chart {
+            chart: label.clone(),
+            source: Box::new(source),
+        };
+        let path = self.cache_dir.join(IndexChart::archive_name(&chart.digest));
+        if let Ok(bytes) = tokio::fs::read(&path).await {
+            if snapshot.verified.check_chart(chart, &bytes).is_ok() {
+                return Ok(path);
+            }
+            tracing::warn!(path = %path.display(), chart = %label, "cached chart does not match its digest; downloading it again");
+        }
+        let index_path = SitePath::index(&snapshot.verified.index().channel)
+            .map_err(|e| err(ChartFetchError::Site(e)))?;
+        let site = &snapshot.site;
+        let chart_path = site
+            .resolve(&index_path, &chart.url)
+            .map_err(|e| err(ChartFetchError::Site(e)))?;
+        let cap = chart.size.min(self.limits.chart_bytes);
+        let bytes = match self.get(site, &chart_path, cap, None).await {
+            Ok(Fetched::Modified { bytes, .. }) => bytes,
+            Ok(Fetched::NotModified) => {
+                return Err(err(ChartFetchError::Site(SiteError::Status {
+                    location: site.location(&chart_path),
+                    status: 304,
+                })));
+            }
+            Err(FetchError::Site { source, .. }) => return Err(err(ChartFetchError::Site(source))),
+            Err(other) => return Err(other),
+        };
+        snapshot
+            .verified
+            .check_chart(chart, &bytes)
+            .map_err(|e| err(ChartFetchError::Verify(e)))?;
+        ChartArchive::read(
+            &bytes,
+            &site.location(&chart_path),
+            Some(&chart.name),
+            &self.archive_limits,
+        )
+        .map_err(|e| err(ChartFetchError::Archive(e)))?;
+        let dir = self.cache_dir.clone();
+        let target = path.clone();
+        tokio::task::spawn_blocking(move || write_cached(&dir, &target, &bytes))
+            .await
+            .map_err(|e| {
+                err(ChartFetchError::Cache {
+                    path: path.clone(),
+                    source: std::io::Error::other(e),
+                })
+            })?
+            .map_err(|source| {
+                err(ChartFetchError::Cache {
+                    path: path.clone(),
+                    source,
+                })
+            })?;
+        Ok(path)
+    }
+}
+
+/// Expiry moves on while the index stays the same: check it (and the trust
+/// root's) again for a remembered index, and the floors too.
+fn recheck(
+    snapshot: &ChannelSnapshot,
+    trust: &TrustedRoot,
+    req: &FetchRequest<'_>,
+) -> Result<(), FetchError> {
+    let index = snapshot.verified.index();
+    if req.now >= trust.root().expires {
+        return Err(FetchError::Trust {
+            server: req.server.to_owned(),
+            source: Box::new(TrustError::Verify(VerifyError::Expired {
+                origin: trust.origin().to_owned(),
+                expires: trust.root().expires,
+                now: req.now,
+            })),
+        });
+    }
+    if req.now >= index.expires {
+        return Err(FetchError::Verify(Box::new(VerifyError::Expired {
+            origin: snapshot.location.clone(),
+            expires: index.expires,
+            now: req.now,
+        })));
+    }
+    if index.sequence < req.min_sequence {
+        return Err(FetchError::Verify(Box::new(VerifyError::SequenceTooLow {
+            origin: snapshot.location.clone(),
+            found: index.sequence,
+            minimum: req.min_sequence,
+        })));
+    }
+    if let Some(floor) = req.trust_floor
+        && snapshot.trust_root_version < floor
+    {
+        return Err(FetchError::TrustRootRollback {
+            server: req.server.to_owned(),
+            found: snapshot.trust_root_version,
+            floor,
+        });
+    }
+    Ok(())
+}
+
+/// Which entries of the (already verified) index bytes set `health.timeout`
+/// themselves; the typed index fills in a default and cannot tell.
+fn explicit_timeouts(bytes: &[u8]) -> BTreeMap<(String, String), Duration> {
+    let mut out = BTreeMap::new();
+    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return out;
+    };
+    let mut note = |entry: &serde_json::Value| {
+        let s = |p: &str| entry.pointer(p).and_then(serde_json::Value::as_str);
+        if let (Some(name), Some(version), Some(timeout)) =
+            (s("/name"), s("/chart/version"), s("/health/timeout"))
+            && let Ok(d) = Duration::parse(timeout)
+        {
+            out.insert((name.to_owned(), version.to_owned()), d);
+        }
+    };
+    for release in doc
+        .get("releases")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        note(release);
+        for previous in release
+            .get("previous")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            note(previous);
+        }
+    }
+    out
+}
+
+fn write_cached(dir: &Path, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".download-")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(target).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_timeouts_are_read_from_the_raw_index() {
+        let doc = serde_json::json!({
+            "releases": [
+                {"name": "a", "chart": {"version": "1.0.0"}, "health": {"timeout": "20s"},
+                 "previous": [{"name": "a", "chart": {"version": "0.9.0"}, "health": {"test": true}}]},
+                {"name": "b", "chart": {"version": "2.0.0"}}
+            ]
+        });
+        let t = explicit_timeouts(doc.to_string().as_bytes());
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            t[&("a".to_owned(), "1.0.0".to_owned())],
+            Duration::from_secs(20)
+        );
+        assert!(explicit_timeouts(b"not json").is_empty());
+    }
+
+    #[test]
+    fn cache_writes_are_atomic_and_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("c/sha256-x.tgz");
+        write_cached(&dir.path().join("c"), &target, b"one").unwrap();
+        write_cached(&dir.path().join("c"), &target, b"two").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"two");
+        let leftovers = std::fs::read_dir(dir.path().join("c")).unwrap().count();
+        assert_eq!(leftovers, 1);
+    }
+}

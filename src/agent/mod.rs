@@ -1,0 +1,264 @@
+//! The cluster agent: one process serving every `ChannelSubscription` of its
+//! namespace. Each reconcile pulls the channel's signed index, verifies it,
+//! plans against what helm reports, upgrades in dependency order with health
+//! checks and rollbacks, and reports through the status, Events and logs.
+//!
+//! - [`fetch`]: index, signatures, trust roots and charts (conditional GET,
+//!   retries, content-addressed chart cache);
+//! - [`installed`]: helm's view of the installed releases and fingerprints;
+//! - [`executor`]: runs a plan (upgrade, health, test, rollback);
+//! - [`status`]: the status, conditions and `--once` verdict (pure), and the
+//!   server-side apply that writes it;
+//! - [`events`]: Kubernetes Events;
+//! - [`reconcile`]: one reconcile of one subscription, tying them together.
+//!
+//! [`Context`] is shared by every reconcile; its [`AgentState`] is what a web
+//! UI and `/metrics` read (they only read).
+
+pub mod events;
+pub mod executor;
+pub mod fetch;
+pub mod installed;
+pub mod reconcile;
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::RwLock;
+
+use crate::crd::ChannelSubscription;
+use crate::format::Timestamp;
+use crate::health::HealthCheck;
+use crate::helm::HelmCli;
+
+pub use reconcile::Outcome;
+pub use status::Verdict;
+
+/// Why the agent could not do its job (a single reconcile's problems with the
+/// channel are reported in the status, not here).
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The status could not be written.
+    #[error("cannot write the status of {subscription}")]
+    WriteStatus {
+        /// `namespace/name`.
+        subscription: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// Subscriptions could not be listed.
+    #[error("cannot list ChannelSubscriptions in namespace {namespace}")]
+    List {
+        /// The namespace.
+        namespace: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// `--once` found nothing to do.
+    #[error("no ChannelSubscription in namespace {namespace}")]
+    NoSubscription {
+        /// The namespace.
+        namespace: String,
+    },
+}
+
+/// What the agent knows about one subscription, for the UI and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionState {
+    /// When the last reconcile finished.
+    pub last_run: Option<Timestamp>,
+    /// Its verdict.
+    pub verdict: Option<Verdict>,
+    /// Its sentence.
+    pub message: String,
+    /// The sequence it looked at.
+    pub sequence: Option<u64>,
+    /// How many reconciles ran.
+    pub reconciles: u64,
+    /// How many of them failed to write a status or list.
+    pub errors: u64,
+    /// The generation and retry annotation the last run saw (to tell a real
+    /// change from the agent's own status write).
+    seen: Option<(Option<i64>, Option<String>)>,
+    /// When the next check is due.
+    due: Option<Instant>,
+}
+
+/// Shared, read-mostly state of the agent: per subscription (`namespace/name`).
+#[derive(Debug, Clone, Default)]
+pub struct AgentState {
+    inner: Arc<RwLock<BTreeMap<String, SubscriptionState>>>,
+}
+
+impl AgentState {
+    /// A copy of every subscription's state.
+    pub async fn snapshot(&self) -> BTreeMap<String, SubscriptionState> {
+        self.inner.read().await.clone()
+    }
+}
+
+/// Everything a reconcile needs, shared by all of them.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// The helm binary.
+    pub helm: HelmCli,
+    /// The health checker.
+    pub health: HealthCheck,
+    /// The channel and chart fetcher (remembers ETags).
+    pub fetcher: fetch::Fetcher,
+    /// Events.
+    pub events: events::Events,
+    /// The namespace served.
+    pub namespace: String,
+    /// What the UI and metrics read.
+    pub state: AgentState,
+}
+
+impl Context {
+    async fn record(
+        &self,
+        key: &str,
+        sub: &ChannelSubscription,
+        result: &Result<Outcome, AgentError>,
+        next: Duration,
+    ) {
+        let mut state = self.state.inner.write().await;
+        let entry = state.entry(key.to_owned()).or_default();
+        entry.reconciles += 1;
+        entry.last_run = Some(Timestamp::now());
+        entry.seen = Some((
+            sub.metadata.generation,
+            sub.pending_retry().map(str::to_owned),
+        ));
+        entry.due = Some(Instant::now() + next);
+        match result {
+            Ok(o) => {
+                entry.verdict = Some(o.verdict);
+                entry.message = o.message.clone();
+                entry.sequence = o.sequence;
+            }
+            Err(e) => {
+                entry.errors += 1;
+                entry.verdict = Some(Verdict::Error);
+                entry.message = crate::site_verify::describe(e);
+            }
+        }
+    }
+
+    /// When the subscription is not due and nothing an admin changed (spec,
+    /// retry annotation) is new: how long until it is due.
+    async fn not_due(&self, key: &str, sub: &ChannelSubscription) -> Option<Duration> {
+        let state = self.state.inner.read().await;
+        let entry = state.get(key)?;
+        let seen = (
+            sub.metadata.generation,
+            sub.pending_retry().map(str::to_owned),
+        );
+        if entry.seen.as_ref() != Some(&seen) {
+            return None;
+        }
+        let left = entry.due?.checked_duration_since(Instant::now())?;
+        (!left.is_zero()).then_some(left)
+    }
+}
+
+/// The interval plus up to a tenth of random jitter, so clusters do not poll in lockstep.
+pub fn with_jitter(interval: Duration) -> Duration {
+    let mut bytes = [0u8; 8];
+    let spread = interval.as_millis() as u64 / 10;
+    if spread == 0 || getrandom::fill(&mut bytes).is_err() {
+        return interval;
+    }
+    interval + Duration::from_millis(u64::from_le_bytes(bytes) % spread)
+}
+
+async fn reconcile_arc(
+    sub: Arc<ChannelSubscription>,
+    ctx: Arc<Context>,
+) -> Result<Action, AgentError> {
+    let key = format!("{}/{}", sub.namespace().unwrap_or_default(), sub.name_any());
+    if let Some(left) = ctx.not_due(&key, &sub).await {
+        return Ok(Action::requeue(left));
+    }
+    let result = reconcile::reconcile(&ctx, &sub).await;
+    let next = with_jitter(sub.spec.interval.to_std());
+    ctx.record(&key, &sub, &result, next).await;
+    match result {
+        Ok(_) => Ok(Action::requeue(next)),
+        Err(e) => Err(e),
+    }
+}
+
+fn error_policy(_sub: Arc<ChannelSubscription>, error: &AgentError, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(error = %crate::site_verify::describe(error), "reconcile failed; retrying in 30s");
+    Action::requeue(Duration::from_secs(30))
+}
+
+/// Serves every subscription of the namespace until SIGTERM or ctrl-c.
+pub async fn run(ctx: Arc<Context>) {
+    let api: Api<ChannelSubscription> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    tracing::info!(namespace = %ctx.namespace, helm = %ctx.helm.version(), "agent started");
+    Controller::new(api, watcher::Config::default())
+        .shutdown_on_signal()
+        .run(reconcile_arc, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller");
+            }
+        })
+        .await;
+    tracing::info!("agent stopped");
+}
+
+/// One reconcile of every subscription of the namespace, in name order; the
+/// outcomes, or an error when there is none or they cannot be listed.
+pub async fn run_once(ctx: &Context) -> Result<Vec<Result<Outcome, AgentError>>, AgentError> {
+    let api: Api<ChannelSubscription> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let list = api
+        .list(&Default::default())
+        .await
+        .map_err(|source| AgentError::List {
+            namespace: ctx.namespace.clone(),
+            source,
+        })?;
+    if list.items.is_empty() {
+        return Err(AgentError::NoSubscription {
+            namespace: ctx.namespace.clone(),
+        });
+    }
+    let mut subs = list.items;
+    subs.sort_by_key(|s| s.name_any());
+    let mut out = Vec::new();
+    for sub in &subs {
+        let key = format!("{}/{}", ctx.namespace, sub.name_any());
+        let result = reconcile::reconcile(ctx, sub).await;
+        ctx.record(&key, sub, &result, sub.spec.interval.to_std())
+            .await;
+        out.push(result);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_a_tenth() {
+        let base = Duration::from_secs(300);
+        for _ in 0..100 {
+            let d = with_jitter(base);
+            assert!(d >= base && d < base + Duration::from_secs(30), "{d:?}");
+        }
+        assert_eq!(with_jitter(Duration::ZERO), Duration::ZERO);
+    }
+}

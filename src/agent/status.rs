@@ -1,0 +1,539 @@
+//! The subscription's status after a reconcile: per-release states, the
+//! check's result, the four conditions, and the verdict `--once` turns into
+//! its exit code. Composing it is pure; [`write_status`] sends it with
+//! server-side apply on the status subresource (field manager `coxswain`).
+
+use std::collections::BTreeMap;
+
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+
+use crate::crd::{
+    ChannelSubscription, ChannelSubscriptionStatus, CheckResult, ConditionStatus, LastCheck,
+    ReleaseState, ReleaseStatus, condition,
+};
+use crate::format::Timestamp;
+use crate::plan::{Plan, SkipReason};
+
+use super::executor::ExecReport;
+
+/// The field manager of every status write.
+pub const FIELD_MANAGER: &str = "coxswain";
+
+/// How a reconcile ended, for `--once` and for requeueing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verdict {
+    /// Every release is at its desired state (or the subscription is suspended).
+    Done,
+    /// Something was rolled back, is degraded, or waits on a failed sequence.
+    Degraded,
+    /// The channel could not be checked or was refused.
+    Error,
+}
+
+impl Verdict {
+    /// `coxswain agent --once` exit code: 0, 2 or 1.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Done => 0,
+            Self::Degraded => 2,
+            Self::Error => 1,
+        }
+    }
+}
+
+/// Per-release statuses from a plan, what ran, and a waiting failed sequence.
+///
+/// `waiting` (a failed sequence's sentence) applies to the plan's actions when
+/// they were not executed; `report` holds what was executed.
+pub fn release_statuses(
+    plan: &Plan,
+    report: Option<&ExecReport>,
+    waiting: Option<&str>,
+    previous: &[ReleaseStatus],
+    now: Timestamp,
+) -> Vec<ReleaseStatus> {
+    let mut out: Vec<ReleaseStatus> = Vec::new();
+    for s in &plan.skipped {
+        out.push(ReleaseStatus {
+            name: s.release.clone(),
+            namespace: s.namespace.clone(),
+            version: s.installed_version.clone(),
+            desired_version: s.desired_version.clone(),
+            revision: s.revision,
+            state: s.state(),
+            message: s.reason(),
+            since: now,
+            pinned: s.pinned,
+            held: s.held,
+        });
+    }
+    let outcomes: BTreeMap<&str, _> = report
+        .map(|r| r.outcomes.iter().map(|o| (o.release.as_str(), o)).collect())
+        .unwrap_or_default();
+    for action in plan.actions() {
+        if let Some(o) = outcomes.get(action.release.as_str()) {
+            out.push(ReleaseStatus {
+                name: o.release.clone(),
+                namespace: o.namespace.clone(),
+                version: o.version.clone(),
+                desired_version: o.desired_version.clone(),
+                revision: o.revision,
+                state: o.state,
+                message: o.message.clone(),
+                since: now,
+                pinned: o.pinned,
+                held: false,
+            });
+            continue;
+        }
+        let (version, revision) = match &action.kind {
+            crate::plan::ActionKind::Install => (None, None),
+            crate::plan::ActionKind::Upgrade {
+                from_version,
+                from_revision,
+                ..
+            } => (Some(from_version.clone()), Some(*from_revision)),
+        };
+        // Not executed: keep the state the previous run left (rolled back, failed).
+        let before = previous
+            .iter()
+            .find(|p| p.name == action.release && p.namespace == action.namespace);
+        let state = match before.map(|b| b.state) {
+            Some(s @ (ReleaseState::RolledBack | ReleaseState::Failed)) => s,
+            _ => ReleaseState::Skipped,
+        };
+        let message = match (waiting, before) {
+            (Some(w), Some(b))
+                if matches!(state, ReleaseState::RolledBack | ReleaseState::Failed) =>
+            {
+                format!("{}; {w}", b.message)
+            }
+            (Some(w), _) => format!("{}; not applied: {w}", action.reason),
+            (None, _) => action.reason.clone(),
+        };
+        out.push(ReleaseStatus {
+            name: action.release.clone(),
+            namespace: action.namespace.clone(),
+            version,
+            desired_version: Some(
+                action
+                    .step_toward
+                    .clone()
+                    .unwrap_or_else(|| action.target.chart.version.clone()),
+            ),
+            revision,
+            state,
+            message,
+            since: now,
+            pinned: action.pinned,
+            held: false,
+        });
+    }
+    for o in &plan.orphans {
+        out.push(ReleaseStatus {
+            name: o.release.clone(),
+            namespace: o.namespace.clone(),
+            version: Some(o.version.clone()),
+            desired_version: None,
+            revision: Some(o.revision),
+            state: ReleaseState::Orphaned,
+            message: o.reason.clone(),
+            since: now,
+            pinned: false,
+            held: false,
+        });
+    }
+    out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    // `since` moves only when the state changes.
+    for r in &mut out {
+        if let Some(p) = previous
+            .iter()
+            .find(|p| p.name == r.name && p.namespace == r.namespace && p.state == r.state)
+        {
+            r.since = p.since;
+        }
+    }
+    out
+}
+
+/// True for a release state (or skip) that makes the subscription degraded.
+fn is_degraded(r: &ReleaseStatus) -> bool {
+    matches!(
+        r.state,
+        ReleaseState::RolledBack
+            | ReleaseState::Failed
+            | ReleaseState::Blocked
+            | ReleaseState::Conflict
+            | ReleaseState::Skipped
+    ) || (r.state == ReleaseState::Held && !r.held)
+}
+
+fn degraded_reason(r: &ReleaseStatus) -> &'static str {
+    match r.state {
+        ReleaseState::RolledBack => condition::REASON_ROLLED_BACK,
+        ReleaseState::Failed => condition::REASON_FAILED,
+        ReleaseState::Conflict => condition::REASON_CONFLICT,
+        _ => condition::REASON_BLOCKED,
+    }
+}
+
+/// The outcome of a reconcile that reached the planning stage.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// For `lastCheck.result`.
+    pub result: CheckResult,
+    /// For `--once`.
+    pub verdict: Verdict,
+    /// One sentence for people.
+    pub message: String,
+}
+
+/// Summarises the release statuses of a reconcile.
+pub fn summarize(
+    plan: &Plan,
+    releases: &[ReleaseStatus],
+    report: Option<&ExecReport>,
+    waiting: Option<&str>,
+) -> Summary {
+    let degraded: Vec<&ReleaseStatus> = releases.iter().filter(|r| is_degraded(r)).collect();
+    let channel = format!("{}#{}", plan.channel, plan.sequence);
+    if let Some(w) = waiting {
+        return Summary {
+            result: CheckResult::Degraded,
+            verdict: Verdict::Degraded,
+            message: format!("{channel}: {w}"),
+        };
+    }
+    if let Some(failure) = report.and_then(|r| r.failure.as_deref()) {
+        let rolled_back = releases.iter().any(|r| r.state == ReleaseState::RolledBack);
+        return Summary {
+            result: if rolled_back {
+                CheckResult::RolledBack
+            } else {
+                CheckResult::Degraded
+            },
+            verdict: Verdict::Degraded,
+            message: format!("{channel}: {failure}"),
+        };
+    }
+    if !degraded.is_empty() {
+        let list: Vec<String> = degraded
+            .iter()
+            .map(|r| format!("{}: {}", r.name, r.message))
+            .collect();
+        return Summary {
+            result: CheckResult::Degraded,
+            verdict: Verdict::Degraded,
+            message: format!("{channel}: {}", list.join("; ")),
+        };
+    }
+    let applied = report.map(|r| r.operations.len()).unwrap_or(0);
+    if applied > 0 {
+        Summary {
+            result: CheckResult::Applied,
+            verdict: Verdict::Done,
+            message: format!(
+                "{channel}: {} release(s) installed or upgraded",
+                plan.actions().count()
+            ),
+        }
+    } else {
+        Summary {
+            result: CheckResult::UpToDate,
+            verdict: Verdict::Done,
+            message: format!("{channel}: every release is at its desired state"),
+        }
+    }
+}
+
+/// Sets lastCheck and the conditions after a reconcile that planned.
+pub fn set_planned_conditions(
+    status: &mut ChannelSubscriptionStatus,
+    summary: &Summary,
+    plan: &Plan,
+    trust_root_version: u64,
+    waiting: bool,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    status.last_check = Some(LastCheck {
+        time: now,
+        result: summary.result,
+        message: summary.message.clone(),
+    });
+    status.set_condition(
+        condition::VERIFIED,
+        ConditionStatus::True,
+        condition::REASON_VERIFIED,
+        format!(
+            "sequence {} of channel {} verified with trust root version {trust_root_version}",
+            plan.sequence, plan.channel
+        ),
+        generation,
+        now,
+    );
+    let degraded: Vec<&ReleaseStatus> = status.releases.iter().filter(|r| is_degraded(r)).collect();
+    let reason = if waiting {
+        condition::REASON_WAITING_FOR_NEWER
+    } else {
+        degraded
+            .first()
+            .map(|r| degraded_reason(r))
+            .unwrap_or(condition::REASON_BLOCKED)
+    };
+    if summary.verdict == Verdict::Done {
+        status.set_condition(
+            condition::READY,
+            ConditionStatus::True,
+            condition::REASON_RECONCILED,
+            summary.message.clone(),
+            generation,
+            now,
+        );
+        status.set_condition(
+            condition::DEGRADED,
+            ConditionStatus::False,
+            condition::REASON_HEALTHY,
+            "",
+            generation,
+            now,
+        );
+    } else {
+        status.set_condition(
+            condition::READY,
+            ConditionStatus::False,
+            reason,
+            summary.message.clone(),
+            generation,
+            now,
+        );
+        status.set_condition(
+            condition::DEGRADED,
+            ConditionStatus::True,
+            reason,
+            summary.message.clone(),
+            generation,
+            now,
+        );
+    }
+    let behind: Vec<String> = status
+        .releases
+        .iter()
+        .filter(|r| r.state != ReleaseState::Orphaned && !r.pinned && !r.held)
+        .filter(|r| r.state != ReleaseState::UpToDate || r.version != r.desired_version)
+        .map(|r| {
+            format!(
+                "{} ({})",
+                r.name,
+                r.version.as_deref().unwrap_or("not installed")
+            )
+        })
+        .collect();
+    if behind.is_empty() {
+        status.set_condition(
+            condition::UP_TO_DATE,
+            ConditionStatus::True,
+            condition::REASON_RECONCILED,
+            format!(
+                "every release runs what {}#{} offers",
+                plan.channel, plan.sequence
+            ),
+            generation,
+            now,
+        );
+    } else {
+        status.set_condition(
+            condition::UP_TO_DATE,
+            ConditionStatus::False,
+            reason,
+            format!(
+                "behind {}#{}: {}",
+                plan.channel,
+                plan.sequence,
+                behind.join(", ")
+            ),
+            generation,
+            now,
+        );
+    }
+}
+
+/// Sets lastCheck and the conditions after a reconcile that stopped early
+/// (suspended, unreachable, refused, or another error). Releases are kept.
+pub fn set_stopped_conditions(
+    status: &mut ChannelSubscriptionStatus,
+    result: CheckResult,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    status.last_check = Some(LastCheck {
+        time: now,
+        result,
+        message: message.to_owned(),
+    });
+    match result {
+        CheckResult::Suspended => {
+            status.set_condition(
+                condition::READY,
+                ConditionStatus::True,
+                condition::REASON_SUSPENDED,
+                "suspended: nothing is checked or changed",
+                generation,
+                now,
+            );
+        }
+        CheckResult::VerificationFailed => {
+            status.set_condition(
+                condition::VERIFIED,
+                ConditionStatus::False,
+                condition::REASON_VERIFICATION_FAILED,
+                message,
+                generation,
+                now,
+            );
+            status.set_condition(
+                condition::READY,
+                ConditionStatus::False,
+                condition::REASON_VERIFICATION_FAILED,
+                message,
+                generation,
+                now,
+            );
+        }
+        CheckResult::Unreachable => {
+            status.set_condition(
+                condition::READY,
+                ConditionStatus::False,
+                condition::REASON_UNREACHABLE,
+                message,
+                generation,
+                now,
+            );
+        }
+        _ => {
+            status.set_condition(
+                condition::READY,
+                ConditionStatus::False,
+                condition::REASON_FAILED,
+                message,
+                generation,
+                now,
+            );
+        }
+    }
+}
+
+/// True when `new` differs from `old` in more than the check time (a status
+/// that only says "checked again, same result" is not worth an API write
+/// more often than `max_age`).
+pub fn worth_writing(
+    old: Option<&ChannelSubscriptionStatus>,
+    new: &ChannelSubscriptionStatus,
+    max_age: std::time::Duration,
+) -> bool {
+    let Some(old) = old else { return true };
+    let (Some(a), Some(b)) = (&old.last_check, &new.last_check) else {
+        return true;
+    };
+    let mut probe = new.clone();
+    if let Some(lc) = &mut probe.last_check {
+        lc.time = a.time;
+    }
+    if probe != *old {
+        return true;
+    }
+    let age = b.time.datetime() - a.time.datetime();
+    age.whole_seconds() < 0 || age.unsigned_abs() >= max_age
+}
+
+/// Writes the whole status with server-side apply.
+pub async fn write_status(
+    api: &Api<ChannelSubscription>,
+    name: &str,
+    status: &ChannelSubscriptionStatus,
+) -> Result<(), kube::Error> {
+    let patch = serde_json::json!({
+        "apiVersion": "coxswain.dev/v1alpha1",
+        "kind": "ChannelSubscription",
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(drop)
+}
+
+/// True when the plan has a skip the admin asked for but cannot be honoured
+/// (a pin to a version the index no longer offers): reported, degraded.
+pub fn has_unavailable_pin(plan: &Plan) -> bool {
+    plan.skipped
+        .iter()
+        .any(|s| matches!(s.why, SkipReason::PinUnavailable { .. }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_unix(1_790_000_000 + s).unwrap()
+    }
+
+    fn rs(name: &str, state: ReleaseState, since: Timestamp) -> ReleaseStatus {
+        ReleaseStatus {
+            name: name.into(),
+            namespace: name.into(),
+            version: Some("1.0.0".into()),
+            desired_version: Some("1.0.0".into()),
+            revision: Some(1),
+            state,
+            message: String::new(),
+            since,
+            pinned: false,
+            held: false,
+        }
+    }
+
+    #[test]
+    fn verdicts_map_to_exit_codes() {
+        assert_eq!(Verdict::Done.exit_code(), 0);
+        assert_eq!(Verdict::Degraded.exit_code(), 2);
+        assert_eq!(Verdict::Error.exit_code(), 1);
+        assert!(Verdict::Error > Verdict::Degraded && Verdict::Degraded > Verdict::Done);
+    }
+
+    #[test]
+    fn degraded_states() {
+        assert!(!is_degraded(&rs("a", ReleaseState::UpToDate, at(0))));
+        assert!(is_degraded(&rs("a", ReleaseState::RolledBack, at(0))));
+        let mut held = rs("a", ReleaseState::Held, at(0));
+        held.held = true;
+        assert!(!is_degraded(&held), "a hold is what the admin asked for");
+        held.held = false;
+        assert!(
+            is_degraded(&held),
+            "a pin the index no longer offers is reported"
+        );
+    }
+
+    #[test]
+    fn a_check_that_only_moved_in_time_is_not_rewritten() {
+        let mut old = ChannelSubscriptionStatus::default();
+        set_stopped_conditions(&mut old, CheckResult::UpToDate, "same", Some(1), at(0));
+        let mut new = old.clone();
+        new.last_check.as_mut().unwrap().time = at(60);
+        let hour = std::time::Duration::from_secs(3600);
+        assert!(!worth_writing(Some(&old), &new, hour));
+        new.last_check.as_mut().unwrap().time = at(3600);
+        assert!(worth_writing(Some(&old), &new, hour));
+        let mut changed = old.clone();
+        changed.last_check.as_mut().unwrap().message = "other".into();
+        assert!(worth_writing(Some(&old), &changed, hour));
+        assert!(worth_writing(None, &new, hour));
+    }
+}

@@ -1,0 +1,150 @@
+//! `coxswain agent`: the cluster agent.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Parser;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use coxswain::agent::fetch::{Fetcher, RetryPolicy};
+use coxswain::agent::{self, Context, Verdict};
+use coxswain::health::HealthCheck;
+use coxswain::helm::{HelmCli, HelmConfig};
+use coxswain::site::Limits;
+
+/// Keep this namespace's ChannelSubscriptions' Helm releases up to date.
+///
+/// Watches every ChannelSubscription of the namespace and reconciles each when it
+/// changes and on its interval (with jitter): fetch the channel's signed index
+/// (conditional GET, retries), verify it against the trust root from the
+/// subscription's trustRef (following rotations under SERVER/trust/), plan against
+/// what helm reports, upgrade in dependency order, check health, run helm test when
+/// asked, and roll back what fails. Status, Events and logs say what happened.
+///
+/// With --once: one reconcile of every subscription, then exit 0 when every release
+/// is at its desired state (a suspended subscription counts as done), 2 when
+/// something was rolled back, is degraded or waits on a failed sequence, and 1 on
+/// any other error (no subscription, verification failure, server unreachable),
+/// with the reason on stderr.
+#[derive(Debug, Parser)]
+#[command(
+    after_help = "Examples:\n  coxswain agent                       # in a pod: in-cluster config, its own namespace\n  coxswain agent --kubeconfig ~/.kube/config --namespace coxswain --once"
+)]
+pub struct Args {
+    /// A kubeconfig file [default: in-cluster config, else KUBECONFIG or ~/.kube/config].
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// The namespace whose subscriptions are served [default: the config's namespace].
+    #[arg(long, short = 'n', value_name = "NS")]
+    namespace: Option<String>,
+    /// Reconcile every subscription once and exit (0 done, 2 degraded, 1 error).
+    #[arg(long)]
+    once: bool,
+    /// The helm binary.
+    #[arg(long, value_name = "PATH", env = coxswain::helm::HELM_ENV, default_value = "helm")]
+    helm: PathBuf,
+    /// Where chart archives (by digest) and helm's cache live.
+    #[arg(long, value_name = "DIR", env = "COXSWAIN_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no in-cluster config and no usable kubeconfig")?,
+    };
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let client = kube::Client::try_from(config).context("cannot build the Kubernetes client")?;
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("coxswain-agent"));
+    std::fs::create_dir_all(&cache_dir)
+        .with_context(|| format!("cannot create cache directory {}", cache_dir.display()))?;
+    let helm_config = HelmConfig {
+        binary: args.helm.clone(),
+        kubeconfig: args.kubeconfig.clone(),
+        state_dir: Some(cache_dir.join("helm")),
+        ..HelmConfig::default()
+    };
+    let helm = HelmCli::detect(helm_config)
+        .await
+        .with_context(|| format!("helm binary {}", args.helm.display()))?;
+    let ctx = Context {
+        health: HealthCheck::new(client.clone()),
+        events: agent::events::Events::new(client.clone()),
+        fetcher: Fetcher::new(
+            cache_dir.join("charts"),
+            Limits::default(),
+            RetryPolicy::default(),
+        ),
+        client,
+        helm,
+        namespace,
+        state: agent::AgentState::default(),
+    };
+    if !args.once {
+        agent::run(Arc::new(ctx)).await;
+        return Ok(());
+    }
+    let outcomes = agent::run_once(&ctx).await?;
+    let mut worst = Verdict::Done;
+    for outcome in &outcomes {
+        match outcome {
+            Ok(o) => {
+                worst = worst.max(o.verdict);
+                if o.verdict == Verdict::Done {
+                    println!("{}", o.message);
+                } else {
+                    eprintln!("{}", o.message);
+                }
+            }
+            Err(e) => {
+                worst = Verdict::Error;
+                eprintln!("error: {}", coxswain::site_verify::describe(e));
+            }
+        }
+    }
+    match worst {
+        Verdict::Done => Ok(()),
+        Verdict::Error => bail!(
+            "{} subscription(s) could not be reconciled",
+            count(&outcomes, Verdict::Error)
+        ),
+        Verdict::Degraded => std::process::exit(i32::from(Verdict::Degraded.exit_code())),
+    }
+}
+
+fn count(outcomes: &[Result<agent::Outcome, agent::AgentError>], verdict: Verdict) -> usize {
+    outcomes
+        .iter()
+        .filter(|o| match o {
+            Ok(o) => o.verdict == verdict,
+            Err(_) => verdict == Verdict::Error,
+        })
+        .count()
+}
