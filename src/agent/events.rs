@@ -96,6 +96,15 @@ impl Events {
         let reference: ObjectReference = subscription.object_ref(&());
         // The Events API caps the note at 1 kB.
         let message = truncate(&note.message, 1000);
+        // The Recorder folds Events with the same reason, action and references
+        // into one series and keeps the first note, so two different upgrades
+        // would read as one. A digest of the note in the related reference keeps
+        // different notes apart; repeats of the same note still form a series.
+        let digest = crate::format::Sha256Digest::of(message.as_bytes()).hex();
+        let related = ObjectReference {
+            field_path: Some(format!("note:{}", &digest[..16])),
+            ..reference.clone()
+        };
         let event = Event {
             type_: if note.warning {
                 EventType::Warning
@@ -105,7 +114,7 @@ impl Events {
             reason: note.reason.to_owned(),
             note: Some(message),
             action: note.action.to_owned(),
-            secondary: None,
+            secondary: Some(related),
         };
         if let Err(e) = self.recorder.publish(&event, &reference).await {
             tracing::warn!(reason = note.reason, error = %e, "cannot publish an Event");

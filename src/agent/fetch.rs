@@ -594,22 +594,29 @@ fn explicit_timeouts(bytes: &[u8]) -> BTreeMap<(String, String), Duration> {
     let Ok(doc) = serde_json::from_slice::<serde_json::Value>(bytes) else {
         return out;
     };
+    // A previous entry may carry the same chart version as the current one
+    // (a values-only change): the current entry wins, so it is noted first and
+    // never overwritten.
     let mut note = |entry: &serde_json::Value| {
         let s = |p: &str| entry.pointer(p).and_then(serde_json::Value::as_str);
         if let (Some(name), Some(version), Some(timeout)) =
             (s("/name"), s("/chart/version"), s("/health/timeout"))
             && let Ok(d) = Duration::parse(timeout)
         {
-            out.insert((name.to_owned(), version.to_owned()), d);
+            out.entry((name.to_owned(), version.to_owned()))
+                .or_insert(d);
         }
     };
-    for release in doc
+    let releases: Vec<&serde_json::Value> = doc
         .get("releases")
         .and_then(serde_json::Value::as_array)
         .into_iter()
         .flatten()
-    {
+        .collect();
+    for release in &releases {
         note(release);
+    }
+    for release in releases {
         for previous in release
             .get("previous")
             .and_then(serde_json::Value::as_array)
@@ -644,11 +651,18 @@ mod tests {
             "releases": [
                 {"name": "a", "chart": {"version": "1.0.0"}, "health": {"timeout": "20s"},
                  "previous": [{"name": "a", "chart": {"version": "0.9.0"}, "health": {"test": true}}]},
-                {"name": "b", "chart": {"version": "2.0.0"}}
+                {"name": "b", "chart": {"version": "2.0.0"}, "health": {"timeout": "30s"},
+                 "previous": [{"name": "b", "chart": {"version": "2.0.0"}, "health": {"timeout": "3m"}}]},
+                {"name": "c", "chart": {"version": "2.0.0"}}
             ]
         });
         let t = explicit_timeouts(doc.to_string().as_bytes());
-        assert_eq!(t.len(), 1);
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            t[&("b".to_owned(), "2.0.0".to_owned())],
+            Duration::from_secs(30),
+            "a previous entry of the same version does not override the current one"
+        );
         assert_eq!(
             t[&("a".to_owned(), "1.0.0".to_owned())],
             Duration::from_secs(20)
