@@ -1,0 +1,797 @@
+//! End-to-end tests of `coxswain agent`: the agent binary as a separate process
+//! (`--once`), the real helm 4, a real `coxswain serve` serving a site made by
+//! the real `coxswain publish`, on the loopback cluster with KWOK nodes.
+//!
+//! Each test has its own subscription namespace and release namespaces, so the
+//! tests run in parallel. Failure cases use 20s health timeouts.
+//!
+//! Run with `cargo xtask e2e`.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use coxswain::crd::{ChannelSubscription, ChannelSubscriptionSpec};
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::Value;
+use support::cluster::{TestNamespace, client, helm4, kubeconfig_path, kubectl};
+use support::{repo, test_key_file, testdata};
+
+/// The agent binary under test.
+fn coxswain() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_coxswain"))
+}
+
+/// Runs the coxswain binary; returns (exit code, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(coxswain())
+        .args(args)
+        .env("COXSWAIN_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A running `coxswain serve`, stopped by pid on drop.
+struct Server {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Server {
+    fn start(dir: &Path, listen: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(coxswain())
+            .args(["serve", "--dir"])
+            .arg(dir)
+            .args(["--listen", listen])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("serve printed {line:?}"))
+            .trim_end_matches('/')
+            .to_owned();
+        Self { child, url }
+    }
+
+    fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_owned()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The releases of the testdata stack, in their dependency layers.
+const STACK: [&str; 5] = ["certs", "ingress", "sso", "wiki", "files"];
+
+/// One test's world: keys, trust root, a channel spec with its own release
+/// namespaces, a site served by `coxswain serve`, and a subscription.
+struct World {
+    dir: tempfile::TempDir,
+    client: Client,
+    ns: TestNamespace,
+    release_ns: BTreeMap<&'static str, TestNamespace>,
+    server: Server,
+    key: PathBuf,
+    sequence: u64,
+}
+
+impl World {
+    /// Makes namespaces, the trust root, publishes `spec` as sequence 1, serves
+    /// it, and creates the subscription `stack` (with `tweak` applied to its spec).
+    async fn new(prefix: &str, releases: &[&'static str]) -> Self {
+        let client = client().await;
+        apply_crd().await;
+        let ns = TestNamespace::create(&client, prefix).await;
+        let mut release_ns = BTreeMap::new();
+        for r in releases {
+            release_ns.insert(
+                *r,
+                TestNamespace::create(&client, &format!("{prefix}-{r}")).await,
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = test_key_file(dir.path(), "test-root-1");
+        let key = test_key_file(dir.path(), "test-channel-1");
+        let trust = dir.path().join("trust.json");
+        let (code, _, err) = run(&[
+            "trust",
+            "init",
+            "--root-key",
+            root.to_str().unwrap(),
+            "--channel-key",
+            testdata("keys/test-channel-1.pub").to_str().unwrap(),
+            "--out",
+            trust.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        std::fs::create_dir_all(dir.path().join("site")).unwrap();
+        let server = Server::start(&dir.path().join("site"), "127.0.0.1:0");
+        create_config_map(
+            &client,
+            &ns.name,
+            "trust",
+            "root.json",
+            &std::fs::read_to_string(&trust).unwrap(),
+        )
+        .await;
+        Self {
+            dir,
+            client,
+            ns,
+            release_ns,
+            server,
+            key,
+            sequence: 0,
+        }
+    }
+
+    fn rns(&self, release: &str) -> &str {
+        &self.release_ns[release].name
+    }
+
+    /// The stable spec with this world's namespaces, absolute paths, only
+    /// `releases`, and `edit` applied to each release's YAML mapping.
+    fn spec(&self, channel: &str, edit: impl Fn(&str, &mut Value)) -> PathBuf {
+        let text = std::fs::read_to_string(testdata("channels/stable.yaml")).unwrap();
+        let mut doc: Value = serde_saphyr::from_str(&text).unwrap();
+        doc["channel"] = channel.into();
+        let releases = doc["releases"].as_array_mut().unwrap();
+        releases.retain(|r| self.release_ns.contains_key(r["name"].as_str().unwrap()));
+        for r in releases.iter_mut() {
+            let name = r["name"].as_str().unwrap().to_owned();
+            r["namespace"] = self.rns(&name).into();
+            let path = r["chart"]["path"].as_str().unwrap().to_owned();
+            r["chart"]["path"] = testdata("channels").join(path).to_str().unwrap().into();
+            if let Some(vf) = r
+                .get("valuesFile")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+            {
+                r["valuesFile"] = testdata("channels").join(vf).to_str().unwrap().into();
+            }
+            if let Some(deps) = r.get_mut("dependsOn").and_then(Value::as_array_mut) {
+                let keep: Vec<Value> = deps
+                    .iter()
+                    .filter(|d| self.release_ns.contains_key(d.as_str().unwrap()))
+                    .cloned()
+                    .collect();
+                *deps = keep;
+            }
+            edit(&name, r);
+        }
+        let path = self.dir.path().join(format!("{channel}-spec.json"));
+        std::fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+        path
+    }
+
+    /// Publishes the next sequence of `spec` into `site` (default: the served one).
+    fn publish_to(&mut self, spec: &Path, site: &Path, sequence: u64) {
+        let (code, _, err) = run(&[
+            "publish",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--key",
+            self.key.to_str().unwrap(),
+            "--out",
+            site.to_str().unwrap(),
+            "--sequence",
+            &sequence.to_string(),
+        ]);
+        assert_eq!(code, 0, "publish failed: {err}");
+    }
+
+    fn publish(&mut self, edit: impl Fn(&str, &mut Value)) -> u64 {
+        self.sequence += 1;
+        let spec = self.spec("stable", edit);
+        let site = self.site();
+        self.publish_to(&spec, &site, self.sequence);
+        self.sequence
+    }
+
+    fn site(&self) -> PathBuf {
+        self.dir.path().join("site")
+    }
+
+    async fn subscribe(&self, tweak: impl FnOnce(&mut ChannelSubscriptionSpec)) {
+        let mut spec: ChannelSubscriptionSpec = serde_json::from_value(serde_json::json!({
+            "server": self.server.url,
+            "channel": "stable",
+            "trustRef": {"kind": "ConfigMap", "name": "trust", "key": "root.json"},
+        }))
+        .unwrap();
+        tweak(&mut spec);
+        let sub = ChannelSubscription::new("stack", spec);
+        self.subs()
+            .create(&PostParams::default(), &sub)
+            .await
+            .unwrap();
+    }
+
+    fn subs(&self) -> Api<ChannelSubscription> {
+        Api::namespaced(self.client.clone(), &self.ns.name)
+    }
+
+    async fn patch_spec(&self, patch: Value) {
+        self.subs()
+            .patch(
+                "stack",
+                &PatchParams::default(),
+                &Patch::Merge(&serde_json::json!({"spec": patch})),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// `coxswain agent --once`; returns (exit code, stdout, stderr).
+    fn agent_once(&self) -> (i32, String, String) {
+        let kubeconfig = kubeconfig_path();
+        let helm = helm4();
+        let cache = self.dir.path().join("cache");
+        run(&[
+            "agent",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--namespace",
+            &self.ns.name,
+            "--helm",
+            helm.to_str().unwrap(),
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--once",
+        ])
+    }
+
+    async fn status(&self) -> Value {
+        let sub = self.subs().get("stack").await.unwrap();
+        serde_json::to_value(sub.status.unwrap_or_default()).unwrap()
+    }
+
+    /// `helm history -o json` of a release.
+    fn history(&self, release: &str) -> Vec<Value> {
+        let out = succeed(
+            std::process::Command::new(helm4())
+                .args([
+                    "history",
+                    release,
+                    "-o",
+                    "json",
+                    "--namespace",
+                    self.rns(release),
+                ])
+                .arg("--kubeconfig")
+                .arg(kubeconfig_path()),
+        );
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    /// The latest revision of each release.
+    fn revisions(&self) -> BTreeMap<String, u64> {
+        self.release_ns
+            .keys()
+            .map(|r| {
+                let h = self.history(r);
+                (
+                    r.to_string(),
+                    h.last().unwrap()["revision"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// Event reason and note pairs on the subscription.
+    async fn events(&self) -> Vec<(String, String)> {
+        let api: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), &self.ns.name);
+        let list = api.list(&Default::default()).await.unwrap();
+        list.items
+            .into_iter()
+            .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+            .collect()
+    }
+}
+
+/// Runs a command that must succeed; returns its stdout.
+fn succeed(cmd: &mut std::process::Command) -> Vec<u8> {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+async fn create_config_map(client: &Client, ns: &str, name: &str, key: &str, text: &str) {
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(key.to_owned(), text.to_owned())])),
+        ..Default::default()
+    };
+    Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+}
+
+async fn apply_crd() {
+    let path = repo().join("charts/coxswain/crds/channelsubscriptions.yaml");
+    succeed(
+        std::process::Command::new(kubectl())
+            .arg(format!("--kubeconfig={}", kubeconfig_path().display()))
+            .args(["apply", "--server-side", "--force-conflicts", "-f"])
+            .arg(&path),
+    );
+    succeed(
+        std::process::Command::new(kubectl())
+            .arg(format!("--kubeconfig={}", kubeconfig_path().display()))
+            .args([
+                "wait",
+                "--for=condition=Established",
+                "crd/channelsubscriptions.coxswain.dev",
+                "--timeout=30s",
+            ]),
+    );
+}
+
+fn set(r: &mut Value, pointer: &[&str], value: Value) {
+    let mut cur = r;
+    for key in &pointer[..pointer.len() - 1] {
+        if cur.get(*key).is_none() {
+            cur[*key] = serde_json::json!({});
+        }
+        cur = &mut cur[*key];
+    }
+    cur[pointer[pointer.len() - 1]] = value;
+}
+
+fn condition(status: &Value, type_: &str) -> (String, String, String) {
+    let c = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap_or_else(|| panic!("no condition {type_} in {status}"));
+    (
+        c["status"].as_str().unwrap().to_owned(),
+        c["reason"].as_str().unwrap().to_owned(),
+        c["message"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn release<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no release {name} in {status}"))
+}
+
+fn updated(entry: &Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(
+        entry["updated"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+}
+
+/// Fresh install in dependency order, a no-op poll, a new sequence that
+/// upgrades only what changed, a cluster values override, pins and holds.
+#[tokio::test]
+async fn install_noop_update_values_pins_holds() {
+    let mut w = World::new("ag-main", &STACK).await;
+    w.publish(|_, _| {});
+    w.subscribe(|_| {}).await;
+
+    // Fresh install.
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("5 release(s) installed"), "{out}");
+    let first: BTreeMap<&str, time::OffsetDateTime> = STACK
+        .iter()
+        .map(|r| (*r, updated(&w.history(r)[0])))
+        .collect();
+    assert!(first["certs"] < first["ingress"], "{first:?}");
+    assert!(first["ingress"] < first["sso"], "{first:?}");
+    assert!(
+        first["sso"] < first["wiki"] && first["sso"] < first["files"],
+        "{first:?}"
+    );
+    let status = w.status().await;
+    assert_eq!(status["acceptedSequence"], 1);
+    assert_eq!(condition(&status, "Ready").0, "True");
+    assert_eq!(condition(&status, "Verified").0, "True");
+    for r in STACK {
+        assert_eq!(release(&status, r)["state"], "upToDate", "{status}");
+        let h = w.history(r);
+        assert!(
+            h[0]["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("coxswain stable#1 chart=sha256:"),
+            "{h:?}"
+        );
+    }
+    let events = w.events().await;
+    assert_eq!(
+        events.iter().filter(|(r, _)| r == "Installed").count(),
+        5,
+        "{events:?}"
+    );
+
+    // A no-op poll: no helm upgrade, revisions unchanged.
+    let before = w.revisions();
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("every release is at its desired state"),
+        "{out}"
+    );
+    assert!(!err.contains("command=\"upgrade\""), "{err}");
+    assert_eq!(w.revisions(), before);
+
+    // A new sequence: wiki chart 1.1.0 and an ingress values change.
+    let charts_next = testdata("charts-next/wiki");
+    let seq = w.publish(|name, r| match name {
+        "wiki" => {
+            r["chart"]["path"] = charts_next.to_str().unwrap().into();
+        }
+        "ingress" => set(r, &["values", "image", "tag"], "1.10.1".into()),
+        _ => {}
+    });
+    assert_eq!(seq, 2);
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+    let after = w.revisions();
+    assert_eq!(after["wiki"], 2);
+    assert_eq!(after["ingress"], 2);
+    for r in ["certs", "sso", "files"] {
+        assert_eq!(after[r], 1, "{r} must not be upgraded: {after:?}");
+    }
+    let status = w.status().await;
+    assert_eq!(release(&status, "wiki")["version"], "1.1.0");
+    assert_eq!(status["acceptedSequence"], 2);
+
+    // Cluster values override from a ConfigMap, visible in the rendered Ingress.
+    create_config_map(
+        &w.client,
+        &w.ns.name,
+        "wiki-values",
+        "values.yaml",
+        "ingress:\n  host: wiki.cluster-one.example\n",
+    )
+    .await;
+    w.patch_spec(serde_json::json!({"values": {"wiki": {"valuesFrom": [
+        {"kind": "ConfigMap", "name": "wiki-values", "key": "values.yaml"}
+    ]}}}))
+    .await;
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(w.revisions()["wiki"], 3);
+    let ingresses = Api::<Ingress>::namespaced(w.client.clone(), w.rns("wiki"))
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let hosts: Vec<String> = ingresses
+        .items
+        .iter()
+        .flat_map(|i| i.spec.iter().flat_map(|s| s.rules.iter().flatten()))
+        .filter_map(|r| r.host.clone())
+        .collect();
+    assert_eq!(hosts, vec!["wiki.cluster-one.example".to_owned()]);
+
+    // Pin wiki to its previous version, hold files; a new sequence moves
+    // certs and files: wiki goes to 1.0.0, files stays, certs moves.
+    w.patch_spec(serde_json::json!({"pins": {"wiki": "1.0.0"}, "holds": ["files"]}))
+        .await;
+    let seq = w.publish(|name, r| match name {
+        "wiki" => {
+            r["chart"]["path"] = charts_next.to_str().unwrap().into();
+        }
+        "ingress" => set(r, &["values", "image", "tag"], "1.10.1".into()),
+        "certs" => set(r, &["values", "logLevel"], 3.into()),
+        "files" => set(r, &["values", "image", "tag"], "29.0.2".into()),
+        _ => {}
+    });
+    assert_eq!(seq, 3);
+    let before = w.revisions();
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+    let after = w.revisions();
+    assert_eq!(after["certs"], before["certs"] + 1);
+    assert_eq!(after["files"], before["files"], "held");
+    assert_eq!(after["ingress"], before["ingress"], "unchanged");
+    assert_eq!(after["wiki"], before["wiki"] + 1, "pinned back to 1.0.0");
+    let status = w.status().await;
+    assert_eq!(release(&status, "wiki")["version"], "1.0.0");
+    assert_eq!(release(&status, "wiki")["pinned"], true);
+    assert_eq!(release(&status, "files")["held"], true);
+    assert_eq!(release(&status, "files")["state"], "held");
+
+    // A pin to a version the index does not offer: holds and reports, exit 2.
+    w.patch_spec(serde_json::json!({"pins": {"wiki": "0.9.0"}}))
+        .await;
+    let before = w.revisions();
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(w.revisions(), before);
+    let status = w.status().await;
+    let wiki = release(&status, "wiki");
+    assert!(
+        wiki["message"]
+            .as_str()
+            .unwrap()
+            .contains("no longer offered"),
+        "{wiki}"
+    );
+    assert!(err.contains("0.9.0"), "{err}");
+}
+
+/// A broken image: rolled back to exactly the noted revision, dependents
+/// untouched, status and Events say why, the failed sequence is not retried
+/// until the retry annotation or a newer sequence.
+#[tokio::test]
+async fn broken_upgrade_is_rolled_back_and_not_retried() {
+    let mut w = World::new("ag-broken", &["certs", "ingress", "sso", "wiki"]).await;
+    w.publish(|_, _| {});
+    w.subscribe(|_| {}).await;
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(w.revisions()["sso"], 1);
+
+    let broken = |name: &str, r: &mut Value| match name {
+        "sso" => {
+            set(r, &["values", "image", "tag"], "broken".into());
+            // The schema migration hook keeps a good image: the Deployment breaks.
+            set(r, &["values", "migration", "image", "tag"], "24.0.5".into());
+            set(r, &["health", "timeout"], "20s".into());
+        }
+        "wiki" => set(r, &["values", "image", "tag"], "2.5.301".into()),
+        _ => {}
+    };
+    let seq = w.publish(broken);
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("sso"), "{err}");
+    let h = w.history("sso");
+    assert_eq!(h.len(), 3, "{h:?}");
+    assert_eq!(h[2]["description"], "Rollback to 1");
+    assert_eq!(h[2]["status"], "deployed");
+    assert_eq!(
+        w.revisions()["wiki"],
+        1,
+        "the dependent must not be touched"
+    );
+    let status = w.status().await;
+    assert_eq!(status["failedSequence"]["sequence"], seq);
+    assert_eq!(release(&status, "sso")["state"], "rolledBack");
+    assert_eq!(release(&status, "sso")["revision"], 3);
+    assert_eq!(release(&status, "wiki")["state"], "skipped");
+    let (ready, reason, _) = condition(&status, "Ready");
+    assert_eq!((ready.as_str(), reason.as_str()), ("False", "RolledBack"));
+    assert_eq!(status["lastCheck"]["result"], "rolledBack");
+    let events = w.events().await;
+    for reason in ["UpgradeFailed", "RolledBack", "Skipped"] {
+        assert!(
+            events.iter().any(|(r, _)| r == reason),
+            "{reason}: {events:?}"
+        );
+    }
+    let failed = events.iter().find(|(r, _)| r == "UpgradeFailed").unwrap();
+    assert!(failed.1.contains("sso-server"), "{failed:?}");
+
+    // Not retried on the next poll.
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(w.history("sso").len(), 3);
+    assert!(err.contains("not retried"), "{err}");
+    let status = w.status().await;
+    assert_eq!(condition(&status, "Ready").1, "WaitingForNewerSequence");
+
+    // The retry annotation: tried once more, rolled back again.
+    w.subs()
+        .patch(
+            "stack",
+            &PatchParams::default(),
+            &Patch::Merge(
+                &serde_json::json!({"metadata": {"annotations": {"coxswain.dev/retry": "1"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 2, "{out}{err}");
+    let h = w.history("sso");
+    assert_eq!(h.len(), 5, "{h:?}");
+    assert_eq!(h[4]["description"], "Rollback to 3");
+    let status = w.status().await;
+    assert_eq!(status["handledRetry"], "1");
+
+    // A newer sequence that fixes sso is applied, dependents follow.
+    let seq = w.publish(|name, r| {
+        if name == "wiki" {
+            set(r, &["values", "image", "tag"], "2.5.301".into());
+        }
+    });
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+    let status = w.status().await;
+    assert!(status.get("failedSequence").is_none(), "{status}");
+    assert_eq!(status["acceptedSequence"], seq);
+    assert_eq!(w.revisions()["wiki"], 2);
+}
+
+/// rollbackPolicy channel: a failure rolls back what the run already upgraded.
+#[tokio::test]
+async fn channel_policy_restores_the_previous_set() {
+    let mut w = World::new("ag-chan", &["certs", "ingress", "sso"]).await;
+    w.publish(|_, _| {});
+    w.subscribe(|s| s.rollback_policy = coxswain::crd::RollbackPolicy::Channel)
+        .await;
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+    w.publish(|name, r| match name {
+        "certs" => set(r, &["values", "logLevel"], 5.into()),
+        "ingress" => set(r, &["values", "image", "tag"], "1.10.1".into()),
+        "sso" => {
+            set(r, &["values", "image", "tag"], "crashloop".into());
+            set(r, &["values", "migration", "image", "tag"], "24.0.5".into());
+            set(r, &["health", "timeout"], "20s".into());
+        }
+        _ => {}
+    });
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 2, "{out}{err}");
+    for r in ["certs", "ingress", "sso"] {
+        let h = w.history(r);
+        assert_eq!(h.len(), 3, "{r}: {h:?}");
+        assert_eq!(h[2]["description"], "Rollback to 1", "{r}");
+    }
+    // Reverse order: ingress went back before certs.
+    assert!(updated(&w.history("ingress")[2]) <= updated(&w.history("certs")[2]));
+    let status = w.status().await;
+    for r in ["certs", "ingress", "sso"] {
+        assert_eq!(release(&status, r)["state"], "rolledBack", "{status}");
+    }
+    assert!(
+        release(&status, "sso")["message"]
+            .as_str()
+            .unwrap()
+            .contains("CrashLoopBackOff"),
+        "{status}"
+    );
+}
+
+/// Tampered, lower-sequence and wrong-channel indexes change nothing and exit 1;
+/// an unreachable server changes nothing, the agent catches up when it returns;
+/// no subscription exits 1.
+#[tokio::test]
+async fn refused_indexes_and_unreachable_server_change_nothing() {
+    let mut w = World::new("ag-refuse", &["certs"]).await;
+    w.publish(|_, _| {});
+    w.subscribe(|_| {}).await;
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+    let keep1 = w.dir.path().join("seq1");
+    support::copy_tree(&w.site().join("channels/stable"), &keep1);
+    w.publish(|_, r| set(r, &["values", "logLevel"], 3.into()));
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(w.revisions()["certs"], 2);
+    let stable = w.site().join("channels/stable");
+    let good = support::snapshot(&stable);
+
+    // Tampered: one byte of the index changed after signing.
+    let index = stable.join("index.json");
+    let text = std::fs::read_to_string(&index).unwrap();
+    std::fs::write(
+        &index,
+        text.replacen("\"logLevel\": 3", "\"logLevel\": 4", 1),
+    )
+    .unwrap();
+    assert_ne!(std::fs::read_to_string(&index).unwrap(), text);
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("signature"), "{err}");
+    let status = w.status().await;
+    assert_eq!(condition(&status, "Verified").0, "False");
+    assert_eq!(status["lastCheck"]["result"], "verificationFailed");
+    assert!(
+        w.events()
+            .await
+            .iter()
+            .any(|(r, _)| r == "VerificationFailed")
+    );
+    assert_eq!(w.revisions()["certs"], 2);
+
+    // Lower sequence: sequence 1, validly signed, after 2 was accepted.
+    support::copy_tree(&keep1, &stable);
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("lower than 2"), "{err}");
+    assert_eq!(w.revisions()["certs"], 2);
+
+    // Wrong channel: a validly signed beta index served as stable.
+    let beta_spec = w.spec("beta", |_, _| {});
+    let beta_site = w.dir.path().join("beta-site");
+    w.publish_to(&beta_spec, &beta_site, 9);
+    for f in ["index.json", "index.json.sig"] {
+        std::fs::copy(beta_site.join("channels/beta").join(f), stable.join(f)).unwrap();
+    }
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("not `stable`"), "{err}");
+    assert_eq!(w.revisions()["certs"], 2);
+
+    // Back to the good index; then the server goes down while sequence 3 is made.
+    for (rel, bytes) in &good {
+        std::fs::write(stable.join(rel), bytes).unwrap();
+    }
+    let addr = w.server.addr();
+    w.server.stop();
+    w.publish(|_, r| set(r, &["values", "logLevel"], 5.into()));
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("cannot connect") || err.contains("cannot fetch"),
+        "{err}"
+    );
+    let status = w.status().await;
+    assert_eq!(status["lastCheck"]["result"], "unreachable");
+    assert_eq!(condition(&status, "Ready").1, "Unreachable");
+    assert_eq!(w.revisions()["certs"], 2);
+
+    // The server returns on the same address: the agent catches up.
+    w.server = Server::start(&w.site(), &addr);
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(w.revisions()["certs"], 3);
+    assert_eq!(w.status().await["acceptedSequence"], 3);
+
+    // No subscription at all: exit 1 with the reason.
+    let empty = TestNamespace::create(&w.client, "ag-empty").await;
+    let kubeconfig = kubeconfig_path();
+    let (code, _, err) = run(&[
+        "agent",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--namespace",
+        &empty.name,
+        "--helm",
+        helm4().to_str().unwrap(),
+        "--once",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no ChannelSubscription"), "{err}");
+}
