@@ -795,3 +795,189 @@ async fn refused_indexes_and_unreachable_server_change_nothing() {
     assert_eq!(code, 1);
     assert!(err.contains("no ChannelSubscription"), "{err}");
 }
+
+/// A failed first install is uninstalled; a failing pre-upgrade hook and a
+/// failing `helm test` are rolled back to the noted revision.
+#[tokio::test]
+async fn failed_install_hook_and_helm_test_are_undone() {
+    let mut w = World::new("ag-hooks", &["sso", "wiki"]).await;
+    w.publish(|name, r| {
+        if name == "wiki" {
+            set(r, &["values", "image", "tag"], "broken".into());
+            set(r, &["health", "timeout"], "20s".into());
+        }
+    });
+    w.subscribe(|_| {}).await;
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 2, "{out}{err}");
+    let status = w.status().await;
+    assert_eq!(release(&status, "sso")["state"], "upToDate");
+    let wiki = release(&status, "wiki");
+    assert_eq!(wiki["state"], "rolledBack", "{wiki}");
+    assert!(
+        wiki["message"].as_str().unwrap().contains("uninstalled"),
+        "{wiki}"
+    );
+    let out = std::process::Command::new(helm4())
+        .args(["status", "wiki", "--namespace", w.rns("wiki")])
+        .arg("--kubeconfig")
+        .arg(kubeconfig_path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "wiki must be uninstalled");
+    assert!(w.events().await.iter().any(|(r, _)| r == "Uninstalled"));
+
+    // Fixed: installed.
+    w.publish(|_, _| {});
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(w.revisions()["wiki"], 1);
+
+    // The schema migration hook fails: the upgrade fails before any workload changes.
+    w.publish(|name, r| {
+        if name == "sso" {
+            set(r, &["values", "migration", "image", "tag"], "fail".into());
+            set(r, &["values", "logLevel"], "debug".into());
+            set(r, &["health", "timeout"], "20s".into());
+        }
+    });
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 2, "{out}{err}");
+    let h = w.history("sso");
+    assert_eq!(h.len(), 3, "{h:?}");
+    assert_eq!(h[1]["status"], "failed");
+    assert_eq!(h[2]["description"], "Rollback to 1");
+    assert_eq!(w.revisions()["wiki"], 1);
+
+    // sso fixed, wiki's helm test fails: rolled back to its revision 1.
+    w.publish(|name, r| {
+        if name == "wiki" {
+            set(r, &["values", "tests", "image", "tag"], "fail".into());
+            set(r, &["health", "timeout"], "20s".into());
+        }
+    });
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 2, "{out}{err}");
+    let h = w.history("wiki");
+    assert_eq!(h.len(), 3, "{h:?}");
+    assert_eq!(h[2]["description"], "Rollback to 1");
+    let status = w.status().await;
+    let wiki = release(&status, "wiki");
+    assert!(
+        wiki["message"].as_str().unwrap().contains("helm test"),
+        "{wiki}"
+    );
+}
+
+/// An index that expired is refused like a tampered one.
+#[tokio::test]
+async fn expired_index_is_refused() {
+    let mut w = World::new("ag-expired", &["certs"]).await;
+    w.sequence += 1;
+    let spec = w.spec("stable", |_, _| {});
+    let (code, _, err) = run(&[
+        "publish",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--key",
+        w.key.to_str().unwrap(),
+        "--out",
+        w.site().to_str().unwrap(),
+        "--sequence",
+        "1",
+        "--valid-for",
+        "1s",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    w.subscribe(|_| {}).await;
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("expired"), "{err}");
+    let status = w.status().await;
+    assert_eq!(status["lastCheck"]["result"], "verificationFailed");
+    let out = std::process::Command::new(helm4())
+        .args(["status", "certs", "--namespace", w.rns("certs")])
+        .arg("--kubeconfig")
+        .arg(kubeconfig_path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "nothing may be installed");
+}
+
+/// The agent as a long-running controller: reconciles a new subscription,
+/// follows a new sequence on its interval, logs JSON, exits 0 on SIGTERM.
+#[tokio::test]
+async fn controller_follows_new_sequences_and_stops_on_sigterm() {
+    let mut w = World::new("ag-ctl", &["certs"]).await;
+    w.publish(|_, _| {});
+    w.subscribe(|s| s.interval = coxswain::duration::Duration::from_secs(3))
+        .await;
+    let kubeconfig = kubeconfig_path();
+    let cache = w.dir.path().join("cache");
+    let mut agent = std::process::Command::new(coxswain())
+        .args(["agent", "--log-format", "json", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .args(["--namespace", &w.ns.name, "--helm"])
+        .arg(helm4())
+        .arg("--cache-dir")
+        .arg(&cache)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = agent.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut text = String::new();
+        let mut stderr = stderr;
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let subs = w.subs();
+    support::cluster::wait_for(
+        "sequence 1 reconciled",
+        std::time::Duration::from_secs(60),
+        || {
+            let subs = subs.clone();
+            async move {
+                let s = subs.get("stack").await.ok()?.status?;
+                (s.accepted_sequence == Some(1)
+                    && s.condition("Ready")
+                        .is_some_and(|c| c.status == coxswain::crd::ConditionStatus::True))
+                .then_some(())
+            }
+        },
+    )
+    .await;
+    w.publish(|_, r| set(r, &["values", "logLevel"], 4.into()));
+    let history = |w: &World| w.history("certs").len();
+    let started = std::time::Instant::now();
+    while history(&w) < 2 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "sequence 2 not applied by the running agent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    // A few more intervals of polling an unchanged channel change nothing.
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    assert_eq!(history(&w), 2);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&agent),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = agent.wait().unwrap();
+    let logs = logs.join().unwrap();
+    assert!(status.success(), "{status:?}\n{logs}");
+    let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(v.get("level").is_some(), "{line}");
+    }
+    assert!(logs.contains("reconciled"), "{logs}");
+}
