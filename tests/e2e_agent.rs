@@ -981,3 +981,87 @@ async fn controller_follows_new_sequences_and_stops_on_sigterm() {
     }
     assert!(logs.contains("reconciled"), "{logs}");
 }
+
+/// A rotated trust root (new channel key) is followed; a rotation that the old
+/// root's keys did not sign is refused and changes nothing.
+#[tokio::test]
+async fn trust_rotation_is_followed_and_an_unsigned_one_refused() {
+    let mut w = World::new("ag-trust", &["certs"]).await;
+    w.publish(|_, _| {});
+    w.subscribe(|_| {}).await;
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Root 2 replaces the channel key; sequence 2 is signed by the new key.
+    let root = test_key_file(w.dir.path(), "test-root-1");
+    let trust = w.dir.path().join("trust.json");
+    let (code, _, err) = run(&[
+        "trust",
+        "rotate",
+        "--trust",
+        trust.to_str().unwrap(),
+        "--site",
+        w.site().to_str().unwrap(),
+        "--root-key",
+        root.to_str().unwrap(),
+        "--channel-key",
+        testdata("keys/test-channel-2.pub").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let new_key = test_key_file(w.dir.path(), "test-channel-2");
+    let spec = w.spec("stable", |_, r| set(r, &["values", "logLevel"], 4.into()));
+    let publish = |sequence: &str| {
+        run(&[
+            "publish",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--key",
+            new_key.to_str().unwrap(),
+            "--prior-trust",
+            trust.to_str().unwrap(),
+            "--out",
+            w.site().to_str().unwrap(),
+            "--sequence",
+            sequence,
+        ])
+    };
+    let (code, _, err) = publish("2");
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+    let status = w.status().await;
+    assert_eq!(status["trustRootVersion"], 2);
+    assert_eq!(status["acceptedSequence"], 2);
+    assert_eq!(w.revisions()["certs"], 2);
+
+    // Root 3, signed only by a key that is not a root key of version 2.
+    let two = std::fs::read_to_string(w.site().join("trust/2.json")).unwrap();
+    let three = two.replacen("\"version\": 2", "\"version\": 3", 1);
+    assert_ne!(two, three);
+    std::fs::write(w.site().join("trust/3.json.sig"), {
+        let sigs = coxswain::keys::sign(three.as_bytes(), &[support::test_key("test-root-2")]);
+        serde_json::to_vec(&sigs).unwrap()
+    })
+    .unwrap();
+    std::fs::write(w.site().join("trust/3.json"), &three).unwrap();
+    let spec = w.spec("stable", |_, r| set(r, &["values", "logLevel"], 5.into()));
+    let (code, _, err) = run(&[
+        "publish",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--key",
+        new_key.to_str().unwrap(),
+        "--out",
+        w.site().to_str().unwrap(),
+        "--sequence",
+        "3",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("trust/3.json"), "{err}");
+    assert_eq!(w.revisions()["certs"], 2, "nothing may change");
+    let status = w.status().await;
+    assert_eq!(status["lastCheck"]["result"], "verificationFailed");
+    assert_eq!(status["trustRootVersion"], 2);
+}
