@@ -101,6 +101,8 @@ struct World {
     server: Server,
     key: PathBuf,
     sequence: u64,
+    /// The helm binary the agent and the assertions use.
+    helm: PathBuf,
 }
 
 impl World {
@@ -150,6 +152,7 @@ impl World {
             server,
             key,
             sequence: 0,
+            helm: helm4(),
         }
     }
 
@@ -253,7 +256,7 @@ impl World {
     /// `coxswain agent --once`; returns (exit code, stdout, stderr).
     fn agent_once(&self) -> (i32, String, String) {
         let kubeconfig = kubeconfig_path();
-        let helm = helm4();
+        let helm = self.helm.clone();
         let cache = self.dir.path().join("cache");
         run(&[
             "agent",
@@ -277,7 +280,7 @@ impl World {
     /// `helm history -o json` of a release.
     fn history(&self, release: &str) -> Vec<Value> {
         let out = succeed(
-            std::process::Command::new(helm4())
+            std::process::Command::new(&self.helm)
                 .args([
                     "history",
                     release,
@@ -1064,4 +1067,38 @@ async fn trust_rotation_is_followed_and_an_unsigned_one_refused() {
     let status = w.status().await;
     assert_eq!(status["lastCheck"]["result"], "verificationFailed");
     assert_eq!(status["trustRootVersion"], 2);
+}
+
+/// Smoke test with helm 3: install, a no-op poll, a broken upgrade rolled back
+/// ("Rollback to N" read back through helm 3's history), the dependent skipped.
+#[tokio::test]
+async fn helm3_install_noop_and_rollback() {
+    let mut w = World::new("ag-helm3", &["certs", "ingress"]).await;
+    w.helm = support::cluster::helm3();
+    w.publish(|_, _| {});
+    w.subscribe(|_| {}).await;
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(w.revisions()["certs"], 1);
+    w.publish(|name, r| match name {
+        "certs" => {
+            set(r, &["values", "image", "tag"], "broken".into());
+            set(r, &["health", "timeout"], "20s".into());
+        }
+        "ingress" => set(r, &["values", "image", "tag"], "1.10.1".into()),
+        _ => {}
+    });
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 2, "{out}{err}");
+    let h = w.history("certs");
+    assert_eq!(h.len(), 3, "{h:?}");
+    assert_eq!(h[2]["description"], "Rollback to 1");
+    assert_eq!(w.revisions()["ingress"], 1);
+    // Read back through helm 3's "Rollback to 1": nothing to do at sequence 1's state,
+    // the failed sequence waits.
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(w.history("certs").len(), 3);
 }
