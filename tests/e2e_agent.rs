@@ -1102,3 +1102,54 @@ async fn helm3_install_noop_and_rollback() {
     assert_eq!(code, 2, "{out}{err}");
     assert_eq!(w.history("certs").len(), 3);
 }
+
+/// An installed version outside the target's upgradeFrom steps through a
+/// previous entry whose range admits it, one hop per reconcile.
+#[tokio::test]
+async fn upgrade_from_steps_through_a_previous_entry() {
+    let mut w = World::new("ag-step", &["wiki"]).await;
+    // The directory name must be the chart name.
+    let v2 = w.dir.path().join("v2").join("wiki");
+    support::copy_tree(&testdata("charts-next/wiki"), &v2);
+    let chart_yaml = v2.join("Chart.yaml");
+    let text = std::fs::read_to_string(&chart_yaml).unwrap();
+    std::fs::write(
+        &chart_yaml,
+        text.replacen("version: 1.1.0", "version: 2.0.0", 1),
+    )
+    .unwrap();
+    let next = testdata("charts-next/wiki");
+
+    w.publish(|_, _| {});
+    w.subscribe(|_| {}).await;
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+    w.patch_spec(serde_json::json!({"holds": ["wiki"]})).await;
+    // Sequence 2 offers 1.1.0 (from any 1.x); the hold keeps 1.0.0.
+    w.publish(|_, r| {
+        r["chart"]["path"] = next.to_str().unwrap().into();
+    });
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(w.revisions()["wiki"], 1);
+    // Sequence 3 offers 2.0.0, only from 1.1.0 on; 1.1.0 stays in `previous`.
+    w.publish(|_, r| {
+        r["chart"]["path"] = v2.to_str().unwrap().into();
+        r["upgradeFrom"] = ">=1.1.0, <3.0.0".into();
+    });
+    w.patch_spec(serde_json::json!({"holds": []})).await;
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 2, "one hop, not there yet: {out}{err}");
+    let status = w.status().await;
+    let wiki = release(&status, "wiki");
+    assert_eq!(wiki["version"], "1.1.0", "{wiki}");
+    assert_eq!(wiki["desiredVersion"], "2.0.0", "{wiki}");
+    assert_eq!(condition(&status, "Ready").1, "Progressing");
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+    let status = w.status().await;
+    assert_eq!(release(&status, "wiki")["version"], "2.0.0");
+    let h = w.history("wiki");
+    let charts: Vec<&str> = h.iter().map(|e| e["chart"].as_str().unwrap()).collect();
+    assert_eq!(charts, ["wiki-1.0.0", "wiki-1.1.0", "wiki-2.0.0"]);
+}

@@ -171,6 +171,9 @@ impl Context {
     }
 }
 
+/// How soon a subscription with a release between two `upgradeFrom` hops is checked again.
+const PROGRESS_RECHECK: Duration = Duration::from_secs(10);
+
 /// The interval plus up to a tenth of random jitter, so clusters do not poll in lockstep.
 pub fn with_jitter(interval: Duration) -> Duration {
     let mut bytes = [0u8; 8];
@@ -190,7 +193,11 @@ async fn reconcile_arc(
         return Ok(Action::requeue(left));
     }
     let result = reconcile::reconcile(&ctx, &sub).await;
-    let next = with_jitter(sub.spec.interval.to_std());
+    // A release stepping through upgradeFrom takes its next hop soon, not an interval later.
+    let next = match &result {
+        Ok(o) if o.verdict == Verdict::Progressing => PROGRESS_RECHECK,
+        _ => with_jitter(sub.spec.interval.to_std()),
+    };
     ctx.record(&key, &sub, &result, next).await;
     match result {
         Ok(_) => Ok(Action::requeue(next)),

@@ -25,6 +25,9 @@ pub const FIELD_MANAGER: &str = "coxswain";
 pub enum Verdict {
     /// Every release is at its desired state (or the subscription is suspended).
     Done,
+    /// A release stepped through an intermediate version (`upgradeFrom`) and
+    /// takes its next hop on the next reconcile: not there yet, nothing wrong.
+    Progressing,
     /// Something was rolled back, is degraded, or waits on a failed sequence.
     Degraded,
     /// The channel could not be checked or was refused.
@@ -36,7 +39,7 @@ impl Verdict {
     pub fn exit_code(self) -> u8 {
         match self {
             Self::Done => 0,
-            Self::Degraded => 2,
+            Self::Progressing | Self::Degraded => 2,
             Self::Error => 1,
         }
     }
@@ -228,6 +231,27 @@ pub fn summarize(
             message: format!("{channel}: {}", list.join("; ")),
         };
     }
+    let stepping: Vec<String> = releases
+        .iter()
+        .filter(|r| {
+            r.state == ReleaseState::UpToDate && !r.pinned && r.version != r.desired_version
+        })
+        .map(|r| {
+            format!(
+                "{} is at {} on its way to {} (next hop on the next check)",
+                r.name,
+                r.version.as_deref().unwrap_or("?"),
+                r.desired_version.as_deref().unwrap_or("?")
+            )
+        })
+        .collect();
+    if !stepping.is_empty() {
+        return Summary {
+            result: CheckResult::Applied,
+            verdict: Verdict::Progressing,
+            message: format!("{channel}: {}", stepping.join("; ")),
+        };
+    }
     let applied = report.map(|r| r.operations.len()).unwrap_or(0);
     if applied > 0 {
         Summary {
@@ -282,41 +306,46 @@ pub fn set_planned_conditions(
             .map(|r| degraded_reason(r))
             .unwrap_or(condition::REASON_BLOCKED)
     };
-    if summary.verdict == Verdict::Done {
-        status.set_condition(
-            condition::READY,
-            ConditionStatus::True,
-            condition::REASON_RECONCILED,
-            summary.message.clone(),
-            generation,
-            now,
-        );
-        status.set_condition(
-            condition::DEGRADED,
-            ConditionStatus::False,
-            condition::REASON_HEALTHY,
-            "",
-            generation,
-            now,
-        );
-    } else {
-        status.set_condition(
-            condition::READY,
-            ConditionStatus::False,
-            reason,
-            summary.message.clone(),
-            generation,
-            now,
-        );
-        status.set_condition(
-            condition::DEGRADED,
-            ConditionStatus::True,
-            reason,
-            summary.message.clone(),
-            generation,
-            now,
-        );
-    }
+    let (ready, ready_reason, degraded_status, degraded_reason, degraded_message) =
+        match summary.verdict {
+            Verdict::Done => (
+                ConditionStatus::True,
+                condition::REASON_RECONCILED,
+                ConditionStatus::False,
+                condition::REASON_HEALTHY,
+                String::new(),
+            ),
+            Verdict::Progressing => (
+                ConditionStatus::False,
+                condition::REASON_PROGRESSING,
+                ConditionStatus::False,
+                condition::REASON_HEALTHY,
+                String::new(),
+            ),
+            Verdict::Degraded | Verdict::Error => (
+                ConditionStatus::False,
+                reason,
+                ConditionStatus::True,
+                reason,
+                summary.message.clone(),
+            ),
+        };
+    status.set_condition(
+        condition::READY,
+        ready,
+        ready_reason,
+        summary.message.clone(),
+        generation,
+        now,
+    );
+    status.set_condition(
+        condition::DEGRADED,
+        degraded_status,
+        degraded_reason,
+        degraded_message,
+        generation,
+        now,
+    );
     let behind: Vec<String> = status
         .releases
         .iter()
@@ -503,8 +532,10 @@ mod tests {
     fn verdicts_map_to_exit_codes() {
         assert_eq!(Verdict::Done.exit_code(), 0);
         assert_eq!(Verdict::Degraded.exit_code(), 2);
+        assert_eq!(Verdict::Progressing.exit_code(), 2);
         assert_eq!(Verdict::Error.exit_code(), 1);
-        assert!(Verdict::Error > Verdict::Degraded && Verdict::Degraded > Verdict::Done);
+        assert!(Verdict::Error > Verdict::Degraded && Verdict::Degraded > Verdict::Progressing);
+        assert!(Verdict::Progressing > Verdict::Done);
     }
 
     #[test]

@@ -135,7 +135,9 @@ pub async fn run(args: Args) -> Result<()> {
             "{} subscription(s) could not be reconciled",
             count(&outcomes, Verdict::Error)
         ),
-        Verdict::Degraded => std::process::exit(i32::from(Verdict::Degraded.exit_code())),
+        Verdict::Progressing | Verdict::Degraded => {
+            std::process::exit(i32::from(worst.exit_code()))
+        }
     }
 }
 

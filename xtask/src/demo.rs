@@ -2,10 +2,13 @@
 //! binary. It builds coxswain, makes fresh keys and a trust root in a temporary
 //! directory, publishes testdata's stable channel to a temporary site, serves that site
 //! on loopback with `coxswain serve`, and verifies it over HTTP with `coxswain verify`,
-//! printing each step and what it produced.
+//! printing each step and what it produced. Then (unless `--no-cluster`) a loopback
+//! cluster follows the served channel: see [`stack`].
 //!
-//! Each step is a function over [`Demo`], so a later stage (a live cluster following
-//! the channel) is one more step after [`verify_over_http`] while the server runs.
+//! Each step is a function over [`Demo`]; a step that does not see what it shows
+//! fails the demo, so it doubles as a smoke test.
+
+mod stack;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -38,8 +41,9 @@ impl Demo {
     }
 }
 
-/// Runs the demo; `keep` leaves the temporary directory in place for inspection.
-pub fn run(root: &Path, keep: bool) -> Result<()> {
+/// Runs the demo; `keep` leaves the temporary directory and the cluster in place for
+/// inspection; `no_cluster` stops after verifying over HTTP.
+pub fn run(root: &Path, keep: bool, no_cluster: bool) -> Result<()> {
     let coxswain = build(root)?;
     let work = std::env::temp_dir().join(format!("coxswain-demo-{}", std::process::id()));
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
@@ -49,7 +53,10 @@ pub fn run(root: &Path, keep: bool) -> Result<()> {
         work,
         channel: "stable",
     };
-    let outcome = steps(&demo);
+    let outcome = steps(&demo, keep, no_cluster);
+    if let Err(e) = &outcome {
+        println!("\ndemo FAILED: {e:#}");
+    }
     if keep {
         println!("\nkept {}", demo.work.display());
     } else if let Err(e) = std::fs::remove_dir_all(&demo.work) {
@@ -58,18 +65,57 @@ pub fn run(root: &Path, keep: bool) -> Result<()> {
     outcome
 }
 
-fn steps(demo: &Demo) -> Result<()> {
+fn steps(demo: &Demo, keep: bool, no_cluster: bool) -> Result<()> {
     make_keys(demo)?;
     make_trust_root(demo)?;
     publish(demo)?;
     let server = Server::start(demo)?;
-    let verified = verify_over_http(demo, &server.url);
-    server.stop()?;
-    verified?;
-    println!(
-        "\ndemo finished: the {} channel was published, served and verified over HTTP",
-        demo.channel
-    );
+    let mut passed = Vec::new();
+    let mut outcome = verify_over_http(demo, &server.url);
+    if outcome.is_ok() {
+        passed.push(format!(
+            "the {} channel was published, served and verified over HTTP",
+            demo.channel
+        ));
+    }
+    let mut kubeconfig = None;
+    if outcome.is_ok() && !no_cluster {
+        outcome = (|| {
+            let mut stack = stack::start(demo, &server.url)?;
+            kubeconfig = Some(stack.kubeconfig.clone());
+            let result = stack
+                .subscribe()
+                .and_then(|()| stack.install())
+                .and_then(|()| stack.update())
+                .and_then(|()| stack.broken());
+            passed.append(&mut stack.passed);
+            result
+        })();
+    }
+    let stopped = server.stop();
+    if let Some(kubeconfig) = kubeconfig {
+        if keep {
+            heading("the demo cluster keeps running (--keep)");
+            println!("  export KUBECONFIG={}", kubeconfig.display());
+            println!(
+                "  cargo xtask cluster down --name {}   # when done",
+                stack::CLUSTER
+            );
+        } else {
+            heading(&format!(
+                "bring the cluster down (`cargo xtask cluster down --name {}`)",
+                stack::CLUSTER
+            ));
+            crate::cluster::down(stack::CLUSTER)?;
+        }
+    }
+    outcome?;
+    stopped?;
+    println!("\n== summary");
+    for line in &passed {
+        println!("  ok: {line}");
+    }
+    println!("\ndemo finished: every step showed what it claims");
     Ok(())
 }
 
@@ -198,6 +244,28 @@ fn verify_over_http(demo: &Demo, url: &str) -> Result<()> {
     Ok(())
 }
 
+/// A log line without its leading RFC 3339 timestamp (the demo's reader wants the message).
+fn without_timestamp(line: &str) -> &str {
+    match line.split_once(' ') {
+        Some((first, rest)) if first.len() >= 20 && first.ends_with('Z') && first.contains('T') => {
+            rest.trim_start()
+        }
+        _ => line,
+    }
+}
+
+/// `GET /path 200` from a `coxswain serve` access-log line; other lines unchanged.
+fn access_line(line: &str) -> String {
+    let field = |key: &str| {
+        line.split([' ', '{', '}'])
+            .find_map(|w| w.strip_prefix(key))
+    };
+    match (field("method="), field("path="), field("status=")) {
+        (Some(method), Some(path), Some(status)) => format!("{method} {path} {status}"),
+        _ => without_timestamp(line).to_owned(),
+    }
+}
+
 /// `coxswain serve` on a free loopback port, stopped by its pid.
 pub struct Server {
     child: Child,
@@ -231,7 +299,7 @@ impl Server {
         if let Some(stderr) = child.stderr.take() {
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    println!("  [serve log] {line}");
+                    println!("  [serve] {}", access_line(&line));
                 }
             });
         }

@@ -31,11 +31,15 @@ enum Command {
     Crd,
     /// Write channel-schema/<kind>.schema.json from the document types in src/format/.
     Schema,
-    /// Publish testdata's stable channel with fresh keys, serve it, verify it over HTTP.
+    /// Publish testdata's stable channel with fresh keys, serve it, verify it over HTTP,
+    /// then let the agent install, upgrade and roll back the stack on a loopback cluster.
     Demo {
-        /// Keep the temporary directory (keys, trust root, site) for inspection.
+        /// Keep the temporary directory (keys, trust root, site) and the cluster `demo`.
         #[arg(long)]
         keep: bool,
+        /// Stop after verifying over HTTP (no cluster).
+        #[arg(long)]
+        no_cluster: bool,
     },
     /// Run the criterion benchmarks and print the medians (see docs/performance.md).
     Bench {
@@ -64,7 +68,7 @@ fn main() -> Result<()> {
         }
         Command::Crd => crd::write(&workspace_root()),
         Command::Schema => schema::write(&workspace_root()),
-        Command::Demo { keep } => demo::run(&workspace_root(), keep),
+        Command::Demo { keep, no_cluster } => demo::run(&workspace_root(), keep, no_cluster),
         Command::Bench { record } => bench::run(&workspace_root(), record),
         Command::GenBadInputs => bad_inputs::write_all(&workspace_root()),
         Command::Tools => tools::run(),
