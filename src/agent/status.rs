@@ -567,4 +567,162 @@ mod tests {
         assert!(worth_writing(Some(&old), &changed, hour));
         assert!(worth_writing(None, &new, hour));
     }
+
+    fn two_release_plan() -> Plan {
+        let chart = |name: &str| {
+            serde_json::json!({
+                "name": name, "version": "1.0.0",
+                "url": format!("../../charts/sha256-{}.tgz", "ab".repeat(32)),
+                "digest": format!("sha256:{}", "ab".repeat(32)), "size": 10
+            })
+        };
+        let index: crate::format::ChannelIndex = serde_json::from_value(serde_json::json!({
+            "apiVersion": "coxswain.dev/v1", "kind": "ChannelIndex", "channel": "stable",
+            "sequence": 7, "published": "2026-11-26T00:00:00Z", "expires": "2026-12-26T00:00:00Z",
+            "releases": [
+                {"name": "a", "namespace": "a", "chart": chart("a")},
+                {"name": "b", "namespace": "b", "chart": chart("b"), "dependsOn": ["a"]}
+            ]
+        }))
+        .unwrap();
+        crate::plan::plan(&index, &Default::default(), &[]).unwrap()
+    }
+
+    fn outcome(
+        name: &str,
+        state: ReleaseState,
+        message: &str,
+    ) -> super::super::executor::ReleaseOutcome {
+        super::super::executor::ReleaseOutcome {
+            release: name.into(),
+            namespace: name.into(),
+            state,
+            version: None,
+            desired_version: Some("1.0.0".into()),
+            revision: None,
+            message: message.into(),
+            pinned: false,
+        }
+    }
+
+    #[test]
+    fn a_rolled_back_run_is_degraded_and_says_why() {
+        let plan = two_release_plan();
+        assert_eq!(plan.layers.len(), 2);
+        let report = ExecReport {
+            outcomes: vec![
+                outcome(
+                    "a",
+                    ReleaseState::RolledBack,
+                    "install of 1.0.0 failed: x; uninstalled",
+                ),
+                outcome(
+                    "b",
+                    ReleaseState::Skipped,
+                    "waits for dependency `a`, which failed in this run",
+                ),
+            ],
+            operations: Vec::new(),
+            failure: Some("a: x".into()),
+        };
+        let releases = release_statuses(&plan, Some(&report), None, &[], at(0));
+        assert_eq!(releases.len(), 2);
+        assert_eq!(releases[0].state, ReleaseState::RolledBack);
+        assert_eq!(releases[1].state, ReleaseState::Skipped);
+        let summary = summarize(&plan, &releases, Some(&report), None);
+        assert_eq!(summary.result, CheckResult::RolledBack);
+        assert_eq!(summary.verdict, Verdict::Degraded);
+        assert!(
+            summary.message.contains("stable#7: a: x"),
+            "{}",
+            summary.message
+        );
+        let mut status = ChannelSubscriptionStatus {
+            releases,
+            ..Default::default()
+        };
+        set_planned_conditions(&mut status, &summary, &plan, 1, false, Some(3), at(0));
+        let ready = status.condition(condition::READY).unwrap();
+        assert_eq!(
+            (ready.status, ready.reason.as_str()),
+            (ConditionStatus::False, "RolledBack")
+        );
+        let degraded = status.condition(condition::DEGRADED).unwrap();
+        assert_eq!(degraded.status, ConditionStatus::True);
+        let up = status.condition(condition::UP_TO_DATE).unwrap();
+        assert_eq!(up.status, ConditionStatus::False);
+        assert!(up.message.contains("a (not installed)"), "{}", up.message);
+
+        // The next poll waits: nothing runs, the states and reasons stay, `since` too.
+        let previous = status.releases.clone();
+        let waiting = "sequence 7 failed (a: x); not retried";
+        let releases = release_statuses(&plan, None, Some(waiting), &previous, at(60));
+        assert_eq!(releases[0].state, ReleaseState::RolledBack);
+        assert_eq!(releases[0].since, at(0));
+        assert!(
+            releases[0].message.ends_with(waiting),
+            "{}",
+            releases[0].message
+        );
+        assert_eq!(releases[1].state, ReleaseState::Skipped);
+        assert!(
+            releases[1].message.contains("not applied"),
+            "{}",
+            releases[1].message
+        );
+        let summary = summarize(&plan, &releases, None, Some(waiting));
+        assert_eq!(summary.verdict, Verdict::Degraded);
+        status.releases = releases;
+        set_planned_conditions(&mut status, &summary, &plan, 1, true, Some(3), at(60));
+        assert_eq!(
+            status.condition(condition::READY).unwrap().reason,
+            "WaitingForNewerSequence"
+        );
+    }
+
+    #[test]
+    fn a_clean_run_is_done_and_ready() {
+        let plan = two_release_plan();
+        let report = ExecReport {
+            outcomes: vec![
+                outcome("a", ReleaseState::UpToDate, "installed"),
+                outcome("b", ReleaseState::UpToDate, "installed"),
+            ],
+            operations: vec![],
+            failure: None,
+        };
+        let mut releases = release_statuses(&plan, Some(&report), None, &[], at(0));
+        for r in &mut releases {
+            r.version = Some("1.0.0".into());
+        }
+        let summary = summarize(&plan, &releases, Some(&report), None);
+        assert_eq!(summary.verdict, Verdict::Done);
+        let mut status = ChannelSubscriptionStatus {
+            releases: releases.clone(),
+            ..Default::default()
+        };
+        set_planned_conditions(&mut status, &summary, &plan, 1, false, None, at(0));
+        for (type_, want) in [
+            (condition::READY, ConditionStatus::True),
+            (condition::UP_TO_DATE, ConditionStatus::True),
+            (condition::VERIFIED, ConditionStatus::True),
+            (condition::DEGRADED, ConditionStatus::False),
+        ] {
+            assert_eq!(status.condition(type_).unwrap().status, want, "{type_}");
+        }
+        // One release between two upgradeFrom hops: progressing, exit 2, not degraded.
+        releases[1].desired_version = Some("2.0.0".into());
+        let summary = summarize(&plan, &releases, Some(&report), None);
+        assert_eq!(summary.verdict, Verdict::Progressing);
+        status.releases = releases;
+        set_planned_conditions(&mut status, &summary, &plan, 1, false, None, at(1));
+        assert_eq!(
+            status.condition(condition::READY).unwrap().reason,
+            "Progressing"
+        );
+        assert_eq!(
+            status.condition(condition::DEGRADED).unwrap().status,
+            ConditionStatus::False
+        );
+    }
 }
