@@ -409,13 +409,14 @@ fn updated(entry: &Value) -> time::OffsetDateTime {
     .unwrap()
 }
 
-/// Fresh install in dependency order, a no-op poll, a new sequence that
+/// Fresh install in dependency order (concurrency 2), a no-op poll, a new sequence that
 /// upgrades only what changed, a cluster values override, pins and holds.
 #[tokio::test]
 async fn install_noop_update_values_pins_holds() {
     let mut w = World::new("ag-main", &STACK).await;
     w.publish(|_, _| {});
-    w.subscribe(|_| {}).await;
+    // wiki and files share a layer: two at a time, still after sso.
+    w.subscribe(|s| s.concurrency = 2).await;
 
     // Fresh install.
     let (code, out, err) = w.agent_once();
