@@ -1068,6 +1068,15 @@ async fn trust_rotation_is_followed_and_an_unsigned_one_refused() {
     let status = w.status().await;
     assert_eq!(status["lastCheck"]["result"], "verificationFailed");
     assert_eq!(status["trustRootVersion"], 2);
+
+    // A site that no longer offers root 2 is not followed back to root 1.
+    for f in ["3.json", "3.json.sig", "2.json", "2.json.sig"] {
+        std::fs::remove_file(w.site().join("trust").join(f)).unwrap();
+    }
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("version 2 was accepted before"), "{err}");
+    assert_eq!(w.revisions()["certs"], 2, "nothing may change");
 }
 
 /// Smoke test with helm 3: install, a no-op poll, a broken upgrade rolled back
