@@ -3,7 +3,8 @@
 //! the deployed revision (through helm's "Rollback to N") and to note the
 //! revision a failed upgrade must return to.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
 
 use crate::helm::{
     Description, Fingerprint, HelmCli, HelmError, HistoryEntry, ListScope, ReleaseStatus,
@@ -24,27 +25,69 @@ pub struct Installed {
 /// revisions by default, so a longer chain is never complete anyway).
 const MAX_HOPS: usize = 16;
 
+/// What `helm history` told about one revision of a release.
+#[derive(Debug, Clone)]
+struct Read {
+    fingerprint: Option<Fingerprint>,
+    rollback_to: Option<u32>,
+}
+
+type CacheKey = (ReleaseId, u32, ReleaseStatus);
+
+/// Remembers, per release, what its history said at a given latest revision
+/// and status, so an unchanged release costs `helm list` only (a revision
+/// number never comes back with other contents).
+#[derive(Debug, Default)]
+pub struct HistoryCache {
+    entries: Mutex<HashMap<CacheKey, Read>>,
+}
+
+impl HistoryCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Read>> {
+        // A panic while holding this lock leaves plain data behind; keep using it.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// Reads the releases of `namespaces` from helm.
 pub async fn read_installed(
     helm: &HelmCli,
     namespaces: &BTreeSet<String>,
+    cache: &HistoryCache,
 ) -> Result<Installed, HelmError> {
     let mut out = Installed::default();
+    let mut seen = HashSet::new();
     for namespace in namespaces {
         let entries = helm.list(&ListScope::Namespace(namespace.clone())).await?;
         for entry in entries {
-            let history = match helm.history(&entry.name, &entry.namespace, 0).await {
-                Ok(h) => h,
-                // Gone between list and history (uninstalled meanwhile).
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e),
+            let id = ReleaseId::new(&entry.namespace, &entry.name);
+            let key = (id.clone(), entry.revision, entry.status);
+            let cached = cache.lock().get(&key).cloned();
+            let read = match cached {
+                Some(read) => read,
+                None => {
+                    let history = match helm.history(&entry.name, &entry.namespace, 0).await {
+                        Ok(h) => h,
+                        // Gone between list and history (uninstalled meanwhile).
+                        Err(e) if e.is_not_found() => continue,
+                        Err(e) => return Err(e),
+                    };
+                    let read = Read {
+                        fingerprint: deployed_fingerprint(&history),
+                        rollback_to: last_deployed(&history),
+                    };
+                    cache.lock().insert(key.clone(), read.clone());
+                    read
+                }
             };
+            seen.insert(key);
             let (chart_name, chart_version) = entry
                 .chart_name_version()
                 .map(|(n, v)| (n.to_owned(), v.to_owned()))
                 .unwrap_or_else(|| (entry.chart.clone(), String::new()));
-            let id = ReleaseId::new(&entry.namespace, &entry.name);
-            if let Some(rev) = last_deployed(&history) {
+            if let Some(rev) = read.rollback_to {
                 out.rollback_to.insert(id, rev);
             }
             out.releases.push(InstalledRelease {
@@ -54,11 +97,15 @@ pub async fn read_installed(
                 chart_version,
                 status: entry.status,
                 revision: entry.revision,
-                fingerprint: deployed_fingerprint(&history),
+                fingerprint: read.fingerprint,
                 owner: None,
             });
         }
     }
+    // Forget releases of these namespaces that moved on or went away.
+    cache
+        .lock()
+        .retain(|key, _| !namespaces.contains(&key.0.namespace) || seen.contains(key));
     Ok(out)
 }
 

@@ -117,6 +117,8 @@ pub struct Context {
     pub fetcher: fetch::Fetcher,
     /// Events.
     pub events: events::Events,
+    /// What `helm history` said per release revision.
+    pub history: installed::HistoryCache,
     /// The namespace served.
     pub namespace: String,
     /// What the UI and metrics read.

@@ -378,7 +378,7 @@ async fn check(
         .map(|r| r.namespace.clone())
         .chain(status.releases.iter().map(|r| r.namespace.clone()))
         .collect();
-    let installed = read_installed(&ctx.helm, &namespaces)
+    let installed = read_installed(&ctx.helm, &namespaces, &ctx.history)
         .await
         .map_err(|e| Stop::error(format!("reading installed releases: {}", describe(&e))))?;
     let plan =

@@ -97,6 +97,7 @@ pub async fn run(args: Args) -> Result<()> {
     let ctx = Context {
         health: HealthCheck::new(client.clone()),
         events: agent::events::Events::new(client.clone()),
+        history: Default::default(),
         fetcher: Fetcher::new(
             cache_dir.join("charts"),
             Limits::default(),

@@ -8,7 +8,7 @@
 //! Each step is a function over [`Demo`]; a step that does not see what it shows
 //! fails the demo, so it doubles as a smoke test.
 
-mod stack;
+pub(crate) mod stack;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -30,6 +30,17 @@ pub struct Demo {
 }
 
 impl Demo {
+    /// Fresh scratch space and the binary to run; nothing is created yet.
+    pub fn new(root: &Path, coxswain: PathBuf, name: &str) -> Result<Self> {
+        let work = std::env::temp_dir().join(format!("coxswain-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            coxswain,
+            work,
+            channel: "stable",
+        })
+    }
     fn keys(&self) -> PathBuf {
         self.work.join("keys")
     }
@@ -45,14 +56,7 @@ impl Demo {
 /// inspection; `no_cluster` stops after verifying over HTTP.
 pub fn run(root: &Path, keep: bool, no_cluster: bool) -> Result<()> {
     let coxswain = build(root)?;
-    let work = std::env::temp_dir().join(format!("coxswain-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
-    let demo = Demo {
-        root: root.to_path_buf(),
-        coxswain,
-        work,
-        channel: "stable",
-    };
+    let demo = Demo::new(root, coxswain, "demo")?;
     let outcome = steps(&demo, keep, no_cluster);
     if let Err(e) = &outcome {
         println!("\ndemo FAILED: {e:#}");
@@ -69,7 +73,7 @@ fn steps(demo: &Demo, keep: bool, no_cluster: bool) -> Result<()> {
     make_keys(demo)?;
     make_trust_root(demo)?;
     publish(demo)?;
-    let server = Server::start(demo)?;
+    let server = Server::start(demo, true)?;
     let mut passed = Vec::new();
     let mut outcome = verify_over_http(demo, &server.url);
     if outcome.is_ok() {
@@ -119,7 +123,7 @@ fn steps(demo: &Demo, keep: bool, no_cluster: bool) -> Result<()> {
     Ok(())
 }
 
-fn heading(step: &str) {
+pub(crate) fn heading(step: &str) {
     println!("\n== {step}");
 }
 
@@ -147,7 +151,7 @@ fn build(root: &Path) -> Result<PathBuf> {
 }
 
 /// Runs coxswain with `args`, echoing the command and its output; fails on a non-zero exit.
-fn coxswain(demo: &Demo, args: &[&str]) -> Result<String> {
+pub(crate) fn coxswain(demo: &Demo, args: &[&str]) -> Result<String> {
     println!("$ coxswain {}", args.join(" "));
     let output = Command::new(&demo.coxswain)
         .args(args)
@@ -166,13 +170,13 @@ fn coxswain(demo: &Demo, args: &[&str]) -> Result<String> {
     Ok(stdout)
 }
 
-fn path_str(path: &Path) -> Result<&str> {
+pub(crate) fn path_str(path: &Path) -> Result<&str> {
     path.to_str()
         .with_context(|| format!("{} is not UTF-8", path.display()))
 }
 
 /// A root key (signs trust roots) and a channel key (signs the index).
-fn make_keys(demo: &Demo) -> Result<()> {
+pub(crate) fn make_keys(demo: &Demo) -> Result<()> {
     heading("generate a root key and a channel key");
     let keys = demo.keys();
     for name in ["root", "channel"] {
@@ -182,7 +186,7 @@ fn make_keys(demo: &Demo) -> Result<()> {
 }
 
 /// The trust anchor an agent would be installed with.
-fn make_trust_root(demo: &Demo) -> Result<()> {
+pub(crate) fn make_trust_root(demo: &Demo) -> Result<()> {
     heading("create the trust root (version 1)");
     let keys = demo.keys();
     coxswain(
@@ -204,7 +208,7 @@ fn make_trust_root(demo: &Demo) -> Result<()> {
 }
 
 /// Publishes testdata's channel spec to the site (an empty site needs `--sequence`).
-fn publish(demo: &Demo) -> Result<()> {
+pub(crate) fn publish(demo: &Demo) -> Result<()> {
     heading(&format!("publish testdata/channels/{}.yaml", demo.channel));
     let spec = demo
         .root
@@ -271,10 +275,13 @@ pub struct Server {
     child: Child,
     /// The base URL it serves.
     pub url: String,
+    /// The access log so far, one `GET /path 200` line per request (benchmarks count them).
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
-    fn start(demo: &Demo) -> Result<Self> {
+    /// Starts the server; `echo` prints its log as it comes.
+    pub fn start(demo: &Demo, echo: bool) -> Result<Self> {
         heading("serve the site on 127.0.0.1");
         let site = demo.site();
         println!(
@@ -296,10 +303,20 @@ impl Server {
             .spawn()
             .context("starting coxswain serve")?;
         // The access log, marked so it reads apart from the commands' own output.
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         if let Some(stderr) = child.stderr.take() {
+            let requests = requests.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    println!("  [serve] {}", access_line(&line));
+                    let line = access_line(&line);
+                    if echo {
+                        println!("  [serve] {line}");
+                    }
+                    if (line.starts_with("GET ") || line.starts_with("HEAD "))
+                        && let Ok(mut log) = requests.lock()
+                    {
+                        log.push(line);
+                    }
                 }
             });
         }
@@ -334,11 +351,15 @@ impl Server {
             }
         };
         println!("  serving at {url} (pid {})", child.id());
-        Ok(Self { child, url })
+        Ok(Self {
+            child,
+            url,
+            requests,
+        })
     }
 
     /// Sends SIGTERM to the server's pid and waits for it; SIGKILL after 10 seconds.
-    fn stop(mut self) -> Result<()> {
+    pub fn stop(mut self) -> Result<()> {
         let pid = self.child.id();
         heading(&format!("stop the server (pid {pid})"));
         let status = Command::new("kill")

@@ -16,11 +16,11 @@ use crate::tools::Tools;
 /// The demo cluster's name (`cargo xtask cluster down --name demo` removes it).
 pub const CLUSTER: &str = "demo";
 /// The namespace of the subscription (the agent serves one namespace).
-const NAMESPACE: &str = "coxswain";
+pub(crate) const NAMESPACE: &str = "coxswain";
 /// The subscription's name.
-const SUBSCRIPTION: &str = "stack";
+pub(crate) const SUBSCRIPTION: &str = "stack";
 /// The stack's releases in dependency order, with their namespaces (testdata's stable spec).
-const ORDER: &[(&str, &str)] = &[
+pub(crate) const ORDER: &[(&str, &str)] = &[
     ("certs", "cert-system"),
     ("ingress", "ingress-system"),
     ("sso", "sso-system"),
@@ -31,20 +31,30 @@ const ORDER: &[(&str, &str)] = &[
 /// What the cluster steps share besides [`Demo`].
 pub struct Stack<'a> {
     demo: &'a Demo,
-    tools: Tools,
+    /// The cluster's tools (kubectl, helm 4).
+    pub tools: Tools,
     /// The demo cluster's kubeconfig.
     pub kubeconfig: PathBuf,
     /// The served site's base URL.
     url: String,
     /// Checks that passed, for the closing summary.
     pub passed: Vec<String>,
+    /// The subscription's `spec.interval`.
+    pub interval: &'static str,
 }
 
 /// Starts the cluster `demo` and returns the shared state.
 pub fn start<'a>(demo: &'a Demo, url: &str) -> Result<Stack<'a>> {
-    heading("start a loopback Kubernetes cluster (`cargo xtask cluster up --name demo`)");
+    start_named(demo, url, CLUSTER)
+}
+
+/// Starts the loopback cluster `name` and returns the shared state.
+pub fn start_named<'a>(demo: &'a Demo, url: &str, name: &str) -> Result<Stack<'a>> {
+    heading(&format!(
+        "start a loopback Kubernetes cluster (`cargo xtask cluster up --name {name}`)"
+    ));
     let tools = crate::tools::ensure()?;
-    let kubeconfig = crate::cluster::up(CLUSTER, &tools)?;
+    let kubeconfig = crate::cluster::up(name, &tools)?;
     println!("  the commands below run with");
     println!("    KUBECONFIG={}", kubeconfig.display());
     println!("    HELM={}  (helm 4)", tools.helm4.display());
@@ -55,18 +65,19 @@ pub fn start<'a>(demo: &'a Demo, url: &str) -> Result<Stack<'a>> {
         kubeconfig,
         url: url.to_owned(),
         passed: Vec::new(),
+        interval: "5m",
     })
 }
 
 /// A finished command: exit code and output.
-struct Ran {
-    code: i32,
-    stdout: String,
+pub(crate) struct Ran {
+    pub code: i32,
+    pub stdout: String,
 }
 
 impl Stack<'_> {
     /// The display form of an argument: long paths abbreviated to the variables printed at start.
-    fn shorten(&self, arg: &str) -> String {
+    pub(crate) fn shorten(&self, arg: &str) -> String {
         let mut s = arg.to_owned();
         for (path, var) in [
             (&self.kubeconfig, "$KUBECONFIG"),
@@ -83,7 +94,13 @@ impl Stack<'_> {
 
     /// Runs `program` (shown as `label`), echoing the command and its output indented.
     /// Output is echoed only when `echo`; the caller checks the exit code.
-    fn run(&self, label: &str, program: &Path, args: &[&str], echo: bool) -> Result<Ran> {
+    pub(crate) fn run(
+        &self,
+        label: &str,
+        program: &Path,
+        args: &[&str],
+        echo: bool,
+    ) -> Result<Ran> {
         let shown: Vec<String> = args.iter().map(|a| self.shorten(a)).collect();
         if echo {
             println!("$ {label} {}", shown.join(" "));
@@ -107,7 +124,13 @@ impl Stack<'_> {
     }
 
     /// Like [`Self::run`], failing on a non-zero exit.
-    fn must(&self, label: &str, program: &Path, args: &[&str], echo: bool) -> Result<String> {
+    pub(crate) fn must(
+        &self,
+        label: &str,
+        program: &Path,
+        args: &[&str],
+        echo: bool,
+    ) -> Result<String> {
         let ran = self.run(label, program, args, echo)?;
         if ran.code != 0 {
             bail!("{label} {} failed (exit {})", args.join(" "), ran.code);
@@ -115,11 +138,11 @@ impl Stack<'_> {
         Ok(ran.stdout)
     }
 
-    fn kubectl(&self, args: &[&str]) -> Result<String> {
+    pub(crate) fn kubectl(&self, args: &[&str]) -> Result<String> {
         self.must("kubectl", &self.tools.kubectl, args, true)
     }
 
-    fn helm(&self, args: &[&str]) -> Result<String> {
+    pub(crate) fn helm(&self, args: &[&str]) -> Result<String> {
         self.must("helm", &self.tools.helm4, args, true)
     }
 
@@ -157,8 +180,8 @@ impl Stack<'_> {
              metadata:\n  name: {SUBSCRIPTION}\n  namespace: {NAMESPACE}\n\
              spec:\n  server: {}\n  channel: {}\n\
              \x20 trustRef: {{kind: ConfigMap, name: coxswain-trust, key: root.json}}\n\
-             \x20 interval: 5m\n  healthTimeout: 2m\n  rollbackPolicy: release\n",
-            self.url, self.demo.channel
+             \x20 interval: {}\n  healthTimeout: 2m\n  rollbackPolicy: release\n",
+            self.url, self.demo.channel, self.interval
         );
         let file = self.demo.work.join("subscription.yaml");
         std::fs::write(&file, &subscription)
@@ -203,7 +226,7 @@ impl Stack<'_> {
     }
 
     /// The releases as helm lists them: name -> (revision, chart, status, updated).
-    fn releases(&self) -> Result<BTreeMap<String, HelmRelease>> {
+    pub(crate) fn releases(&self) -> Result<BTreeMap<String, HelmRelease>> {
         let json = self.must(
             "helm",
             &self.tools.helm4,
@@ -232,7 +255,7 @@ impl Stack<'_> {
     }
 
     /// The subscription as JSON (status included).
-    fn subscription(&self) -> Result<Value> {
+    pub(crate) fn subscription(&self) -> Result<Value> {
         let json = self.must(
             "kubectl",
             &self.tools.kubectl,
@@ -471,7 +494,7 @@ impl Stack<'_> {
 
     /// Writes testdata's spec with absolute paths, `earlier` and `edits` (release, from,
     /// to) applied; prints `edits`, the change from the previous sequence.
-    fn write_spec(
+    pub(crate) fn write_spec(
         &self,
         name: &str,
         earlier: &[(&str, &str, &str)],
@@ -504,7 +527,7 @@ impl Stack<'_> {
         Ok(path)
     }
 
-    fn publish(&self, spec: &Path, sequence: u64) -> Result<()> {
+    pub(crate) fn publish(&self, spec: &Path, sequence: u64) -> Result<()> {
         super::coxswain(
             self.demo,
             &[
@@ -524,11 +547,11 @@ impl Stack<'_> {
 }
 
 /// One release as `helm list` reports it.
-struct HelmRelease {
-    revision: u64,
-    chart: String,
-    status: String,
-    updated: String,
+pub(crate) struct HelmRelease {
+    pub revision: u64,
+    pub chart: String,
+    pub status: String,
+    pub updated: String,
 }
 
 /// The update: wiki to the next chart (testdata/charts-next) and app version.
@@ -553,7 +576,7 @@ fn broken_edits() -> Vec<(&'static str, &'static str, &'static str)> {
 }
 
 /// Replaces `from` by `to` inside the `- name: <release>` block of a spec, exactly once.
-fn edit_release(text: &str, release: &str, from: &str, to: &str) -> Result<String> {
+pub(crate) fn edit_release(text: &str, release: &str, from: &str, to: &str) -> Result<String> {
     let marker = format!("  - name: {release}\n");
     let start = text
         .find(&marker)
