@@ -55,8 +55,11 @@ impl Server {
             .args(["serve", "--dir"])
             .arg(dir)
             .args(["--listen", listen])
+            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(access_log_of(dir)).unwrap(),
+            ))
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -86,6 +89,11 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Where a server of `dir` writes its access log (one line per request).
+fn access_log_of(dir: &Path) -> PathBuf {
+    dir.with_extension("access.log")
 }
 
 /// The releases of the testdata stack, in their dependency layers.
@@ -965,9 +973,22 @@ async fn controller_follows_new_sequences_and_stops_on_sigterm() {
         );
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
-    // A few more intervals of polling an unchanged channel change nothing.
+    // A few more intervals of polling an unchanged channel change nothing, and
+    // each poll costs one conditional request answered 304.
+    let log = access_log_of(&w.site());
+    let before = std::fs::read_to_string(&log).unwrap().lines().count();
     std::thread::sleep(std::time::Duration::from_secs(7));
     assert_eq!(history(&w), 2);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let idle: Vec<&str> = text.lines().skip(before).collect();
+    assert!(!idle.is_empty(), "no poll in 7s with a 3s interval");
+    for line in &idle {
+        let plain = strip_ansi(line);
+        assert!(
+            plain.contains("path=/channels/stable/index.json") && plain.contains("status=304"),
+            "an idle poll made another request: {plain}"
+        );
+    }
     rustix::process::kill_process(
         rustix::process::Pid::from_child(&agent),
         rustix::process::Signal::TERM,
@@ -1162,4 +1183,22 @@ async fn upgrade_from_steps_through_a_previous_entry() {
     let h = w.history("wiki");
     let charts: Vec<&str> = h.iter().map(|e| e["chart"].as_str().unwrap()).collect();
     assert_eq!(charts, ["wiki-1.0.0", "wiki-1.1.0", "wiki-2.0.0"]);
+}
+
+/// A log line without terminal colour codes.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
