@@ -1202,3 +1202,74 @@ fn strip_ansi(line: &str) -> String {
     }
     out
 }
+
+/// A release that leaves the channel stays installed and is reported; a
+/// younger subscription naming the same releases reports a conflict and
+/// touches nothing.
+#[tokio::test]
+async fn orphans_are_left_installed_and_a_second_subscription_conflicts() {
+    let mut w = World::new("ag-orphan", &["certs", "ingress"]).await;
+    w.publish(|_, _| {});
+    w.subscribe(|_| {}).await;
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+
+    // A second subscription to the same channel, created later.
+    let mut second = w.subs().get("stack").await.unwrap();
+    second.metadata = ObjectMeta {
+        // Sorts after `stack` also if both were created within the same second.
+        name: Some("zz-second".into()),
+        ..Default::default()
+    };
+    second.status = None;
+    w.subs()
+        .create(&PostParams::default(), &second)
+        .await
+        .unwrap();
+    let before = w.revisions();
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(w.revisions(), before);
+    let sub = w.subs().get("zz-second").await.unwrap();
+    let status = serde_json::to_value(sub.status.unwrap()).unwrap();
+    for r in ["certs", "ingress"] {
+        let rs = release(&status, r);
+        assert_eq!(rs["state"], "conflict", "{rs}");
+        assert!(
+            rs["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{}/stack", w.ns.name)),
+            "{rs}"
+        );
+    }
+    w.subs()
+        .delete("second", &Default::default())
+        .await
+        .unwrap();
+
+    // ingress leaves the channel: left installed, reported.
+    let spec = w.spec("stable", |_, _| {});
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(&spec).unwrap()).unwrap();
+    doc["releases"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|r| r["name"] != "ingress");
+    std::fs::write(&spec, serde_json::to_vec(&doc).unwrap()).unwrap();
+    w.sequence += 1;
+    let (site, sequence) = (w.site(), w.sequence);
+    w.publish_to(&spec, &site, sequence);
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(w.revisions(), before, "nothing is uninstalled or upgraded");
+    let status = w.status().await;
+    let ingress = release(&status, "ingress");
+    assert_eq!(ingress["state"], "orphaned", "{ingress}");
+    assert!(
+        ingress["message"]
+            .as_str()
+            .unwrap()
+            .contains("no longer in channel"),
+        "{ingress}"
+    );
+}

@@ -228,7 +228,7 @@ pub async fn run(ctx: Arc<Context>) {
     tracing::info!("agent stopped");
 }
 
-/// One reconcile of every subscription of the namespace, in name order; the
+/// One reconcile of every subscription of the namespace, oldest first; the
 /// outcomes, or an error when there is none or they cannot be listed.
 pub async fn run_once(ctx: &Context) -> Result<Vec<Result<Outcome, AgentError>>, AgentError> {
     let api: Api<ChannelSubscription> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
@@ -245,7 +245,14 @@ pub async fn run_once(ctx: &Context) -> Result<Vec<Result<Outcome, AgentError>>,
         });
     }
     let mut subs = list.items;
-    subs.sort_by_key(|s| s.name_any());
+    // Oldest first: a release two subscriptions name belongs to the older one,
+    // which must have reported it before the younger one looks.
+    subs.sort_by_key(|s| {
+        (
+            s.metadata.creation_timestamp.clone().map(|t| t.0),
+            s.name_any(),
+        )
+    });
     let mut out = Vec::new();
     for sub in &subs {
         let key = format!("{}/{}", ctx.namespace, sub.name_any());
