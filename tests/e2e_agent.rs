@@ -1244,7 +1244,7 @@ async fn orphans_are_left_installed_and_a_second_subscription_conflicts() {
         );
     }
     w.subs()
-        .delete("second", &Default::default())
+        .delete("zz-second", &Default::default())
         .await
         .unwrap();
 
