@@ -486,7 +486,10 @@ fn start(cluster: &Cluster, tools: &Tools) -> Result<()> {
             format!("--kubeconfig={kubeconfig}"),
             format!("--config={}", stages_path.display()),
             "--manage-all-nodes=true".into(),
-            "--node-lease-duration-seconds=200".into(),
+            // KWOK renews a node's lease every quarter of its duration; the controller
+            // manager marks a node NotReady (and its pods not Ready, which KWOK never
+            // undoes) after 50s without a renewal, so a quarter must stay well below 50s.
+            "--node-lease-duration-seconds=40".into(),
             format!("--server-address=127.0.0.1:{kwok}"),
             // Room for many pods; clear of the Service range 10.0.0.0/24.
             "--cidr=10.128.0.1/14".into(),
