@@ -300,6 +300,9 @@ pub fn set_planned_conditions(
     let degraded: Vec<&ReleaseStatus> = status.releases.iter().filter(|r| is_degraded(r)).collect();
     let reason = if waiting {
         condition::REASON_WAITING_FOR_NEWER
+    } else if summary.verdict == Verdict::Progressing {
+        // Between two upgradeFrom hops nothing is degraded: the release is on its way.
+        condition::REASON_PROGRESSING
     } else {
         degraded
             .first()
@@ -724,5 +727,8 @@ mod tests {
             status.condition(condition::DEGRADED).unwrap().status,
             ConditionStatus::False
         );
+        let up_to_date = status.condition(condition::UP_TO_DATE).unwrap();
+        assert_eq!(up_to_date.status, ConditionStatus::False);
+        assert_eq!(up_to_date.reason, "Progressing");
     }
 }
