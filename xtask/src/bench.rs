@@ -67,7 +67,18 @@ pub fn run(root: &Path, record: bool) -> Result<()> {
     println!("\n{report}");
     if record {
         let path = root.join("docs/performance.md");
-        std::fs::write(&path, report).with_context(|| format!("writing {}", path.display()))?;
+        // The agent's section (`bench --agent --record`) is kept as it is.
+        let agent = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| {
+                t.split_once(crate::bench_agent::MARKER)
+                    .map(|(_, a)| a.to_owned())
+            })
+            .map_or_else(String::new, |a| {
+                format!("\n\n{}{a}", crate::bench_agent::MARKER)
+            });
+        std::fs::write(&path, format!("{report}{agent}"))
+            .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     }
     Ok(())
@@ -90,16 +101,16 @@ fn median_ns(target: &Path, bench: &Bench) -> Result<f64> {
 }
 
 /// What the figures were measured on.
-struct Machine {
+pub(crate) struct Machine {
     /// The 1-minute load average when the benchmarks finished (other work skews figures).
-    load: String,
-    cpus: usize,
-    cpu_model: String,
-    rustc: String,
+    pub load: String,
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub rustc: String,
 }
 
 impl Machine {
-    fn probe() -> Result<Self> {
+    pub(crate) fn probe() -> Result<Self> {
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
             .ok()

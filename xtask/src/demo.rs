@@ -55,7 +55,7 @@ impl Demo {
 /// Runs the demo; `keep` leaves the temporary directory and the cluster in place for
 /// inspection; `no_cluster` stops after verifying over HTTP.
 pub fn run(root: &Path, keep: bool, no_cluster: bool) -> Result<()> {
-    let coxswain = build(root)?;
+    let coxswain = build(root, false)?;
     let demo = Demo::new(root, coxswain, "demo")?;
     let outcome = steps(&demo, keep, no_cluster);
     if let Err(e) = &outcome {
@@ -127,22 +127,25 @@ pub(crate) fn heading(step: &str) {
     println!("\n== {step}");
 }
 
-/// `cargo build --bin coxswain`, returning the binary's path.
-fn build(root: &Path) -> Result<PathBuf> {
-    heading("build coxswain");
-    crate::cargo::run(
-        root,
-        &[
-            "build",
-            "--quiet",
-            "--package",
-            "coxswain",
-            "--bin",
-            "coxswain",
-        ],
-    )?;
-    let target = crate::cargo::target_dir(root);
-    let binary = target.join("debug").join("coxswain");
+/// `cargo build --bin coxswain` (with `--release` when `release`), returning the binary's path.
+pub(crate) fn build(root: &Path, release: bool) -> Result<PathBuf> {
+    let profile = if release { "release" } else { "debug" };
+    heading(&format!("build coxswain ({profile})"));
+    let mut args = vec![
+        "build",
+        "--quiet",
+        "--package",
+        "coxswain",
+        "--bin",
+        "coxswain",
+    ];
+    if release {
+        args.push("--release");
+    }
+    crate::cargo::run(root, &args)?;
+    let binary = crate::cargo::target_dir(root)
+        .join(profile)
+        .join("coxswain");
     if !binary.is_file() {
         bail!("{} was not built", binary.display());
     }

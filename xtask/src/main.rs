@@ -3,6 +3,7 @@
 mod bad_charts;
 mod bad_inputs;
 mod bench;
+mod bench_agent;
 mod cargo;
 mod cluster;
 mod crd;
@@ -46,6 +47,13 @@ enum Command {
         /// Also rewrite docs/performance.md with the figures and this machine.
         #[arg(long)]
         record: bool,
+        /// Instead, benchmark the agent on the loopback cluster `bench`: no-op reconcile
+        /// (requests, helm processes, writes, CPU), memory, install time vs helm.
+        #[arg(long)]
+        agent: bool,
+        /// With --agent: how many runs the medians are taken over.
+        #[arg(long, default_value_t = 3, requires = "agent")]
+        runs: usize,
     },
     /// Regenerate the hostile specs, signed indexes and trust roots in testdata/bad/ (deterministic).
     GenBadInputs,
@@ -69,7 +77,16 @@ fn main() -> Result<()> {
         Command::Crd => crd::write(&workspace_root()),
         Command::Schema => schema::write(&workspace_root()),
         Command::Demo { keep, no_cluster } => demo::run(&workspace_root(), keep, no_cluster),
-        Command::Bench { record } => bench::run(&workspace_root(), record),
+        Command::Bench {
+            record,
+            agent: false,
+            ..
+        } => bench::run(&workspace_root(), record),
+        Command::Bench {
+            record,
+            agent: true,
+            runs,
+        } => bench_agent::run(&workspace_root(), runs, record),
         Command::GenBadInputs => bad_inputs::write_all(&workspace_root()),
         Command::Tools => tools::run(),
         Command::Cluster(command) => cluster::run(command),
