@@ -473,6 +473,17 @@ pub fn worth_writing(
     if let Some(lc) = &mut probe.last_check {
         lc.time = a.time;
     }
+    // `accepted[].at` says when a (server, channel) pair was last used; like the
+    // check time, it moves on every poll and alone is not worth a write.
+    for entry in &mut probe.accepted {
+        if let Some(prev) = old
+            .accepted
+            .iter()
+            .find(|p| p.server == entry.server && p.channel == entry.channel)
+        {
+            entry.at = prev.at;
+        }
+    }
     if probe != *old {
         return true;
     }
@@ -569,6 +580,15 @@ mod tests {
         changed.last_check.as_mut().unwrap().message = "other".into();
         assert!(worth_writing(Some(&old), &changed, hour));
         assert!(worth_writing(None, &new, hour));
+
+        // The pair's last-used time moves on every poll, too; a new sequence is news.
+        old.record_accepted("https://site.example", "stable", 4, 1, at(0));
+        let mut polled = old.clone();
+        polled.last_check.as_mut().unwrap().time = at(60);
+        polled.record_accepted("https://site.example", "stable", 4, 1, at(60));
+        assert!(!worth_writing(Some(&old), &polled, hour));
+        polled.record_accepted("https://site.example", "stable", 5, 1, at(60));
+        assert!(worth_writing(Some(&old), &polled, hour));
     }
 
     fn two_release_plan() -> Plan {

@@ -50,7 +50,12 @@ pub fn init_logging(cli: &Cli) {
     let json = matches!(&cli.command, Command::Agent(a) if a.log_format == agent::LogFormat::Json);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: log files and pipes get plain text.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        );
     // A second initialisation (never happens in the binary) is harmless; ignore it.
     let _ = if json {
         builder.json().try_init()
