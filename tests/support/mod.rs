@@ -35,14 +35,7 @@ pub fn test_key(name: &str) -> SigningKey {
 
 /// An error and all its causes, `a: b: c`, as the CLI prints them.
 pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    coxswain::site_verify::describe(err)
 }
 
 /// Every file under `dir`, relative, with its bytes: to prove nothing was written.
