@@ -3,7 +3,8 @@
 //!
 //! The tests find the cluster and tools through the environment:
 //! `KUBECONFIG`, `COXSWAIN_TEST_HELM` (helm 4), `COXSWAIN_TEST_HELM3`,
-//! `COXSWAIN_TEST_KUBECTL`.
+//! `COXSWAIN_TEST_KUBECTL`, and the Debian binaries `COXSWAIN_TEST_PROMTOOL`,
+//! `COXSWAIN_TEST_PROMETHEUS`, `COXSWAIN_TEST_CHROMIUM`, `COXSWAIN_TEST_CHROMEDRIVER`.
 
 use std::fs;
 use std::process::Command;
@@ -48,7 +49,11 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         .env("KUBECONFIG", &kubeconfig)
         .env("COXSWAIN_TEST_HELM", &tools.helm4)
         .env("COXSWAIN_TEST_HELM3", &tools.helm3)
-        .env("COXSWAIN_TEST_KUBECTL", &tools.kubectl);
+        .env("COXSWAIN_TEST_KUBECTL", &tools.kubectl)
+        .env("COXSWAIN_TEST_PROMTOOL", &tools.promtool)
+        .env("COXSWAIN_TEST_PROMETHEUS", &tools.prometheus)
+        .env("COXSWAIN_TEST_CHROMIUM", &tools.chromium)
+        .env("COXSWAIN_TEST_CHROMEDRIVER", &tools.chromedriver);
     eprintln!("running e2e targets: {}", targets.join(", "));
     let status = cmd.status().context("run cargo test for the e2e targets");
 

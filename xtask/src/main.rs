@@ -57,7 +57,8 @@ enum Command {
     },
     /// Regenerate the hostile specs, signed indexes and trust roots in testdata/bad/ (deterministic).
     GenBadInputs,
-    /// Build the test cluster's binaries (cached by version) and print their paths.
+    /// Build the test cluster's binaries (cached by version), install the Debian
+    /// packages the tests need when missing, and print their paths.
     Tools,
     /// Run a loopback Kubernetes test cluster with KWOK nodes.
     #[command(subcommand)]

@@ -55,8 +55,10 @@ pub fn run() -> Result<()> {
             &[],
         )
     })?;
-    // The component tests run the real helm (rendering, packaging checks), so the
-    // tools are built first; the first build on a fresh machine takes ~12 minutes.
+    // The component tests run the real helm (rendering, packaging checks) and
+    // promtool (alert rules, dashboard queries), so the tools are built and the
+    // Debian packages installed first; the first build on a fresh machine takes
+    // ~12 minutes.
     let mut built = None;
     step("tools", &mut || {
         built = Some(tools::ensure()?);
@@ -70,6 +72,10 @@ pub fn run() -> Result<()> {
                 ("COXSWAIN_TEST_HELM", &tools.helm4),
                 ("COXSWAIN_TEST_HELM3", &tools.helm3),
                 ("COXSWAIN_TEST_KUBECTL", &tools.kubectl),
+                ("COXSWAIN_TEST_PROMTOOL", &tools.promtool),
+                ("COXSWAIN_TEST_PROMETHEUS", &tools.prometheus),
+                ("COXSWAIN_TEST_CHROMIUM", &tools.chromium),
+                ("COXSWAIN_TEST_CHROMEDRIVER", &tools.chromedriver),
             ],
         )
     })?;

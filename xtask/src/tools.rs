@@ -5,6 +5,13 @@
 //!   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok and a
 //!   PKI generator; `kubectl` and `kwok` are symlinks to it.
 //! - `helm4`, `helm3`: `go install helm.sh/helm/vN/cmd/helm@version`.
+//!
+//! Debian packages the tests drive as they are (installed with apt-get when a
+//! binary is missing, see [`ensure_debian_packages`]):
+//!
+//! - `prometheus`: `promtool` (rule checks and unit tests) and `prometheus` (the
+//!   e2e tests scrape the agent with a real server);
+//! - `chromium` and `chromium-driver`: the browser tests of the web UI.
 
 use std::fs;
 use std::io::Write as _;
@@ -40,6 +47,14 @@ pub struct Tools {
     pub helm4: PathBuf,
     /// Helm 3.
     pub helm3: PathBuf,
+    /// `promtool` from Debian's `prometheus` package.
+    pub promtool: PathBuf,
+    /// The Prometheus server from Debian's `prometheus` package.
+    pub prometheus: PathBuf,
+    /// Chromium from Debian's `chromium` package.
+    pub chromium: PathBuf,
+    /// `chromedriver` from Debian's `chromium-driver` package.
+    pub chromedriver: PathBuf,
 }
 
 /// `cargo xtask tools`: build what is missing and print `name path` lines.
@@ -50,10 +65,15 @@ pub fn run() -> Result<()> {
     println!("kwok {}", tools.kwok.display());
     println!("kubectl {}", tools.kubectl.display());
     println!("control-plane {}", tools.control_plane.display());
+    println!("promtool {}", tools.promtool.display());
+    println!("prometheus {}", tools.prometheus.display());
+    println!("chromium {}", tools.chromium.display());
+    println!("chromedriver {}", tools.chromedriver.display());
     Ok(())
 }
 
-/// Build every tool that is not cached yet and return the paths.
+/// Install the missing Debian packages, build every tool that is not cached
+/// yet and return the paths.
 pub fn ensure() -> Result<Tools> {
     let tools_dir = paths::cache_root()?.join("tools");
     fs::create_dir_all(&tools_dir)
@@ -65,6 +85,10 @@ pub fn ensure() -> Result<Tools> {
         .with_context(|| format!("open the lock file {}", lock_path.display()))?;
     lock.lock()
         .with_context(|| format!("lock {}", lock_path.display()))?;
+    // First, under the same lock: apt-get takes the dpkg lock and a second
+    // xtask would fail on it; and a machine that cannot install fails in
+    // seconds instead of after the Go builds.
+    let debian = ensure_debian_packages()?;
 
     let source = crate::workspace_root().join("xtask").join("testcluster");
     let cp_dir = tools_dir.join(format!(
@@ -87,7 +111,179 @@ pub fn ensure() -> Result<Tools> {
         kwok,
         helm4,
         helm3,
+        promtool: debian.promtool,
+        prometheus: debian.prometheus,
+        chromium: debian.chromium,
+        chromedriver: debian.chromedriver,
     })
+}
+
+/// The binaries the tests take from Debian packages, with the package that
+/// ships each one.
+const DEBIAN_BINARIES: [(&str, &str); 4] = [
+    ("/usr/bin/promtool", "prometheus"),
+    ("/usr/bin/prometheus", "prometheus"),
+    ("/usr/bin/chromium", "chromium"),
+    ("/usr/bin/chromedriver", "chromium-driver"),
+];
+
+/// Paths of the binaries from Debian packages.
+#[derive(Debug, Clone)]
+pub struct DebianTools {
+    /// `promtool`.
+    pub promtool: PathBuf,
+    /// `prometheus`.
+    pub prometheus: PathBuf,
+    /// `chromium`.
+    pub chromium: PathBuf,
+    /// `chromedriver`.
+    pub chromedriver: PathBuf,
+}
+
+/// Install the Debian packages whose binaries are missing
+/// (`apt-get install -y --no-install-recommends`, through `sudo` when not root)
+/// and return the binaries' paths. Does nothing when every binary is there.
+pub fn ensure_debian_packages() -> Result<DebianTools> {
+    let missing = missing_packages(|path| Path::new(path).is_file());
+    if !missing.is_empty() {
+        install_debian_packages(&missing)?;
+        let still = missing_packages(|path| Path::new(path).is_file());
+        if let Some((binary, package)) = DEBIAN_BINARIES
+            .iter()
+            .find(|(_, package)| still.contains(package))
+        {
+            bail!("apt-get installed the Debian package {package}, but {binary} is still missing");
+        }
+    }
+    let [promtool, prometheus, chromium, chromedriver] =
+        DEBIAN_BINARIES.map(|(binary, _)| PathBuf::from(binary));
+    Ok(DebianTools {
+        promtool,
+        prometheus,
+        chromium,
+        chromedriver,
+    })
+}
+
+/// The packages (deduplicated, in [`DEBIAN_BINARIES`] order) of the binaries
+/// for which `exists` is false.
+fn missing_packages(exists: impl Fn(&str) -> bool) -> Vec<&'static str> {
+    let mut packages = Vec::new();
+    for (binary, package) in DEBIAN_BINARIES {
+        if !exists(binary) && !packages.contains(&package) {
+            packages.push(package);
+        }
+    }
+    packages
+}
+
+/// How apt-get is run: directly as root, else through `sudo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Privilege {
+    Root,
+    Sudo,
+}
+
+fn install_debian_packages(packages: &[&str]) -> Result<()> {
+    let names = packages.join(" ");
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let privilege = if root {
+        Privilege::Root
+    } else if find_on_path("sudo").is_some() {
+        Privilege::Sudo
+    } else {
+        bail!(
+            "the tests need the Debian package(s) {names}, which are not installed, and this \
+             user is not root and has no sudo: run `apt-get install -y --no-install-recommends \
+             {names}` as root"
+        );
+    };
+    eprintln!("installing the Debian package(s) {names} with apt-get");
+    let install = apt_get(privilege, "install", packages)?;
+    if install.status.success() {
+        return Ok(());
+    }
+    if !needs_update(&install.stderr) {
+        bail!(
+            "apt-get could not install the Debian package(s) {names} ({}): {}",
+            install.status,
+            install.stderr.trim()
+        );
+    }
+    // A fresh image has no package lists; apt-get update only when that is why.
+    eprintln!("apt-get does not know {names} yet: running apt-get update");
+    let update = apt_get(privilege, "update", &[])?;
+    if !update.status.success() {
+        bail!(
+            "apt-get update failed ({}) while installing the Debian package(s) {names}: {}",
+            update.status,
+            update.stderr.trim()
+        );
+    }
+    let retry = apt_get(privilege, "install", packages)?;
+    if !retry.status.success() {
+        bail!(
+            "apt-get could not install the Debian package(s) {names} after apt-get update ({}): {}",
+            retry.status,
+            retry.stderr.trim()
+        );
+    }
+    Ok(())
+}
+
+/// apt-get says this for a package its lists do not have, e.g.
+/// `E: Unable to locate package chromium-driver`.
+fn needs_update(stderr: &str) -> bool {
+    stderr.contains("Unable to locate package")
+}
+
+/// The outcome of one apt-get run.
+struct AptRun {
+    status: std::process::ExitStatus,
+    stderr: String,
+}
+
+/// The argv of one apt-get run: `env` carries DEBIAN_FRONTEND through sudo,
+/// which resets the environment.
+fn apt_get_argv(privilege: Privilege, action: &str, packages: &[&str]) -> Vec<String> {
+    let mut argv: Vec<String> = Vec::new();
+    if privilege == Privilege::Sudo {
+        argv.push("sudo".into());
+    }
+    argv.extend(["env".into(), "DEBIAN_FRONTEND=noninteractive".into()]);
+    argv.extend(["apt-get".into(), action.into()]);
+    if action == "install" {
+        argv.extend(["-y".into(), "--no-install-recommends".into()]);
+    }
+    argv.extend(packages.iter().map(|p| (*p).to_owned()));
+    argv
+}
+
+/// Run apt-get with its stdout on the terminal (a chromium install is long and
+/// should show progress) and its stderr captured for the error message.
+fn apt_get(privilege: Privilege, action: &str, packages: &[&str]) -> Result<AptRun> {
+    let argv = apt_get_argv(privilege, action, packages);
+    let (program, args) = argv.split_first().context("apt-get argv is empty")?;
+    let output = Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("run `{}`", argv.join(" ")))?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    eprint!("{stderr}");
+    Ok(AptRun {
+        status: output.status,
+        stderr,
+    })
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
 }
 
 /// FNV-1a over the Go module's go.mod, go.sum and Go sources: any change to the
@@ -240,4 +436,67 @@ fn run_build(mut cmd: Command, what: &str) -> Result<()> {
     let mut err = std::io::stderr();
     let _ = writeln!(err, "built {what} in {}s", started.elapsed().as_secs());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_is_installed_when_every_binary_exists() {
+        assert!(missing_packages(|_| true).is_empty());
+    }
+
+    #[test]
+    fn each_missing_binary_names_its_package_once() {
+        assert_eq!(
+            missing_packages(|_| false),
+            ["prometheus", "chromium", "chromium-driver"]
+        );
+        assert_eq!(
+            missing_packages(|path| path != "/usr/bin/promtool"),
+            ["prometheus"]
+        );
+        assert_eq!(
+            missing_packages(|path| path != "/usr/bin/chromedriver"),
+            ["chromium-driver"]
+        );
+    }
+
+    #[test]
+    fn apt_get_runs_noninteractive_and_without_recommends() {
+        assert_eq!(
+            apt_get_argv(Privilege::Root, "install", &["prometheus", "chromium"]),
+            [
+                "env",
+                "DEBIAN_FRONTEND=noninteractive",
+                "apt-get",
+                "install",
+                "-y",
+                "--no-install-recommends",
+                "prometheus",
+                "chromium"
+            ]
+        );
+        assert_eq!(
+            apt_get_argv(Privilege::Sudo, "update", &[]),
+            [
+                "sudo",
+                "env",
+                "DEBIAN_FRONTEND=noninteractive",
+                "apt-get",
+                "update"
+            ]
+        );
+    }
+
+    #[test]
+    fn only_an_unknown_package_triggers_apt_get_update() {
+        assert!(needs_update(
+            "E: Unable to locate package chromium-driver\n"
+        ));
+        assert!(!needs_update(
+            "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 42\n"
+        ));
+    }
 }
