@@ -526,6 +526,28 @@ pub struct Operation {
     /// The Helm revision the operation produced, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_revision: Option<u32>,
+    /// The health check that followed the operation, if one ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthSummary>,
+}
+
+/// How many unready objects a [`HealthSummary`] names.
+pub const MAX_HEALTH_REASONS: usize = 3;
+
+/// The health check after an operation, in brief (the agent's web UI shows
+/// every object while the agent runs; the status keeps this much).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthSummary {
+    /// Whether every object became ready.
+    pub healthy: bool,
+    /// How long the check took.
+    pub duration: Duration,
+    /// How many objects were checked.
+    pub objects: u32,
+    /// Why objects were not ready, at most three.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ready: Vec<String>,
 }
 
 /// The kind of an operation on a release.
@@ -995,6 +1017,7 @@ mod tests {
             message: String::new(),
             from_revision: Some(1),
             to_revision: Some(2),
+            health: None,
         }
     }
 

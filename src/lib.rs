@@ -12,6 +12,7 @@ pub mod health;
 pub mod helm;
 pub mod json;
 pub mod keys;
+pub mod metrics;
 pub mod plan;
 pub mod publish;
 pub mod serve;

@@ -15,10 +15,13 @@ use std::time::Instant;
 use futures::StreamExt as _;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::crd::{Operation, OperationKind, OperationResult, ReleaseState, RollbackPolicy};
+use crate::crd::{
+    HealthSummary, MAX_HEALTH_REASONS, Operation, OperationKind, OperationResult, ReleaseState,
+    RollbackPolicy,
+};
 use crate::duration::Duration;
 use crate::format::Timestamp;
-use crate::health::HealthCheck;
+use crate::health::{Health, HealthCheck, HealthReport};
 use crate::helm::{HelmCli, RollbackOptions, TestOptions, UninstallOptions, UpgradeOptions};
 use crate::plan::{Action, ActionKind, Plan, ReleaseId};
 use crate::site_verify::describe;
@@ -69,9 +72,116 @@ pub struct ExecReport {
     /// One per action of the plan.
     pub outcomes: Vec<ReleaseOutcome>,
     /// Every helm operation, in the order they finished.
-    pub operations: Vec<Operation>,
+    pub operations: Vec<OperationDetail>,
     /// The first failure, naming the release and why.
     pub failure: Option<String>,
+}
+
+/// One object's readiness at the end of a health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHealth {
+    /// `Deployment`, `StatefulSet`, ...
+    pub kind: String,
+    /// Its namespace, for namespaced kinds.
+    pub namespace: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// Ready, not yet, or failed.
+    pub state: ObjectState,
+    /// Why it is not ready.
+    pub reason: Option<String>,
+}
+
+/// The readiness of an object, without its reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectState {
+    /// Reconciled and ready.
+    Current,
+    /// Not ready when the check ended.
+    InProgress,
+    /// Will not become ready without a change.
+    Failed,
+}
+
+impl ObjectState {
+    /// A stable label (`current`, `inProgress`, `failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Current => "current",
+            Self::InProgress => "inProgress",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// A health check, object by object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthDetail {
+    /// Every object became ready.
+    pub healthy: bool,
+    /// How long it took.
+    pub elapsed: std::time::Duration,
+    /// Why it failed or timed out.
+    pub reason: Option<String>,
+    /// Every object of the release's manifest.
+    pub objects: Vec<ObjectHealth>,
+}
+
+impl HealthDetail {
+    fn from_report(report: &HealthReport) -> Self {
+        let objects = report
+            .objects
+            .iter()
+            .map(|o| {
+                let (state, reason) = match &o.health {
+                    Health::Current => (ObjectState::Current, None),
+                    Health::InProgress(r) => (ObjectState::InProgress, Some(r.clone())),
+                    Health::Failed(r) => (ObjectState::Failed, Some(r.clone())),
+                };
+                ObjectHealth {
+                    kind: o.object.kind.clone(),
+                    namespace: o.object.namespace.clone(),
+                    name: o.object.name.clone(),
+                    state,
+                    reason,
+                }
+            })
+            .collect();
+        Self {
+            healthy: report.outcome.is_healthy(),
+            elapsed: report.elapsed,
+            reason: report.outcome.reason().map(str::to_owned),
+            objects,
+        }
+    }
+
+    /// What the status keeps of it.
+    pub fn summary(&self) -> HealthSummary {
+        HealthSummary {
+            healthy: self.healthy,
+            duration: Duration::from_secs(self.elapsed.as_secs()),
+            objects: u32::try_from(self.objects.len()).unwrap_or(u32::MAX),
+            not_ready: self
+                .objects
+                .iter()
+                .filter_map(|o| o.reason.as_deref())
+                .take(MAX_HEALTH_REASONS)
+                .map(|r| super::events::truncate(r, 300))
+                .collect(),
+        }
+    }
+}
+
+/// An operation as the status records it, plus what only memory keeps: the
+/// exact elapsed time and the health check object by object.
+#[derive(Debug, Clone)]
+pub struct OperationDetail {
+    /// The record written to `status.history`.
+    pub operation: Operation,
+    /// Wall time of the operation, health check and tests included.
+    pub elapsed: std::time::Duration,
+    /// The health check that followed it, if one ran.
+    pub health: Option<HealthDetail>,
 }
 
 impl ExecReport {
@@ -89,7 +199,7 @@ enum Undo {
 
 struct Applied {
     outcome: ReleaseOutcome,
-    operations: Vec<Operation>,
+    operations: Vec<OperationDetail>,
     /// For a success: how to undo it (channel policy).
     undo: Option<Undo>,
     /// For a failure: why.
@@ -156,6 +266,7 @@ impl Executor<'_> {
                         Instant::now(),
                         OperationResult::Succeeded,
                         message.clone(),
+                        None,
                         None,
                         None,
                     ));
@@ -247,7 +358,7 @@ impl Executor<'_> {
         };
         let to_version = action.target.chart.version.clone();
         tracing::info!(release = %id, from = ?from_version, to = %to_version, reason = %action.reason, "applying");
-        let result = self.upgrade_and_check(action, settings, timeout).await;
+        let (result, health) = self.upgrade_and_check(action, settings, timeout).await;
         let (new_revision, failure) = match result {
             Ok(revision) => (Some(revision), None),
             Err((revision, why)) => (revision, Some(why)),
@@ -291,6 +402,7 @@ impl Executor<'_> {
                 action.reason.clone(),
                 noted,
                 new_revision,
+                health,
             );
             return Applied {
                 outcome: ReleaseOutcome {
@@ -337,6 +449,7 @@ impl Executor<'_> {
             why.clone(),
             noted,
             new_revision,
+            health,
         )];
         let (state, revision, version, message, undo_op) = match noted {
             Some(rev) => {
@@ -397,12 +510,27 @@ impl Executor<'_> {
     }
 
     /// `helm upgrade --install`, then health, then `helm test` when asked.
-    /// Returns the new revision, or the revision (if one was made) and why it failed.
+    /// Returns the new revision, or the revision (if one was made) and why it
+    /// failed; and the health check, if it ran.
     async fn upgrade_and_check(
         &self,
         action: &Action,
         settings: &ExecSettings,
         timeout: Duration,
+    ) -> (Result<u32, (Option<u32>, String)>, Option<HealthDetail>) {
+        let mut health = None;
+        let result = self
+            .upgrade_check_test(action, settings, timeout, &mut health)
+            .await;
+        (result, health)
+    }
+
+    async fn upgrade_check_test(
+        &self,
+        action: &Action,
+        settings: &ExecSettings,
+        timeout: Duration,
+        health: &mut Option<HealthDetail>,
     ) -> Result<u32, (Option<u32>, String)> {
         let name = &action.release;
         let ns = &action.namespace;
@@ -422,9 +550,9 @@ impl Executor<'_> {
             .await
             .map_err(|e| (None, format!("helm upgrade: {}", describe(&e))))?;
         let revision = release.version;
-        self.check_health(name, ns, timeout)
-            .await
-            .map_err(|why| (Some(revision), why))?;
+        let (checked, detail) = self.check_health(name, ns, timeout).await;
+        *health = detail;
+        checked.map_err(|why| (Some(revision), why))?;
         if action.target.health.test {
             let opts = TestOptions {
                 timeout: timeout.to_std(),
@@ -438,21 +566,27 @@ impl Executor<'_> {
         Ok(revision)
     }
 
-    async fn check_health(&self, name: &str, ns: &str, timeout: Duration) -> Result<(), String> {
-        let manifest = self
-            .helm
-            .get_manifest(name, ns, None)
-            .await
-            .map_err(|e| format!("helm get manifest: {}", describe(&e)))?;
-        let report = self
-            .health
-            .run(&manifest, ns, timeout.to_std())
-            .await
-            .map_err(|e| format!("health check: {}", describe(&e)))?;
-        match report.outcome.reason() {
+    /// Checks the release's objects; the detail is there when the check ran.
+    async fn check_health(
+        &self,
+        name: &str,
+        ns: &str,
+        timeout: Duration,
+    ) -> (Result<(), String>, Option<HealthDetail>) {
+        let manifest = match self.helm.get_manifest(name, ns, None).await {
+            Ok(m) => m,
+            Err(e) => return (Err(format!("helm get manifest: {}", describe(&e))), None),
+        };
+        let report = match self.health.run(&manifest, ns, timeout.to_std()).await {
+            Ok(r) => r,
+            Err(e) => return (Err(format!("health check: {}", describe(&e))), None),
+        };
+        let detail = HealthDetail::from_report(&report);
+        let result = match report.outcome.reason() {
             None => Ok(()),
             Some(why) => Err(why.to_owned()),
-        }
+        };
+        (result, Some(detail))
     }
 
     /// Rolls back to `revision` and checks health again. Returns whether the
@@ -464,7 +598,7 @@ impl Executor<'_> {
         sequence: u64,
         timeout: Duration,
         cause: &str,
-    ) -> (bool, Option<u32>, String, Operation) {
+    ) -> (bool, Option<u32>, String, OperationDetail) {
         let started = Timestamp::now();
         let clock = Instant::now();
         let name = &action.release;
@@ -474,14 +608,21 @@ impl Executor<'_> {
             timeout: timeout.to_std(),
             ..RollbackOptions::default()
         };
+        let mut health = None;
         let result = match self.helm.rollback(name, ns, revision, &opts).await {
             Err(e) => Err(format!(
                 "helm rollback to revision {revision}: {}",
                 describe(&e)
             )),
-            Ok(()) => self.check_health(name, ns, timeout).await.map_err(|why| {
-                format!("rolled back to revision {revision}, which is not healthy either: {why}")
-            }),
+            Ok(()) => {
+                let (checked, detail) = self.check_health(name, ns, timeout).await;
+                health = detail;
+                checked.map_err(|why| {
+                    format!(
+                        "rolled back to revision {revision}, which is not healthy either: {why}"
+                    )
+                })
+            }
         };
         let now_revision = match self.helm.status(name, ns, None).await {
             Ok(r) => Some(r.version),
@@ -519,12 +660,13 @@ impl Executor<'_> {
             format!("{cause}; {detail}"),
             None,
             now_revision,
+            health,
         );
-        operation.to = match &action.kind {
+        operation.operation.to = match &action.kind {
             ActionKind::Upgrade { from_version, .. } => Some(from_version.clone()),
             ActionKind::Install => None,
         };
-        operation.from = Some(action.target.chart.version.clone());
+        operation.operation.from = Some(action.target.chart.version.clone());
         (ok, now_revision, detail, operation)
     }
 
@@ -533,7 +675,7 @@ impl Executor<'_> {
         action: &Action,
         sequence: u64,
         timeout: Duration,
-    ) -> (bool, String, Operation) {
+    ) -> (bool, String, OperationDetail) {
         let started = Timestamp::now();
         let clock = Instant::now();
         let name = &action.release;
@@ -572,9 +714,10 @@ impl Executor<'_> {
             detail.clone(),
             None,
             None,
+            None,
         );
-        operation.from = Some(action.target.chart.version.clone());
-        operation.to = None;
+        operation.operation.from = Some(action.target.chart.version.clone());
+        operation.operation.to = None;
         (ok, detail, operation)
     }
 
@@ -585,7 +728,7 @@ impl Executor<'_> {
         sequence: u64,
         settings: &ExecSettings,
         cause: &str,
-    ) -> (ReleaseOutcome, Vec<Operation>) {
+    ) -> (ReleaseOutcome, Vec<OperationDetail>) {
         let timeout = self.timeout(action, settings);
         let cause = format!("{cause} (rollbackPolicy channel)");
         let (ok, revision, version, detail, operation) = match undo {
@@ -653,23 +796,30 @@ fn op(
     message: String,
     from_revision: Option<u32>,
     to_revision: Option<u32>,
-) -> Operation {
+    health: Option<HealthDetail>,
+) -> OperationDetail {
     let from = match &action.kind {
         ActionKind::Install => None,
         ActionKind::Upgrade { from_version, .. } => Some(from_version.clone()),
     };
-    Operation {
-        release: action.release.clone(),
-        namespace: action.namespace.clone(),
-        operation,
-        from,
-        to: Some(action.target.chart.version.clone()),
-        sequence,
-        started,
-        duration: Duration::from_secs(clock.elapsed().as_secs()),
-        result,
-        message: super::events::truncate(&message, 2000),
-        from_revision,
-        to_revision,
+    let elapsed = clock.elapsed();
+    OperationDetail {
+        operation: Operation {
+            release: action.release.clone(),
+            namespace: action.namespace.clone(),
+            operation,
+            from,
+            to: Some(action.target.chart.version.clone()),
+            sequence,
+            started,
+            duration: Duration::from_secs(elapsed.as_secs()),
+            result,
+            message: super::events::truncate(&message, 2000),
+            from_revision,
+            to_revision,
+            health: health.as_ref().map(HealthDetail::summary),
+        },
+        elapsed,
+        health,
     }
 }

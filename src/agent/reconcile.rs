@@ -494,8 +494,8 @@ async fn check(
 
     status.releases = releases;
     if let Some(r) = &report {
-        for op in &r.operations {
-            status.push_history(op.clone());
+        for done in &r.operations {
+            status.push_history(done.operation.clone());
         }
         match &r.failure {
             Some(why) => {

@@ -361,6 +361,11 @@ impl Timestamp {
         OffsetDateTime::from_unix_timestamp(secs).ok().map(Self)
     }
 
+    /// Seconds since the Unix epoch, for metrics.
+    pub fn unix_seconds(self) -> f64 {
+        self.0.unix_timestamp() as f64
+    }
+
     /// The `time` value.
     pub fn datetime(self) -> OffsetDateTime {
         self.0
