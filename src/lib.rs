@@ -19,5 +19,6 @@ pub mod serve;
 pub mod site;
 pub mod site_verify;
 pub mod trust;
+pub mod ui;
 pub mod verify;
 pub mod yaml;

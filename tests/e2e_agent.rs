@@ -928,7 +928,14 @@ async fn controller_follows_new_sequences_and_stops_on_sigterm() {
     let kubeconfig = kubeconfig_path();
     let cache = w.dir.path().join("cache");
     let mut agent = std::process::Command::new(coxswain())
-        .args(["agent", "--log-format", "json", "--kubeconfig"])
+        .args([
+            "agent",
+            "--log-format",
+            "json",
+            "--listen",
+            "127.0.0.1:0",
+            "--kubeconfig",
+        ])
         .arg(&kubeconfig)
         .args(["--namespace", &w.ns.name, "--helm"])
         .arg(helm4())

@@ -214,9 +214,18 @@ pub struct Executor<'a> {
     pub health: &'a HealthCheck,
     /// Where Event notes go as they happen.
     pub notes: Option<UnboundedSender<Note>>,
+    /// Where steps are announced as they start (`namespace/release`, what), for the UI.
+    pub progress: Option<UnboundedSender<(String, String)>>,
 }
 
 impl Executor<'_> {
+    fn progress(&self, namespace: &str, release: &str, what: String) {
+        if let Some(tx) = &self.progress {
+            // The receiver only goes away when the reconcile ends; nothing to do then.
+            let _ = tx.send((format!("{namespace}/{release}"), what));
+        }
+    }
+
     fn note(&self, note: Note) {
         tracing::info!(reason = note.reason, action = note.action, message = %note.message, "event");
         if let Some(tx) = &self.notes {
@@ -358,6 +367,14 @@ impl Executor<'_> {
         };
         let to_version = action.target.chart.version.clone();
         tracing::info!(release = %id, from = ?from_version, to = %to_version, reason = %action.reason, "applying");
+        self.progress(
+            ns,
+            name,
+            match &from_version {
+                Some(from) => format!("upgrading {from} -> {to_version}"),
+                None => format!("installing {to_version}"),
+            },
+        );
         let (result, health) = self.upgrade_and_check(action, settings, timeout).await;
         let (new_revision, failure) = match result {
             Ok(revision) => (Some(revision), None),
@@ -550,10 +567,16 @@ impl Executor<'_> {
             .await
             .map_err(|e| (None, format!("helm upgrade: {}", describe(&e))))?;
         let revision = release.version;
+        self.progress(
+            ns,
+            name,
+            format!("revision {revision} deployed; checking health (timeout {timeout})"),
+        );
         let (checked, detail) = self.check_health(name, ns, timeout).await;
         *health = detail;
         checked.map_err(|why| (Some(revision), why))?;
         if action.target.health.test {
+            self.progress(ns, name, "healthy; running helm test".to_owned());
             let opts = TestOptions {
                 timeout: timeout.to_std(),
                 logs: false,
@@ -609,6 +632,11 @@ impl Executor<'_> {
             ..RollbackOptions::default()
         };
         let mut health = None;
+        self.progress(
+            ns,
+            name,
+            format!("rolling back to revision {revision} ({cause})"),
+        );
         let result = match self.helm.rollback(name, ns, revision, &opts).await {
             Err(e) => Err(format!(
                 "helm rollback to revision {revision}: {}",
@@ -685,6 +713,7 @@ impl Executor<'_> {
             keep_history: false,
             ignore_not_found: true,
         };
+        self.progress(ns, name, "uninstalling the failed first install".to_owned());
         let (ok, detail, result) = match self.helm.uninstall(name, ns, &opts).await {
             Ok(()) => {
                 self.note(Note::warning(

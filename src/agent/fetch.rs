@@ -147,6 +147,29 @@ impl FetchError {
         }
     }
 
+    /// The bounded reason label of `coxswain_verification_failures_total`, for
+    /// errors that are verification failures.
+    pub fn verification_reason(&self) -> Option<&'static str> {
+        if !self.is_verification() {
+            return None;
+        }
+        Some(match self {
+            Self::Verify(v) => match v.as_ref() {
+                VerifyError::Signatures(_) | VerifyError::ThresholdNotMet { .. } => "signature",
+                VerifyError::Document(_) => "malformed",
+                VerifyError::WrongChannel { .. } => "wrong_channel",
+                VerifyError::Expired { .. } => "expired",
+                VerifyError::SequenceTooLow { .. } => "sequence_rollback",
+                VerifyError::TrustVersionSkip { .. } => "trust_root",
+                VerifyError::ChartSize { .. } | VerifyError::ChartDigest { .. } => "chart",
+            },
+            Self::TrustRootRollback { .. } | Self::Trust { .. } => "trust_root",
+            Self::Anchor { .. } => "anchor",
+            Self::Chart { .. } => "chart",
+            Self::BadServer { .. } | Self::Site { .. } => "malformed",
+        })
+    }
+
     /// True when something signed or pinned was refused (as opposed to a
     /// network problem).
     pub fn is_verification(&self) -> bool {

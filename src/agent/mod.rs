@@ -10,10 +10,12 @@
 //! - [`status`]: the status, conditions and `--once` verdict (pure), and the
 //!   server-side apply that writes it;
 //! - [`events`]: Kubernetes Events;
-//! - [`reconcile`]: one reconcile of one subscription, tying them together.
+//! - [`reconcile`]: one reconcile of one subscription, tying them together;
+//! - [`view`]: what the web UI and `/api/v1/status` show (the preview of the
+//!   plan, a running plan's activity, health checks object by object).
 //!
-//! [`Context`] is shared by every reconcile; its [`AgentState`] is what a web
-//! UI and `/metrics` read (they only read).
+//! [`Context`] is shared by every reconcile; its [`AgentState`] is what the web
+//! UI reads, and its [`Metrics`] what `/metrics` exposes (they only read).
 
 pub mod events;
 pub mod executor;
@@ -21,6 +23,7 @@ pub mod fetch;
 pub mod installed;
 pub mod reconcile;
 pub mod status;
+pub mod view;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,6 +39,7 @@ use crate::crd::ChannelSubscription;
 use crate::format::Timestamp;
 use crate::health::HealthCheck;
 use crate::helm::HelmCli;
+use crate::metrics::Metrics;
 
 pub use reconcile::Outcome;
 pub use status::Verdict;
@@ -88,20 +92,68 @@ pub struct SubscriptionState {
     /// The generation and retry annotation the last run saw (to tell a real
     /// change from the agent's own status write).
     seen: Option<(Option<i64>, Option<String>)>,
+    /// What the web UI shows.
+    pub view: view::View,
     /// When the next check is due.
     due: Option<Instant>,
 }
 
+/// Whether the agent can serve: `Err` says why not (yet).
+pub type Readiness = Result<(), String>;
+
 /// Shared, read-mostly state of the agent: per subscription (`namespace/name`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AgentState {
     inner: Arc<RwLock<BTreeMap<String, SubscriptionState>>>,
+    ready: Arc<std::sync::RwLock<Readiness>>,
+}
+
+impl Default for AgentState {
+    fn default() -> Self {
+        Self {
+            inner: Arc::default(),
+            ready: Arc::new(std::sync::RwLock::new(Err(
+                "the agent has not reached the Kubernetes API yet".to_owned(),
+            ))),
+        }
+    }
 }
 
 impl AgentState {
     /// A copy of every subscription's state.
     pub async fn snapshot(&self) -> BTreeMap<String, SubscriptionState> {
         self.inner.read().await.clone()
+    }
+
+    /// A copy of one subscription's state.
+    pub async fn get(&self, key: &str) -> Option<SubscriptionState> {
+        self.inner.read().await.get(key).cloned()
+    }
+
+    /// Changes one subscription's view.
+    pub async fn update_view(&self, key: &str, f: impl FnOnce(&mut view::View)) {
+        let mut state = self.inner.write().await;
+        f(&mut state.entry(key.to_owned()).or_default().view);
+    }
+
+    /// Forgets subscriptions that no longer exist.
+    pub async fn retain(&self, keys: &std::collections::BTreeSet<String>) {
+        self.inner.write().await.retain(|k, _| keys.contains(k));
+    }
+
+    /// Whether the agent is ready (`/readyz`).
+    pub fn readiness(&self) -> Readiness {
+        match self.ready.read() {
+            Ok(r) => r.clone(),
+            Err(_) => Err("readiness lock poisoned".to_owned()),
+        }
+    }
+
+    /// Sets the readiness.
+    pub fn set_readiness(&self, readiness: Readiness) {
+        if let Ok(mut r) = self.ready.write() {
+            *r = readiness;
+        }
     }
 }
 
@@ -121,8 +173,10 @@ pub struct Context {
     pub history: installed::HistoryCache,
     /// The namespace served.
     pub namespace: String,
-    /// What the UI and metrics read.
+    /// What the UI reads.
     pub state: AgentState,
+    /// What `/metrics` exposes.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Context {
@@ -142,6 +196,8 @@ impl Context {
             sub.pending_retry().map(str::to_owned),
         ));
         entry.due = Some(Instant::now() + next);
+        entry.view.next_check =
+            Timestamp::now().checked_add(crate::duration::Duration::from_secs(next.as_secs()));
         match result {
             Ok(o) => {
                 entry.verdict = Some(o.verdict);
@@ -216,6 +272,7 @@ fn error_policy(_sub: Arc<ChannelSubscription>, error: &AgentError, _ctx: Arc<Co
 pub async fn run(ctx: Arc<Context>) {
     let api: Api<ChannelSubscription> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     tracing::info!(namespace = %ctx.namespace, helm = %ctx.helm.version(), "agent started");
+    tokio::spawn(watch_readiness(api.clone(), ctx.state.clone()));
     Controller::new(api, watcher::Config::default())
         .shutdown_on_signal()
         .run(reconcile_arc, error_policy, ctx)
@@ -226,6 +283,32 @@ pub async fn run(ctx: Arc<Context>) {
         })
         .await;
     tracing::info!("agent stopped");
+}
+
+/// How often `/readyz` asks the API server (one list of this namespace's subscriptions).
+const READINESS_RECHECK: Duration = Duration::from_secs(30);
+
+/// Keeps `/readyz` true while the API server answers a list of subscriptions
+/// (checked every [`READINESS_RECHECK`]), and forgets subscriptions that were deleted.
+async fn watch_readiness(api: Api<ChannelSubscription>, state: AgentState) {
+    loop {
+        match api.list(&Default::default()).await {
+            Ok(list) => {
+                state.set_readiness(Ok(()));
+                let keys = list
+                    .items
+                    .iter()
+                    .map(|s| format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any()))
+                    .collect();
+                state.retain(&keys).await;
+            }
+            Err(e) => state.set_readiness(Err(format!(
+                "cannot list ChannelSubscriptions: {}",
+                crate::site_verify::describe(&e)
+            ))),
+        }
+        tokio::time::sleep(READINESS_RECHECK).await;
+    }
 }
 
 /// One reconcile of every subscription of the namespace, oldest first; the

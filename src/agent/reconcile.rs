@@ -25,7 +25,9 @@ use super::status::{
     Summary, Verdict, release_statuses, set_planned_conditions, set_stopped_conditions, summarize,
     worth_writing, write_status,
 };
+use super::view::{Activity, IndexSummary, Preview, PreviewState, Running, SpecSummary};
 use super::{AgentError, Context};
+use crate::metrics::{CheckReport, FetchResult};
 
 /// Largest trust anchor read from a ConfigMap or Secret.
 const MAX_ANCHOR_BYTES: usize = crate::format::trust::MAX_TRUST_BYTES;
@@ -42,6 +44,15 @@ pub struct Outcome {
     pub message: String,
     /// The sequence looked at, if the index verified.
     pub sequence: Option<u64>,
+}
+
+/// What a check learnt that the metrics want after the status is final.
+#[derive(Default)]
+struct Seen {
+    /// The verified index, when one verified.
+    index: Option<IndexSummary>,
+    /// Chart name per release of that index.
+    charts: BTreeMap<String, String>,
 }
 
 /// A reconcile that ended before planning.
@@ -237,8 +248,19 @@ pub async fn reconcile(ctx: &Context, sub: &ChannelSubscription) -> Result<Outco
     let generation = sub.metadata.generation;
     let now = Timestamp::now();
     let spec = &sub.spec;
+    let key = format!("{ns}/{name}");
     status.observed_generation = generation;
     status.show_pair(&spec.server, &spec.channel);
+    ctx.state
+        .update_view(&key, |v| {
+            v.spec = Some(SpecSummary::of(sub));
+            // Until this agent's first check ends, show what the last one wrote.
+            if v.status.is_none() {
+                v.status = previous.clone();
+            }
+        })
+        .await;
+    let mut seen = Seen::default();
 
     let outcome = if spec.suspend {
         set_stopped_conditions(
@@ -254,7 +276,7 @@ pub async fn reconcile(ctx: &Context, sub: &ChannelSubscription) -> Result<Outco
             sequence: None,
         }
     } else {
-        match check(ctx, sub, &mut status, now).await {
+        match check(ctx, sub, &mut status, now, &mut seen).await {
             Ok(outcome) => outcome,
             Err(stop) => {
                 let note = match stop.result {
@@ -283,6 +305,23 @@ pub async fn reconcile(ctx: &Context, sub: &ChannelSubscription) -> Result<Outco
             }
         }
     };
+    ctx.metrics.check_finished(&CheckReport {
+        subscription: &key,
+        channel: &spec.channel,
+        interval: spec.interval.to_std(),
+        status: &status,
+        index_times: seen.index.map(|i| (i.published, i.expires)),
+        charts: &seen.charts,
+    });
+    ctx.state
+        .update_view(&key, |v| {
+            v.status = Some(status.clone());
+            v.running = None;
+            if seen.index.is_some() {
+                v.index = seen.index;
+            }
+        })
+        .await;
     if worth_writing(previous.as_ref(), &status, QUIET_WRITE_INTERVAL) {
         write_status(&api, &name, &status)
             .await
@@ -294,7 +333,29 @@ pub async fn reconcile(ctx: &Context, sub: &ChannelSubscription) -> Result<Outco
     Ok(outcome)
 }
 
-fn fetch_stop(e: &super::fetch::FetchError) -> Stop {
+/// The stop for a fetch error, counted in the metrics (`index`: the index
+/// fetch itself rather than a chart).
+fn fetch_stop(
+    ctx: &Context,
+    sub: &ChannelSubscription,
+    e: &super::fetch::FetchError,
+    index: bool,
+) -> Stop {
+    let key = format!("{}/{}", sub.namespace().unwrap_or_default(), sub.name_any());
+    if index {
+        let result = if e.is_unreachable() {
+            FetchResult::Unreachable
+        } else if e.is_verification() {
+            FetchResult::VerificationFailed
+        } else {
+            FetchResult::Error
+        };
+        ctx.metrics.index_fetch(&key, &sub.spec.channel, result);
+    }
+    if let Some(reason) = e.verification_reason() {
+        ctx.metrics
+            .verification_failure(&key, &sub.spec.channel, reason);
+    }
     let message = describe(e);
     let result = if e.is_unreachable() {
         CheckResult::Unreachable
@@ -311,6 +372,7 @@ async fn check(
     sub: &ChannelSubscription,
     status: &mut ChannelSubscriptionStatus,
     now: Timestamp,
+    seen: &mut Seen,
 ) -> Result<Outcome, Stop> {
     let spec = &sub.spec;
     let ns = sub.namespace().unwrap_or_else(|| ctx.namespace.clone());
@@ -344,8 +406,29 @@ async fn check(
             now,
         })
         .await
-        .map_err(|e| fetch_stop(&e))?;
+        .map_err(|e| fetch_stop(ctx, sub, &e, true))?;
     let index = snapshot.verified.index();
+    let key = format!("{ns}/{name}");
+    ctx.metrics.index_fetch(
+        &key,
+        &spec.channel,
+        if not_modified {
+            FetchResult::NotModified
+        } else {
+            FetchResult::Updated
+        },
+    );
+    seen.index = Some(IndexSummary {
+        sequence: index.sequence,
+        published: index.published,
+        expires: index.expires,
+        trust_root_version: snapshot.trust_root_version,
+    });
+    seen.charts = index
+        .releases
+        .iter()
+        .map(|r| (r.name.clone(), r.chart.name.clone()))
+        .collect();
     tracing::debug!(subscription = %format!("{ns}/{name}"), sequence = index.sequence, not_modified, refetched, "index verified");
     status.record_accepted(
         &spec.server,
@@ -407,9 +490,61 @@ async fn check(
     let publisher = {
         let events = ctx.events.clone();
         let sub = sub.clone();
+        let state = ctx.state.clone();
+        let key = format!("{ns}/{name}");
         tokio::spawn(async move {
             while let Some(note) = rx.recv().await {
+                state
+                    .update_view(&key, |v| {
+                        if let Some(r) = v.running.as_mut() {
+                            r.push(Activity {
+                                at: Timestamp::now(),
+                                release: None,
+                                message: note.message.clone(),
+                            });
+                        }
+                    })
+                    .await;
                 events.publish(&sub, &note).await;
+            }
+        })
+    };
+
+    let preview_state = match (&waiting, plan.is_noop()) {
+        (Some(w), _) => PreviewState::Waiting(w.clone()),
+        (None, true) => PreviewState::NothingToDo,
+        (None, false) => PreviewState::Applying,
+    };
+    let applying = preview_state == PreviewState::Applying;
+    ctx.state
+        .update_view(&key, |v| {
+            v.preview = Some(Preview::of(&plan, preview_state, now));
+            if applying {
+                v.running = Some(Running {
+                    sequence: plan.sequence,
+                    started: Timestamp::now(),
+                    activity: Vec::new(),
+                });
+            }
+        })
+        .await;
+    let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+    let progress_task = {
+        let state = ctx.state.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            while let Some((release, message)) = progress_rx.recv().await {
+                state
+                    .update_view(&key, |v| {
+                        if let Some(r) = v.running.as_mut() {
+                            r.push(Activity {
+                                at: Timestamp::now(),
+                                release: Some(release),
+                                message,
+                            });
+                        }
+                    })
+                    .await;
             }
         })
     };
@@ -423,7 +558,7 @@ async fn check(
                 .fetcher
                 .chart(&snapshot, &action.target.chart)
                 .await
-                .map_err(|e| fetch_stop(&e))?;
+                .map_err(|e| fetch_stop(ctx, sub, &e, false))?;
             charts.insert(action.release.clone(), path);
             timeouts.insert(
                 action.release.clone(),
@@ -446,9 +581,22 @@ async fn check(
             helm: &ctx.helm,
             health: &ctx.health,
             notes: Some(tx.clone()),
+            progress: Some(progress_tx.clone()),
         };
-        report = Some(executor.run(&plan, &settings).await);
+        let done = executor.run(&plan, &settings).await;
+        ctx.metrics.operations(&key, &done.operations);
+        ctx.state
+            .update_view(&key, |v| {
+                v.keep_details(&done.operations);
+                if let Some(p) = v.preview.as_mut() {
+                    p.state = PreviewState::Applied;
+                }
+            })
+            .await;
+        report = Some(done);
     }
+    drop(progress_tx);
+    let _ = progress_task.await;
 
     // Events for releases left alone, when their state or reason is new.
     let releases = release_statuses(

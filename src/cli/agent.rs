@@ -11,7 +11,9 @@ use coxswain::agent::fetch::{Fetcher, RetryPolicy};
 use coxswain::agent::{self, Context, Verdict};
 use coxswain::health::HealthCheck;
 use coxswain::helm::{HelmCli, HelmConfig};
+use coxswain::metrics::Metrics;
 use coxswain::site::Limits;
+use coxswain::ui::UiState;
 
 /// Keep this namespace's ChannelSubscriptions' Helm releases up to date.
 ///
@@ -47,9 +49,31 @@ pub struct Args {
     /// Where chart archives (by digest) and helm's cache live.
     #[arg(long, value_name = "DIR", env = "COXSWAIN_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// Where the web UI, /api/v1/status, /healthz, /readyz and /metrics are
+    /// served (`off`: nowhere). Not served with --once.
+    #[arg(long, value_name = "ADDR", env = "COXSWAIN_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
+    listen: Listen,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// Where the web server listens.
+#[derive(Debug, Clone, Copy)]
+pub enum Listen {
+    /// At this address.
+    At(std::net::SocketAddr),
+    /// Nowhere.
+    Off,
+}
+
+fn parse_listen(text: &str) -> Result<Listen, String> {
+    if text == "off" {
+        return Ok(Listen::Off);
+    }
+    text.parse().map(Listen::At).map_err(|_| {
+        format!("`{text}` is not an address like 127.0.0.1:8080 or 0.0.0.0:8080, or `off`")
+    })
 }
 
 /// How logs are written.
@@ -91,9 +115,11 @@ pub async fn run(args: Args) -> Result<()> {
         state_dir: Some(cache_dir.join("helm")),
         ..HelmConfig::default()
     };
-    let helm = HelmCli::detect(helm_config)
+    let metrics = Arc::new(Metrics::new());
+    let helm = HelmCli::detect_with_observer(helm_config, metrics.clone())
         .await
         .with_context(|| format!("helm binary {}", args.helm.display()))?;
+    metrics.set_build_info(&helm.version().to_string());
     let ctx = Context {
         health: HealthCheck::new(client.clone()),
         events: agent::events::Events::new(client.clone()),
@@ -107,8 +133,23 @@ pub async fn run(args: Args) -> Result<()> {
         helm,
         namespace,
         state: agent::AgentState::default(),
+        metrics,
     };
     if !args.once {
+        if let Listen::At(addr) = args.listen {
+            let ui = UiState {
+                agent: ctx.state.clone(),
+                metrics: ctx.metrics.clone(),
+                namespace: ctx.namespace.clone(),
+            };
+            let (local, server) = coxswain::ui::bind(addr, ui).await?;
+            tracing::info!(address = %local, "web UI and /metrics listening");
+            tokio::spawn(async move {
+                if let Err(e) = server.await {
+                    tracing::error!(error = %e, "web server stopped");
+                }
+            });
+        }
         agent::run(Arc::new(ctx)).await;
         return Ok(());
     }

@@ -395,6 +395,9 @@ fn agent_args(demo: &Demo, stack: &Stack, helm: &Path, once: bool) -> Result<Vec
     .collect();
     if once {
         args.push("--once".to_owned());
+    } else {
+        // The web UI and /metrics are part of what the controller costs.
+        args.extend(["--listen".to_owned(), "127.0.0.1:0".to_owned()]);
     }
     Ok(args)
 }
