@@ -508,6 +508,9 @@ impl Executor<'_> {
                 )
             }
         };
+        let mut undo_op = undo_op;
+        // The revision the failed upgrade left, which the rollback replaces.
+        undo_op.operation.from_revision = new_revision;
         operations.push(undo_op);
         Applied {
             outcome: ReleaseOutcome {

@@ -24,7 +24,8 @@ dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margi
 table{border-collapse:collapse;width:100%;margin:.5rem 0}th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}th{color:var(--muted);font-weight:600;font-size:.85rem}
 .badge{display:inline-block;padding:0 .45rem;border-radius:999px;font-size:.8rem;font-weight:600;background:var(--infobg);color:var(--info);white-space:nowrap}
 .ok{background:var(--okbg);color:var(--ok)}.warn{background:var(--warnbg);color:var(--warn)}.bad{background:var(--badbg);color:var(--bad)}.muted{color:var(--muted)}
-.notice{border-left:4px solid var(--info);background:var(--infobg);padding:.5rem .75rem;margin:.75rem 0;border-radius:4px}.notice.warn{border-color:var(--warn)}.notice.bad{border-color:var(--bad)}
+.notice{border-left:4px solid var(--info);background:var(--infobg);padding:.5rem .75rem;margin:.75rem 0;border-radius:4px}.notice.warn{border-color:var(--warn);background:var(--warnbg)}.notice.bad{border-color:var(--bad);background:var(--badbg)}
+time{white-space:nowrap}dd.notice{margin:0}
 ol.timeline{list-style:none;padding:0;margin:.5rem 0;border-left:2px solid var(--line)}ol.timeline>li{position:relative;margin:0 0 1rem;padding-left:1rem}
 ol.timeline>li::before{content:"";position:absolute;left:-7px;top:.45rem;width:12px;height:12px;border-radius:50%;background:var(--line)}ol.timeline>li.succeeded::before{background:var(--ok)}ol.timeline>li.failed::before{background:var(--bad)}
 code,time{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.85rem}details summary{cursor:pointer;color:var(--info)}footer{color:var(--muted);font-size:.8rem;border-top:1px solid var(--line);margin-top:2rem;padding-top:.5rem;padding-bottom:1rem}
@@ -93,7 +94,7 @@ pub fn overview(doc: &StatusDocument) -> Markup {
                 }
                 (facts(sub, doc.generated_at))
                 (running_notice(sub))
-                (releases_table(sub))
+                (releases_table(sub, doc.generated_at))
                 (preview_line(sub))
             }
         }
@@ -129,7 +130,7 @@ pub fn subscription(doc: &StatusDocument, sub: &SubscriptionDocument) -> Markup 
         }
         (running_notice(sub))
         h2 { "Releases" }
-        (releases_table(sub))
+        (releases_table(sub, doc.generated_at))
         (preview_line(sub))
         h2 { "Conditions" }
         table {
@@ -232,7 +233,7 @@ pub fn release(doc: &StatusDocument, sub: &SubscriptionDocument, release: &str) 
                 dt { "Namespace" } dd { (r.namespace) }
                 dt { "Version" } dd { (versions_desired(r)) }
                 dt { "Helm revision" } dd { (opt(r.revision)) }
-                dt { "State" } dd { (state_badge(r.state)) " since " (time_tag(r.since)) (markers(r)) }
+                dt { "State" } dd { (state_badge(r.state)) " since " (time_tag(r.since)) " (" (relative(r.since, doc.generated_at)) ")" (markers(r)) }
                 dt { "Reason" } dd { (r.message) }
             }
         }
@@ -410,7 +411,7 @@ fn running_notice(sub: &SubscriptionDocument) -> Markup {
     }
 }
 
-fn releases_table(sub: &SubscriptionDocument) -> Markup {
+fn releases_table(sub: &SubscriptionDocument, now: Timestamp) -> Markup {
     html! {
         @if sub.releases.is_empty() {
             p.muted { "No release reported yet." }
@@ -424,7 +425,7 @@ fn releases_table(sub: &SubscriptionDocument) -> Markup {
                             td { (versions_desired(r)) }
                             td { (opt(r.revision)) }
                             td { (state_badge(r.state)) (markers(r)) }
-                            td { (time_tag(r.since)) }
+                            td { (ago_tag(r.since, now)) }
                             td { @if is_trouble(r.state) { (r.message) } @else { span.muted { (r.message) } } }
                         }
                     }
@@ -556,8 +557,15 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> Markup {
     }
 }
 
+/// `2026-11-26 05:43:08Z`, machine-readable in `datetime`.
 fn time_tag(t: Timestamp) -> Markup {
-    html! { time datetime=(t.to_string()) { (t.to_string()) } }
+    let text = t.to_string().replacen('T', " ", 1);
+    html! { time datetime=(t.to_string()) { (text) } }
+}
+
+/// "3m ago", with the timestamp as a tooltip and in `datetime`.
+fn ago_tag(t: Timestamp, now: Timestamp) -> Markup {
+    html! { time datetime=(t.to_string()) title=(t.to_string()) { (relative(t, now)) } }
 }
 
 /// "3m ago" or "in 2h".
