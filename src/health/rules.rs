@@ -330,6 +330,28 @@ pub(crate) fn pod_failure(pod: &Value) -> Option<String> {
         .find_map(fatal_container)
 }
 
+/// Why a pod is not Ready (its Ready condition's reason and message, or its
+/// phase), or `None` when it is.
+pub(crate) fn pod_not_ready(pod: &Value) -> Option<String> {
+    let ready = pod
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"));
+    match ready {
+        Some(c) if c.get("status").and_then(Value::as_str) == Some("True") => None,
+        Some(c) => Some(format!("not Ready ({})", explain(c))),
+        None => {
+            let phase = pod
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("Unknown");
+            Some(format!("not Ready (phase {phase})"))
+        }
+    }
+}
+
 fn fatal_container(status: &Value) -> Option<String> {
     let reason = status.pointer("/state/waiting/reason")?.as_str()?;
     if !FATAL_WAITING.contains(&reason) {
@@ -362,6 +384,28 @@ mod tests {
     use super::*;
     use serde_json::json;
     use std::path::Path;
+
+    #[test]
+    fn pod_not_ready_says_why() {
+        let pod =
+            |conditions: Value| json!({"status": {"phase": "Running", "conditions": conditions}});
+        assert_eq!(
+            pod_not_ready(&pod(json!([{"type": "Ready", "status": "True"}]))),
+            None
+        );
+        assert_eq!(
+            pod_not_ready(&pod(json!([{"type": "Ready", "status": "False", "reason": "ContainersNotReady", "message": "containers with unready status: [app]"}]))).as_deref(),
+            Some("not Ready (ContainersNotReady: containers with unready status: [app])")
+        );
+        assert_eq!(
+            pod_not_ready(&pod(json!([{"type": "Ready", "status": "False"}]))).as_deref(),
+            Some("not Ready (no reason given)")
+        );
+        assert_eq!(
+            pod_not_ready(&json!({"status": {"phase": "Pending"}})).as_deref(),
+            Some("not Ready (phase Pending)")
+        );
+    }
 
     /// Every `testdata/health/*.json`: `{"object": ..., "expect": {"health", "reason"?}}`.
     #[test]

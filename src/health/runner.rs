@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::manifest::{ManifestError, parse_manifest};
 use super::pods::{current_replicaset_hash, label_selector, pod_of_current_revision};
-use super::rules::{Kind, evaluate, judged_kind, pod_failure};
+use super::rules::{Kind, evaluate, judged_kind, pod_failure, pod_not_ready};
 use super::{Health, ObjectRef};
 
 /// How often objects are read again.
@@ -17,6 +17,14 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Most pods read per workload and poll; a crash loop shows in any of them.
 const POD_PAGE: u32 = 500;
+
+/// What a workload's pods of the current revision show.
+enum PodProblem {
+    /// One will not become ready (crash loop, image pull).
+    Failed(String),
+    /// One is not Ready yet.
+    NotReady(String),
+}
 
 /// The health of one object at the end of a check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,20 +214,26 @@ impl HealthCheck {
         if health.is_current() || !kind.has_pods() {
             return Ok(health);
         }
-        match self.failing_pod(kind, object, &value).await? {
-            Some(why) => Ok(Health::Failed(format!("{object}: {why}"))),
+        match self.pod_problem(kind, object, &value).await? {
+            Some(PodProblem::Failed(why)) => Ok(Health::Failed(format!("{object}: {why}"))),
+            // The workload's own counts may look fine while an old pod still
+            // serves; the new pod that is not Ready is the useful fact.
+            Some(PodProblem::NotReady(why)) => Ok(match health {
+                Health::InProgress(r) => Health::InProgress(format!("{r}; {why}")),
+                other => other,
+            }),
             None => Ok(health),
         }
     }
 
     /// The first pod of the workload's current revision that crash-loops or
-    /// cannot pull its image.
-    async fn failing_pod(
+    /// cannot pull its image; else the first that is not Ready.
+    async fn pod_problem(
         &self,
         kind: Kind,
         object: &ObjectRef,
         workload: &Value,
-    ) -> Result<Option<String>, HealthError> {
+    ) -> Result<Option<PodProblem>, HealthError> {
         let Some(selector) = label_selector(workload) else {
             return Ok(None);
         };
@@ -244,17 +258,25 @@ impl HealthCheck {
             Ok(list) => list,
             Err(e) => return transient_or_denied(e, format!("pods of {object}")).map(|_| None),
         };
-        Ok(list.items.iter().map(to_value).find_map(|pod| {
+        let mut not_ready = None;
+        for pod in list.items.iter().map(to_value) {
             if !pod_of_current_revision(workload, &pod, hash.as_deref()) {
-                return None;
+                continue;
             }
-            let why = pod_failure(&pod)?;
             let name = pod
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
                 .unwrap_or("?");
-            Some(format!("pod {name}: {why}"))
-        }))
+            if let Some(why) = pod_failure(&pod) {
+                return Ok(Some(PodProblem::Failed(format!("pod {name}: {why}"))));
+            }
+            if not_ready.is_none()
+                && let Some(why) = pod_not_ready(&pod)
+            {
+                not_ready = Some(PodProblem::NotReady(format!("pod {name}: {why}")));
+            }
+        }
+        Ok(not_ready)
     }
 
     fn api(&self, object: &ObjectRef, kind: Kind, version: &str) -> Api<DynamicObject> {
