@@ -107,6 +107,14 @@ pub fn release_statuses(
             _ => ReleaseState::Skipped,
         };
         let message = match (waiting, before) {
+            // The previous run may have said it already: saying it again on
+            // every poll would grow the message and rewrite the status each time.
+            (Some(w), Some(b))
+                if matches!(state, ReleaseState::RolledBack | ReleaseState::Failed)
+                    && b.message.ends_with(w) =>
+            {
+                b.message.clone()
+            }
             (Some(w), Some(b))
                 if matches!(state, ReleaseState::RolledBack | ReleaseState::Failed) =>
             {
@@ -687,6 +695,9 @@ mod tests {
             "{}",
             releases[0].message
         );
+        // Another waiting poll says the same: no growing message, no status write.
+        let again = release_statuses(&plan, None, Some(waiting), &releases, at(120));
+        assert_eq!(again, releases);
         assert_eq!(releases[1].state, ReleaseState::Skipped);
         assert!(
             releases[1].message.contains("not applied"),
