@@ -263,6 +263,10 @@ async fn a_running_plan_refreshes_the_page_and_a_near_expiry_is_flagged() {
     assert!(html.contains("Applying sequence 4"), "{html}");
     assert!(html.contains("upgrading 2.3.0 -&gt; 2.4.0"), "{html}");
     assert!(html.contains("expires within a day"), "{html}");
+    assert!(
+        html.contains(">in progress<"),
+        "the release being upgraded is not marked: {html}"
+    );
     let (_, _, json) = get(&format!("{base}/api/v1/status")).await;
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(doc["subscriptions"][0]["expiresSoon"], true);

@@ -371,6 +371,7 @@ impl Executor<'_> {
             ns,
             name,
             match &from_version {
+                Some(from) if *from == to_version => format!("upgrading: {}", action.reason),
                 Some(from) => format!("upgrading {from} -> {to_version}"),
                 None => format!("installing {to_version}"),
             },

@@ -424,7 +424,10 @@ fn releases_table(sub: &SubscriptionDocument, now: Timestamp) -> Markup {
                             td { a href=(format!("/subscriptions/{}/releases/{}", sub.name, r.name)) { (r.name) } br; span.muted { (r.namespace) } }
                             td { (versions_desired(r)) }
                             td { (opt(r.revision)) }
-                            td { (state_badge(r.state)) (markers(r)) }
+                            td {
+                                (state_badge(r.state)) (markers(r))
+                                @if in_progress(sub, r) { " " span.badge { "in progress" } }
+                            }
                             td { (ago_tag(r.since, now)) }
                             td { @if is_trouble(r.state) { (r.message) } @else { span.muted { (r.message) } } }
                         }
@@ -433,6 +436,16 @@ fn releases_table(sub: &SubscriptionDocument, now: Timestamp) -> Markup {
             }
         }
     }
+}
+
+/// The running plan has started on this release.
+fn in_progress(sub: &SubscriptionDocument, r: &ReleaseStatus) -> bool {
+    let key = format!("{}/{}", r.namespace, r.name);
+    sub.running.as_ref().is_some_and(|run| {
+        run.activity
+            .iter()
+            .any(|a| a.release.as_deref() == Some(&key))
+    })
 }
 
 fn preview_line(sub: &SubscriptionDocument) -> Markup {
