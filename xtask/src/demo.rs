@@ -8,6 +8,7 @@
 //! Each step is a function over [`Demo`]; a step that does not see what it shows
 //! fails the demo, so it doubles as a smoke test.
 
+mod observe;
 pub(crate) mod stack;
 
 use std::io::{BufRead, BufReader};
@@ -91,7 +92,8 @@ fn steps(demo: &Demo, keep: bool, no_cluster: bool) -> Result<()> {
                 .subscribe()
                 .and_then(|()| stack.install())
                 .and_then(|()| stack.update())
-                .and_then(|()| stack.broken());
+                .and_then(|()| stack.broken())
+                .and_then(|()| stack.observe());
             passed.append(&mut stack.passed);
             result
         })();

@@ -146,7 +146,17 @@ impl Stack<'_> {
         self.must("helm", &self.tools.helm4, args, true)
     }
 
-    fn pass(&mut self, what: String) {
+    /// The demo's work directory.
+    pub(crate) fn demo_work(&self) -> &Path {
+        &self.demo.work
+    }
+
+    /// The coxswain binary the demo built.
+    pub(crate) fn coxswain_binary(&self) -> &Path {
+        &self.demo.coxswain
+    }
+
+    pub(crate) fn pass(&mut self, what: String) {
         println!("  ok: {what}");
         self.passed.push(what);
     }
