@@ -12,8 +12,7 @@ use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
 use super::heading;
-use super::path_str;
-use super::stack::{NAMESPACE, Stack};
+use super::stack::Stack;
 
 /// A running `coxswain agent` controller, stopped by pid (SIGTERM) on drop.
 struct Agent {
@@ -99,22 +98,7 @@ impl Stack<'_> {
     /// UI, the status API and the metrics, then stops it.
     pub fn observe(&mut self) -> Result<()> {
         heading("run the agent as a controller: its web UI, status API and metrics");
-        let cache = self.demo_work().join("agent-cache");
-        let args = [
-            "agent",
-            "--kubeconfig",
-            path_str(&self.kubeconfig)?,
-            "--namespace",
-            NAMESPACE,
-            "--helm",
-            path_str(&self.tools.helm4)?,
-            "--cache-dir",
-            path_str(&cache)?,
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ];
+        let args = self.agent_args(&["--listen", "127.0.0.1:0", "--log-format", "json"])?;
         let shown: Vec<String> = args.iter().map(|a| self.shorten(a)).collect();
         println!("$ coxswain {} &", shown.join(" "));
         let mut child = Command::new(self.coxswain_binary())

@@ -146,11 +146,6 @@ impl Stack<'_> {
         self.must("helm", &self.tools.helm4, args, true)
     }
 
-    /// The demo's work directory.
-    pub(crate) fn demo_work(&self) -> &Path {
-        &self.demo.work
-    }
-
     /// The coxswain binary the demo built.
     pub(crate) fn coxswain_binary(&self) -> &Path {
         &self.demo.coxswain
@@ -204,26 +199,32 @@ impl Stack<'_> {
         Ok(())
     }
 
+    /// `coxswain agent` with this cluster's kubeconfig, namespace, helm and cache, then `mode`.
+    pub(crate) fn agent_args(&self, mode: &[&str]) -> Result<Vec<String>> {
+        let cache = self.demo.work.join("agent-cache");
+        let mut args: Vec<String> = [
+            "agent",
+            "--kubeconfig",
+            path_str(&self.kubeconfig)?,
+            "--namespace",
+            NAMESPACE,
+            "--helm",
+            path_str(&self.tools.helm4)?,
+            "--cache-dir",
+            path_str(&cache)?,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        args.extend(mode.iter().map(|s| (*s).to_owned()));
+        Ok(args)
+    }
+
     /// `coxswain agent --once`; fails unless it exits with `expected`.
     fn agent_once(&mut self, expected: i32, meaning: &str) -> Result<()> {
-        let cache = self.demo.work.join("agent-cache");
-        let ran = self.run(
-            "coxswain",
-            &self.demo.coxswain,
-            &[
-                "agent",
-                "--kubeconfig",
-                path_str(&self.kubeconfig)?,
-                "--namespace",
-                NAMESPACE,
-                "--helm",
-                path_str(&self.tools.helm4)?,
-                "--cache-dir",
-                path_str(&cache)?,
-                "--once",
-            ],
-            true,
-        )?;
+        let args = self.agent_args(&["--once"])?;
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let ran = self.run("coxswain", &self.demo.coxswain, &args, true)?;
         println!("  (exit code {})", ran.code);
         if ran.code != expected {
             bail!(
