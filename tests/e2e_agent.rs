@@ -18,8 +18,8 @@ use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::Value;
 use support::cluster::{TestNamespace, helm4, kubeconfig_path};
 use support::world::{
-    STACK, Server, World, access_log_of, condition, coxswain, create_config_map, release, run, set,
-    updated,
+    STACK, Server, World, access_log_of, break_sso, condition, coxswain, create_config_map,
+    release, run, set, updated,
 };
 use support::{test_key_file, testdata};
 
@@ -189,12 +189,7 @@ async fn broken_upgrade_is_rolled_back_and_not_retried() {
     assert_eq!(w.revisions()["sso"], 1);
 
     let broken = |name: &str, r: &mut Value| match name {
-        "sso" => {
-            set(r, &["values", "image", "tag"], "broken".into());
-            // The schema migration hook keeps a good image: the Deployment breaks.
-            set(r, &["values", "migration", "image", "tag"], "24.0.5".into());
-            set(r, &["health", "timeout"], "20s".into());
-        }
+        "sso" => break_sso(r),
         "wiki" => set(r, &["values", "image", "tag"], "2.5.301".into()),
         _ => {}
     };

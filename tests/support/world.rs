@@ -402,6 +402,15 @@ pub fn set(r: &mut Value, pointer: &[&str], value: Value) {
     cur[pointer[pointer.len() - 1]] = value;
 }
 
+/// Edits sso's entry of a spec so that its upgrade fails the health check
+/// within 20s: the KWOK stage `broken` keeps the new pods running but never
+/// Ready, while the schema migration hook keeps a good image and passes.
+pub fn break_sso(r: &mut Value) {
+    set(r, &["values", "image", "tag"], "broken".into());
+    set(r, &["values", "migration", "image", "tag"], "24.0.5".into());
+    set(r, &["health", "timeout"], "20s".into());
+}
+
 /// Status, reason and message of condition `type_`.
 pub fn condition(status: &Value, type_: &str) -> (String, String, String) {
     let c = status["conditions"]
