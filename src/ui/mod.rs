@@ -8,7 +8,7 @@
 //! secrets are never in that state (see [`crate::agent::view`]).
 
 mod api;
-mod pages;
+pub mod pages;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

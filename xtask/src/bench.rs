@@ -38,6 +38,26 @@ const BENCHES: &[Bench] = &[
         function: "testdata-stable",
         label: "publish testdata/channels/stable.yaml (5 charts) into an empty site",
     },
+    Bench {
+        group: "ui-200",
+        function: "status-json",
+        label: "/api/v1/status body for 200 releases (baseline of the pages)",
+    },
+    Bench {
+        group: "ui-200",
+        function: "overview-html",
+        label: "overview page for 200 releases",
+    },
+    Bench {
+        group: "ui-200",
+        function: "release-html",
+        label: "release timeline page (200-release subscription)",
+    },
+    Bench {
+        group: "ui-200",
+        function: "metrics-encode",
+        label: "/metrics exposition for 200 releases",
+    },
 ];
 
 /// Runs the benchmarks; `record` rewrites docs/performance.md.
@@ -52,6 +72,8 @@ pub fn run(root: &Path, record: bool) -> Result<()> {
             "verify",
             "--bench",
             "publish",
+            "--bench",
+            "ui",
         ],
     )?;
     let target = crate::cargo::target_dir(root);
@@ -200,6 +222,26 @@ fn render(medians: &[f64], machine: &Machine, index_bytes: Option<u64>) -> Strin
          fresh temporary site at a fixed time: {} per publish, file system writes (with fsync)\n\
          included.\n",
         ms(medians[3])
+    );
+    let _ = writeln!(
+        out,
+        "## The web UI and /metrics\n\n\
+         benches/ui.rs builds the agent state of one subscription with 200 releases, 50\n\
+         operations in its history and health details (6 objects) for each, as the web\n\
+         server sees it, and measures one request's work without the socket. Each page and\n\
+         the JSON first copy the state and build the same document; the JSON body is the\n\
+         baseline:\n\n\
+         - `/api/v1/status`: {}; overview page: {} ({:.2}× the JSON); a release's timeline:\n  \
+           {} ({:.2}×);\n\
+         - `/metrics` with those 200 releases (2,200 `coxswain_release_state` series among\n  \
+           them): {} per scrape ({:.2}× the JSON).\n",
+        ms(medians[4]),
+        ms(medians[5]),
+        medians[5] / medians[4],
+        ms(medians[6]),
+        medians[6] / medians[4],
+        ms(medians[7]),
+        medians[7] / medians[4],
     );
     let _ = writeln!(
         out,
