@@ -138,7 +138,7 @@ impl Drop for Process {
     }
 }
 
-/// The pids of the processes below `pid`, from /proc (children first).
+/// The pids of the processes below `pid`, from /proc.
 fn descendants(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     let mut todo = vec![pid];
@@ -185,6 +185,7 @@ async fn wait_rolled_back(w: &World, sequence: u64) -> Value {
     .await
 }
 
+/// The status's Ready condition is True.
 fn ready(status: &Value) -> bool {
     status["conditions"].as_array().is_some_and(|cs| {
         cs.iter()
