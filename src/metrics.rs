@@ -497,6 +497,10 @@ impl Metrics {
                 .remove(&info_labels(report.subscription, gone));
         }
         for (ns, name) in entry.releases.difference(&releases) {
+            for labels in zeroed_counters(report.subscription, ns, name) {
+                self.upgrades.remove(&labels);
+                self.rollbacks.remove(&labels);
+            }
             let labels = release_labels(report.subscription, ns, name);
             self.release_revision.remove(&labels);
             for state in RELEASE_STATES {
@@ -510,6 +514,16 @@ impl Metrics {
                 .set(1);
         }
         for r in &report.status.releases {
+            // Upgrade and rollback counters exist at 0 from the first check on, so
+            // `increase()` sees a release's first upgrade or rollback too.
+            for labels in zeroed_counters(report.subscription, &r.namespace, &r.name) {
+                let family = if labels.operation == "upgrade" {
+                    &self.upgrades
+                } else {
+                    &self.rollbacks
+                };
+                let _created = family.get_or_create(&labels);
+            }
             let labels = release_labels(report.subscription, &r.namespace, &r.name);
             for state in RELEASE_STATES {
                 self.release_state
@@ -591,6 +605,23 @@ fn info_labels(subscription: &str, key: &ReleaseInfoKey) -> ReleaseInfoLabels {
         version,
         chart,
     }
+}
+
+/// The upgrade and rollback counter series created at 0 for a release.
+fn zeroed_counters(subscription: &str, namespace: &str, release: &str) -> Vec<OperationLabels> {
+    let mut out = Vec::new();
+    for operation in ["upgrade", "rollback"] {
+        for result in ["succeeded", "failed"] {
+            out.push(OperationLabels {
+                subscription: subscription.to_owned(),
+                namespace: namespace.to_owned(),
+                release: release.to_owned(),
+                operation: operation.to_owned(),
+                result: result.to_owned(),
+            });
+        }
+    }
+    out
 }
 
 fn release_labels(subscription: &str, namespace: &str, release: &str) -> ReleaseLabels {
@@ -937,6 +968,11 @@ mod tests {
         assert!(
             !text.contains("coxswain_last_successful_check_timestamp_seconds{"),
             "no index verified:\n{text}"
+        );
+        // A release's rollbacks start at 0, so the first one is an increase.
+        assert!(
+            text.contains("coxswain_rollbacks_total{subscription=\"coxswain/stack\",namespace=\"apps\",release=\"wiki\",operation=\"rollback\",result=\"succeeded\"} 0"),
+            "{text}"
         );
     }
 }

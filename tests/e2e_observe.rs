@@ -375,7 +375,8 @@ fn dashboard_queries() -> Vec<(String, String)> {
 fn fill_grafana_variables(expr: &str) -> String {
     let mut out = expr.to_owned();
     for (name, value) in [
-        ("__rate_interval", "1m"),
+        // Longer than the whole scenario, so a panel's increase() covers all of it.
+        ("__rate_interval", "5m"),
         ("__interval_ms", "15000"),
         ("__interval", "15s"),
         ("__range", "5m"),
@@ -617,14 +618,15 @@ async fn prometheus_scrapes_an_upgrade_and_a_rollback() {
         })
         .await;
     }
-    // A counter's first increment creates its series at 1, and increase() over
-    // a series that starts at 1 is 0: the panel has the series, its value may be 0.
+    // The rollback counters of a release exist at 0 from its first check, so the
+    // panel's increase() counts sso's first rollback.
     for expr in panel("Rollbacks") {
-        prom.wait("the rollbacks panel", expr, |s| {
+        prom.wait("the rollbacks panel showing sso's rollback", expr, |s| {
             s.iter().any(|s| {
                 s["metric"]["release"] == "sso"
                     && s["metric"]["operation"] == "rollback"
                     && s["metric"]["result"] == "succeeded"
+                    && value(s) > 0.0
             })
         })
         .await;
@@ -878,11 +880,17 @@ async fn browser_shows_overview_release_timeline_and_preview() {
 
     let status = wait_rolled_back(&w, 2).await;
     // The agent's own view catches up with the status it wrote.
-    wait_for("the plan finished", STEP, || async {
+    let doc: Value = wait_for("the plan finished", STEP, || async {
         let doc: Value = serde_json::from_str(&get(&http, &api).await).ok()?;
-        doc["subscriptions"][0]["running"].is_null().then_some(())
+        doc["subscriptions"][0]["running"].is_null().then_some(doc)
     })
     .await;
+    // The failed run's plan waits at once (it never says `applied`).
+    assert_eq!(
+        doc["subscriptions"][0]["preview"]["state"]["state"], "waiting",
+        "{}",
+        doc["subscriptions"][0]["preview"]
+    );
 
     // The overview: every release with version, revision and state; the failed sequence.
     b.goto(&format!("{}/", agent.url)).await.unwrap();
@@ -986,8 +994,7 @@ async fn browser_shows_overview_release_timeline_and_preview() {
     assert!(install.is_some(), "no install in {timeline:#?}");
     screenshot(b, "ui-release").await;
 
-    // The check that ran the plan leaves its preview `applied`; the next check
-    // (3s interval) plans the failed sequence again and finds it waiting.
+    // The failed run leaves its plan waiting (and every later check says so too).
     wait_for("the plan of sequence 2 waiting", STEP, || async {
         let doc: Value = serde_json::from_str(&get(&http, &api).await).ok()?;
         let preview = &doc["subscriptions"][0]["preview"];

@@ -333,6 +333,13 @@ pub async fn reconcile(ctx: &Context, sub: &ChannelSubscription) -> Result<Outco
     Ok(outcome)
 }
 
+/// Why a failed sequence is not applied again, and how to retry it.
+fn waiting_sentence(sequence: u64, reason: &str) -> String {
+    format!(
+        "sequence {sequence} failed ({reason}); not retried until a newer sequence is published or the coxswain.dev/retry annotation is set to a new value"
+    )
+}
+
 /// The stop for a fetch error, counted in the metrics (`index`: the index
 /// fetch itself rather than a chart).
 fn fetch_stop(
@@ -476,10 +483,7 @@ async fn check(
         .cloned()
         .filter(|f| f.sequence >= index.sequence);
     let waiting = match (&failed, &retry) {
-        (Some(f), None) if !plan.is_noop() => Some(format!(
-            "sequence {} failed ({}); not retried until a newer sequence is published or the coxswain.dev/retry annotation is set to a new value",
-            f.sequence, f.reason
-        )),
+        (Some(f), None) if !plan.is_noop() => Some(waiting_sentence(f.sequence, &f.reason)),
         _ => None,
     };
     if let Some(r) = &retry {
@@ -589,7 +593,11 @@ async fn check(
             .update_view(&key, |v| {
                 v.keep_details(&done.operations);
                 if let Some(p) = v.preview.as_mut() {
-                    p.state = PreviewState::Applied;
+                    // A failed run waits from now on, as the next check will say.
+                    p.state = match &done.failure {
+                        None => PreviewState::Applied,
+                        Some(why) => PreviewState::Waiting(waiting_sentence(plan.sequence, why)),
+                    };
                 }
             })
             .await;

@@ -537,7 +537,7 @@ fn action_badge(action: PreviewAction) -> Markup {
 fn markers(r: &ReleaseStatus) -> Markup {
     html! {
         @if r.pinned { " " span.badge title="A pin in the subscription selects the version" { "pinned" } }
-        @if r.held { " " span.badge.warn title="The subscription holds this release" { "held" } }
+        @if r.held && r.state != ReleaseState::Held { " " span.badge.warn title="The subscription holds this release" { "held" } }
     }
 }
 
