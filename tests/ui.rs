@@ -179,11 +179,26 @@ async fn state(running: bool, expires_in: i64) -> AgentState {
             v.running = running.then(|| Running {
                 sequence: 4,
                 started: at(-5),
-                activity: vec![Activity {
-                    at: at(-4),
-                    release: Some("sso-ns/sso".to_owned()),
-                    message: "upgrading 2.3.0 -> 2.4.0".to_owned(),
-                }],
+                activity: vec![
+                    Activity {
+                        at: at(-5),
+                        release: Some("certs-ns/certs".to_owned()),
+                        message: "upgrading 1.4.0 -> 1.4.1".to_owned(),
+                        done: false,
+                    },
+                    Activity {
+                        at: at(-4),
+                        release: Some("certs-ns/certs".to_owned()),
+                        message: "upgraded 1.4.0 -> 1.4.1 (revision 3, sequence 4)".to_owned(),
+                        done: true,
+                    },
+                    Activity {
+                        at: at(-4),
+                        release: Some("sso-ns/sso".to_owned()),
+                        message: "upgrading 2.3.0 -> 2.4.0".to_owned(),
+                        done: false,
+                    },
+                ],
             });
             v.keep_details(&[OperationDetail {
                 operation: failed_with_health,
@@ -263,10 +278,11 @@ async fn a_running_plan_refreshes_the_page_and_a_near_expiry_is_flagged() {
     assert!(html.contains("Applying sequence 4"), "{html}");
     assert!(html.contains("upgrading 2.3.0 -&gt; 2.4.0"), "{html}");
     assert!(html.contains("expires within a day"), "{html}");
-    assert!(
-        html.contains(">in progress<"),
-        "the release being upgraded is not marked: {html}"
-    );
+    // Only sso is in progress: certs is done with.
+    assert_eq!(html.matches(">in progress<").count(), 1, "{html}");
+    let sso_row = &html[html.find("releases/sso\"").unwrap()..];
+    let sso_row = &sso_row[..sso_row.find("</tr>").unwrap()];
+    assert!(sso_row.contains(">in progress<"), "{sso_row}");
     let (_, _, json) = get(&format!("{base}/api/v1/status")).await;
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(doc["subscriptions"][0]["expiresSoon"], true);
@@ -285,6 +301,7 @@ async fn release_page_is_a_timeline_with_health_objects() {
         "Rollback reason: upgrade to 2.4.0 failed; rolled back to revision 1",
         "helm revision 2 → 3",
         "took 20.5 s",
+        "2 objects in 20.2 s",
         "Deployment/sso-ns/sso-server",
         "0/1 replicas available",
         "Service/sso-ns/sso",

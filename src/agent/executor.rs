@@ -214,16 +214,39 @@ pub struct Executor<'a> {
     pub health: &'a HealthCheck,
     /// Where Event notes go as they happen.
     pub notes: Option<UnboundedSender<Note>>,
-    /// Where steps are announced as they start (`namespace/release`, what), for the UI.
-    pub progress: Option<UnboundedSender<(String, String)>>,
+    /// Where steps are announced as they start and end, for the UI.
+    pub progress: Option<UnboundedSender<Progress>>,
+}
+
+/// A step of a running plan, for the UI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// `namespace/release`.
+    pub release: String,
+    /// What is happening, or what came of it.
+    pub message: String,
+    /// The release's part of the run is over.
+    pub done: bool,
 }
 
 impl Executor<'_> {
-    fn progress(&self, namespace: &str, release: &str, what: String) {
+    fn send_progress(&self, namespace: &str, release: &str, message: String, done: bool) {
         if let Some(tx) = &self.progress {
             // The receiver only goes away when the reconcile ends; nothing to do then.
-            let _ = tx.send((format!("{namespace}/{release}"), what));
+            let _ = tx.send(Progress {
+                release: format!("{namespace}/{release}"),
+                message,
+                done,
+            });
         }
+    }
+
+    fn progress(&self, namespace: &str, release: &str, what: String) {
+        self.send_progress(namespace, release, what, false);
+    }
+
+    fn finished(&self, namespace: &str, release: &str, what: &str) {
+        self.send_progress(namespace, release, what.to_owned(), true);
     }
 
     fn note(&self, note: Note) {
@@ -422,6 +445,7 @@ impl Executor<'_> {
                 new_revision,
                 health,
             );
+            self.finished(ns, name, &message);
             return Applied {
                 outcome: ReleaseOutcome {
                     release: name.clone(),
@@ -513,6 +537,7 @@ impl Executor<'_> {
         // The revision the failed upgrade left, which the rollback replaces.
         undo_op.operation.from_revision = new_revision;
         operations.push(undo_op);
+        self.finished(ns, name, &message);
         Applied {
             outcome: ReleaseOutcome {
                 release: name.clone(),
@@ -793,6 +818,7 @@ impl Executor<'_> {
             message: format!("{cause}; {detail}"),
             pinned: action.pinned,
         };
+        self.finished(&action.namespace, &action.release, &outcome.message);
         (outcome, vec![operation])
     }
 }

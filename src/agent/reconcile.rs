@@ -18,7 +18,7 @@ use crate::plan::{ReleaseId, Settings, plan};
 use crate::site_verify::describe;
 
 use super::events::{Note, reason};
-use super::executor::{ExecReport, ExecSettings, Executor};
+use super::executor::{ExecReport, ExecSettings, Executor, Progress};
 use super::fetch::{FetchOutcome, FetchRequest};
 use super::installed::read_installed;
 use super::status::{
@@ -505,6 +505,7 @@ async fn check(
                                 at: Timestamp::now(),
                                 release: None,
                                 message: note.message.clone(),
+                                done: false,
                             });
                         }
                     })
@@ -532,19 +533,20 @@ async fn check(
             }
         })
         .await;
-    let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+    let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
     let progress_task = {
         let state = ctx.state.clone();
         let key = key.clone();
         tokio::spawn(async move {
-            while let Some((release, message)) = progress_rx.recv().await {
+            while let Some(step) = progress_rx.recv().await {
                 state
                     .update_view(&key, |v| {
                         if let Some(r) = v.running.as_mut() {
                             r.push(Activity {
                                 at: Timestamp::now(),
-                                release: Some(release),
-                                message,
+                                release: Some(step.release),
+                                message: step.message,
+                                done: step.done,
                             });
                         }
                     })

@@ -248,6 +248,9 @@ pub struct Activity {
     pub release: Option<String>,
     /// What happened, for people.
     pub message: String,
+    /// The release's part of the run is over (its last line says how it ended).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub done: bool,
 }
 
 /// A plan being applied.

@@ -80,6 +80,9 @@ pub struct HistoryEntry {
     /// Exact wall time in seconds (the status rounds to whole seconds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub elapsed_seconds: Option<f64>,
+    /// Exact wall time of the health check in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_elapsed_seconds: Option<f64>,
     /// Every object the health check looked at.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub health_objects: Vec<ObjectDocument>,
@@ -107,6 +110,9 @@ fn history_entry(op: &Operation, detail: Option<&OperationDetail>) -> HistoryEnt
     HistoryEntry {
         operation: op.clone(),
         elapsed_seconds: detail.map(|d| d.elapsed.as_secs_f64()),
+        health_elapsed_seconds: detail
+            .and_then(|d| d.health.as_ref())
+            .map(|h| h.elapsed.as_secs_f64()),
         health_objects: detail
             .and_then(|d| d.health.as_ref())
             .map(|h| {

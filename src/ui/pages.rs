@@ -301,7 +301,11 @@ fn timeline_item(h: &HistoryEntry) -> Markup {
                 div {
                     "Health: "
                     @if health.healthy { span.badge.ok { "healthy" } } @else { span.badge.bad { "not healthy" } }
-                    " " (health.objects) " objects in " (health.duration)
+                    " " (health.objects) " objects in "
+                    @match h.health_elapsed_seconds {
+                        Some(s) => { (format!("{s:.1} s")) },
+                        None => { (health.duration) },
+                    }
                 }
                 @if !h.health_objects.is_empty() {
                     details open[!health.healthy] {
@@ -438,13 +442,15 @@ fn releases_table(sub: &SubscriptionDocument, now: Timestamp) -> Markup {
     }
 }
 
-/// The running plan has started on this release.
+/// The running plan has started on this release and not finished with it.
 fn in_progress(sub: &SubscriptionDocument, r: &ReleaseStatus) -> bool {
     let key = format!("{}/{}", r.namespace, r.name);
     sub.running.as_ref().is_some_and(|run| {
         run.activity
             .iter()
-            .any(|a| a.release.as_deref() == Some(&key))
+            .rev()
+            .find(|a| a.release.as_deref() == Some(&key))
+            .is_some_and(|a| !a.done)
     })
 }
 
