@@ -136,6 +136,27 @@ impl AgentState {
         f(&mut state.entry(key.to_owned()).or_default().view);
     }
 
+    /// Adds a line to the running plan of a subscription, if one runs.
+    pub async fn push_activity(
+        &self,
+        key: &str,
+        release: Option<String>,
+        message: String,
+        done: bool,
+    ) {
+        self.update_view(key, |v| {
+            if let Some(r) = v.running.as_mut() {
+                r.push(view::Activity {
+                    at: Timestamp::now(),
+                    release,
+                    message,
+                    done,
+                });
+            }
+        })
+        .await;
+    }
+
     /// Forgets subscriptions that no longer exist.
     pub async fn retain(&self, keys: &std::collections::BTreeSet<String>) {
         self.inner.write().await.retain(|k, _| keys.contains(k));

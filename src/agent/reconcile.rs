@@ -25,7 +25,7 @@ use super::status::{
     Summary, Verdict, release_statuses, set_planned_conditions, set_stopped_conditions, summarize,
     worth_writing, write_status,
 };
-use super::view::{Activity, IndexSummary, Preview, PreviewState, Running, SpecSummary};
+use super::view::{IndexSummary, Preview, PreviewState, Running, SpecSummary};
 use super::{AgentError, Context};
 use crate::metrics::{CheckReport, FetchResult};
 
@@ -499,16 +499,7 @@ async fn check(
         tokio::spawn(async move {
             while let Some(note) = rx.recv().await {
                 state
-                    .update_view(&key, |v| {
-                        if let Some(r) = v.running.as_mut() {
-                            r.push(Activity {
-                                at: Timestamp::now(),
-                                release: None,
-                                message: note.message.clone(),
-                                done: false,
-                            });
-                        }
-                    })
+                    .push_activity(&key, None, note.message.clone(), false)
                     .await;
                 events.publish(&sub, &note).await;
             }
@@ -540,16 +531,7 @@ async fn check(
         tokio::spawn(async move {
             while let Some(step) = progress_rx.recv().await {
                 state
-                    .update_view(&key, |v| {
-                        if let Some(r) = v.running.as_mut() {
-                            r.push(Activity {
-                                at: Timestamp::now(),
-                                release: Some(step.release),
-                                message: step.message,
-                                done: step.done,
-                            });
-                        }
-                    })
+                    .push_activity(&key, Some(step.release), step.message, step.done)
                     .await;
             }
         })
