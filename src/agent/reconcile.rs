@@ -320,6 +320,13 @@ pub async fn reconcile(ctx: &Context, sub: &ChannelSubscription) -> Result<Outco
             if seen.index.is_some() {
                 v.index = seen.index;
             }
+            // A check that stopped between planning and applying (a chart that
+            // failed to download or verify) applied nothing.
+            if let Some(p) = v.preview.as_mut()
+                && p.state == PreviewState::Applying
+            {
+                p.state = PreviewState::Waiting(format!("the check stopped: {}", outcome.message));
+            }
         })
         .await;
     if worth_writing(previous.as_ref(), &status, QUIET_WRITE_INTERVAL) {

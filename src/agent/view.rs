@@ -139,7 +139,9 @@ pub enum PreviewState {
     Applying,
     /// Applied by the last check.
     Applied,
-    /// Not applied: the sequence failed before and waits (the reason says how to retry).
+    /// Not applied; the reason says why: the sequence failed before and waits
+    /// (and how to retry), or the check stopped before applying (a chart that
+    /// failed to download or verify).
     Waiting(String),
 }
 
