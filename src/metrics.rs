@@ -188,6 +188,7 @@ fn helm_buckets() -> Histogram {
 /// The release series last exported for one subscription, to remove them when they change.
 #[derive(Debug, Default)]
 struct Exported {
+    channel: String,
     info: BTreeSet<ReleaseInfoKey>,
     releases: BTreeSet<(String, String)>,
 }
@@ -433,6 +434,15 @@ impl Metrics {
             channel: report.channel.to_owned(),
         };
         let status = report.status;
+        let previous_channel = self
+            .exported
+            .lock()
+            .ok()
+            .and_then(|e| e.get(report.subscription).map(|x| x.channel.clone()));
+        if let Some(old) = previous_channel.filter(|c| c != report.channel) {
+            // The subscription moved to another channel: the old one's gauges go.
+            self.remove_subscription_gauges(report.subscription, &old);
+        }
         let now = Timestamp::now().unix_seconds();
         self.last_check.get_or_create(&sub).set(now);
         self.check_interval
@@ -497,16 +507,7 @@ impl Metrics {
                 .remove(&info_labels(report.subscription, gone));
         }
         for (ns, name) in entry.releases.difference(&releases) {
-            for labels in zeroed_counters(report.subscription, ns, name) {
-                self.upgrades.remove(&labels);
-                self.rollbacks.remove(&labels);
-            }
-            let labels = release_labels(report.subscription, ns, name);
-            self.release_revision.remove(&labels);
-            for state in RELEASE_STATES {
-                self.release_state
-                    .remove(&state_labels(&labels, &serde_name(&state)));
-            }
+            self.remove_release(report.subscription, ns, name);
         }
         for key in &info {
             self.release_info
@@ -541,7 +542,73 @@ impl Metrics {
                 }
             }
         }
-        *entry = Exported { info, releases };
+        *entry = Exported {
+            channel: report.channel.to_owned(),
+            info,
+            releases,
+        };
+    }
+
+    fn remove_release(&self, subscription: &str, namespace: &str, release: &str) {
+        for labels in zeroed_counters(subscription, namespace, release) {
+            self.upgrades.remove(&labels);
+            self.rollbacks.remove(&labels);
+        }
+        let labels = release_labels(subscription, namespace, release);
+        self.release_revision.remove(&labels);
+        for state in RELEASE_STATES {
+            self.release_state
+                .remove(&state_labels(&labels, &serde_name(&state)));
+        }
+    }
+
+    fn remove_subscription_gauges(&self, subscription: &str, channel: &str) {
+        let sub = SubLabels {
+            subscription: subscription.to_owned(),
+            channel: channel.to_owned(),
+        };
+        for family in [
+            &self.accepted_sequence,
+            &self.failed_sequence,
+            &self.check_interval,
+        ] {
+            family.remove(&sub);
+        }
+        for family in [
+            &self.index_published,
+            &self.index_expiry,
+            &self.last_check,
+            &self.last_success,
+        ] {
+            family.remove(&sub);
+        }
+        for result in CHECK_RESULTS {
+            self.check_result.remove(&SubResultLabels {
+                subscription: subscription.to_owned(),
+                channel: channel.to_owned(),
+                result: serde_name(&result),
+            });
+        }
+    }
+
+    /// Stops exporting a deleted subscription's gauges and release series
+    /// (its counters and histograms stay until the agent restarts).
+    pub fn forget(&self, subscription: &str) {
+        let Some(gone) = self
+            .exported
+            .lock()
+            .ok()
+            .and_then(|mut e| e.remove(subscription))
+        else {
+            return;
+        };
+        self.remove_subscription_gauges(subscription, &gone.channel);
+        for key in &gone.info {
+            self.release_info.remove(&info_labels(subscription, key));
+        }
+        for (ns, name) in &gone.releases {
+            self.remove_release(subscription, ns, name);
+        }
     }
 
     /// Counts the operations of a run and observes their durations.
@@ -969,6 +1036,23 @@ mod tests {
             !text.contains("coxswain_last_successful_check_timestamp_seconds{"),
             "no index verified:\n{text}"
         );
+        // Another channel: the old channel's gauges go; then the subscription goes.
+        let mut moved = report(&status, &charts);
+        moved.channel = "beta";
+        m.check_finished(&moved);
+        let text = m.encode().unwrap();
+        assert!(!text.contains("channel=\"stable\""), "{text}");
+        assert!(
+            text.contains(
+                "coxswain_failed_sequence{subscription=\"coxswain/stack\",channel=\"beta\"} 0"
+            ),
+            "{text}"
+        );
+        m.forget("coxswain/stack");
+        let gone = m.encode().unwrap();
+        assert!(!gone.contains("coxswain/stack"), "{gone}");
+        m.check_finished(&report(&status, &charts));
+        let text = m.encode().unwrap();
         // A release's rollbacks start at 0, so the first one is an increase.
         assert!(
             text.contains("coxswain_rollbacks_total{subscription=\"coxswain/stack\",namespace=\"apps\",release=\"wiki\",operation=\"rollback\",result=\"succeeded\"} 0"),

@@ -125,11 +125,6 @@ impl AgentState {
         self.inner.read().await.clone()
     }
 
-    /// A copy of one subscription's state.
-    pub async fn get(&self, key: &str) -> Option<SubscriptionState> {
-        self.inner.read().await.get(key).cloned()
-    }
-
     /// Changes one subscription's view.
     pub async fn update_view(&self, key: &str, f: impl FnOnce(&mut view::View)) {
         let mut state = self.inner.write().await;
@@ -157,9 +152,18 @@ impl AgentState {
         .await;
     }
 
-    /// Forgets subscriptions that no longer exist.
-    pub async fn retain(&self, keys: &std::collections::BTreeSet<String>) {
-        self.inner.write().await.retain(|k, _| keys.contains(k));
+    /// Forgets subscriptions that no longer exist; returns their keys.
+    pub async fn retain(&self, keys: &std::collections::BTreeSet<String>) -> Vec<String> {
+        let mut state = self.inner.write().await;
+        let gone: Vec<String> = state
+            .keys()
+            .filter(|k| !keys.contains(*k))
+            .cloned()
+            .collect();
+        for key in &gone {
+            state.remove(key);
+        }
+        gone
     }
 
     /// Whether the agent is ready (`/readyz`).
@@ -293,7 +297,11 @@ fn error_policy(_sub: Arc<ChannelSubscription>, error: &AgentError, _ctx: Arc<Co
 pub async fn run(ctx: Arc<Context>) {
     let api: Api<ChannelSubscription> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     tracing::info!(namespace = %ctx.namespace, helm = %ctx.helm.version(), "agent started");
-    tokio::spawn(watch_readiness(api.clone(), ctx.state.clone()));
+    tokio::spawn(watch_readiness(
+        api.clone(),
+        ctx.state.clone(),
+        ctx.metrics.clone(),
+    ));
     Controller::new(api, watcher::Config::default())
         .shutdown_on_signal()
         .run(reconcile_arc, error_policy, ctx)
@@ -310,8 +318,9 @@ pub async fn run(ctx: Arc<Context>) {
 const READINESS_RECHECK: Duration = Duration::from_secs(30);
 
 /// Keeps `/readyz` true while the API server answers a list of subscriptions
-/// (checked every [`READINESS_RECHECK`]), and forgets subscriptions that were deleted.
-async fn watch_readiness(api: Api<ChannelSubscription>, state: AgentState) {
+/// (checked every [`READINESS_RECHECK`]), and forgets subscriptions that were
+/// deleted, in the UI and the metrics.
+async fn watch_readiness(api: Api<ChannelSubscription>, state: AgentState, metrics: Arc<Metrics>) {
     loop {
         match api.list(&Default::default()).await {
             Ok(list) => {
@@ -321,7 +330,9 @@ async fn watch_readiness(api: Api<ChannelSubscription>, state: AgentState) {
                     .iter()
                     .map(|s| format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any()))
                     .collect();
-                state.retain(&keys).await;
+                for gone in state.retain(&keys).await {
+                    metrics.forget(&gone);
+                }
             }
             Err(e) => state.set_readiness(Err(format!(
                 "cannot list ChannelSubscriptions: {}",

@@ -68,7 +68,7 @@ pub fn router(state: UiState) -> Router {
         .with_state(state)
 }
 
-/// Binds `addr`; the returned future serves until `shutdown` resolves.
+/// Binds `addr`; returns the bound address and the future that serves (until dropped).
 pub async fn bind(
     addr: SocketAddr,
     state: UiState,
