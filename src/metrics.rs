@@ -22,7 +22,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::agent::executor::OperationDetail;
 use crate::crd::{
-    ChannelSubscriptionStatus, CheckResult, OperationKind, OperationResult, ReleaseState,
+    ChannelSubscriptionStatus, CheckResult, OperationKind, OperationResult, ReleaseState, wire_name,
 };
 use crate::format::Timestamp;
 use crate::helm::{Invocation, Observer};
@@ -79,14 +79,6 @@ impl FetchResult {
             Self::VerificationFailed => "verification_failed",
             Self::Error => "error",
         }
-    }
-}
-
-/// The camelCase name serde gives a status enum value (the label value).
-fn serde_name<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
     }
 }
 
@@ -453,7 +445,7 @@ impl Metrics {
                 let labels = SubResultLabels {
                     subscription: sub.subscription.clone(),
                     channel: sub.channel.clone(),
-                    result: serde_name(&result),
+                    result: wire_name(&result),
                 };
                 self.check_result
                     .get_or_create(&labels)
@@ -528,7 +520,7 @@ impl Metrics {
             let labels = release_labels(report.subscription, &r.namespace, &r.name);
             for state in RELEASE_STATES {
                 self.release_state
-                    .get_or_create(&state_labels(&labels, &serde_name(&state)))
+                    .get_or_create(&state_labels(&labels, &wire_name(&state)))
                     .set(i64::from(state == r.state));
             }
             match r.revision {
@@ -558,7 +550,7 @@ impl Metrics {
         self.release_revision.remove(&labels);
         for state in RELEASE_STATES {
             self.release_state
-                .remove(&state_labels(&labels, &serde_name(&state)));
+                .remove(&state_labels(&labels, &wire_name(&state)));
         }
     }
 
@@ -586,7 +578,7 @@ impl Metrics {
             self.check_result.remove(&SubResultLabels {
                 subscription: subscription.to_owned(),
                 channel: channel.to_owned(),
-                result: serde_name(&result),
+                result: wire_name(&result),
             });
         }
     }
@@ -623,7 +615,7 @@ impl Metrics {
                 subscription: subscription.to_owned(),
                 namespace: op.namespace.clone(),
                 release: op.release.clone(),
-                operation: serde_name(&op.operation),
+                operation: wire_name(&op.operation),
                 result: result.to_owned(),
             };
             match op.operation {

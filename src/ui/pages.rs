@@ -6,7 +6,9 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::api::{HistoryEntry, StatusDocument, SubscriptionDocument};
 use crate::agent::view::{PreviewAction, PreviewState};
-use crate::crd::{CheckResult, OperationKind, OperationResult, ReleaseState, ReleaseStatus};
+use crate::crd::{
+    CheckResult, OperationKind, OperationResult, ReleaseState, ReleaseStatus, wire_name,
+};
 use crate::format::Timestamp;
 
 /// Seconds between refreshes while a plan is applied.
@@ -139,7 +141,7 @@ pub fn subscription(doc: &StatusDocument, sub: &SubscriptionDocument) -> Markup 
                 @for c in &sub.conditions {
                     tr {
                         td { (c.type_) }
-                        td { (serde_label(&c.status)) }
+                        td { (wire_name(&c.status)) }
                         td { (c.reason) }
                         td { (c.message) }
                         td { (time_tag(c.last_transition_time)) }
@@ -496,7 +498,7 @@ fn check_badge(sub: &SubscriptionDocument) -> Markup {
             "badge bad"
         }
     };
-    html! { span class=(class) { (serde_label(&lc.result)) } }
+    html! { span class=(class) { (wire_name(&lc.result)) } }
 }
 
 fn is_trouble(state: ReleaseState) -> bool {
@@ -520,7 +522,7 @@ fn state_badge(state: ReleaseState) -> Markup {
         | ReleaseState::Orphaned => "badge warn",
         ReleaseState::Failed | ReleaseState::Blocked | ReleaseState::Conflict => "badge bad",
     };
-    html! { span class=(class) { (serde_label(&state)) } }
+    html! { span class=(class) { (wire_name(&state)) } }
 }
 
 fn kind_badge(kind: OperationKind) -> Markup {
@@ -528,7 +530,7 @@ fn kind_badge(kind: OperationKind) -> Markup {
         OperationKind::Rollback | OperationKind::Uninstall => "badge warn",
         _ => "badge",
     };
-    html! { span class=(class) { (serde_label(&kind)) } }
+    html! { span class=(class) { (wire_name(&kind)) } }
 }
 
 fn action_badge(action: PreviewAction) -> Markup {
@@ -537,7 +539,7 @@ fn action_badge(action: PreviewAction) -> Markup {
         PreviewAction::Downgrade | PreviewAction::Skip | PreviewAction::Orphan => "badge warn",
         PreviewAction::Unchanged => "badge ok",
     };
-    html! { span class=(class) { (serde_label(&action)) } }
+    html! { span class=(class) { (wire_name(&action)) } }
 }
 
 fn markers(r: &ReleaseStatus) -> Markup {
@@ -604,13 +606,5 @@ fn relative(t: Timestamp, now: Timestamp) -> String {
         format!("in {text}")
     } else {
         format!("{text} ago")
-    }
-}
-
-/// The camelCase name serde gives a value (the same word the status and API use).
-fn serde_label<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
     }
 }
