@@ -20,6 +20,7 @@
 pub mod events;
 pub mod executor;
 pub mod fetch;
+pub mod gate;
 pub mod installed;
 pub mod reconcile;
 pub mod status;
