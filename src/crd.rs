@@ -288,6 +288,46 @@ pub struct ChannelSubscriptionStatus {
     /// The most recent operations, oldest first (at most 50).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Operation>,
+
+    /// Write-ahead intents: what the agent is about to do or is doing to a
+    /// release, written before every helm call that changes one and removed
+    /// once the call and its health check ended. An agent that was killed
+    /// finds here what it interrupted and repairs it on start-up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_flight: Vec<Intent>,
+}
+
+/// An operation the agent started on a release and has not finished (see
+/// `status.inFlight`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Intent {
+    /// The release.
+    pub release: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// What is being done: install, upgrade, rollback or uninstall.
+    pub operation: OperationKind,
+    /// The helm revision before the operation (where a failed or interrupted
+    /// upgrade returns); absent for a first install.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_revision: Option<u32>,
+    /// For a rollback, the revision it returns to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_revision: Option<u32>,
+    /// The revision description (fingerprint) an install or upgrade writes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fingerprint: String,
+    /// The index sequence the operation belongs to.
+    pub sequence: u64,
+    /// When it started.
+    pub started: Timestamp,
+    /// Who started it (the agent's identity: pod name, or host and pid).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub holder: String,
+    /// For a rollback or uninstall: the failure that called for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
 }
 
 /// The highest accepted state of one channel on one server.
@@ -564,6 +604,9 @@ pub enum OperationKind {
     Uninstall,
     /// Deliberately not touched (held, blocked, dependency not ready).
     Skip,
+    /// A release left `pending-*` by a killed helm or agent was unlocked
+    /// (its stuck revision marked failed) and returned to a known revision.
+    Repair,
 }
 
 /// How an operation ended.

@@ -205,6 +205,7 @@ pub struct Metrics {
     release_revision: Family<ReleaseLabels, Gauge>,
     upgrades: Family<OperationLabels, Counter>,
     rollbacks: Family<OperationLabels, Counter>,
+    repairs: Family<OperationLabels, Counter>,
     upgrade_duration: Family<DurationLabels, Histogram, fn() -> Histogram>,
     health_duration: Family<DurationLabels, Histogram, fn() -> Histogram>,
     helm_invocations: Family<HelmLabels, Counter>,
@@ -262,6 +263,7 @@ impl Metrics {
             release_revision: Family::default(),
             upgrades: Family::default(),
             rollbacks: Family::default(),
+            repairs: Family::default(),
             upgrade_duration: Family::new_with_constructor(upgrade_buckets),
             health_duration: Family::new_with_constructor(health_buckets),
             helm_invocations: Family::default(),
@@ -358,6 +360,11 @@ impl Metrics {
             "coxswain_rollbacks",
             "Rollbacks after a failed upgrade and uninstalls after a failed first install, by result",
             self.rollbacks.clone(),
+        );
+        r.register(
+            "coxswain_repairs",
+            "Releases repaired after a killed helm or agent (a pending-* revision unlocked, an interrupted operation undone, an unconfirmed revision checked again), by result",
+            self.repairs.clone(),
         );
         r.register_with_unit(
             "coxswain_upgrade_duration",
@@ -632,6 +639,9 @@ impl Metrics {
                 OperationKind::Rollback | OperationKind::Uninstall => {
                     self.rollbacks.get_or_create(&labels).inc();
                 }
+                OperationKind::Repair => {
+                    self.repairs.get_or_create(&labels).inc();
+                }
                 OperationKind::Skip => {}
             }
             if let Some(h) = &d.health {
@@ -778,7 +788,11 @@ impl Metrics {
             index_times: Some((now, now)),
             charts: &BTreeMap::new(),
         });
-        for kind in [OperationKind::Upgrade, OperationKind::Rollback] {
+        for kind in [
+            OperationKind::Upgrade,
+            OperationKind::Rollback,
+            OperationKind::Repair,
+        ] {
             let detail = OperationDetail {
                 operation: crate::crd::Operation {
                     release: "r".to_owned(),
@@ -932,7 +946,7 @@ mod tests {
     #[test]
     fn names_follow_prometheus_conventions() {
         let families = families();
-        assert_eq!(families.len(), 20, "{families:#?}");
+        assert_eq!(families.len(), 21, "{families:#?}");
         let problems = lint(&families);
         assert!(problems.is_empty(), "{problems:#?}");
         let names = family_names();
@@ -941,6 +955,7 @@ mod tests {
             "coxswain_upgrade_duration_seconds",
             "coxswain_index_expiry_timestamp_seconds",
             "coxswain_release_info",
+            "coxswain_repairs_total",
         ] {
             assert!(
                 names.iter().any(|n| n == expected),

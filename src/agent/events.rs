@@ -33,6 +33,10 @@ pub mod reason {
     pub const UNREACHABLE: &str = "Unreachable";
     /// A failed sequence is not retried until a newer one or the retry annotation.
     pub const WAITING: &str = "WaitingForNewerSequence";
+    /// A release a killed helm or agent left behind was repaired.
+    pub const REPAIRED: &str = "Repaired";
+    /// Such a repair failed (it is tried again at the next check).
+    pub const REPAIR_FAILED: &str = "RepairFailed";
 }
 
 /// One Event to publish.

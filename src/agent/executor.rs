@@ -27,6 +27,9 @@ use crate::plan::{Action, ActionKind, Plan, ReleaseId};
 use crate::site_verify::describe;
 
 use super::events::{Note, reason};
+use super::gate::Gate;
+use super::intent::Journal;
+use crate::crd::Intent;
 
 /// How a plan is executed.
 #[derive(Debug, Clone)]
@@ -75,6 +78,9 @@ pub struct ExecReport {
     pub operations: Vec<OperationDetail>,
     /// The first failure, naming the release and why.
     pub failure: Option<String>,
+    /// Releases not started (or not confirmed) because the agent stopped or
+    /// lost its lease; the next check continues where this one ended.
+    pub stopped: Vec<String>,
 }
 
 /// One object's readiness at the end of a health check.
@@ -191,6 +197,14 @@ impl ExecReport {
     }
 }
 
+/// Why an install or upgrade did not end healthy.
+enum Failure {
+    /// Failed (the revision helm made, if any, and why).
+    Failed(Option<u32>, String),
+    /// This revision was deployed, but the agent stopped before its health was known.
+    Interrupted(u32),
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Undo {
     Rollback(u32),
@@ -204,6 +218,9 @@ struct Applied {
     undo: Option<Undo>,
     /// For a failure: why.
     failure: Option<String>,
+    /// Not started, or its health check not confirmed, because the gate
+    /// closed (the agent stops or lost its lease): neither done nor failed.
+    stopped: bool,
 }
 
 /// Runs plans.
@@ -216,6 +233,20 @@ pub struct Executor<'a> {
     pub notes: Option<UnboundedSender<Note>>,
     /// Where steps are announced as they start and end, for the UI.
     pub progress: Option<UnboundedSender<Progress>>,
+    /// Where each operation is recorded before it starts (write-ahead intent).
+    pub journal: &'a dyn Journal,
+    /// Closed when the agent stops or loses its lease: no new operation starts.
+    pub gate: &'a Gate,
+    /// This agent's identity in the intents.
+    pub holder: &'a str,
+}
+
+/// How a health check ended.
+enum Checked {
+    Healthy,
+    Unhealthy(String),
+    /// The grace period after a stop ran out first; nothing is known.
+    Interrupted,
 }
 
 /// A step of a running plan, for the UI.
@@ -325,6 +356,12 @@ impl Executor<'_> {
                 .await;
             for (action, applied) in results {
                 report.operations.extend(applied.operations);
+                if applied.stopped {
+                    not_ready.insert(action.release.clone(), "was not finished");
+                    report.stopped.push(action.release.clone());
+                    report.outcomes.push(applied.outcome);
+                    continue;
+                }
                 match applied.failure {
                     Some(why) => {
                         not_ready.insert(action.release.clone(), "failed");
@@ -399,11 +436,61 @@ impl Executor<'_> {
                 None => format!("installing {to_version}"),
             },
         );
+        let begun = match self.gate.may_mutate() {
+            Err(closed) => Err(format!("not started: {closed}; the next check continues")),
+            Ok(()) => self
+                .journal
+                .begin(Intent {
+                    release: name.clone(),
+                    namespace: ns.clone(),
+                    operation: kind,
+                    from_revision: noted,
+                    to_revision: None,
+                    fingerprint: action.fingerprint.to_string(),
+                    sequence,
+                    started,
+                    holder: self.holder.to_owned(),
+                    cause: None,
+                })
+                .await
+                .map_err(|e| format!("not started: {}; the next check retries", describe(&e))),
+        };
+        if let Err(message) = begun {
+            self.finished(ns, name, &message);
+            let mut outcome = skipped(action, sequence, message);
+            outcome.pinned = action.pinned;
+            return Applied {
+                outcome,
+                operations: Vec::new(),
+                undo: None,
+                failure: None,
+                stopped: true,
+            };
+        }
         let (result, health) = self.upgrade_and_check(action, settings, timeout).await;
         let (new_revision, failure) = match result {
             Ok(revision) => (Some(revision), None),
-            Err((revision, why)) => (revision, Some(why)),
+            Err(Failure::Interrupted(revision)) => {
+                let message = format!(
+                    "revision {revision} deployed; its health was not confirmed before the agent stopped: checked again at the next start"
+                );
+                self.finished(ns, name, &message);
+                let mut outcome = skipped(action, sequence, message);
+                outcome.state = ReleaseState::Upgrading;
+                outcome.revision = Some(revision);
+                return Applied {
+                    outcome,
+                    operations: Vec::new(),
+                    undo: None,
+                    failure: None,
+                    stopped: true,
+                };
+            }
+            Err(Failure::Failed(revision, why)) => (revision, Some(why)),
         };
+        if failure.is_none() {
+            self.end(ns, name).await;
+        }
         let verb = if kind == OperationKind::Install {
             "installed"
         } else {
@@ -463,6 +550,7 @@ impl Executor<'_> {
                     None => Undo::Uninstall,
                 }),
                 failure: None,
+                stopped: false,
             };
         };
 
@@ -499,9 +587,10 @@ impl Executor<'_> {
                     .rollback(
                         action,
                         rev,
+                        new_revision,
                         sequence,
                         timeout,
-                        &format!("{what} to {to_version} failed"),
+                        &format!("{what} to {to_version} failed: {why}"),
                     )
                     .await;
                 let state = if ok {
@@ -518,7 +607,15 @@ impl Executor<'_> {
                 )
             }
             None => {
-                let (ok, detail, operation) = self.uninstall(action, sequence, timeout).await;
+                let (ok, detail, operation) = self
+                    .uninstall(
+                        action,
+                        new_revision,
+                        sequence,
+                        timeout,
+                        &format!("{what} of {to_version} failed: {why}"),
+                    )
+                    .await;
                 let state = if ok {
                     ReleaseState::RolledBack
                 } else {
@@ -552,6 +649,7 @@ impl Executor<'_> {
             operations,
             undo: None,
             failure: Some(why),
+            stopped: false,
         }
     }
 
@@ -563,7 +661,7 @@ impl Executor<'_> {
         action: &Action,
         settings: &ExecSettings,
         timeout: Duration,
-    ) -> (Result<u32, (Option<u32>, String)>, Option<HealthDetail>) {
+    ) -> (Result<u32, Failure>, Option<HealthDetail>) {
         let mut health = None;
         let result = self
             .upgrade_check_test(action, settings, timeout, &mut health)
@@ -577,11 +675,14 @@ impl Executor<'_> {
         settings: &ExecSettings,
         timeout: Duration,
         health: &mut Option<HealthDetail>,
-    ) -> Result<u32, (Option<u32>, String)> {
+    ) -> Result<u32, Failure> {
         let name = &action.release;
         let ns = &action.namespace;
         let Some(chart) = settings.charts.get(name) else {
-            return Err((None, "chart archive was not downloaded".to_owned()));
+            return Err(Failure::Failed(
+                None,
+                "chart archive was not downloaded".to_owned(),
+            ));
         };
         let opts = UpgradeOptions {
             description: Some(action.fingerprint.to_string()),
@@ -594,7 +695,7 @@ impl Executor<'_> {
             .helm
             .upgrade_install(name, ns, chart, &values, &opts)
             .await
-            .map_err(|e| (None, format!("helm upgrade: {}", describe(&e))))?;
+            .map_err(|e| Failure::Failed(None, format!("helm upgrade: {}", describe(&e))))?;
         let revision = release.version;
         self.progress(
             ns,
@@ -603,42 +704,100 @@ impl Executor<'_> {
         );
         let (checked, detail) = self.check_health(name, ns, timeout).await;
         *health = detail;
-        checked.map_err(|why| (Some(revision), why))?;
+        match checked {
+            Checked::Healthy => {}
+            Checked::Unhealthy(why) => return Err(Failure::Failed(Some(revision), why)),
+            Checked::Interrupted => return Err(Failure::Interrupted(revision)),
+        }
         if action.target.health.test {
             self.progress(ns, name, "healthy; running helm test".to_owned());
             let opts = TestOptions {
                 timeout: timeout.to_std(),
                 logs: false,
             };
-            self.helm
-                .test(name, ns, &opts)
-                .await
-                .map_err(|e| (Some(revision), format!("helm test: {}", describe(&e))))?;
+            self.helm.test(name, ns, &opts).await.map_err(|e| {
+                Failure::Failed(Some(revision), format!("helm test: {}", describe(&e)))
+            })?;
         }
         Ok(revision)
     }
 
+    /// Removes the intent of a finished operation; a failure to write is
+    /// logged (the next start finds the intent and checks the release again).
+    async fn end(&self, ns: &str, name: &str) {
+        if let Err(e) = self.journal.end(ns, name).await {
+            tracing::warn!(release = %format!("{ns}/{name}"), error = %describe(&e), "cannot clear the operation's intent; the next start checks the release again");
+        }
+    }
+
+    /// Records an undo (rollback or uninstall) before it starts. An undo
+    /// runs even when the gate is closed or the record fails: returning to
+    /// the noted revision is always safer than leaving a failed one.
+    async fn begin_undo(
+        &self,
+        action: &Action,
+        operation: OperationKind,
+        from_revision: Option<u32>,
+        to_revision: Option<u32>,
+        sequence: u64,
+        cause: &str,
+    ) {
+        let intent = Intent {
+            release: action.release.clone(),
+            namespace: action.namespace.clone(),
+            operation,
+            from_revision,
+            to_revision,
+            fingerprint: String::new(),
+            sequence,
+            started: Timestamp::now(),
+            holder: self.holder.to_owned(),
+            cause: Some(super::events::truncate(cause, 1000)),
+        };
+        if let Err(e) = self.journal.begin(intent).await {
+            tracing::warn!(release = %format!("{}/{}", action.namespace, action.release), error = %describe(&e), "cannot record the undo before it starts; undoing anyway");
+        }
+    }
+
     /// Checks the release's objects; the detail is there when the check ran.
+    /// Ends [`Checked::Interrupted`] when the grace period after a stop runs
+    /// out first.
     async fn check_health(
         &self,
         name: &str,
         ns: &str,
         timeout: Duration,
-    ) -> (Result<(), String>, Option<HealthDetail>) {
-        let manifest = match self.helm.get_manifest(name, ns, None).await {
-            Ok(m) => m,
-            Err(e) => return (Err(format!("helm get manifest: {}", describe(&e))), None),
+    ) -> (Checked, Option<HealthDetail>) {
+        let check = async {
+            let manifest = match self.helm.get_manifest(name, ns, None).await {
+                Ok(m) => m,
+                Err(e) => {
+                    return (
+                        Checked::Unhealthy(format!("helm get manifest: {}", describe(&e))),
+                        None,
+                    );
+                }
+            };
+            let report = match self.health.run(&manifest, ns, timeout.to_std()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    return (
+                        Checked::Unhealthy(format!("health check: {}", describe(&e))),
+                        None,
+                    );
+                }
+            };
+            let detail = HealthDetail::from_report(&report);
+            let result = match report.outcome.reason() {
+                None => Checked::Healthy,
+                Some(why) => Checked::Unhealthy(why.to_owned()),
+            };
+            (result, Some(detail))
         };
-        let report = match self.health.run(&manifest, ns, timeout.to_std()).await {
-            Ok(r) => r,
-            Err(e) => return (Err(format!("health check: {}", describe(&e))), None),
-        };
-        let detail = HealthDetail::from_report(&report);
-        let result = match report.outcome.reason() {
-            None => Ok(()),
-            Some(why) => Err(why.to_owned()),
-        };
-        (result, Some(detail))
+        tokio::select! {
+            done = check => done,
+            () = self.gate.grace_over() => (Checked::Interrupted, None),
+        }
     }
 
     /// Rolls back to `revision` and checks health again. Returns whether the
@@ -647,6 +806,7 @@ impl Executor<'_> {
         &self,
         action: &Action,
         revision: u32,
+        from_revision: Option<u32>,
         sequence: u64,
         timeout: Duration,
         cause: &str,
@@ -666,21 +826,47 @@ impl Executor<'_> {
             name,
             format!("rolling back to revision {revision} ({cause})"),
         );
+        self.begin_undo(
+            action,
+            OperationKind::Rollback,
+            from_revision,
+            Some(revision),
+            sequence,
+            cause,
+        )
+        .await;
+        let mut keep_intent = None;
         let result = match self.helm.rollback(name, ns, revision, &opts).await {
-            Err(e) => Err(format!(
-                "helm rollback to revision {revision}: {}",
-                describe(&e)
-            )),
+            Err(e) => {
+                keep_intent = Some("helm refused");
+                Err(format!(
+                    "helm rollback to revision {revision}: {}",
+                    describe(&e)
+                ))
+            }
             Ok(()) => {
                 let (checked, detail) = self.check_health(name, ns, timeout).await;
                 health = detail;
-                checked.map_err(|why| {
-                    format!(
+                match checked {
+                    Checked::Healthy => Ok(()),
+                    Checked::Unhealthy(why) => Err(format!(
                         "rolled back to revision {revision}, which is not healthy either: {why}"
-                    )
-                })
+                    )),
+                    Checked::Interrupted => {
+                        keep_intent = Some("not confirmed");
+                        Err(format!(
+                            "rolled back to revision {revision}; its health was not confirmed before the agent stopped: checked again at the next start"
+                        ))
+                    }
+                }
             }
         };
+        // A rollback helm refused, or one whose health is not known yet, keeps
+        // its intent: the next start's repair finishes it. One that ran and
+        // was checked has a known outcome.
+        if keep_intent.is_none() {
+            self.end(ns, name).await;
+        }
         let now_revision = match self.helm.status(name, ns, None).await {
             Ok(r) => Some(r.version),
             Err(_) => None,
@@ -730,8 +916,10 @@ impl Executor<'_> {
     async fn uninstall(
         &self,
         action: &Action,
+        from_revision: Option<u32>,
         sequence: u64,
         timeout: Duration,
+        cause: &str,
     ) -> (bool, String, OperationDetail) {
         let started = Timestamp::now();
         let clock = Instant::now();
@@ -743,8 +931,18 @@ impl Executor<'_> {
             ignore_not_found: true,
         };
         self.progress(ns, name, "uninstalling the failed first install".to_owned());
+        self.begin_undo(
+            action,
+            OperationKind::Uninstall,
+            from_revision,
+            None,
+            sequence,
+            cause,
+        )
+        .await;
         let (ok, detail, result) = match self.helm.uninstall(name, ns, &opts).await {
             Ok(()) => {
+                self.end(ns, name).await;
                 self.note(Note::warning(
                     reason::UNINSTALLED,
                     "Uninstall",
@@ -791,8 +989,9 @@ impl Executor<'_> {
         let cause = format!("{cause} (rollbackPolicy channel)");
         let (ok, revision, version, detail, operation) = match undo {
             Undo::Rollback(rev) => {
-                let (ok, revision, detail, operation) =
-                    self.rollback(action, rev, sequence, timeout, &cause).await;
+                let (ok, revision, detail, operation) = self
+                    .rollback(action, rev, None, sequence, timeout, &cause)
+                    .await;
                 let version = match &action.kind {
                     ActionKind::Upgrade { from_version, .. } => Some(from_version.clone()),
                     ActionKind::Install => None,
@@ -800,7 +999,9 @@ impl Executor<'_> {
                 (ok, revision, version, detail, operation)
             }
             Undo::Uninstall => {
-                let (ok, detail, operation) = self.uninstall(action, sequence, timeout).await;
+                let (ok, detail, operation) = self
+                    .uninstall(action, None, sequence, timeout, &cause)
+                    .await;
                 (ok, None, None, detail, operation)
             }
         };
@@ -880,5 +1081,107 @@ fn op(
         },
         elapsed,
         health,
+    }
+}
+
+/// The repair's [`Operator`](super::repair::Operator) on real parts: helm's
+/// storage for the unlock, the helm binary, the health check.
+pub struct ClusterOperator<'a> {
+    /// The helm binary.
+    pub helm: &'a HelmCli,
+    /// The health checker.
+    pub health: &'a HealthCheck,
+    /// For helm's storage.
+    pub client: &'a kube::Client,
+    /// Fencing: an unlock starts only while the gate is open.
+    pub gate: &'a Gate,
+}
+
+impl super::repair::Operator for ClusterOperator<'_> {
+    fn unlock<'a>(
+        &'a self,
+        id: &'a ReleaseId,
+        revision: u32,
+        status: crate::helm::ReleaseStatus,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.gate
+                .may_mutate()
+                .map_err(|c| format!("not started: {c}"))?;
+            crate::helm::storage::mark_failed(
+                self.client,
+                &id.namespace,
+                &id.name,
+                revision,
+                status,
+            )
+            .await
+            .map_err(|e| describe(&e))
+        })
+    }
+
+    fn rollback<'a>(
+        &'a self,
+        id: &'a ReleaseId,
+        revision: u32,
+        timeout: std::time::Duration,
+    ) -> futures::future::BoxFuture<'a, Result<Option<u32>, String>> {
+        Box::pin(async move {
+            let opts = RollbackOptions {
+                timeout,
+                ..RollbackOptions::default()
+            };
+            self.helm
+                .rollback(&id.name, &id.namespace, revision, &opts)
+                .await
+                .map_err(|e| format!("helm rollback to revision {revision}: {}", describe(&e)))?;
+            Ok(self
+                .helm
+                .status(&id.name, &id.namespace, None)
+                .await
+                .ok()
+                .map(|r| r.version))
+        })
+    }
+
+    fn uninstall<'a>(
+        &'a self,
+        id: &'a ReleaseId,
+        timeout: std::time::Duration,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let opts = UninstallOptions {
+                timeout,
+                keep_history: false,
+                ignore_not_found: true,
+            };
+            self.helm
+                .uninstall(&id.name, &id.namespace, &opts)
+                .await
+                .map_err(|e| format!("helm uninstall: {}", describe(&e)))
+        })
+    }
+
+    fn health<'a>(
+        &'a self,
+        id: &'a ReleaseId,
+        timeout: std::time::Duration,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let manifest = self
+                .helm
+                .get_manifest(&id.name, &id.namespace, None)
+                .await
+                .map_err(|e| format!("helm get manifest: {}", describe(&e)))?;
+            let check = self.health.run(&manifest, &id.namespace, timeout);
+            let report = tokio::select! {
+                r = check => r.map_err(|e| format!("health check: {}", describe(&e)))?,
+                () = self.gate.grace_over() => return Err("not confirmed before the agent stopped".to_owned()),
+            };
+            match report.outcome.reason() {
+                None => Ok(()),
+                Some(why) => Err(why.to_owned()),
+            }
+        })
     }
 }

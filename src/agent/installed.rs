@@ -19,6 +19,9 @@ pub struct Installed {
     /// The last deployed revision per release: where a failed upgrade returns.
     /// Absent when no revision was ever deployed (a failed first install).
     pub rollback_to: BTreeMap<ReleaseId, u32>,
+    /// When helm last wrote each release's latest revision (the age of a
+    /// release stuck `pending-*`).
+    pub updated: BTreeMap<ReleaseId, time::OffsetDateTime>,
 }
 
 /// How many "Rollback to N" hops are followed before giving up (helm keeps ten
@@ -87,6 +90,9 @@ pub async fn read_installed(
                 .chart_name_version()
                 .map(|(n, v)| (n.to_owned(), v.to_owned()))
                 .unwrap_or_else(|| (entry.chart.clone(), String::new()));
+            if let Some(updated) = entry.updated {
+                out.updated.insert(id.clone(), updated);
+            }
             if let Some(rev) = read.rollback_to {
                 out.rollback_to.insert(id, rev);
             }

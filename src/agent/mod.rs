@@ -22,7 +22,9 @@ pub mod executor;
 pub mod fetch;
 pub mod gate;
 pub mod installed;
+pub mod intent;
 pub mod reconcile;
+pub mod repair;
 pub mod status;
 pub mod view;
 
@@ -203,7 +205,19 @@ pub struct Context {
     pub state: AgentState,
     /// What `/metrics` exposes.
     pub metrics: Arc<Metrics>,
+    /// Closed on SIGTERM or a lost lease: no new operation starts.
+    pub gate: gate::Gate,
+    /// This agent's identity in write-ahead intents ([`intent::holder`]).
+    pub holder: String,
+    /// How long a release stuck `pending-*` by an operation coxswain did not
+    /// start is left alone before the agent repairs it.
+    pub stuck_grace: Duration,
 }
+
+/// Default of [`Context::stuck_grace`]: longer than any helm call coxswain
+/// makes by default (health timeout 5m plus helm's grace), so a live
+/// operation of another tool is not taken for a killed one.
+pub const DEFAULT_STUCK_GRACE: Duration = Duration::from_secs(15 * 60);
 
 impl Context {
     async fn record(
@@ -255,6 +269,23 @@ impl Context {
     }
 }
 
+/// Creates `dir` as a private (0700) directory and empties it: the values
+/// files helm reads (0600, possibly secrets) live there, and a killed agent's
+/// leftovers go at the next start.
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        // Files only: nothing else is ever put there, and a directory is not followed.
+        if entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(dir.to_path_buf())
+}
+
 /// How soon a subscription with a release between two `upgradeFrom` hops is checked again.
 const PROGRESS_RECHECK: Duration = Duration::from_secs(10);
 
@@ -294,8 +325,48 @@ fn error_policy(_sub: Arc<ChannelSubscription>, error: &AgentError, _ctx: Arc<Co
     Action::requeue(Duration::from_secs(30))
 }
 
+/// Default grace period after SIGTERM: the running helm call and its health
+/// check get this long before the agent records what it knows and exits;
+/// shorter than a pod's default `terminationGracePeriodSeconds` (30 s).
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(20);
+
+/// Resolves at the first SIGTERM or ctrl-c, after closing the gate (no new
+/// operation starts; the running health check ends unconfirmed after
+/// `grace`). Later signals are logged and change nothing: a running helm
+/// call is never killed by choice.
+pub async fn stop_signal(gate: gate::Gate, grace: Duration) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    next_signal(term.as_mut()).await;
+    tracing::info!(
+        grace_seconds = grace.as_secs(),
+        "stopping: no new operation starts; the running one finishes or is recorded for the next start"
+    );
+    gate.stop(grace);
+    tokio::spawn(async move {
+        loop {
+            next_signal(term.as_mut()).await;
+            tracing::warn!("already stopping; a running helm call is never killed by choice");
+        }
+    });
+}
+
+/// The next SIGTERM (when it can be listened to) or ctrl-c.
+async fn next_signal(term: Option<&mut tokio::signal::unix::Signal>) {
+    match term {
+        Some(t) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 /// Serves every subscription of the namespace until SIGTERM or ctrl-c.
-pub async fn run(ctx: Arc<Context>) {
+pub async fn run(ctx: Arc<Context>, stop_grace: Duration) {
     let api: Api<ChannelSubscription> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     tracing::info!(namespace = %ctx.namespace, helm = %ctx.helm.version(), "agent started");
     tokio::spawn(watch_readiness(
@@ -304,7 +375,7 @@ pub async fn run(ctx: Arc<Context>) {
         ctx.metrics.clone(),
     ));
     Controller::new(api, watcher::Config::default())
-        .shutdown_on_signal()
+        .graceful_shutdown_on(stop_signal(ctx.gate.clone(), stop_grace))
         .run(reconcile_arc, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -383,6 +454,19 @@ pub async fn run_once(ctx: &Context) -> Result<Vec<Result<Outcome, AgentError>>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_dir_is_0700_and_emptied() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("values");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("left-by-a-killed-agent.yaml"), "password: x").unwrap();
+        let got = private_dir(&dir).unwrap();
+        assert_eq!(std::fs::read_dir(&got).unwrap().count(), 0);
+        let mode = std::fs::metadata(&got).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
 
     #[test]
     fn jitter_stays_within_a_tenth() {

@@ -15,6 +15,10 @@ use crate::crd::{
 use crate::format::Timestamp;
 use crate::format::spec::MAX_VALUES_BYTES;
 use crate::plan::{ReleaseId, Settings, plan};
+
+use super::executor::ClusterOperator;
+use super::intent::StatusJournal;
+use super::repair::{Repair, RepairSettings};
 use crate::site_verify::describe;
 
 use super::events::{Note, reason};
@@ -340,6 +344,67 @@ pub async fn reconcile(ctx: &Context, sub: &ChannelSubscription) -> Result<Outco
     Ok(outcome)
 }
 
+/// Carries out the repairs `decided`, recording each step in the status
+/// first; records the outcomes (history, Events, metrics, a failed sequence).
+async fn repair(
+    ctx: &Context,
+    sub: &ChannelSubscription,
+    status: &mut ChannelSubscriptionStatus,
+    decided: &BTreeMap<ReleaseId, (Repair, Option<crate::crd::Intent>)>,
+) -> Result<(), Stop> {
+    let ns = sub.namespace().unwrap_or_else(|| ctx.namespace.clone());
+    let name = sub.name_any();
+    let key = format!("{ns}/{name}");
+    let api: Api<ChannelSubscription> = Api::namespaced(ctx.client.clone(), &ns);
+    let journal = StatusJournal::new(api, &ns, &name, status.clone());
+    let ops = ClusterOperator {
+        helm: &ctx.helm,
+        health: &ctx.health,
+        client: &ctx.client,
+        gate: &ctx.gate,
+    };
+    let settings = RepairSettings {
+        timeout: sub.spec.health_timeout.to_std(),
+        holder: ctx.holder.clone(),
+    };
+    let done = super::repair::run(&ops, &journal, decided, &settings).await;
+    status.in_flight = journal.in_flight().await;
+    let mut details = Vec::new();
+    for d in &done {
+        let Some(op) = &d.operation else {
+            tracing::info!(subscription = %key, release = %d.id, "forgot an interrupted operation that had changed nothing");
+            continue;
+        };
+        let note = if d.ok {
+            Note::warning(reason::REPAIRED, "Repair", d.message.clone())
+        } else {
+            Note::warning(reason::REPAIR_FAILED, "Repair", d.message.clone())
+        };
+        tracing::warn!(subscription = %key, release = %d.id, ok = d.ok, message = %d.message, "repair");
+        ctx.events.publish(sub, &note).await;
+        status.push_history(op.clone());
+        details.push(super::executor::OperationDetail {
+            operation: op.clone(),
+            elapsed: std::time::Duration::from_secs(op.duration.as_secs()),
+            health: None,
+        });
+        if let Some((sequence, why)) = &d.failed {
+            status.failed_sequence = Some(FailedSequence {
+                server: crate::crd::server_key(&sub.spec.server).to_owned(),
+                channel: sub.spec.channel.clone(),
+                sequence: *sequence,
+                reason: super::events::truncate(&format!("{}: {why}", d.id.name), 2000),
+                at: Timestamp::now(),
+            });
+        }
+    }
+    ctx.metrics.operations(&key, &details);
+    if let Some(failed) = done.iter().find(|d| !d.ok) {
+        return Err(Stop::error(failed.message.clone()));
+    }
+    Ok(())
+}
+
 /// Why a failed sequence is not applied again, and how to retry it.
 fn waiting_sentence(sequence: u64, reason: &str) -> String {
     format!(
@@ -475,9 +540,45 @@ async fn check(
         .map(|r| r.namespace.clone())
         .chain(status.releases.iter().map(|r| r.namespace.clone()))
         .collect();
-    let installed = read_installed(&ctx.helm, &namespaces, &ctx.history)
+    let mut installed = read_installed(&ctx.helm, &namespaces, &ctx.history)
         .await
         .map_err(|e| Stop::error(format!("reading installed releases: {}", describe(&e))))?;
+
+    // Repair what a killed helm or agent left behind, then look again.
+    let managed: BTreeSet<ReleaseId> = index
+        .releases
+        .iter()
+        .filter(|r| !spec.holds.contains(&r.name))
+        .map(|r| ReleaseId::new(&r.namespace, &r.name))
+        .collect();
+    let decided = super::repair::decide_all(
+        &status.in_flight,
+        &installed,
+        &managed,
+        now.datetime(),
+        ctx.stuck_grace,
+    );
+    let left_alone: BTreeMap<ReleaseId, String> = decided
+        .iter()
+        .filter_map(|(id, (r, _))| match r {
+            Repair::LeaveAlone { status, age } => Some((
+                id.clone(),
+                format!(
+                    "{status} for {} by an operation coxswain did not start; repaired if still stuck after {}",
+                    age.map(|a| crate::duration::Duration::from_secs(a.as_secs()).to_string())
+                        .unwrap_or_else(|| "an unknown time".to_owned()),
+                    crate::duration::Duration::from_secs(ctx.stuck_grace.as_secs())
+                ),
+            )),
+            _ => None,
+        })
+        .collect();
+    if decided.len() > left_alone.len() {
+        repair(ctx, sub, status, &decided).await?;
+        installed = read_installed(&ctx.helm, &namespaces, &ctx.history)
+            .await
+            .map_err(|e| Stop::error(format!("reading installed releases: {}", describe(&e))))?;
+    }
     let plan =
         plan(index, &settings, &installed.releases).map_err(|e| Stop::error(describe(&e)))?;
     for note in &plan.notes {
@@ -572,13 +673,27 @@ async fn check(
             rollback_to: installed.rollback_to.clone(),
             charts,
         };
+        // The accepted sequence is on record before the first change of it.
+        let api: Api<ChannelSubscription> = Api::namespaced(ctx.client.clone(), &ns);
+        let journal = StatusJournal::new(api, &ns, &name, status.clone());
+        journal.flush().await.map_err(|e| {
+            Stop::error(format!(
+                "cannot record the accepted sequence before applying it: {}",
+                describe(&e)
+            ))
+        })?;
         let executor = Executor {
             helm: &ctx.helm,
             health: &ctx.health,
             notes: Some(tx.clone()),
             progress: Some(progress_tx.clone()),
+            journal: &journal,
+            gate: &ctx.gate,
+            holder: &ctx.holder,
         };
         let done = executor.run(&plan, &settings).await;
+        // Intents of operations left unfinished stay for the next start.
+        status.in_flight = journal.in_flight().await;
         ctx.metrics.operations(&key, &done.operations);
         ctx.state
             .update_view(&key, |v| {
@@ -639,6 +754,12 @@ async fn check(
     // Every note is sent; wait until they are published so `--once` exits after them.
     let _ = publisher.await;
 
+    let mut releases = releases;
+    for r in &mut releases {
+        if let Some(why) = left_alone.get(&ReleaseId::new(&r.namespace, &r.name)) {
+            r.message = format!("helm reports {why}");
+        }
+    }
     status.releases = releases;
     if let Some(r) = &report {
         for done in &r.operations {

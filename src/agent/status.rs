@@ -655,6 +655,7 @@ mod tests {
             ],
             operations: Vec::new(),
             failure: Some("a: x".into()),
+            stopped: vec![],
         };
         let releases = release_statuses(&plan, Some(&report), None, &[], at(0));
         assert_eq!(releases.len(), 2);
@@ -724,6 +725,7 @@ mod tests {
             ],
             operations: vec![],
             failure: None,
+            stopped: vec![],
         };
         let mut releases = release_statuses(&plan, Some(&report), None, &[], at(0));
         for r in &mut releases {

@@ -53,6 +53,28 @@ pub struct Args {
     /// served (`off`: nowhere). Not served with --once.
     #[arg(long, value_name = "ADDR", env = "COXSWAIN_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     listen: Listen,
+    /// After SIGTERM: how long the running helm call and its health check get
+    /// before the agent records what it knows and exits (a helm call itself is
+    /// never killed by choice). Keep it below the pod's
+    /// terminationGracePeriodSeconds.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "COXSWAIN_STOP_GRACE",
+        default_value = "20s"
+    )]
+    stop_grace: coxswain::duration::Duration,
+    /// How long a release stuck pending-install, pending-upgrade or
+    /// pending-rollback by an operation coxswain did not start is left alone
+    /// before the agent repairs it (its own interrupted operations are
+    /// repaired at once).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "COXSWAIN_STUCK_AFTER",
+        default_value = "15m"
+    )]
+    stuck_after: coxswain::duration::Duration,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -109,10 +131,13 @@ pub async fn run(args: Args) -> Result<()> {
         .unwrap_or_else(|| std::env::temp_dir().join("coxswain-agent"));
     std::fs::create_dir_all(&cache_dir)
         .with_context(|| format!("cannot create cache directory {}", cache_dir.display()))?;
+    let values_dir = coxswain::agent::private_dir(&cache_dir.join("values"))
+        .with_context(|| format!("cannot prepare {}", cache_dir.join("values").display()))?;
     let helm_config = HelmConfig {
         binary: args.helm.clone(),
         kubeconfig: args.kubeconfig.clone(),
         state_dir: Some(cache_dir.join("helm")),
+        temp_dir: Some(values_dir),
         ..HelmConfig::default()
     };
     let metrics = Arc::new(Metrics::new());
@@ -134,6 +159,9 @@ pub async fn run(args: Args) -> Result<()> {
         namespace,
         state: agent::AgentState::default(),
         metrics,
+        gate: agent::gate::Gate::new(),
+        holder: agent::intent::holder(),
+        stuck_grace: args.stuck_after.to_std(),
     };
     if !args.once {
         if let Listen::At(addr) = args.listen {
@@ -150,9 +178,13 @@ pub async fn run(args: Args) -> Result<()> {
                 }
             });
         }
-        agent::run(Arc::new(ctx)).await;
+        agent::run(Arc::new(ctx), args.stop_grace.to_std()).await;
         return Ok(());
     }
+    tokio::spawn(agent::stop_signal(
+        ctx.gate.clone(),
+        args.stop_grace.to_std(),
+    ));
     let outcomes = agent::run_once(&ctx).await?;
     let mut worst = Verdict::Done;
     for outcome in &outcomes {

@@ -10,6 +10,7 @@ mod args;
 mod error;
 mod fingerprint;
 mod process;
+pub mod storage;
 mod types;
 
 use std::ffi::OsString;
