@@ -351,6 +351,7 @@ async fn repair(
     sub: &ChannelSubscription,
     status: &mut ChannelSubscriptionStatus,
     decided: &BTreeMap<ReleaseId, (Repair, Option<crate::crd::Intent>)>,
+    timeouts: BTreeMap<ReleaseId, std::time::Duration>,
 ) -> Result<(), Stop> {
     let ns = sub.namespace().unwrap_or_else(|| ctx.namespace.clone());
     let name = sub.name_any();
@@ -364,7 +365,8 @@ async fn repair(
         gate: &ctx.gate,
     };
     let settings = RepairSettings {
-        timeout: sub.spec.health_timeout.to_std(),
+        timeouts,
+        default_timeout: sub.spec.health_timeout.to_std(),
         holder: ctx.holder.clone(),
     };
     let done = super::repair::run(&ops, &journal, decided, &settings).await;
@@ -574,7 +576,19 @@ async fn check(
         })
         .collect();
     if decided.len() > left_alone.len() {
-        repair(ctx, sub, status, &decided).await?;
+        let timeouts = index
+            .releases
+            .iter()
+            .map(|r| {
+                (
+                    ReleaseId::new(&r.namespace, &r.name),
+                    snapshot
+                        .health_timeout(&r.name, &r.chart.version, spec.health_timeout)
+                        .to_std(),
+                )
+            })
+            .collect();
+        repair(ctx, sub, status, &decided, timeouts).await?;
         installed = read_installed(&ctx.helm, &namespaces, &ctx.history)
             .await
             .map_err(|e| Stop::error(format!("reading installed releases: {}", describe(&e))))?;

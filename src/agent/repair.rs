@@ -332,10 +332,22 @@ pub struct Repaired {
 /// How repairs run.
 #[derive(Debug, Clone)]
 pub struct RepairSettings {
-    /// Health timeout of rechecks and of the health check after an undo.
-    pub timeout: Duration,
+    /// Health timeout of rechecks and of the health check after an undo, per
+    /// release (the index's, else the subscription's).
+    pub timeouts: BTreeMap<ReleaseId, Duration>,
+    /// For releases missing from `timeouts`.
+    pub default_timeout: Duration,
     /// This agent's identity for the journal.
     pub holder: String,
+}
+
+impl RepairSettings {
+    fn timeout(&self, id: &ReleaseId) -> Duration {
+        self.timeouts
+            .get(id)
+            .copied()
+            .unwrap_or(self.default_timeout)
+    }
 }
 
 /// Carries out the repairs `decided` (release → repair, with its intent),
@@ -403,34 +415,39 @@ async fn repair_one(
                 steps.push(format!("revision {revision} ({status}) marked failed"));
                 Some(*then)
             }
-            Repair::Recheck { revision, undo } => match ops.health(id, settings.timeout).await {
-                Ok(()) => {
-                    steps.push(format!("revision {revision} checked again: healthy"));
-                    journal
-                        .end(&id.namespace, &id.name)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    if intent.is_some_and(|i| i.operation == OperationKind::Rollback) {
-                        failed = intent
-                            .map(|i| (i.sequence, i.cause.clone().unwrap_or_else(|| what.clone())));
+            Repair::Recheck { revision, undo } => {
+                match ops.health(id, settings.timeout(id)).await {
+                    Ok(()) => {
+                        steps.push(format!("revision {revision} checked again: healthy"));
+                        journal
+                            .end(&id.namespace, &id.name)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        if intent.is_some_and(|i| i.operation == OperationKind::Rollback) {
+                            failed = intent.map(|i| {
+                                (i.sequence, i.cause.clone().unwrap_or_else(|| what.clone()))
+                            });
+                        }
+                        return Ok(Some(*revision));
                     }
-                    return Ok(Some(*revision));
-                }
-                Err(why) => {
-                    steps.push(format!("revision {revision} checked again: {why}"));
-                    let cause = intent
-                        .and_then(|i| i.cause.clone())
-                        .unwrap_or_else(|| why.clone());
-                    failed = Some((sequence, cause));
-                    match undo {
-                        None => return Err(format!("revision {revision} is not healthy: {why}")),
-                        Some(u) => {
-                            begin(journal, id, settings, intent, *u, *revision, &why).await?;
-                            Some(*u)
+                    Err(why) => {
+                        steps.push(format!("revision {revision} checked again: {why}"));
+                        let cause = intent
+                            .and_then(|i| i.cause.clone())
+                            .unwrap_or_else(|| why.clone());
+                        failed = Some((sequence, cause));
+                        match undo {
+                            None => {
+                                return Err(format!("revision {revision} is not healthy: {why}"));
+                            }
+                            Some(u) => {
+                                begin(journal, id, settings, intent, *u, *revision, &why).await?;
+                                Some(*u)
+                            }
                         }
                     }
                 }
-            },
+            }
             Repair::Undo(u) => {
                 let revision = intent.and_then(|i| i.from_revision).unwrap_or(0);
                 begin(journal, id, settings, intent, *u, revision, &what).await?;
@@ -443,16 +460,16 @@ async fn repair_one(
         };
         let now = match undo {
             Some(Undo::Rollback(rev)) => {
-                let new = ops.rollback(id, rev, settings.timeout).await?;
+                let new = ops.rollback(id, rev, settings.timeout(id)).await?;
                 steps.push(format!("rolled back to revision {rev}"));
-                ops.health(id, settings.timeout).await.map_err(|why| {
+                ops.health(id, settings.timeout(id)).await.map_err(|why| {
                     format!("rolled back to revision {rev}, which is not healthy: {why}")
                 })?;
                 steps.push("healthy".to_owned());
                 new
             }
             Some(Undo::Uninstall) => {
-                ops.uninstall(id, settings.timeout).await?;
+                ops.uninstall(id, settings.timeout(id)).await?;
                 steps.push("uninstalled".to_owned());
                 None
             }
@@ -829,7 +846,8 @@ mod tests {
 
     fn settings() -> RepairSettings {
         RepairSettings {
-            timeout: Duration::from_secs(30),
+            timeouts: BTreeMap::new(),
+            default_timeout: Duration::from_secs(30),
             holder: "agent-1".into(),
         }
     }
