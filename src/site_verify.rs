@@ -312,20 +312,59 @@ async fn check_chart(
         Ok((bytes, location)) => (&*bytes, &*location),
         Err(reason) => return Err(reason.clone()),
     };
-    verified
-        .check_chart(chart, bytes)
-        .map_err(|e| format!("{} ({location})", describe(&e)))?;
-    let archive = ChartArchive::read(bytes, location, Some(&chart.name), limits)
-        .map_err(|e| format!("{label}: {e}"))?;
+    check_chart_bytes(verified, chart, bytes, location, limits).map_err(|e| match e {
+        ChartCheckError::Verify(e) => format!("{} ({location})", describe(&e)),
+        other => format!("{label}: {other}"),
+    })?;
+    Ok(())
+}
+
+/// Why a chart archive does not match its index entry.
+#[derive(Debug, thiserror::Error)]
+pub enum ChartCheckError {
+    /// Size or SHA-256 differ from the verified index.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// Not a safe, well-formed chart archive of the entry's chart name.
+    #[error(transparent)]
+    Archive(#[from] crate::chart::ChartError),
+    /// The index's version is not one (a validated index never has such an entry).
+    #[error("version in the index: {0}")]
+    IndexVersion(String),
+    /// The archive's Chart.yaml names another version than the index.
+    #[error("{location} holds version {found}, the index says {expected}")]
+    Version {
+        /// Where the archive came from.
+        location: String,
+        /// Chart.yaml's version.
+        found: String,
+        /// The index's version.
+        expected: String,
+    },
+}
+
+/// The one check of a chart's bytes against its verified index entry, shared
+/// by `coxswain verify` and the agent: size and SHA-256 first (nothing else
+/// is read before they match), then the safe archive reader (its chart name
+/// must be the entry's), then Chart.yaml's version against the entry's.
+pub fn check_chart_bytes(
+    verified: &VerifiedIndex,
+    chart: &IndexChart,
+    bytes: &[u8],
+    location: &str,
+    limits: &ArchiveLimits,
+) -> Result<ChartArchive, ChartCheckError> {
+    verified.check_chart(chart, bytes)?;
+    let archive = ChartArchive::read(bytes, location, Some(&chart.name), limits)?;
     let expected = chart
         .semver()
-        .map_err(|e| format!("{label}: version in the index: {e}"))?;
+        .map_err(|e| ChartCheckError::IndexVersion(e.to_string()))?;
     if *archive.version() != expected {
-        return Err(format!(
-            "{label}: {location} holds version {}, the index says {}",
-            archive.version(),
-            chart.version
-        ));
+        return Err(ChartCheckError::Version {
+            location: location.to_owned(),
+            found: archive.version().to_string(),
+            expected: chart.version.clone(),
+        });
     }
-    Ok(())
+    Ok(archive)
 }

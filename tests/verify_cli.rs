@@ -383,3 +383,64 @@ async fn a_signature_mismatch_is_fetched_once_more() {
     );
     assert_eq!(served.load(Ordering::SeqCst), 2);
 }
+
+/// `coxswain verify` and the agent share one chart check: an archive whose
+/// digest matches but whose Chart.yaml names another version than the entry
+/// (or another chart) is refused, naming both versions.
+#[tokio::test]
+async fn the_shared_chart_check_compares_the_archive_with_the_entry() {
+    use coxswain::chart::ArchiveLimits;
+    use coxswain::site_verify::{ChartCheckError, check_chart_bytes};
+    use coxswain::verify::{IndexPolicy, TrustChain, verify_index};
+    let f = fixture(&key(1), &key(2)).await;
+    let json = std::fs::read(f.site.join("channels/stable/index.json")).unwrap();
+    let sig = std::fs::read(f.site.join("channels/stable/index.json.sig")).unwrap();
+    let trusted = TrustChain::anchor(&std::fs::read(&f.trust).unwrap(), None, "trust.json")
+        .unwrap()
+        .trusted(Timestamp::now())
+        .unwrap();
+    let policy = IndexPolicy {
+        channel: "stable",
+        min_sequence: 0,
+        now: Timestamp::now(),
+    };
+    let v = verify_index(
+        &json,
+        &sig,
+        &trusted,
+        policy,
+        "index.json",
+        "index.json.sig",
+    )
+    .unwrap();
+    let index = index_of(&f.site);
+    let bytes = std::fs::read(chart_file(&f.site, &index, "wiki")).unwrap();
+    let limits = ArchiveLimits::default();
+    let wiki = v
+        .index()
+        .releases
+        .iter()
+        .find(|r| r.name == "wiki")
+        .unwrap()
+        .chart
+        .clone();
+    check_chart_bytes(&v, &wiki, &bytes, "wiki.tgz", &limits).unwrap();
+
+    let mut other_version = wiki.clone();
+    other_version.version = "9.9.9".into();
+    let err = check_chart_bytes(&v, &other_version, &bytes, "wiki.tgz", &limits).unwrap_err();
+    assert!(matches!(err, ChartCheckError::Version { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("wiki.tgz holds version") && text.contains("the index says 9.9.9"),
+        "{text}"
+    );
+
+    let mut other_name = wiki.clone();
+    other_name.name = "files".into();
+    let err = check_chart_bytes(&v, &other_name, &bytes, "wiki.tgz", &limits).unwrap_err();
+    assert!(matches!(err, ChartCheckError::Archive(_)), "{err:?}");
+
+    let err = check_chart_bytes(&v, &wiki, &bytes[1..], "wiki.tgz", &limits).unwrap_err();
+    assert!(matches!(err, ChartCheckError::Verify(_)), "{err:?}");
+}

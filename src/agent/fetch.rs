@@ -15,7 +15,7 @@ use std::time::Duration as StdDuration;
 use backon::{ExponentialBuilder, Retryable};
 use tokio::sync::Mutex;
 
-use crate::chart::{ArchiveLimits, ChartArchive, ChartError};
+use crate::chart::ArchiveLimits;
 use crate::crd::server_key;
 use crate::duration::Duration;
 use crate::format::{IndexChart, Sha256Digest, Timestamp};
@@ -117,12 +117,10 @@ pub enum ChartFetchError {
     /// Download failed.
     #[error(transparent)]
     Site(#[from] SiteError),
-    /// Size or digest differ from the index.
+    /// Size, digest, archive or version differ from the index (the check
+    /// `coxswain verify` makes too).
     #[error(transparent)]
-    Verify(#[from] VerifyError),
-    /// Not a safe, well-formed chart archive matching the entry.
-    #[error(transparent)]
-    Archive(#[from] ChartError),
+    Check(#[from] crate::site_verify::ChartCheckError),
     /// The cache directory could not be written.
     #[error("chart cache {path}: {source}")]
     Cache {
@@ -535,17 +533,14 @@ impl Fetcher {
             Err(FetchError::Site { source, .. }) => return Err(err(ChartFetchError::Site(source))),
             Err(other) => return Err(other),
         };
-        snapshot
-            .verified
-            .check_chart(chart, &bytes)
-            .map_err(|e| err(ChartFetchError::Verify(e)))?;
-        ChartArchive::read(
+        crate::site_verify::check_chart_bytes(
+            &snapshot.verified,
+            chart,
             &bytes,
             &site.location(&chart_path),
-            Some(&chart.name),
             &self.archive_limits,
         )
-        .map_err(|e| err(ChartFetchError::Archive(e)))?;
+        .map_err(|e| err(ChartFetchError::Check(e)))?;
         let dir = self.cache_dir.clone();
         let target = path.clone();
         tokio::task::spawn_blocking(move || write_cached(&dir, &target, &bytes))
