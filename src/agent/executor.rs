@@ -21,14 +21,15 @@ use crate::crd::{
 };
 use crate::duration::Duration;
 use crate::format::Timestamp;
-use crate::health::{Health, HealthCheck, HealthReport};
-use crate::helm::{HelmCli, RollbackOptions, TestOptions, UninstallOptions, UpgradeOptions};
+use crate::health::{Health, HealthReport};
+use crate::helm::UpgradeOptions;
 use crate::plan::{Action, ActionKind, Plan, ReleaseId};
 use crate::site_verify::describe;
 
 use super::events::{Note, reason};
 use super::gate::Gate;
 use super::intent::Journal;
+use super::ops::Operator;
 use crate::crd::Intent;
 
 /// How a plan is executed.
@@ -134,7 +135,8 @@ pub struct HealthDetail {
 }
 
 impl HealthDetail {
-    fn from_report(report: &HealthReport) -> Self {
+    /// The detail of a finished health check.
+    pub fn from_report(report: &HealthReport) -> Self {
         let objects = report
             .objects
             .iter()
@@ -225,10 +227,8 @@ struct Applied {
 
 /// Runs plans.
 pub struct Executor<'a> {
-    /// The helm binary.
-    pub helm: &'a HelmCli,
-    /// The health checker.
-    pub health: &'a HealthCheck,
+    /// Helm and the health check ([`super::ops::ClusterOperator`]; scripted in tests).
+    pub ops: &'a dyn Operator,
     /// Where Event notes go as they happen.
     pub notes: Option<UnboundedSender<Note>>,
     /// Where steps are announced as they start and end, for the UI.
@@ -691,12 +691,12 @@ impl Executor<'_> {
             ..UpgradeOptions::default()
         };
         let values = serde_json::Value::Object(action.target.values.clone());
-        let release = self
-            .helm
-            .upgrade_install(name, ns, chart, &values, &opts)
+        let id = ReleaseId::new(ns, name);
+        let revision = self
+            .ops
+            .upgrade(&id, chart, &values, &opts)
             .await
-            .map_err(|e| Failure::Failed(None, format!("helm upgrade: {}", describe(&e))))?;
-        let revision = release.version;
+            .map_err(|why| Failure::Failed(None, why))?;
         self.progress(
             ns,
             name,
@@ -711,13 +711,10 @@ impl Executor<'_> {
         }
         if action.target.health.test {
             self.progress(ns, name, "healthy; running helm test".to_owned());
-            let opts = TestOptions {
-                timeout: timeout.to_std(),
-                logs: false,
-            };
-            self.helm.test(name, ns, &opts).await.map_err(|e| {
-                Failure::Failed(Some(revision), format!("helm test: {}", describe(&e)))
-            })?;
+            self.ops
+                .test(&id, timeout.to_std())
+                .await
+                .map_err(|why| Failure::Failed(Some(revision), why))?;
         }
         Ok(revision)
     }
@@ -768,31 +765,19 @@ impl Executor<'_> {
         ns: &str,
         timeout: Duration,
     ) -> (Checked, Option<HealthDetail>) {
+        let id = ReleaseId::new(ns, name);
         let check = async {
-            let manifest = match self.helm.get_manifest(name, ns, None).await {
-                Ok(m) => m,
-                Err(e) => {
-                    return (
-                        Checked::Unhealthy(format!("helm get manifest: {}", describe(&e))),
-                        None,
-                    );
+            match self.ops.health(&id, timeout.to_std()).await {
+                Err(why) => (Checked::Unhealthy(why), None),
+                Ok(detail) => {
+                    let result = match (&detail.reason, detail.healthy) {
+                        (_, true) => Checked::Healthy,
+                        (Some(why), false) => Checked::Unhealthy(why.clone()),
+                        (None, false) => Checked::Unhealthy("not healthy".to_owned()),
+                    };
+                    (result, Some(detail))
                 }
-            };
-            let report = match self.health.run(&manifest, ns, timeout.to_std()).await {
-                Ok(r) => r,
-                Err(e) => {
-                    return (
-                        Checked::Unhealthy(format!("health check: {}", describe(&e))),
-                        None,
-                    );
-                }
-            };
-            let detail = HealthDetail::from_report(&report);
-            let result = match report.outcome.reason() {
-                None => Checked::Healthy,
-                Some(why) => Checked::Unhealthy(why.to_owned()),
-            };
-            (result, Some(detail))
+            }
         };
         tokio::select! {
             done = check => done,
@@ -816,10 +801,6 @@ impl Executor<'_> {
         let name = &action.release;
         let ns = &action.namespace;
         let id = ReleaseId::new(ns, name);
-        let opts = RollbackOptions {
-            timeout: timeout.to_std(),
-            ..RollbackOptions::default()
-        };
         let mut health = None;
         self.progress(
             ns,
@@ -836,15 +817,14 @@ impl Executor<'_> {
         )
         .await;
         let mut keep_intent = None;
-        let result = match self.helm.rollback(name, ns, revision, &opts).await {
-            Err(e) => {
+        let mut now_revision = None;
+        let result = match self.ops.rollback(&id, revision, timeout.to_std()).await {
+            Err(why) => {
                 keep_intent = Some("helm refused");
-                Err(format!(
-                    "helm rollback to revision {revision}: {}",
-                    describe(&e)
-                ))
+                Err(why)
             }
-            Ok(()) => {
+            Ok(made) => {
+                now_revision = made;
                 let (checked, detail) = self.check_health(name, ns, timeout).await;
                 health = detail;
                 match checked {
@@ -867,10 +847,9 @@ impl Executor<'_> {
         if keep_intent.is_none() {
             self.end(ns, name).await;
         }
-        let now_revision = match self.helm.status(name, ns, None).await {
-            Ok(r) => Some(r.version),
-            Err(_) => None,
-        };
+        if now_revision.is_none() {
+            now_revision = self.ops.revision(&id).await;
+        }
         let (ok, detail, result_kind) = match result {
             Ok(()) => {
                 self.note(Note::warning(
@@ -925,11 +904,6 @@ impl Executor<'_> {
         let clock = Instant::now();
         let name = &action.release;
         let ns = &action.namespace;
-        let opts = UninstallOptions {
-            timeout: timeout.to_std(),
-            keep_history: false,
-            ignore_not_found: true,
-        };
         self.progress(ns, name, "uninstalling the failed first install".to_owned());
         self.begin_undo(
             action,
@@ -940,7 +914,8 @@ impl Executor<'_> {
             cause,
         )
         .await;
-        let (ok, detail, result) = match self.helm.uninstall(name, ns, &opts).await {
+        let id = ReleaseId::new(ns, name);
+        let (ok, detail, result) = match self.ops.uninstall(&id, timeout.to_std()).await {
             Ok(()) => {
                 self.end(ns, name).await;
                 self.note(Note::warning(
@@ -950,8 +925,7 @@ impl Executor<'_> {
                 ));
                 (true, "uninstalled".to_owned(), OperationResult::Succeeded)
             }
-            Err(e) => {
-                let why = format!("helm uninstall: {}", describe(&e));
+            Err(why) => {
                 self.note(Note::warning(
                     reason::ROLLBACK_FAILED,
                     "Uninstall",
@@ -1084,104 +1058,268 @@ fn op(
     }
 }
 
-/// The repair's [`Operator`](super::repair::Operator) on real parts: helm's
-/// storage for the unlock, the helm binary, the health check.
-pub struct ClusterOperator<'a> {
-    /// The helm binary.
-    pub helm: &'a HelmCli,
-    /// The health checker.
-    pub health: &'a HealthCheck,
-    /// For helm's storage.
-    pub client: &'a kube::Client,
-    /// Fencing: an unlock starts only while the gate is open.
-    pub gate: &'a Gate,
-}
+#[cfg(test)]
+mod tests {
+    use std::time::Duration as StdDuration;
 
-impl super::repair::Operator for ClusterOperator<'_> {
-    fn unlock<'a>(
-        &'a self,
-        id: &'a ReleaseId,
-        revision: u32,
-        status: crate::helm::ReleaseStatus,
-    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            self.gate
-                .may_mutate()
-                .map_err(|c| format!("not started: {c}"))?;
-            crate::helm::storage::mark_failed(
-                self.client,
-                &id.namespace,
-                &id.name,
-                revision,
-                status,
-            )
+    use super::*;
+    use crate::agent::intent::MemoryJournal;
+    use crate::agent::ops::script::{Script, unhealthy};
+    use crate::crd::OperationKind;
+    use crate::helm::ReleaseStatus;
+    use crate::plan::InstalledRelease;
+
+    /// Releases `a` and `b` (b depends on a), both installed at 0.9.0
+    /// revision 1 without a fingerprint, so both are upgraded to 1.0.0.
+    fn plan_of_two_upgrades() -> Plan {
+        let chart = |name: &str| {
+            serde_json::json!({
+                "name": name, "version": "1.0.0",
+                "url": format!("../../charts/sha256-{}.tgz", "ab".repeat(32)),
+                "digest": format!("sha256:{}", "ab".repeat(32)), "size": 10
+            })
+        };
+        let index: crate::format::ChannelIndex = serde_json::from_value(serde_json::json!({
+            "apiVersion": "coxswain.dev/v1", "kind": "ChannelIndex", "channel": "stable",
+            "sequence": 7, "published": "2026-11-26T00:00:00Z", "expires": "2026-12-26T00:00:00Z",
+            "releases": [
+                {"name": "a", "namespace": "a", "chart": chart("a")},
+                {"name": "b", "namespace": "b", "chart": chart("b"), "dependsOn": ["a"]}
+            ]
+        }))
+        .unwrap();
+        let installed: Vec<InstalledRelease> = ["a", "b"]
+            .iter()
+            .map(|n| InstalledRelease {
+                name: (*n).into(),
+                namespace: (*n).into(),
+                chart_name: (*n).into(),
+                chart_version: "0.9.0".into(),
+                status: ReleaseStatus::Deployed,
+                revision: 1,
+                fingerprint: None,
+                owner: None,
+            })
+            .collect();
+        crate::plan::plan(&index, &Default::default(), &installed).unwrap()
+    }
+
+    fn settings(policy: RollbackPolicy) -> ExecSettings {
+        ExecSettings {
+            policy,
+            concurrency: 1,
+            timeouts: BTreeMap::new(),
+            default_timeout: Duration::from_secs(20),
+            rollback_to: [("a", 1), ("b", 1)]
+                .into_iter()
+                .map(|(n, r)| (ReleaseId::new(n, n), r))
+                .collect(),
+            charts: [("a", "/c/a.tgz"), ("b", "/c/b.tgz")]
+                .into_iter()
+                .map(|(n, p)| (n.to_owned(), PathBuf::from(p)))
+                .collect(),
+        }
+    }
+
+    async fn run(
+        ops: &Script,
+        journal: &MemoryJournal,
+        gate: &Gate,
+        policy: RollbackPolicy,
+    ) -> ExecReport {
+        let executor = Executor {
+            ops,
+            notes: None,
+            progress: None,
+            journal,
+            gate,
+            holder: "agent-0",
+        };
+        executor
+            .run(&plan_of_two_upgrades(), &settings(policy))
             .await
-            .map_err(|e| describe(&e))
-        })
     }
 
-    fn rollback<'a>(
-        &'a self,
-        id: &'a ReleaseId,
-        revision: u32,
-        timeout: std::time::Duration,
-    ) -> futures::future::BoxFuture<'a, Result<Option<u32>, String>> {
-        Box::pin(async move {
-            let opts = RollbackOptions {
-                timeout,
-                ..RollbackOptions::default()
-            };
-            self.helm
-                .rollback(&id.name, &id.namespace, revision, &opts)
-                .await
-                .map_err(|e| format!("helm rollback to revision {revision}: {}", describe(&e)))?;
-            Ok(self
-                .helm
-                .status(&id.name, &id.namespace, None)
-                .await
-                .ok()
-                .map(|r| r.version))
-        })
+    fn outcome<'a>(report: &'a ExecReport, release: &str) -> &'a ReleaseOutcome {
+        report
+            .outcomes
+            .iter()
+            .find(|o| o.release == release)
+            .unwrap()
     }
 
-    fn uninstall<'a>(
-        &'a self,
-        id: &'a ReleaseId,
-        timeout: std::time::Duration,
-    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            let opts = UninstallOptions {
-                timeout,
-                keep_history: false,
-                ignore_not_found: true,
-            };
-            self.helm
-                .uninstall(&id.name, &id.namespace, &opts)
-                .await
-                .map_err(|e| format!("helm uninstall: {}", describe(&e)))
-        })
+    fn ops_begun(journal: &MemoryJournal) -> Vec<(String, OperationKind)> {
+        journal
+            .begun
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|i| (i.release.clone(), i.operation))
+            .collect()
     }
 
-    fn health<'a>(
-        &'a self,
-        id: &'a ReleaseId,
-        timeout: std::time::Duration,
-    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            let manifest = self
-                .helm
-                .get_manifest(&id.name, &id.namespace, None)
-                .await
-                .map_err(|e| format!("helm get manifest: {}", describe(&e)))?;
-            let check = self.health.run(&manifest, &id.namespace, timeout);
-            let report = tokio::select! {
-                r = check => r.map_err(|e| format!("health check: {}", describe(&e)))?,
-                () = self.gate.grace_over() => return Err("not confirmed before the agent stopped".to_owned()),
-            };
-            match report.outcome.reason() {
-                None => Ok(()),
-                Some(why) => Err(why.to_owned()),
-            }
-        })
+    #[tokio::test]
+    async fn a_healthy_run_records_and_clears_an_intent_per_upgrade() {
+        let (ops, journal, gate) = (Script::default(), MemoryJournal::default(), Gate::new());
+        let report = run(&ops, &journal, &gate, RollbackPolicy::Release).await;
+        assert_eq!(
+            ops.calls(),
+            ["upgrade a/a", "health a/a", "upgrade b/b", "health b/b"]
+        );
+        assert!(report.failure.is_none());
+        assert_eq!(
+            ops_begun(&journal),
+            [
+                ("a".to_owned(), OperationKind::Upgrade),
+                ("b".to_owned(), OperationKind::Upgrade)
+            ]
+        );
+        let first = journal.begun.lock().unwrap()[0].clone();
+        assert_eq!(first.from_revision, Some(1));
+        assert!(
+            first.fingerprint.starts_with("coxswain stable#7 "),
+            "{first:?}"
+        );
+        assert_eq!(first.holder, "agent-0");
+        assert!(journal.current().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_health_check_rolls_back_to_the_noted_revision() {
+        let (ops, journal, gate) = (Script::default(), MemoryJournal::default(), Gate::new());
+        ops.then_health(Ok(unhealthy("Deployment a/a: 0/1 ready")));
+        let report = run(&ops, &journal, &gate, RollbackPolicy::Release).await;
+        assert_eq!(
+            ops.calls(),
+            ["upgrade a/a", "health a/a", "rollback a/a 1", "health a/a"]
+        );
+        let a = outcome(&report, "a");
+        assert_eq!(a.state, ReleaseState::RolledBack, "{a:?}");
+        assert_eq!(a.revision, Some(11));
+        assert_eq!(outcome(&report, "b").state, ReleaseState::Skipped);
+        assert!(
+            report
+                .failure
+                .as_deref()
+                .is_some_and(|f| f.contains("Deployment a/a: 0/1 ready")),
+            "{report:?}"
+        );
+        let begun = journal.begun.lock().unwrap().clone();
+        assert_eq!(begun[1].operation, OperationKind::Rollback);
+        assert_eq!(begun[1].to_revision, Some(1));
+        assert!(
+            begun[1]
+                .cause
+                .as_deref()
+                .is_some_and(|c| c.contains("0/1 ready"))
+        );
+        assert!(journal.current().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_rollback_helm_refuses_is_failed_and_its_intent_stays_for_the_repair() {
+        let ops = Script {
+            fail_rollback: true,
+            ..Script::default()
+        };
+        let (journal, gate) = (MemoryJournal::default(), Gate::new());
+        ops.then_health(Ok(unhealthy("Deployment a/a: 0/1 ready")));
+        let report = run(&ops, &journal, &gate, RollbackPolicy::Release).await;
+        let a = outcome(&report, "a");
+        assert_eq!(a.state, ReleaseState::Failed, "{a:?}");
+        assert!(a.message.contains("timed out"), "{}", a.message);
+        let left = journal.current();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].operation, OperationKind::Rollback);
+    }
+
+    #[tokio::test]
+    async fn health_that_times_out_after_the_rollback_leaves_the_release_failed() {
+        let (ops, journal, gate) = (Script::default(), MemoryJournal::default(), Gate::new());
+        ops.then_health(Ok(unhealthy("Deployment a/a: 0/1 ready")));
+        ops.then_health(Ok(unhealthy("not ready after 20s: Deployment a/a")));
+        let report = run(&ops, &journal, &gate, RollbackPolicy::Release).await;
+        let a = outcome(&report, "a");
+        assert_eq!(a.state, ReleaseState::Failed, "{a:?}");
+        assert!(
+            a.message
+                .contains("rolled back to revision 1, which is not healthy either"),
+            "{}",
+            a.message
+        );
+        // Its state is known: no intent left.
+        assert!(journal.current().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_channel_policy_returns_what_the_run_changed() {
+        let (ops, journal, gate) = (Script::default(), MemoryJournal::default(), Gate::new());
+        ops.then_health(Ok(crate::agent::ops::script::healthy()));
+        ops.then_health(Ok(unhealthy("Deployment b/b: 0/1 ready")));
+        let report = run(&ops, &journal, &gate, RollbackPolicy::Channel).await;
+        assert_eq!(
+            ops.calls(),
+            [
+                "upgrade a/a",
+                "health a/a",
+                "upgrade b/b",
+                "health b/b",
+                "rollback b/b 1",
+                "health b/b",
+                "rollback a/a 1",
+                "health a/a"
+            ]
+        );
+        let a = outcome(&report, "a");
+        assert_eq!(a.state, ReleaseState::RolledBack);
+        assert!(
+            a.message.contains("rollbackPolicy channel"),
+            "{}",
+            a.message
+        );
+        assert!(journal.current().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_closed_gate_starts_nothing_and_fails_nothing() {
+        let (ops, journal, gate) = (Script::default(), MemoryJournal::default(), Gate::new());
+        gate.set_leading(false);
+        let report = run(&ops, &journal, &gate, RollbackPolicy::Release).await;
+        assert!(ops.calls().is_empty(), "{:?}", ops.calls());
+        assert!(report.failure.is_none());
+        assert_eq!(report.stopped, ["a"]);
+        let a = outcome(&report, "a");
+        assert!(
+            a.message
+                .contains("not started: this replica does not hold the leader lease"),
+            "{}",
+            a.message
+        );
+        assert_eq!(outcome(&report, "b").state, ReleaseState::Skipped);
+        assert!(journal.begun.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_health_check_cut_by_the_stop_grace_keeps_its_intent_and_rolls_nothing_back() {
+        let ops = Script {
+            hang_health: true,
+            ..Script::default()
+        };
+        let (journal, gate) = (MemoryJournal::default(), Gate::new());
+        let stopper = gate.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(StdDuration::from_millis(100)).await;
+            stopper.stop(StdDuration::from_millis(50));
+        });
+        let report = run(&ops, &journal, &gate, RollbackPolicy::Release).await;
+        assert_eq!(ops.calls(), ["upgrade a/a", "health a/a"]);
+        assert!(report.failure.is_none());
+        assert_eq!(report.stopped, ["a"]);
+        let a = outcome(&report, "a");
+        assert_eq!(a.state, ReleaseState::Upgrading);
+        assert!(a.message.contains("not confirmed"), "{}", a.message);
+        let left = journal.current();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].operation, OperationKind::Upgrade);
     }
 }

@@ -23,6 +23,7 @@ pub mod fetch;
 pub mod gate;
 pub mod installed;
 pub mod intent;
+pub mod ops;
 pub mod reconcile;
 pub mod repair;
 pub mod status;

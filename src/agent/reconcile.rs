@@ -16,8 +16,8 @@ use crate::format::Timestamp;
 use crate::format::spec::MAX_VALUES_BYTES;
 use crate::plan::{ReleaseId, Settings, plan};
 
-use super::executor::ClusterOperator;
 use super::intent::StatusJournal;
+use super::ops::ClusterOperator;
 use super::repair::{Repair, RepairSettings};
 use crate::site_verify::describe;
 
@@ -369,7 +369,7 @@ async fn repair(
         default_timeout: sub.spec.health_timeout.to_std(),
         holder: ctx.holder.clone(),
     };
-    let done = super::repair::run(&ops, &journal, decided, &settings).await;
+    let done = super::repair::run(&ops, &journal, &ctx.gate, decided, &settings).await;
     status.in_flight = journal.in_flight().await;
     let mut details = Vec::new();
     for d in &done {
@@ -696,9 +696,14 @@ async fn check(
                 describe(&e)
             ))
         })?;
-        let executor = Executor {
+        let ops = ClusterOperator {
             helm: &ctx.helm,
             health: &ctx.health,
+            client: &ctx.client,
+            gate: &ctx.gate,
+        };
+        let executor = Executor {
+            ops: &ops,
             notes: Some(tx.clone()),
             progress: Some(progress_tx.clone()),
             journal: &journal,

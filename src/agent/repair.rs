@@ -21,7 +21,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
 use time::OffsetDateTime;
 
 use crate::crd::{Intent, Operation, OperationKind, OperationResult};
@@ -29,7 +28,9 @@ use crate::format::Timestamp;
 use crate::helm::{Fingerprint, ReleaseStatus};
 use crate::plan::{InstalledRelease, ReleaseId};
 
+use super::gate::Gate;
 use super::intent::Journal;
+pub use super::ops::Operator;
 
 /// Where an interrupted operation returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,37 +282,6 @@ fn undo_for_status(status: ReleaseStatus, last_deployed: Option<u32>, stuck: u32
     }
 }
 
-/// The actions a repair takes; real: helm, helm's storage and the health
-/// check ([`super::executor::ClusterOperator`]); in tests: a script.
-pub trait Operator: Send + Sync {
-    /// Marks `revision` failed in helm's storage, if it is still `status`.
-    fn unlock<'a>(
-        &'a self,
-        id: &'a ReleaseId,
-        revision: u32,
-        status: ReleaseStatus,
-    ) -> BoxFuture<'a, Result<(), String>>;
-    /// `helm rollback` to exactly `revision`; the new revision.
-    fn rollback<'a>(
-        &'a self,
-        id: &'a ReleaseId,
-        revision: u32,
-        timeout: Duration,
-    ) -> BoxFuture<'a, Result<Option<u32>, String>>;
-    /// `helm uninstall`.
-    fn uninstall<'a>(
-        &'a self,
-        id: &'a ReleaseId,
-        timeout: Duration,
-    ) -> BoxFuture<'a, Result<(), String>>;
-    /// The health check of the deployed revision: `Err(why)` when not healthy.
-    fn health<'a>(
-        &'a self,
-        id: &'a ReleaseId,
-        timeout: Duration,
-    ) -> BoxFuture<'a, Result<(), String>>;
-}
-
 /// What one repair did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repaired {
@@ -356,6 +326,7 @@ impl RepairSettings {
 pub async fn run(
     ops: &dyn Operator,
     journal: &dyn Journal,
+    gate: &Gate,
     decided: &BTreeMap<ReleaseId, (Repair, Option<Intent>)>,
     settings: &RepairSettings,
 ) -> Vec<Repaired> {
@@ -374,7 +345,7 @@ pub async fn run(
                     failed: None,
                 }
             }
-            _ => repair_one(ops, journal, id, repair, intent.as_ref(), settings).await,
+            _ => repair_one(ops, journal, gate, id, repair, intent.as_ref(), settings).await,
         };
         out.push(done);
     }
@@ -384,6 +355,7 @@ pub async fn run(
 async fn repair_one(
     ops: &dyn Operator,
     journal: &dyn Journal,
+    gate: &Gate,
     id: &ReleaseId,
     repair: &Repair,
     intent: Option<&Intent>,
@@ -416,7 +388,7 @@ async fn repair_one(
                 Some(*then)
             }
             Repair::Recheck { revision, undo } => {
-                match ops.health(id, settings.timeout(id)).await {
+                match healthy(ops, gate, id, settings.timeout(id)).await {
                     Ok(()) => {
                         steps.push(format!("revision {revision} checked again: healthy"));
                         journal
@@ -462,9 +434,11 @@ async fn repair_one(
             Some(Undo::Rollback(rev)) => {
                 let new = ops.rollback(id, rev, settings.timeout(id)).await?;
                 steps.push(format!("rolled back to revision {rev}"));
-                ops.health(id, settings.timeout(id)).await.map_err(|why| {
-                    format!("rolled back to revision {rev}, which is not healthy: {why}")
-                })?;
+                healthy(ops, gate, id, settings.timeout(id))
+                    .await
+                    .map_err(|why| {
+                        format!("rolled back to revision {rev}, which is not healthy: {why}")
+                    })?;
                 steps.push("healthy".to_owned());
                 new
             }
@@ -533,6 +507,28 @@ async fn repair_one(
     }
 }
 
+/// The health check of the deployed revision, `Err(why)` unless healthy;
+/// a check still running when the grace period after a stop ends is not
+/// confirmed.
+async fn healthy(
+    ops: &dyn Operator,
+    gate: &Gate,
+    id: &ReleaseId,
+    timeout: Duration,
+) -> Result<(), String> {
+    tokio::select! {
+        checked = ops.health(id, timeout) => {
+            let detail = checked?;
+            match detail.reason {
+                _ if detail.healthy => Ok(()),
+                Some(why) => Err(why),
+                None => Err("not healthy".to_owned()),
+            }
+        }
+        () = gate.grace_over() => Err("not confirmed before the agent stopped".to_owned()),
+    }
+}
+
 /// Records the undo a repair is about to do.
 async fn begin(
     journal: &dyn Journal,
@@ -570,10 +566,9 @@ async fn begin(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::*;
     use crate::agent::intent::MemoryJournal;
+    use crate::agent::ops::script::{Script, unhealthy};
 
     fn fp(seq: u64) -> Fingerprint {
         Fingerprint::new("stable", seq, [1; 32], [2; 32]).unwrap()
@@ -776,74 +771,6 @@ mod tests {
         );
     }
 
-    /// A scripted operator: records calls, answers health from a list.
-    #[derive(Default)]
-    struct Script {
-        calls: Mutex<Vec<String>>,
-        health: Mutex<Vec<Result<(), String>>>,
-        fail_rollback: bool,
-    }
-
-    impl Script {
-        fn calls(&self) -> Vec<String> {
-            self.calls.lock().unwrap().clone()
-        }
-    }
-
-    impl Operator for Script {
-        fn unlock<'a>(
-            &'a self,
-            id: &'a ReleaseId,
-            revision: u32,
-            status: ReleaseStatus,
-        ) -> BoxFuture<'a, Result<(), String>> {
-            self.calls
-                .lock()
-                .unwrap()
-                .push(format!("unlock {id} {revision} {status}"));
-            Box::pin(async { Ok(()) })
-        }
-        fn rollback<'a>(
-            &'a self,
-            id: &'a ReleaseId,
-            revision: u32,
-            _: Duration,
-        ) -> BoxFuture<'a, Result<Option<u32>, String>> {
-            self.calls
-                .lock()
-                .unwrap()
-                .push(format!("rollback {id} {revision}"));
-            let fail = self.fail_rollback;
-            Box::pin(async move {
-                if fail {
-                    Err("helm rollback: timed out".to_owned())
-                } else {
-                    Ok(Some(revision + 10))
-                }
-            })
-        }
-        fn uninstall<'a>(
-            &'a self,
-            id: &'a ReleaseId,
-            _: Duration,
-        ) -> BoxFuture<'a, Result<(), String>> {
-            self.calls.lock().unwrap().push(format!("uninstall {id}"));
-            Box::pin(async { Ok(()) })
-        }
-        fn health<'a>(
-            &'a self,
-            id: &'a ReleaseId,
-            _: Duration,
-        ) -> BoxFuture<'a, Result<(), String>> {
-            self.calls.lock().unwrap().push(format!("health {id}"));
-            let answer = {
-                let mut h = self.health.lock().unwrap();
-                if h.is_empty() { Ok(()) } else { h.remove(0) }
-            };
-            Box::pin(async move { answer })
-        }
-    }
-
     fn settings() -> RepairSettings {
         RepairSettings {
             timeouts: BTreeMap::new(),
@@ -871,7 +798,14 @@ mod tests {
             then: Undo::Rollback(2),
             ours: true,
         };
-        let done = run(&ops, &journal, &one(repair, Some(i)), &settings()).await;
+        let done = run(
+            &ops,
+            &journal,
+            &Gate::new(),
+            &one(repair, Some(i)),
+            &settings(),
+        )
+        .await;
         assert_eq!(
             ops.calls(),
             [
@@ -900,17 +834,22 @@ mod tests {
 
     #[tokio::test]
     async fn an_unhealthy_recheck_rolls_back_and_fails_the_sequence() {
-        let ops = Script {
-            health: Mutex::new(vec![Err("Deployment apps/wiki: 0/1 ready".into())]),
-            ..Script::default()
-        };
+        let ops = Script::default();
+        ops.then_health(Ok(unhealthy("Deployment apps/wiki: 0/1 ready")));
         let journal = MemoryJournal::default();
         let i = intent(OperationKind::Upgrade, Some(2), 5);
         let repair = Repair::Recheck {
             revision: 3,
             undo: Some(Undo::Rollback(2)),
         };
-        let done = run(&ops, &journal, &one(repair, Some(i)), &settings()).await;
+        let done = run(
+            &ops,
+            &journal,
+            &Gate::new(),
+            &one(repair, Some(i)),
+            &settings(),
+        )
+        .await;
         assert_eq!(
             ops.calls(),
             [
@@ -937,7 +876,14 @@ mod tests {
             revision: 3,
             undo: Some(Undo::Rollback(2)),
         };
-        let done = run(&ops, &journal, &one(repair, Some(i)), &settings()).await;
+        let done = run(
+            &ops,
+            &journal,
+            &Gate::new(),
+            &one(repair, Some(i)),
+            &settings(),
+        )
+        .await;
         assert_eq!(ops.calls(), ["health apps/wiki"]);
         assert!(done[0].ok);
         assert_eq!(done[0].failed, None);
@@ -958,7 +904,14 @@ mod tests {
             then: Undo::Rollback(2),
             ours: false,
         };
-        let done = run(&ops, &journal, &one(repair, None), &settings()).await;
+        let done = run(
+            &ops,
+            &journal,
+            &Gate::new(),
+            &one(repair, None),
+            &settings(),
+        )
+        .await;
         assert!(!done[0].ok);
         assert!(
             done[0].message.contains("repair failed") && done[0].message.contains("timed out"),
@@ -985,7 +938,14 @@ mod tests {
             revision: 4,
             undo: None,
         };
-        let done = run(&ops, &journal, &one(repair, Some(i)), &settings()).await;
+        let done = run(
+            &ops,
+            &journal,
+            &Gate::new(),
+            &one(repair, Some(i)),
+            &settings(),
+        )
+        .await;
         assert!(done[0].ok);
         assert_eq!(
             done[0].failed,
@@ -1000,6 +960,7 @@ mod tests {
         let done = run(
             &ops,
             &journal,
+            &Gate::new(),
             &one(
                 Repair::LeaveAlone {
                     status: ReleaseStatus::PendingUpgrade,

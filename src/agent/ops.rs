@@ -1,0 +1,353 @@
+//! Act: the small trait through which the executor and the repair change
+//! releases and check their health, and its implementation on real parts
+//! ([`ClusterOperator`]: the helm binary, helm's storage, the health check).
+//!
+//! Decisions such as "the rollback fails", "health times out after a
+//! rollback", the channel rollback policy and every repair case are unit
+//! tested against a scripted [`Operator`]; the e2e tests are the proof with
+//! real parts. Errors are sentences for people (they end up in the status).
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use super::executor::HealthDetail;
+use super::gate::Gate;
+use crate::health::HealthCheck;
+use crate::helm::{
+    HelmCli, ReleaseStatus, RollbackOptions, TestOptions, UninstallOptions, UpgradeOptions,
+};
+use crate::plan::ReleaseId;
+use crate::site_verify::describe;
+
+/// What the agent does to a release.
+pub trait Operator: Send + Sync {
+    /// `helm upgrade --install` with exactly `values`; the new revision.
+    fn upgrade<'a>(
+        &'a self,
+        id: &'a ReleaseId,
+        chart: &'a Path,
+        values: &'a serde_json::Value,
+        opts: &'a UpgradeOptions,
+    ) -> BoxFuture<'a, Result<u32, String>>;
+    /// `helm test`.
+    fn test<'a>(
+        &'a self,
+        id: &'a ReleaseId,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), String>>;
+    /// `helm rollback` to exactly `revision`; the revision it made, when helm says.
+    fn rollback<'a>(
+        &'a self,
+        id: &'a ReleaseId,
+        revision: u32,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Option<u32>, String>>;
+    /// `helm uninstall`.
+    fn uninstall<'a>(
+        &'a self,
+        id: &'a ReleaseId,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), String>>;
+    /// The latest revision, when helm can tell.
+    fn revision<'a>(&'a self, id: &'a ReleaseId) -> BoxFuture<'a, Option<u32>>;
+    /// Marks `revision` failed in helm's storage, if it is still `status`.
+    fn unlock<'a>(
+        &'a self,
+        id: &'a ReleaseId,
+        revision: u32,
+        status: ReleaseStatus,
+    ) -> BoxFuture<'a, Result<(), String>>;
+    /// The health check of the latest revision, object by object; `Err`
+    /// when it could not run at all (the manifest could not be read).
+    fn health<'a>(
+        &'a self,
+        id: &'a ReleaseId,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<HealthDetail, String>>;
+}
+
+/// The [`Operator`] on real parts.
+pub struct ClusterOperator<'a> {
+    /// The helm binary.
+    pub helm: &'a HelmCli,
+    /// The health checker.
+    pub health: &'a HealthCheck,
+    /// For helm's storage.
+    pub client: &'a kube::Client,
+    /// Fencing: an unlock starts only while the gate is open.
+    pub gate: &'a Gate,
+}
+
+impl Operator for ClusterOperator<'_> {
+    fn upgrade<'a>(
+        &'a self,
+        id: &'a ReleaseId,
+        chart: &'a Path,
+        values: &'a serde_json::Value,
+        opts: &'a UpgradeOptions,
+    ) -> BoxFuture<'a, Result<u32, String>> {
+        Box::pin(async move {
+            self.helm
+                .upgrade_install(&id.name, &id.namespace, chart, values, opts)
+                .await
+                .map(|r| r.version)
+                .map_err(|e| format!("helm upgrade: {}", describe(&e)))
+        })
+    }
+
+    fn test<'a>(
+        &'a self,
+        id: &'a ReleaseId,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let opts = TestOptions {
+                timeout,
+                logs: false,
+            };
+            self.helm
+                .test(&id.name, &id.namespace, &opts)
+                .await
+                .map(drop)
+                .map_err(|e| format!("helm test: {}", describe(&e)))
+        })
+    }
+
+    fn rollback<'a>(
+        &'a self,
+        id: &'a ReleaseId,
+        revision: u32,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Option<u32>, String>> {
+        Box::pin(async move {
+            let opts = RollbackOptions {
+                timeout,
+                ..RollbackOptions::default()
+            };
+            self.helm
+                .rollback(&id.name, &id.namespace, revision, &opts)
+                .await
+                .map_err(|e| format!("helm rollback to revision {revision}: {}", describe(&e)))?;
+            Ok(self.revision(id).await)
+        })
+    }
+
+    fn uninstall<'a>(
+        &'a self,
+        id: &'a ReleaseId,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let opts = UninstallOptions {
+                timeout,
+                keep_history: false,
+                ignore_not_found: true,
+            };
+            self.helm
+                .uninstall(&id.name, &id.namespace, &opts)
+                .await
+                .map_err(|e| format!("helm uninstall: {}", describe(&e)))
+        })
+    }
+
+    fn revision<'a>(&'a self, id: &'a ReleaseId) -> BoxFuture<'a, Option<u32>> {
+        Box::pin(async move {
+            self.helm
+                .status(&id.name, &id.namespace, None)
+                .await
+                .ok()
+                .map(|r| r.version)
+        })
+    }
+
+    fn unlock<'a>(
+        &'a self,
+        id: &'a ReleaseId,
+        revision: u32,
+        status: ReleaseStatus,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.gate
+                .may_mutate()
+                .map_err(|c| format!("not started: {c}"))?;
+            crate::helm::storage::mark_failed(
+                self.client,
+                &id.namespace,
+                &id.name,
+                revision,
+                status,
+            )
+            .await
+            .map_err(|e| describe(&e))
+        })
+    }
+
+    fn health<'a>(
+        &'a self,
+        id: &'a ReleaseId,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<HealthDetail, String>> {
+        Box::pin(async move {
+            let manifest = self
+                .helm
+                .get_manifest(&id.name, &id.namespace, None)
+                .await
+                .map_err(|e| format!("helm get manifest: {}", describe(&e)))?;
+            let report = self
+                .health
+                .run(&manifest, &id.namespace, timeout)
+                .await
+                .map_err(|e| format!("health check: {}", describe(&e)))?;
+            Ok(HealthDetail::from_report(&report))
+        })
+    }
+}
+
+/// A scripted [`Operator`] for unit tests: records every call, answers
+/// health checks and upgrades from queues (healthy and a new revision when
+/// empty), and fails rollbacks when told to.
+#[cfg(test)]
+pub mod script {
+    use std::collections::{BTreeMap, VecDeque};
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// The script.
+    #[derive(Default)]
+    pub struct Script {
+        /// Every call, e.g. `upgrade apps/wiki`, in order.
+        pub calls: Mutex<Vec<String>>,
+        /// Health answers, first first; healthy when empty.
+        pub health: Mutex<VecDeque<Result<HealthDetail, String>>>,
+        /// Upgrade answers per release name; a new revision when absent.
+        pub upgrades: Mutex<BTreeMap<String, Result<u32, String>>>,
+        /// Rollbacks fail.
+        pub fail_rollback: bool,
+        /// A health check never ends (until the grace period does).
+        pub hang_health: bool,
+    }
+
+    impl Script {
+        /// The calls so far.
+        pub fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+
+        fn log(&self, call: String) {
+            self.calls.lock().unwrap().push(call);
+        }
+
+        /// Queues a health answer.
+        pub fn then_health(&self, answer: Result<HealthDetail, String>) {
+            self.health.lock().unwrap().push_back(answer);
+        }
+    }
+
+    /// A health check that ended healthy.
+    pub fn healthy() -> HealthDetail {
+        HealthDetail {
+            healthy: true,
+            elapsed: Duration::from_millis(10),
+            reason: None,
+            objects: Vec::new(),
+        }
+    }
+
+    /// A health check that ended unhealthy for `why`.
+    pub fn unhealthy(why: &str) -> HealthDetail {
+        HealthDetail {
+            healthy: false,
+            elapsed: Duration::from_secs(20),
+            reason: Some(why.to_owned()),
+            objects: Vec::new(),
+        }
+    }
+
+    impl Operator for Script {
+        fn upgrade<'a>(
+            &'a self,
+            id: &'a ReleaseId,
+            _: &'a Path,
+            _: &'a serde_json::Value,
+            _: &'a UpgradeOptions,
+        ) -> BoxFuture<'a, Result<u32, String>> {
+            self.log(format!("upgrade {id}"));
+            let answer = self
+                .upgrades
+                .lock()
+                .unwrap()
+                .get(&id.name)
+                .cloned()
+                .unwrap_or(Ok(2));
+            Box::pin(async move { answer })
+        }
+
+        fn test<'a>(&'a self, id: &'a ReleaseId, _: Duration) -> BoxFuture<'a, Result<(), String>> {
+            self.log(format!("test {id}"));
+            Box::pin(async { Ok(()) })
+        }
+
+        fn rollback<'a>(
+            &'a self,
+            id: &'a ReleaseId,
+            revision: u32,
+            _: Duration,
+        ) -> BoxFuture<'a, Result<Option<u32>, String>> {
+            self.log(format!("rollback {id} {revision}"));
+            let fail = self.fail_rollback;
+            Box::pin(async move {
+                if fail {
+                    Err(format!(
+                        "helm rollback to revision {revision}: timed out after 30s"
+                    ))
+                } else {
+                    Ok(Some(revision + 10))
+                }
+            })
+        }
+
+        fn uninstall<'a>(
+            &'a self,
+            id: &'a ReleaseId,
+            _: Duration,
+        ) -> BoxFuture<'a, Result<(), String>> {
+            self.log(format!("uninstall {id}"));
+            Box::pin(async { Ok(()) })
+        }
+
+        fn revision<'a>(&'a self, _: &'a ReleaseId) -> BoxFuture<'a, Option<u32>> {
+            Box::pin(async { Some(3) })
+        }
+
+        fn unlock<'a>(
+            &'a self,
+            id: &'a ReleaseId,
+            revision: u32,
+            status: ReleaseStatus,
+        ) -> BoxFuture<'a, Result<(), String>> {
+            self.log(format!("unlock {id} {revision} {status}"));
+            Box::pin(async { Ok(()) })
+        }
+
+        fn health<'a>(
+            &'a self,
+            id: &'a ReleaseId,
+            _: Duration,
+        ) -> BoxFuture<'a, Result<HealthDetail, String>> {
+            self.log(format!("health {id}"));
+            if self.hang_health {
+                return Box::pin(futures::future::pending());
+            }
+            let answer = self
+                .health
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or_else(|| Ok(healthy()));
+            Box::pin(async move { answer })
+        }
+    }
+}
