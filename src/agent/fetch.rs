@@ -463,7 +463,7 @@ impl Fetcher {
                 Err(e) => return Err(FetchError::Verify(Box::new(e))),
             }
         };
-        let explicit_timeouts = explicit_timeouts(&bytes);
+        let explicit_timeouts = explicit_timeouts(verified.index());
         let snapshot = Arc::new(ChannelSnapshot {
             verified,
             trust_root_version: found,
@@ -605,43 +605,24 @@ fn recheck(
     Ok(())
 }
 
-/// Which entries of the (already verified) index bytes set `health.timeout`
-/// themselves; the typed index fills in a default and cannot tell.
-fn explicit_timeouts(bytes: &[u8]) -> BTreeMap<(String, String), Duration> {
+/// Which entries of the verified index set `health.timeout` themselves,
+/// per (release, chart version).
+fn explicit_timeouts(index: &crate::format::ChannelIndex) -> BTreeMap<(String, String), Duration> {
     let mut out = BTreeMap::new();
-    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(bytes) else {
-        return out;
-    };
     // A previous entry may carry the same chart version as the current one
     // (a values-only change): the current entry wins, so it is noted first and
     // never overwritten.
-    let mut note = |entry: &serde_json::Value| {
-        let s = |p: &str| entry.pointer(p).and_then(serde_json::Value::as_str);
-        if let (Some(name), Some(version), Some(timeout)) =
-            (s("/name"), s("/chart/version"), s("/health/timeout"))
-            && let Ok(d) = Duration::parse(timeout)
-        {
-            out.entry((name.to_owned(), version.to_owned()))
-                .or_insert(d);
+    for release in &index.releases {
+        if let Some(t) = release.health.timeout {
+            out.insert((release.name.clone(), release.chart.version.clone()), t);
         }
-    };
-    let releases: Vec<&serde_json::Value> = doc
-        .get("releases")
-        .and_then(serde_json::Value::as_array)
-        .into_iter()
-        .flatten()
-        .collect();
-    for release in &releases {
-        note(release);
     }
-    for release in releases {
-        for previous in release
-            .get("previous")
-            .and_then(serde_json::Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            note(previous);
+    for release in &index.releases {
+        for previous in &release.previous {
+            if let Some(t) = previous.health.timeout {
+                out.entry((release.name.clone(), previous.chart.version.clone()))
+                    .or_insert(t);
+            }
         }
     }
     out
@@ -664,18 +645,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn explicit_timeouts_are_read_from_the_raw_index() {
-        let doc = serde_json::json!({
+    fn explicit_timeouts_are_read_from_the_typed_index() {
+        let chart = |v: &str| {
+            serde_json::json!({
+                "name": "x", "version": v,
+                "url": format!("../../charts/sha256-{}.tgz", "ab".repeat(32)),
+                "digest": format!("sha256:{}", "ab".repeat(32)), "size": 10
+            })
+        };
+        let index: crate::format::ChannelIndex = serde_json::from_value(serde_json::json!({
+            "apiVersion": "coxswain.dev/v1", "kind": "ChannelIndex", "channel": "stable",
+            "sequence": 7, "published": "2026-11-26T00:00:00Z", "expires": "2026-12-26T00:00:00Z",
             "releases": [
-                {"name": "a", "chart": {"version": "1.0.0"}, "health": {"timeout": "20s"},
-                 "previous": [{"name": "a", "chart": {"version": "0.9.0"}, "health": {"test": true}}]},
-                {"name": "b", "chart": {"version": "2.0.0"}, "health": {"timeout": "30s"},
-                 "previous": [{"name": "b", "chart": {"version": "2.0.0"}, "health": {"timeout": "3m"}}]},
-                {"name": "c", "chart": {"version": "2.0.0"}}
+                {"name": "a", "namespace": "a", "chart": chart("1.0.0"), "health": {"timeout": "20s"},
+                 "previous": [{"name": "a", "namespace": "a", "chart": chart("0.9.0"), "health": {"test": true}}]},
+                {"name": "b", "namespace": "b", "chart": chart("2.0.0"), "health": {"timeout": "30s"},
+                 "previous": [{"name": "b", "namespace": "b", "chart": chart("2.0.0"), "health": {"timeout": "3m"}}]},
+                {"name": "c", "namespace": "c", "chart": chart("2.0.0")}
             ]
-        });
-        let t = explicit_timeouts(doc.to_string().as_bytes());
-        assert_eq!(t.len(), 2);
+        }))
+        .unwrap();
+        let t = explicit_timeouts(&index);
+        assert_eq!(t.len(), 2, "{t:?}");
         assert_eq!(
             t[&("b".to_owned(), "2.0.0".to_owned())],
             Duration::from_secs(30),
@@ -685,7 +676,6 @@ mod tests {
             t[&("a".to_owned(), "1.0.0".to_owned())],
             Duration::from_secs(20)
         );
-        assert!(explicit_timeouts(b"not json").is_empty());
     }
 
     #[test]

@@ -115,33 +115,26 @@ pub struct OciChart {
 }
 
 /// How the agent checks a release after upgrading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Health {
-    /// How long every workload may take to become ready.
-    #[serde(default = "default_timeout")]
-    pub timeout: Duration,
+    /// How long every workload may take to become ready; when unset, the
+    /// subscription's `healthTimeout` (5m by default) applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
     /// Run `helm test` after the workloads are ready.
     #[serde(default)]
     pub test: bool,
 }
 
-fn default_timeout() -> Duration {
-    Duration::from_mins(5)
-}
-
-impl Default for Health {
-    fn default() -> Self {
-        Self {
-            timeout: default_timeout(),
-            test: false,
-        }
-    }
-}
-
 impl Health {
+    /// The timeout the entry sets, else `default` (the subscription's).
+    pub fn timeout_or(&self, default: Duration) -> Duration {
+        self.timeout.unwrap_or(default)
+    }
+
     pub(crate) fn validate(&self, release: &str) -> Result<(), ValidationError> {
-        if self.timeout.as_secs() == 0 {
+        if self.timeout.is_some_and(|t| t.as_secs() == 0) {
             return Err(ValidationError::ZeroDuration {
                 what: format!("release `{release}`: health.timeout"),
             });
@@ -371,7 +364,10 @@ releases:
         assert_eq!(spec.valid_for, Some(Duration::from_days(14)));
         assert_eq!(spec.keep_previous, 3);
         assert_eq!(spec.releases.len(), 4);
-        assert_eq!(spec.releases[0].health.timeout, Duration::from_secs(90));
+        assert_eq!(
+            spec.releases[0].health.timeout,
+            Some(Duration::from_secs(90))
+        );
         assert_eq!(spec.releases[1].health, Health::default());
         assert!(spec.releases[3].health.test);
         assert!(matches!(&spec.releases[2].chart, ChartSource::Repo(r) if r.name == "keycloak"));
