@@ -11,6 +11,8 @@
 //!   server-side apply that writes it;
 //! - [`events`]: Kubernetes Events;
 //! - [`reconcile`]: one reconcile of one subscription, tying them together;
+//! - [`gate`]: the check before every change (stopping, leadership);
+//! - [`leader`]: leader election with a Lease, and what a follower shows;
 //! - [`view`]: what the web UI and `/api/v1/status` show (the preview of the
 //!   plan, a running plan's activity, health checks object by object).
 //!
@@ -22,6 +24,7 @@ pub mod executor;
 pub mod fetch;
 pub mod gate;
 pub mod installed;
+pub mod leader;
 pub mod reconcile;
 pub mod status;
 pub mod view;
@@ -107,6 +110,7 @@ pub type Readiness = Result<(), String>;
 pub struct AgentState {
     inner: Arc<RwLock<BTreeMap<String, SubscriptionState>>>,
     ready: Arc<std::sync::RwLock<Readiness>>,
+    leader: leader::Leadership,
 }
 
 impl Default for AgentState {
@@ -116,6 +120,7 @@ impl Default for AgentState {
             ready: Arc::new(std::sync::RwLock::new(Err(
                 "the agent has not reached the Kubernetes API yet".to_owned(),
             ))),
+            leader: leader::Leadership::default(),
         }
     }
 }
@@ -175,6 +180,11 @@ impl AgentState {
         }
     }
 
+    /// Who leads (leader election).
+    pub fn leader(&self) -> &leader::Leadership {
+        &self.leader
+    }
+
     /// Sets the readiness.
     pub fn set_readiness(&self, readiness: Readiness) {
         if let Ok(mut r) = self.ready.write() {
@@ -203,6 +213,8 @@ pub struct Context {
     pub state: AgentState,
     /// What `/metrics` exposes.
     pub metrics: Arc<Metrics>,
+    /// Whether a change may start (stopping, leadership).
+    pub gate: gate::Gate,
 }
 
 impl Context {
@@ -273,6 +285,9 @@ async fn reconcile_arc(
     ctx: Arc<Context>,
 ) -> Result<Action, AgentError> {
     let key = format!("{}/{}", sub.namespace().unwrap_or_default(), sub.name_any());
+    if !ctx.gate.is_leading() {
+        return Ok(leader::observe(&ctx, &key, &sub).await);
+    }
     if let Some(left) = ctx.not_due(&key, &sub).await {
         return Ok(Action::requeue(left));
     }
@@ -304,6 +319,7 @@ pub async fn run(ctx: Arc<Context>) {
         ctx.metrics.clone(),
     ));
     Controller::new(api, watcher::Config::default())
+        .reconcile_all_on(ctx.state.leader().gained())
         .shutdown_on_signal()
         .run(reconcile_arc, error_policy, ctx)
         .for_each(|result| async move {
