@@ -246,10 +246,14 @@ impl Observed {
         }
     }
 
+    /// When the last renewal stops holding.
+    pub fn expiry(&self) -> Option<SystemTime> {
+        self.renewed?.checked_add(self.duration)
+    }
+
     /// The holder, while its last renewal holds at `now`.
     pub fn holder_at(&self, now: SystemTime) -> Option<&str> {
-        let renewed = self.renewed?;
-        let until = renewed.checked_add(self.duration)?;
+        let until = self.expiry()?;
         (now < until).then_some(self.holder.as_deref()).flatten()
     }
 }
@@ -352,6 +356,18 @@ pub async fn elect(
     Ok(Election { stop, task })
 }
 
+/// What wakes the loop.
+enum Event {
+    /// Time to read the Lease (a poll, or the manager changed its mind).
+    Read,
+    /// The Lease as last read has just expired.
+    Expired,
+    /// The lease manager's task ended.
+    ManagerGone,
+    /// SIGTERM or [`Election::stop`].
+    Stop,
+}
+
 /// The loop that keeps the gate, the view and the metric in line with the Lease.
 struct Follower {
     config: Config,
@@ -371,20 +387,30 @@ impl Follower {
         let stopping = gate.stopping();
         tokio::pin!(stopping);
         loop {
+            // While this replica leads, the gate closes the moment its Lease
+            // expires by the local clock, not at the next read.
+            let expires_in = self
+                .gate
+                .is_leading()
+                .then(|| self.observed.as_ref().and_then(Observed::expiry))
+                .flatten()
+                .map(|at| at.duration_since(SystemTime::now()).unwrap_or_default());
             let event = tokio::select! {
-                changed = says.changed() => Some(changed.is_ok()),
-                _ = tick.tick() => Some(true),
+                changed = says.changed() => if changed.is_ok() { Event::Read } else { Event::ManagerGone },
+                _ = tick.tick() => Event::Read,
+                () = tokio::time::sleep(expires_in.unwrap_or_default()), if expires_in.is_some() => Event::Expired,
                 // A stop, or the Election dropped.
-                _ = stop.wait_for(|s| *s) => None,
-                () = &mut stopping => None,
+                _ = stop.wait_for(|s| *s) => Event::Stop,
+                () = &mut stopping => Event::Stop,
             };
             match event {
-                Some(true) => self.read().await,
-                Some(false) => {
+                Event::Read => self.read().await,
+                Event::Expired => {}
+                Event::ManagerGone => {
                     tracing::warn!("the lease manager stopped; this replica no longer leads");
                     break;
                 }
-                None => break,
+                Event::Stop => break,
             }
             let manager_says = *says.borrow();
             self.apply(manager_says);
@@ -392,13 +418,16 @@ impl Follower {
         self.apply(false);
     }
 
-    /// Reads the Lease; an error keeps the last observation, which ages.
+    /// Reads the Lease (waiting at most a poll period); an error keeps the
+    /// last observation, which ages.
     async fn read(&mut self) {
-        match self.leases.get_opt(&self.config.lease_name).await {
-            Ok(lease) => {
+        let get = self.leases.get_opt(&self.config.lease_name);
+        match tokio::time::timeout(self.config.poll(), get).await {
+            Ok(Ok(lease)) => {
                 self.observed = lease.map(|l| Observed::of(&l, self.config.duration));
             }
-            Err(e) => tracing::debug!(error = %e, "cannot read the leader lease"),
+            Ok(Err(e)) => tracing::debug!(error = %e, "cannot read the leader lease"),
+            Err(_) => tracing::debug!("reading the leader lease timed out"),
         }
     }
 
@@ -519,6 +548,7 @@ mod tests {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let o = Observed::of(&lease(Some("a"), t0, 6), Duration::from_secs(15));
         assert_eq!(o.duration, Duration::from_secs(6));
+        assert_eq!(o.expiry(), Some(t0 + Duration::from_secs(6)));
         assert_eq!(o.holder_at(t0 + Duration::from_secs(5)), Some("a"));
         assert_eq!(o.holder_at(t0 + Duration::from_secs(6)), None);
         assert!(leads(true, Some(&o), "a", t0 + Duration::from_secs(1)));
