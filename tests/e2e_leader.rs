@@ -225,11 +225,33 @@ async fn two_replicas_one_acts_and_the_follower_takes_over() {
     let logs = survivor.1.logs();
     assert!(logs.contains("this replica leads"), "{logs}");
 
-    // SIGTERM: the survivor releases the Lease on its way out.
+    // SIGTERM: the leader releases the Lease on its way out, and a third
+    // replica takes it at once, without waiting for it to expire.
+    let third = w.start_agent_with(&args, &[("POD_NAME", "agent-c")]);
+    wait_for("the third replica follows", WAIT, || async {
+        let l = leader_of(&third).await?;
+        (l["leading"] == false && l["holder"] == survivor.0).then_some(())
+    })
+    .await;
+    let stopped = Instant::now();
     assert!(agents[follow].1.stop(), "the agent exits 0 after SIGTERM");
-    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
-        kube::Api::namespaced(w.client.clone(), &w.ns.name);
-    let lease = leases.get("coxswain-agent").await.unwrap();
-    let holder = lease.spec.and_then(|s| s.holder_identity);
-    assert_eq!(holder, None, "the Lease is released");
+    let released = stopped.elapsed();
+    wait_for("the third replica leads", WAIT, || async {
+        let l = leader_of(&third).await?;
+        (l["leading"] == true && l["holder"] == "agent-c").then_some(())
+    })
+    .await;
+    let handed_over = stopped.elapsed();
+    eprintln!(
+        "SIGTERM: exited after {:.1}s, the third replica leads {:.1}s after the signal",
+        released.as_secs_f64(),
+        handed_over.as_secs_f64()
+    );
+    // Released, not expired: the next read of the Lease (a fifth of its
+    // duration) finds it free.
+    assert!(
+        handed_over < Duration::from_secs(4),
+        "hand-over took {handed_over:?}"
+    );
+    no_helm_conflict("agent-c", &third);
 }

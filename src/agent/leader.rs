@@ -3,7 +3,8 @@
 //!
 //! The replicas compete for a `coordination.k8s.io/v1` Lease in the served
 //! namespace through `kube-lease-manager` (it creates the Lease, renews it
-//! `grace` before it expires and takes over a Lease that expired). This
+//! `grace` before it expires and takes over a Lease that expired; a Lease
+//! released on SIGTERM is taken at the next read, by a fresh manager). This
 //! module turns its verdict into the [`Gate`]: a replica leads only while the
 //! manager says so **and** the Lease as last read from the API server names
 //! it with a renewal that has not expired by this replica's clock. So a leader
@@ -24,7 +25,7 @@ use futures::Stream;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::controller::Action;
 use kube::{Api, Client};
-use kube_lease_manager::{LeaseManagerBuilder, LeaseManagerError};
+use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -312,19 +313,14 @@ pub async fn elect(
     gate.set_leading(false);
     metrics.set_leader(false);
     leadership.set(base.clone());
-    let manager = LeaseManagerBuilder::new(client.clone(), &config.lease_name)
-        .with_namespace(namespace)
-        .with_identity(&config.identity)
-        .with_duration(config.duration.as_secs())
-        .with_grace(config.grace().as_secs())
-        .build()
+    let manager = Manager::start(&client, namespace, &config)
         .await
         .map_err(|source| LeaderError::Lease {
             namespace: namespace.to_owned(),
             name: config.lease_name.clone(),
             source,
         })?;
-    let leases: Api<Lease> = Api::namespaced(client, namespace);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let (stop, stop_rx) = watch::channel(false);
     tracing::info!(
         lease = %format!("{namespace}/{}", config.lease_name),
@@ -332,28 +328,96 @@ pub async fn elect(
         duration = ?config.duration,
         "leader election started; following until this replica holds the lease"
     );
+    let mut follower = Follower {
+        client,
+        namespace: namespace.to_owned(),
+        config,
+        leases,
+        gate,
+        leadership,
+        metrics,
+        base,
+        observed: None,
+    };
     let task = tokio::spawn(async move {
-        let (says, manager_task) = manager.watch().await;
-        let mut follower = Follower {
-            config,
-            leases,
-            gate,
-            leadership,
-            metrics,
-            base,
-            observed: None,
-        };
-        follower.run(says, stop_rx).await;
-        // Dropping the receiver makes the manager release the Lease and end.
-        match manager_task.await {
-            Ok(Ok(_)) => tracing::info!("leader lease released"),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "cannot release the leader lease; it expires by itself")
-            }
-            Err(e) => tracing::warn!(error = %e, "the lease manager task failed"),
+        let manager = follower.run(manager, stop_rx).await;
+        // Ending the manager releases the Lease if this replica holds it.
+        if manager.end().await {
+            tracing::info!("leader lease released");
         }
     });
     Ok(Election { stop, task })
+}
+
+/// A running `kube-lease-manager` (its `watch()` task): it takes the Lease
+/// when it is free or expired, renews it while held, and says whether this
+/// replica holds it. Idle (no task) when it could not start again.
+struct Manager {
+    says: watch::Receiver<bool>,
+    task: Option<tokio::task::JoinHandle<kube_lease_manager::Result<LeaseManager>>>,
+    /// Keeps an idle manager's channel open.
+    _idle: Option<watch::Sender<bool>>,
+}
+
+impl Manager {
+    async fn start(
+        client: &Client,
+        namespace: &str,
+        config: &Config,
+    ) -> Result<Self, LeaseManagerError> {
+        let manager = LeaseManagerBuilder::new(client.clone(), &config.lease_name)
+            .with_namespace(namespace)
+            .with_identity(&config.identity)
+            .with_duration(config.duration.as_secs())
+            .with_grace(config.grace().as_secs())
+            .build()
+            .await?;
+        let (says, task) = manager.watch().await;
+        Ok(Self {
+            says,
+            task: Some(task),
+            _idle: None,
+        })
+    }
+
+    /// A manager that holds nothing and does nothing.
+    fn idle() -> Self {
+        let (tx, says) = watch::channel(false);
+        Self {
+            says,
+            task: None,
+            _idle: Some(tx),
+        }
+    }
+
+    /// Whether it runs.
+    fn runs(&self) -> bool {
+        self.task.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Closes its channel, so it releases the Lease if it holds it, and waits
+    /// for that (at most 5 s); whether it ended cleanly.
+    async fn end(self) -> bool {
+        drop(self.says);
+        let Some(task) = self.task else {
+            return false;
+        };
+        match tokio::time::timeout(Duration::from_secs(5), task).await {
+            Ok(Ok(Ok(_))) => true,
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(error = %e, "cannot release the leader lease; it expires by itself");
+                false
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the lease manager task failed");
+                false
+            }
+            Err(_) => {
+                tracing::warn!("the lease manager did not end within 5s");
+                false
+            }
+        }
+    }
 }
 
 /// What wakes the loop.
@@ -370,6 +434,8 @@ enum Event {
 
 /// The loop that keeps the gate, the view and the metric in line with the Lease.
 struct Follower {
+    client: Client,
+    namespace: String,
     config: Config,
     leases: Api<Lease>,
     gate: Gate,
@@ -380,7 +446,8 @@ struct Follower {
 }
 
 impl Follower {
-    async fn run(&mut self, mut says: watch::Receiver<bool>, mut stop: watch::Receiver<bool>) {
+    /// Runs until stopped; returns the manager, for the caller to end it.
+    async fn run(&mut self, mut manager: Manager, mut stop: watch::Receiver<bool>) -> Manager {
         let mut tick = tokio::time::interval(self.config.poll());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let gate = self.gate.clone();
@@ -396,26 +463,52 @@ impl Follower {
                 .flatten()
                 .map(|at| at.duration_since(SystemTime::now()).unwrap_or_default());
             let event = tokio::select! {
-                changed = says.changed() => if changed.is_ok() { Event::Read } else { Event::ManagerGone },
+                changed = manager.says.changed() => if changed.is_ok() { Event::Read } else { Event::ManagerGone },
                 _ = tick.tick() => Event::Read,
                 () = tokio::time::sleep(expires_in.unwrap_or_default()), if expires_in.is_some() => Event::Expired,
                 // A stop, or the Election dropped.
                 _ = stop.wait_for(|s| *s) => Event::Stop,
                 () = &mut stopping => Event::Stop,
             };
+            let before = self.observed.as_ref().and_then(|o| o.holder.clone());
             match event {
                 Event::Read => self.read().await,
                 Event::Expired => {}
                 Event::ManagerGone => {
-                    tracing::warn!("the lease manager stopped; this replica no longer leads");
-                    break;
+                    tracing::warn!("the lease manager stopped; starting it again");
+                    manager = self.restart(manager).await;
                 }
                 Event::Stop => break,
             }
-            let manager_says = *says.borrow();
+            let released = before.is_some_and(|h| h != self.config.identity)
+                && self.observed.as_ref().is_some_and(|o| o.holder.is_none());
+            if matches!(event, Event::Read) && (!manager.runs() || released) {
+                // The leader released the Lease (SIGTERM): the manager sleeps
+                // until the old renewal would have expired, a new one takes
+                // the free Lease at once. Or the manager is not running.
+                manager = self.restart(manager).await;
+            }
+            let manager_says = *manager.says.borrow();
             self.apply(manager_says);
         }
         self.apply(false);
+        manager
+    }
+
+    /// Ends `old`, which holds nothing, and starts a new manager (idle when
+    /// that fails: the next read tries again).
+    async fn restart(&mut self, old: Manager) -> Manager {
+        if old.runs() && *old.says.borrow() {
+            return old;
+        }
+        old.end().await;
+        match Manager::start(&self.client, &self.namespace, &self.config).await {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the lease manager; trying again at the next read");
+                Manager::idle()
+            }
+        }
     }
 
     /// Reads the Lease (waiting at most a poll period); an error keeps the
