@@ -395,6 +395,15 @@ impl Manager {
         self.task.as_ref().is_some_and(|t| !t.is_finished())
     }
 
+    /// Stops a manager that holds nothing without letting it "release" the
+    /// Lease on its way out: its release is a patch without a precondition,
+    /// which could clear the lock another replica has just taken.
+    fn abandon(self) {
+        if let Some(task) = self.task {
+            task.abort();
+        }
+    }
+
     /// Closes its channel, so it releases the Lease if it holds it, and waits
     /// for that (at most 5 s); whether it ended cleanly.
     async fn end(self) -> bool {
@@ -501,7 +510,7 @@ impl Follower {
         if old.runs() && *old.says.borrow() {
             return old;
         }
-        old.end().await;
+        old.abandon();
         match Manager::start(&self.client, &self.namespace, &self.config).await {
             Ok(new) => new,
             Err(e) => {
