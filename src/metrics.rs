@@ -211,6 +211,7 @@ pub struct Metrics {
     helm_invocations: Family<HelmLabels, Counter>,
     helm_duration: Family<HelmCommandLabels, Histogram, fn() -> Histogram>,
     build_info: Family<BuildLabels, Gauge>,
+    leader: Gauge,
     exported: Mutex<BTreeMap<String, Exported>>,
 }
 
@@ -269,8 +270,11 @@ impl Metrics {
             helm_invocations: Family::default(),
             helm_duration: Family::new_with_constructor(helm_buckets),
             build_info: Family::default(),
+            leader: Gauge::default(),
             exported: Mutex::default(),
         };
+        // Without leader election this replica always acts.
+        m.leader.set(1);
         m.register()
     }
 
@@ -280,6 +284,11 @@ impl Metrics {
             "coxswain_build_info",
             "The agent's version and the helm version it drives (always 1)",
             self.build_info.clone(),
+        );
+        r.register(
+            "coxswain_leader",
+            "1 when this replica acts (holds the leader lease, or runs without leader election), 0 for a follower",
+            self.leader.clone(),
         );
         r.register(
             "coxswain_index_fetches",
@@ -400,6 +409,34 @@ impl Metrics {
                 helm_version: helm_version.to_owned(),
             })
             .set(1);
+    }
+
+    /// Whether this replica acts (`coxswain_leader`).
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    /// A follower's view of a subscription: the gauges its status (written by
+    /// the leader) tells, with the last check's own time. Counters,
+    /// histograms, the index's times, the last successful check and the
+    /// interval are the leader's.
+    pub fn status_observed(&self, report: &CheckReport<'_>) {
+        self.check_finished(&CheckReport {
+            index_times: None,
+            ..report.clone()
+        });
+        let sub = SubLabels {
+            subscription: report.subscription.to_owned(),
+            channel: report.channel.to_owned(),
+        };
+        if let Some(last) = &report.status.last_check {
+            self.last_check
+                .get_or_create(&sub)
+                .set(last.time.unix_seconds());
+        }
+        // A follower checks nothing: without an interval, the alerts on checks
+        // that did not succeed look at the leader only.
+        self.check_interval.remove(&sub);
     }
 
     /// Counts one index fetch.
@@ -930,7 +967,7 @@ mod tests {
                 );
             }
             check(
-                !f.labels.is_empty() || n == "coxswain_build_info",
+                !f.labels.is_empty() || n == "coxswain_build_info" || n == "coxswain_leader",
                 format!("{n}: no labels"),
             );
             for label in &f.labels {
@@ -946,7 +983,7 @@ mod tests {
     #[test]
     fn names_follow_prometheus_conventions() {
         let families = families();
-        assert_eq!(families.len(), 21, "{families:#?}");
+        assert_eq!(families.len(), 22, "{families:#?}");
         let problems = lint(&families);
         assert!(problems.is_empty(), "{problems:#?}");
         let names = family_names();
@@ -956,6 +993,7 @@ mod tests {
             "coxswain_index_expiry_timestamp_seconds",
             "coxswain_release_info",
             "coxswain_repairs_total",
+            "coxswain_leader",
         ] {
             assert!(
                 names.iter().any(|n| n == expected),

@@ -634,7 +634,8 @@ impl<'a> From<&'a PreviousRelease> for Entry<'a> {
 enum Decision<'a> {
     Act {
         entry: Entry<'a>,
-        action: Action,
+        /// Boxed: an action is large and most releases are skipped.
+        action: Box<Action>,
     },
     Skip {
         /// The entry the dependency graph uses for this release.
@@ -738,7 +739,7 @@ pub fn plan(
                         ready.insert(name, Ok(()));
                         // Every acyclic name has a layer; the fallback is never taken.
                         let layer = layer_of.get(name).copied().unwrap_or(0);
-                        layers[layer].push(action);
+                        layers[layer].push(*action);
                     }
                     Some(why) => {
                         ready.insert(name, Err(why.state()));
@@ -937,7 +938,7 @@ fn decide<'a>(
     let Some(installed) = installed else {
         return Decision::Act {
             entry: target,
-            action: action(
+            action: Box::new(action(
                 index,
                 release,
                 target,
@@ -949,7 +950,7 @@ fn decide<'a>(
                     "not installed; installing {} {}",
                     target.chart.name, target.chart.version
                 ),
-            ),
+            )),
         };
     };
 
@@ -1065,7 +1066,7 @@ fn decide<'a>(
     };
     Decision::Act {
         entry,
-        action: action(
+        action: Box::new(action(
             index,
             release,
             entry,
@@ -1074,7 +1075,7 @@ fn decide<'a>(
             pin.is_some(),
             step_toward,
             reason,
-        ),
+        )),
     }
 }
 

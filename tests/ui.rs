@@ -404,3 +404,51 @@ async fn health_readiness_and_metrics_endpoints() {
     );
     assert!(body.trim_end().ends_with("# EOF"), "{body}");
 }
+
+#[tokio::test]
+async fn a_follower_says_who_leads() {
+    let state = state(false, 86_400 * 3).await;
+    state.set_readiness(Ok(()));
+    let base = serve(state.clone()).await;
+    // Without election: plain `ok`, no notice.
+    let (code, _, body) = get(&format!("{base}/readyz")).await;
+    assert_eq!((code, body.as_str()), (200, "ok\n"));
+    let (_, _, page) = get(&format!("{base}/")).await;
+    assert!(!page.contains("id=\"leader\""), "{page}");
+
+    let follower = coxswain::agent::leader::LeaderView {
+        election: true,
+        leading: false,
+        identity: Some("agent-1".to_owned()),
+        holder: Some("agent-0".to_owned()),
+        lease: Some("coxswain/coxswain-agent".to_owned()),
+    };
+    state.leader().set(follower.clone());
+    let (code, _, body) = get(&format!("{base}/readyz")).await;
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "ok: follower (agent-1); leader is agent-0\n")
+    );
+    let (_, _, page) = get(&format!("{base}/")).await;
+    assert!(
+        page.contains("is a <strong>follower</strong>; the leader is <code>agent-0</code>"),
+        "{page}"
+    );
+    let (_, _, json) = get(&format!("{base}/api/v1/status")).await;
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        doc["leader"],
+        serde_json::json!({"election": true, "leading": false, "identity": "agent-1",
+                           "holder": "agent-0", "lease": "coxswain/coxswain-agent"})
+    );
+
+    state.leader().set(coxswain::agent::leader::LeaderView {
+        leading: true,
+        holder: Some("agent-1".to_owned()),
+        ..follower
+    });
+    let (_, _, body) = get(&format!("{base}/readyz")).await;
+    assert_eq!(body, "ok: leader (this replica, agent-1)\n");
+    let (_, _, page) = get(&format!("{base}/")).await;
+    assert!(page.contains("is the <strong>leader</strong>"), "{page}");
+}

@@ -11,6 +11,8 @@
 //!   server-side apply that writes it;
 //! - [`events`]: Kubernetes Events;
 //! - [`reconcile`]: one reconcile of one subscription, tying them together;
+//! - [`gate`]: the check before every change (stopping, leadership);
+//! - [`leader`]: leader election with a Lease, and what a follower shows;
 //! - [`view`]: what the web UI and `/api/v1/status` show (the preview of the
 //!   plan, a running plan's activity, health checks object by object).
 //!
@@ -23,6 +25,7 @@ pub mod fetch;
 pub mod gate;
 pub mod installed;
 pub mod intent;
+pub mod leader;
 pub mod ops;
 pub mod reconcile;
 pub mod repair;
@@ -110,6 +113,7 @@ pub type Readiness = Result<(), String>;
 pub struct AgentState {
     inner: Arc<RwLock<BTreeMap<String, SubscriptionState>>>,
     ready: Arc<std::sync::RwLock<Readiness>>,
+    leader: leader::Leadership,
 }
 
 impl Default for AgentState {
@@ -119,6 +123,7 @@ impl Default for AgentState {
             ready: Arc::new(std::sync::RwLock::new(Err(
                 "the agent has not reached the Kubernetes API yet".to_owned(),
             ))),
+            leader: leader::Leadership::default(),
         }
     }
 }
@@ -176,6 +181,11 @@ impl AgentState {
             Ok(r) => r.clone(),
             Err(_) => Err("readiness lock poisoned".to_owned()),
         }
+    }
+
+    /// Who leads (leader election).
+    pub fn leader(&self) -> &leader::Leadership {
+        &self.leader
     }
 
     /// Sets the readiness.
@@ -305,6 +315,9 @@ async fn reconcile_arc(
     ctx: Arc<Context>,
 ) -> Result<Action, AgentError> {
     let key = format!("{}/{}", sub.namespace().unwrap_or_default(), sub.name_any());
+    if !ctx.gate.is_leading() {
+        return Ok(leader::observe(&ctx, &key, &sub).await);
+    }
     if let Some(left) = ctx.not_due(&key, &sub).await {
         return Ok(Action::requeue(left));
     }
@@ -376,6 +389,7 @@ pub async fn run(ctx: Arc<Context>, stop_grace: Duration) {
         ctx.metrics.clone(),
     ));
     Controller::new(api, watcher::Config::default())
+        .reconcile_all_on(ctx.state.leader().gained())
         .graceful_shutdown_on(stop_signal(ctx.gate.clone(), stop_grace))
         .run(reconcile_arc, error_policy, ctx)
         .for_each(|result| async move {

@@ -333,7 +333,11 @@ pub async fn reconcile(ctx: &Context, sub: &ChannelSubscription) -> Result<Outco
             }
         })
         .await;
-    if worth_writing(previous.as_ref(), &status, QUIET_WRITE_INTERVAL) {
+    if !ctx.gate.is_leading() {
+        // The Lease went to another replica during this run: its status is
+        // the one that counts now.
+        tracing::warn!(subscription = %key, "lost the leader lease during the check; the status is left to the new leader");
+    } else if worth_writing(previous.as_ref(), &status, QUIET_WRITE_INTERVAL) {
         write_status(&api, &name, &status)
             .await
             .map_err(|source| AgentError::WriteStatus {

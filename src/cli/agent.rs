@@ -8,7 +8,8 @@ use clap::Parser;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use coxswain::agent::fetch::{Fetcher, RetryPolicy};
-use coxswain::agent::{self, Context, Verdict};
+use coxswain::agent::{self, Context, Verdict, leader};
+use coxswain::duration::Duration;
 use coxswain::health::HealthCheck;
 use coxswain::helm::{HelmCli, HelmConfig};
 use coxswain::metrics::Metrics;
@@ -29,6 +30,10 @@ use coxswain::ui::UiState;
 /// something was rolled back, is degraded or waits on a failed sequence, and 1 on
 /// any other error (no subscription, verification failure, server unreachable),
 /// with the reason on stderr.
+///
+/// Any number of replicas may serve a namespace: they elect a leader with a
+/// coordination.k8s.io Lease (--lease-name) in the namespace, and only the leader
+/// acts; followers serve the web UI and /metrics from the subscriptions' status.
 #[derive(Debug, Parser)]
 #[command(
     after_help = "Examples:\n  coxswain agent                       # in a pod: in-cluster config, its own namespace\n  coxswain agent --kubeconfig ~/.kube/config --namespace coxswain --once"
@@ -75,6 +80,26 @@ pub struct Args {
         default_value = "15m"
     )]
     stuck_after: coxswain::duration::Duration,
+    /// Elect a leader among the replicas with a Lease in the namespace; only the
+    /// leader acts. On by default; `--leader-elect=false` turns it off (then every
+    /// replica acts: run one). Never with --once.
+    #[arg(long, value_name = "BOOL", env = "COXSWAIN_LEADER_ELECT", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// The Lease the replicas compete for (in the served namespace).
+    #[arg(long, value_name = "NAME", env = "COXSWAIN_LEASE_NAME", default_value = leader::DEFAULT_LEASE_NAME)]
+    lease_name: String,
+    /// How long the leader's Lease holds after each renewal; a replica takes over
+    /// this long after the leader stopped renewing (the leader renews a third of it
+    /// before it expires). At least 2s.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "COXSWAIN_LEASE_DURATION",
+        default_value = "15s"
+    )]
+    lease_duration: Duration,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -164,6 +189,7 @@ pub async fn run(args: Args) -> Result<()> {
         stuck_grace: args.stuck_after.to_std(),
     };
     if !args.once {
+        let election = start_election(&args, &ctx).await?;
         if let Listen::At(addr) = args.listen {
             let ui = UiState {
                 agent: ctx.state.clone(),
@@ -179,6 +205,9 @@ pub async fn run(args: Args) -> Result<()> {
             });
         }
         agent::run(Arc::new(ctx), args.stop_grace.to_std()).await;
+        if let Some(election) = election {
+            election.stop().await;
+        }
         return Ok(());
     }
     tokio::spawn(agent::stop_signal(
@@ -213,6 +242,30 @@ pub async fn run(args: Args) -> Result<()> {
             std::process::exit(i32::from(worst.exit_code()))
         }
     }
+}
+
+/// Starts leader election unless it is off: from here on, this replica acts
+/// only while it holds the Lease.
+async fn start_election(args: &Args, ctx: &Context) -> Result<Option<leader::Election>> {
+    if !args.leader_elect {
+        tracing::info!("leader election is off: this replica acts (run only one)");
+        return Ok(None);
+    }
+    let config = leader::Config::new(
+        &args.lease_name,
+        args.lease_duration.to_std(),
+        &leader::default_identity(),
+    )?;
+    let election = leader::elect(
+        ctx.client.clone(),
+        &ctx.namespace,
+        config,
+        ctx.gate.clone(),
+        ctx.state.leader().clone(),
+        ctx.metrics.clone(),
+    )
+    .await?;
+    Ok(Some(election))
 }
 
 fn count(outcomes: &[Result<agent::Outcome, agent::AgentError>], verdict: Verdict) -> usize {

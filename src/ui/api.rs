@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::agent::AgentState;
 use crate::agent::executor::OperationDetail;
+use crate::agent::leader::LeaderView;
 use crate::agent::view::{IndexSummary, Preview, Running, SpecSummary};
 use crate::crd::{Condition, FailedSequence, LastCheck, Operation, ReleaseStatus};
 use crate::format::Timestamp;
@@ -29,6 +30,9 @@ pub struct StatusDocument {
     /// Why not, when it does not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_ready_reason: Option<String>,
+    /// Who leads: with leader election only the leader acts; a follower shows
+    /// the subscriptions' status as the leader wrote it.
+    pub leader: LeaderView,
     /// Every subscription the agent has seen, by name.
     pub subscriptions: Vec<SubscriptionDocument>,
 }
@@ -180,6 +184,7 @@ pub async fn status_document(agent: &AgentState, namespace: &str) -> StatusDocum
         namespace: namespace.to_owned(),
         ready: readiness.is_ok(),
         not_ready_reason: readiness.err(),
+        leader: agent.leader().view(),
         subscriptions,
     }
 }

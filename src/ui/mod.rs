@@ -149,7 +149,11 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(s): State<UiState>) -> Response {
     match s.agent.readiness() {
-        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        // A follower serves too; it says who leads.
+        Ok(()) => match s.agent.leader().view().sentence() {
+            Some(who) => (StatusCode::OK, format!("ok: {who}\n")).into_response(),
+            None => (StatusCode::OK, "ok\n").into_response(),
+        },
         Err(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {why}\n"),

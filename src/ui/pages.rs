@@ -82,6 +82,7 @@ fn any_running(doc: &StatusDocument) -> bool {
 pub fn overview(doc: &StatusDocument) -> Markup {
     let body = html! {
         h1 { "Subscriptions" }
+        (leader_notice(doc))
         @if doc.subscriptions.is_empty() {
             p.notice {
                 "No ChannelSubscription in namespace " code { (doc.namespace) } " has been reconciled yet. "
@@ -102,6 +103,31 @@ pub fn overview(doc: &StatusDocument) -> Markup {
         }
     };
     layout(doc, "Subscriptions", any_running(doc), body)
+}
+
+/// Who leads, with leader election: this replica acts, or it follows and
+/// shows what the leader wrote.
+fn leader_notice(doc: &StatusDocument) -> Markup {
+    let l = &doc.leader;
+    let me = l.identity.as_deref().unwrap_or("?");
+    html! {
+        @if l.election {
+            @if l.leading {
+                p.notice role="status" id="leader" {
+                    "This replica (" code { (me) } ") is the " strong { "leader" } ": it checks the channels and applies them."
+                }
+            } @else {
+                p.notice.warn role="status" id="leader" {
+                    "This replica (" code { (me) } ") is a " strong { "follower" } "; "
+                    @match &l.holder {
+                        Some(h) => { "the leader is " code { (h) } ". " }
+                        None => { "no replica holds the leader lease right now. " }
+                    }
+                    "It changes nothing and shows the subscriptions' status as the leader wrote it."
+                }
+            }
+        }
+    }
 }
 
 /// `/subscriptions/{name}`: one subscription with its conditions and history.

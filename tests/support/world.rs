@@ -463,6 +463,12 @@ impl Agent {
         self.logs.lock().unwrap().clone()
     }
 
+    /// SIGKILL (no chance to release anything), then waits for the exit.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM, then waits for the exit; returns whether it exited 0.
     pub fn stop(&mut self) -> bool {
         let pid = rustix::process::Pid::from_child(&self.child);
@@ -484,9 +490,16 @@ impl World {
     /// Starts the agent as a controller of this world's namespace and waits
     /// until it logs where its web server listens.
     pub fn start_agent(&self) -> Agent {
+        self.start_agent_with(&[], &[])
+    }
+
+    /// [`World::start_agent`] with more arguments and environment variables.
+    pub fn start_agent_with(&self, args: &[&str], env: &[(&str, &str)]) -> Agent {
         use std::io::BufRead;
         let mut child = std::process::Command::new(coxswain())
             .args(["agent", "--log-format", "json", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
             .arg("--kubeconfig")
             .arg(kubeconfig_path())
             .args(["--namespace", &self.ns.name, "--helm"])
