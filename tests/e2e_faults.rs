@@ -190,6 +190,68 @@ async fn kill_nine_during_upgrades_always_converges() {
     );
 }
 
+/// Five rounds of a broken upgrade (health timeout 5s), each killed at a
+/// random point of the run (upgrade, its health check, the rollback, the
+/// rollback's health check) and started again: the release always ends
+/// rolled back to a healthy revision, the sequence failed, nothing pending.
+#[tokio::test]
+async fn kill_nine_during_broken_upgrades_always_ends_rolled_back() {
+    let mut w = World::new("fault-rb", &["certs", "sso"]).await;
+    w.publish(|_, _| {});
+    w.subscribe(|_| {}).await;
+    converge(&w, 0);
+    let broken = |round: u64| {
+        move |name: &str, r: &mut Value| {
+            if name == "sso" {
+                break_sso(r);
+                set(r, &["health", "timeout"], "5s".into());
+                set(r, &["values", "round"], round.into());
+            }
+        }
+    };
+    // One uninterrupted broken run: how long upgrade, check and rollback take.
+    let sequence = w.publish(broken(0));
+    let (run_time, _) = converge(&w, 2);
+    let status = w.status().await;
+    assert_eq!(status["failedSequence"]["sequence"], sequence, "{status:#}");
+    let window = u64::try_from(run_time.as_millis()).unwrap().max(500);
+    eprintln!("a broken run takes {run_time:?}: kills fall within {window} ms");
+
+    let mut rng = Rng::from_env();
+    let mut states = Vec::new();
+    for round in 1..=5 {
+        let sequence = w.publish(broken(round));
+        let delay = Duration::from_millis(100 + rng.below(window));
+        let mut child = spawn_once(&w);
+        std::thread::sleep(delay);
+        kill_group(&mut child);
+        let at_kill = latest(&w, "sso");
+        let (took, out) = converge(&w, 2);
+        let (_, state, description) = latest(&w, "sso");
+        assert_eq!(state, "deployed", "round {round}: {description}\n{out}");
+        assert!(
+            description.starts_with("Rollback to"),
+            "round {round}: killed at {at_kill:?}, now {description}\n{out}"
+        );
+        let status = w.status().await;
+        assert_eq!(
+            status["failedSequence"]["sequence"], sequence,
+            "round {round}: {status:#}"
+        );
+        assert!(
+            status.get("inFlight").is_none(),
+            "round {round}: {status:#}"
+        );
+        assert_eq!(release(&status, "sso")["state"], "rolledBack", "{status:#}");
+        eprintln!(
+            "broken round {round}: killed after {delay:?} at {:?}, converged in {took:?}",
+            (&at_kill.1, &at_kill.2)
+        );
+        states.push(at_kill.1);
+    }
+    eprintln!("broken rounds: states at the kill {states:?}");
+}
+
 /// A broken upgrade: the agent is killed while it checks the new revision's
 /// health, then again while it rolls back. After each restart the release is
 /// rolled back to the revision noted before, the sequence is failed (not

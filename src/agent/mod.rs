@@ -26,6 +26,7 @@ pub mod gate;
 pub mod installed;
 pub mod intent;
 pub mod leader;
+pub mod observe;
 pub mod ops;
 pub mod reconcile;
 pub mod repair;

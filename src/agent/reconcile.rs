@@ -1,20 +1,31 @@
-//! One reconcile of one subscription: read the trust anchor, fetch and verify
-//! the channel, resolve cluster values, read what helm has installed, plan,
-//! execute (unless a failed sequence waits), and write the status.
+//! One reconcile of one subscription, as Flux's helm-controller shapes it:
+//! [`check`] is the sequence
+//!
+//! 1. **observe** ([`super::observe`]): trust anchor, channel fetched and
+//!    verified, cluster values, claims, installed releases;
+//! 2. **repair** ([`super::repair`], a pure decision per release, acted on
+//!    through [`super::ops::Operator`]): what a killed helm or agent left;
+//! 3. **decide**: the plan ([`crate::plan`], pure) and whether a failed
+//!    sequence waits;
+//! 4. **act** ([`super::executor`]): charts fetched, the accepted sequence
+//!    written, each operation recorded as an intent, then helm and health;
+//! 5. **record** ([`super::status`], [`super::events`]): release states,
+//!    Events, the failed sequence, conditions, the outcome;
+//!
+//! and [`reconcile`] writes the status (and the UI's view and metrics).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, ResourceExt};
-use serde_json::{Map, Value};
 
 use crate::crd::{
-    ChannelSubscription, ChannelSubscriptionStatus, CheckResult, FailedSequence, KeyRef,
-    KeyRefKind, ReleaseState,
+    ChannelSubscription, ChannelSubscriptionStatus, CheckResult, ConditionStatus, FailedSequence,
+    ReleaseState,
 };
 use crate::format::Timestamp;
-use crate::format::spec::MAX_VALUES_BYTES;
-use crate::plan::{ReleaseId, Settings, plan};
+use crate::plan::{Plan, ReleaseId, plan};
+
+use super::observe::Observed;
 
 use super::intent::StatusJournal;
 use super::ops::ClusterOperator;
@@ -23,7 +34,6 @@ use crate::site_verify::describe;
 
 use super::events::{Note, reason};
 use super::executor::{ExecReport, ExecSettings, Executor, Progress};
-use super::fetch::{FetchOutcome, FetchRequest};
 use super::installed::read_installed;
 use super::status::{
     Summary, Verdict, release_statuses, set_planned_conditions, set_stopped_conditions, summarize,
@@ -32,9 +42,6 @@ use super::status::{
 use super::view::{IndexSummary, Preview, PreviewState, Running, SpecSummary};
 use super::{AgentError, Context};
 use crate::metrics::{CheckReport, FetchResult};
-
-/// Largest trust anchor read from a ConfigMap or Secret.
-const MAX_ANCHOR_BYTES: usize = crate::format::trust::MAX_TRUST_BYTES;
 
 /// A status that only repeats the last check is written at most this often.
 const QUIET_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -52,194 +59,26 @@ pub struct Outcome {
 
 /// What a check learnt that the metrics want after the status is final.
 #[derive(Default)]
-struct Seen {
+pub(super) struct Seen {
     /// The verified index, when one verified.
-    index: Option<IndexSummary>,
+    pub index: Option<IndexSummary>,
     /// Chart name per release of that index.
-    charts: BTreeMap<String, String>,
+    pub charts: BTreeMap<String, String>,
 }
 
 /// A reconcile that ended before planning.
-struct Stop {
+pub(super) struct Stop {
     result: CheckResult,
     message: String,
 }
 
 impl Stop {
-    fn error(message: String) -> Self {
+    pub(super) fn error(message: String) -> Self {
         Self {
             result: CheckResult::Error,
             message,
         }
     }
-}
-
-/// Why a ConfigMap or Secret key could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyRefError {
-    /// The object could not be read.
-    #[error("cannot read {kind:?} {namespace}/{name}")]
-    Get {
-        /// ConfigMap or Secret.
-        kind: KeyRefKind,
-        /// Its namespace.
-        namespace: String,
-        /// Its name.
-        name: String,
-        /// Why.
-        #[source]
-        source: kube::Error,
-    },
-    /// The key is not in its data.
-    #[error("{kind:?} {namespace}/{name} has no key `{key}`")]
-    MissingKey {
-        /// ConfigMap or Secret.
-        kind: KeyRefKind,
-        /// Its namespace.
-        namespace: String,
-        /// Its name.
-        name: String,
-        /// The key.
-        key: String,
-    },
-    /// The value is larger than allowed.
-    #[error("{kind:?} {namespace}/{name} key `{key}` is larger than {limit} bytes")]
-    TooLarge {
-        /// ConfigMap or Secret.
-        kind: KeyRefKind,
-        /// Its namespace.
-        namespace: String,
-        /// Its name.
-        name: String,
-        /// The key.
-        key: String,
-        /// The limit.
-        limit: usize,
-    },
-    /// A values document is not a YAML mapping.
-    #[error("{origin}: values must be a YAML mapping")]
-    NotAMapping {
-        /// `Kind ns/name key`.
-        origin: String,
-    },
-    /// A values document is not valid YAML.
-    #[error(transparent)]
-    Yaml(#[from] crate::yaml::YamlError),
-}
-
-/// Reads the bytes of a ConfigMap or Secret key in `namespace`.
-pub async fn read_key_ref(
-    client: &kube::Client,
-    namespace: &str,
-    key_ref: &KeyRef,
-    limit: usize,
-) -> Result<Vec<u8>, KeyRefError> {
-    let get_err = |source| KeyRefError::Get {
-        kind: key_ref.kind,
-        namespace: namespace.to_owned(),
-        name: key_ref.name.clone(),
-        source,
-    };
-    let missing = || KeyRefError::MissingKey {
-        kind: key_ref.kind,
-        namespace: namespace.to_owned(),
-        name: key_ref.name.clone(),
-        key: key_ref.key.clone(),
-    };
-    let bytes = match key_ref.kind {
-        KeyRefKind::ConfigMap => {
-            let cm = Api::<ConfigMap>::namespaced(client.clone(), namespace)
-                .get(&key_ref.name)
-                .await
-                .map_err(get_err)?;
-            match (cm.data, cm.binary_data) {
-                (Some(data), _) if data.contains_key(&key_ref.key) => data
-                    .get(&key_ref.key)
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_bytes(),
-                (_, Some(binary)) => binary.get(&key_ref.key).ok_or_else(missing)?.0.clone(),
-                _ => return Err(missing()),
-            }
-        }
-        KeyRefKind::Secret => {
-            let secret = Api::<Secret>::namespaced(client.clone(), namespace)
-                .get(&key_ref.name)
-                .await
-                .map_err(get_err)?;
-            secret
-                .data
-                .and_then(|d| d.get(&key_ref.key).cloned())
-                .ok_or_else(missing)?
-                .0
-        }
-    };
-    if bytes.len() > limit {
-        return Err(KeyRefError::TooLarge {
-            kind: key_ref.kind,
-            namespace: namespace.to_owned(),
-            name: key_ref.name.clone(),
-            key: key_ref.key.clone(),
-            limit,
-        });
-    }
-    Ok(bytes)
-}
-
-/// Reads and merges a release's `valuesFrom` documents, in order.
-async fn cluster_values(
-    client: &kube::Client,
-    namespace: &str,
-    refs: &[KeyRef],
-) -> Result<Map<String, Value>, KeyRefError> {
-    let mut merged = Map::new();
-    for key_ref in refs {
-        let bytes = read_key_ref(client, namespace, key_ref, MAX_VALUES_BYTES).await?;
-        let origin = format!(
-            "{:?} {namespace}/{} key {}",
-            key_ref.kind, key_ref.name, key_ref.key
-        );
-        let doc: Option<Value> = crate::yaml::from_slice(
-            &bytes,
-            &origin,
-            crate::yaml::Limits::bytes(MAX_VALUES_BYTES),
-        )?;
-        match doc {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(map)) => merged = crate::plan::merge_values(&merged, &map),
-            Some(_) => return Err(KeyRefError::NotAMapping { origin }),
-        }
-    }
-    Ok(merged)
-}
-
-/// Releases that subscriptions created before `sub` (in the same namespace)
-/// report: they belong to those.
-async fn claimed_elsewhere(
-    ctx: &Context,
-    sub: &ChannelSubscription,
-) -> Result<BTreeMap<ReleaseId, String>, kube::Error> {
-    let ns = sub.namespace().unwrap_or_default();
-    let api: Api<ChannelSubscription> = Api::namespaced(ctx.client.clone(), &ns);
-    let all = api.list(&Default::default()).await?;
-    let key = |s: &ChannelSubscription| {
-        (
-            s.metadata.creation_timestamp.clone().map(|t| t.0),
-            s.name_any(),
-        )
-    };
-    let mine = key(sub);
-    let mut out = BTreeMap::new();
-    for other in all.items.iter().filter(|o| key(o) < mine) {
-        let owner = format!("{ns}/{}", other.name_any());
-        for r in other.status.iter().flat_map(|s| &s.releases) {
-            if r.state != ReleaseState::Conflict {
-                out.entry(ReleaseId::new(&r.namespace, &r.name))
-                    .or_insert_with(|| owner.clone());
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Reconciles `sub` once and writes its status.
@@ -395,6 +234,37 @@ async fn repair(
             health: None,
         });
         if let Some((sequence, why)) = &d.failed {
+            // The release's state is what the repair found out: rolled back
+            // (or failed), as if the agent had not been killed.
+            let state = if d.ok {
+                ReleaseState::RolledBack
+            } else {
+                ReleaseState::Failed
+            };
+            let message = super::events::truncate(&d.message, 2000);
+            match status
+                .releases
+                .iter_mut()
+                .find(|r| r.name == d.id.name && r.namespace == d.id.namespace)
+            {
+                Some(r) => {
+                    r.state = state;
+                    r.message = message;
+                    r.since = Timestamp::now();
+                }
+                None => status.releases.push(crate::crd::ReleaseStatus {
+                    name: d.id.name.clone(),
+                    namespace: d.id.namespace.clone(),
+                    version: None,
+                    desired_version: None,
+                    revision: op.to_revision,
+                    state,
+                    message,
+                    since: Timestamp::now(),
+                    pinned: false,
+                    held: false,
+                }),
+            }
             status.failed_sequence = Some(FailedSequence {
                 server: crate::crd::server_key(&sub.spec.server).to_owned(),
                 channel: sub.spec.channel.clone(),
@@ -420,7 +290,7 @@ fn waiting_sentence(sequence: u64, reason: &str) -> String {
 
 /// The stop for a fetch error, counted in the metrics (`index`: the index
 /// fetch itself rather than a chart).
-fn fetch_stop(
+pub(super) fn fetch_stop(
     ctx: &Context,
     sub: &ChannelSubscription,
     e: &super::fetch::FetchError,
@@ -452,6 +322,7 @@ fn fetch_stop(
     Stop { result, message }
 }
 
+/// One check: observe → repair → decide → act → record.
 async fn check(
     ctx: &Context,
     sub: &ChannelSubscription,
@@ -459,98 +330,37 @@ async fn check(
     now: Timestamp,
     seen: &mut Seen,
 ) -> Result<Outcome, Stop> {
-    let spec = &sub.spec;
-    let ns = sub.namespace().unwrap_or_else(|| ctx.namespace.clone());
-    let name = sub.name_any();
-    let generation = sub.metadata.generation;
-
-    let anchor = read_key_ref(&ctx.client, &ns, &spec.trust_ref, MAX_ANCHOR_BYTES)
-        .await
-        .map_err(|e| Stop::error(format!("trust anchor: {}", describe(&e))))?;
-    let anchor_origin = format!(
-        "{:?} {ns}/{} key {}",
-        spec.trust_ref.kind, spec.trust_ref.name, spec.trust_ref.key
-    );
-    let min_sequence = status
-        .accepted_for(&spec.server, &spec.channel)
-        .map(|a| a.sequence)
-        .unwrap_or(0);
-    let FetchOutcome {
-        snapshot,
-        not_modified,
-        refetched,
-    } = ctx
-        .fetcher
-        .fetch(FetchRequest {
-            server: &spec.server,
-            channel: &spec.channel,
-            anchor: &anchor,
-            anchor_origin: &anchor_origin,
-            min_sequence,
-            trust_floor: status.trust_root_floor(&spec.server),
-            now,
-        })
-        .await
-        .map_err(|e| fetch_stop(ctx, sub, &e, true))?;
-    let index = snapshot.verified.index();
-    let key = format!("{ns}/{name}");
-    ctx.metrics.index_fetch(
-        &key,
-        &spec.channel,
-        if not_modified {
-            FetchResult::NotModified
-        } else {
-            FetchResult::Updated
-        },
-    );
-    seen.index = Some(IndexSummary {
-        sequence: index.sequence,
-        published: index.published,
-        expires: index.expires,
-        trust_root_version: snapshot.trust_root_version,
-    });
-    seen.charts = index
-        .releases
-        .iter()
-        .map(|r| (r.name.clone(), r.chart.name.clone()))
-        .collect();
-    tracing::debug!(subscription = %format!("{ns}/{name}"), sequence = index.sequence, not_modified, refetched, "index verified");
-    status.record_accepted(
-        &spec.server,
-        &spec.channel,
-        index.sequence,
-        snapshot.trust_root_version,
+    let mut observed = super::observe::observe(ctx, sub, status, now, seen).await?;
+    let left_alone = repair_stuck(ctx, sub, status, &mut observed, now).await?;
+    let decided = decide(sub, status, &observed)?;
+    let notes = Notes::start(ctx, sub);
+    let report = act(ctx, sub, status, &observed, &decided, &notes, now).await?;
+    Ok(record(
+        ctx,
+        sub,
+        status,
+        &observed,
+        &decided,
+        report,
+        &left_alone,
+        notes,
         now,
-    );
+    )
+    .await)
+}
 
-    let mut values = BTreeMap::new();
-    for (release, rv) in &spec.values {
-        let merged = cluster_values(&ctx.client, &ns, &rv.values_from)
-            .await
-            .map_err(|e| Stop::error(format!("values for `{release}`: {}", describe(&e))))?;
-        values.insert(release.clone(), merged);
-    }
-    let claimed = claimed_elsewhere(ctx, sub)
-        .await
-        .map_err(|e| Stop::error(format!("cannot list subscriptions: {e}")))?;
-    let settings = Settings {
-        subscription: format!("{ns}/{name}"),
-        pins: spec.pins.clone(),
-        holds: spec.holds.iter().cloned().collect(),
-        cluster_values: values,
-        claimed_elsewhere: claimed,
-    };
-    let namespaces: BTreeSet<String> = index
-        .releases
-        .iter()
-        .map(|r| r.namespace.clone())
-        .chain(status.releases.iter().map(|r| r.namespace.clone()))
-        .collect();
-    let mut installed = read_installed(&ctx.helm, &namespaces, &ctx.history)
-        .await
-        .map_err(|e| Stop::error(format!("reading installed releases: {}", describe(&e))))?;
-
-    // Repair what a killed helm or agent left behind, then look again.
+/// Repairs what a killed helm or agent left behind (see [`super::repair`]),
+/// then reads the installed releases again. Returns, for releases stuck by
+/// someone else and left alone, the sentence their status shows.
+async fn repair_stuck(
+    ctx: &Context,
+    sub: &ChannelSubscription,
+    status: &mut ChannelSubscriptionStatus,
+    observed: &mut Observed,
+    now: Timestamp,
+) -> Result<BTreeMap<ReleaseId, String>, Stop> {
+    let spec = &sub.spec;
+    let index = observed.snapshot.verified.index();
     let managed: BTreeSet<ReleaseId> = index
         .releases
         .iter()
@@ -559,7 +369,7 @@ async fn check(
         .collect();
     let decided = super::repair::decide_all(
         &status.in_flight,
-        &installed,
+        &observed.installed,
         &managed,
         now.datetime(),
         ctx.stuck_grace,
@@ -586,19 +396,39 @@ async fn check(
             .map(|r| {
                 (
                     ReleaseId::new(&r.namespace, &r.name),
-                    snapshot
+                    observed
+                        .snapshot
                         .health_timeout(&r.name, &r.chart.version, spec.health_timeout)
                         .to_std(),
                 )
             })
             .collect();
         repair(ctx, sub, status, &decided, timeouts).await?;
-        installed = read_installed(&ctx.helm, &namespaces, &ctx.history)
+        observed.installed = read_installed(&ctx.helm, &observed.namespaces, &ctx.history)
             .await
             .map_err(|e| Stop::error(format!("reading installed releases: {}", describe(&e))))?;
     }
-    let plan =
-        plan(index, &settings, &installed.releases).map_err(|e| Stop::error(describe(&e)))?;
+    Ok(left_alone)
+}
+
+/// What a check decided: the plan, and whether a failed sequence keeps it waiting.
+struct Decided {
+    plan: Plan,
+    waiting: Option<String>,
+}
+
+/// Plans (a pure function of the index, the settings and what is installed)
+/// and decides whether a failed sequence waits; notes a handled retry.
+fn decide(
+    sub: &ChannelSubscription,
+    status: &mut ChannelSubscriptionStatus,
+    observed: &Observed,
+) -> Result<Decided, Stop> {
+    let spec = &sub.spec;
+    let index = observed.snapshot.verified.index();
+    let settings = &observed.settings;
+    let installed = &observed.installed;
+    let plan = plan(index, settings, &installed.releases).map_err(|e| Stop::error(describe(&e)))?;
     for note in &plan.notes {
         tracing::warn!(subscription = %settings.subscription, note = %note, "settings");
     }
@@ -616,22 +446,65 @@ async fn check(
         status.handled_retry = Some(r.clone());
     }
 
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Note>();
-    let publisher = {
-        let events = ctx.events.clone();
-        let sub = sub.clone();
-        let state = ctx.state.clone();
-        let key = format!("{ns}/{name}");
-        tokio::spawn(async move {
-            while let Some(note) = rx.recv().await {
-                state
-                    .push_activity(&key, None, note.message.clone(), false)
-                    .await;
-                events.publish(&sub, &note).await;
-            }
-        })
-    };
+    Ok(Decided { plan, waiting })
+}
 
+/// Where Event notes go during a check: published in order by a task, and
+/// also shown in the running plan's activity.
+struct Notes {
+    tx: tokio::sync::mpsc::UnboundedSender<Note>,
+    publisher: tokio::task::JoinHandle<()>,
+}
+
+impl Notes {
+    fn start(ctx: &Context, sub: &ChannelSubscription) -> Self {
+        let ns = sub.namespace().unwrap_or_else(|| ctx.namespace.clone());
+        let name = sub.name_any();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Note>();
+        let publisher = {
+            let events = ctx.events.clone();
+            let sub = sub.clone();
+            let state = ctx.state.clone();
+            let key = format!("{ns}/{name}");
+            tokio::spawn(async move {
+                while let Some(note) = rx.recv().await {
+                    state
+                        .push_activity(&key, None, note.message.clone(), false)
+                        .await;
+                    events.publish(&sub, &note).await;
+                }
+            })
+        };
+
+        Self { tx, publisher }
+    }
+
+    /// Waits until every note sent so far is published.
+    async fn finish(self) {
+        drop(self.tx);
+        let _ = self.publisher.await;
+    }
+}
+
+/// Applies the plan (unless it waits or has nothing to do): charts
+/// downloaded and verified, the accepted sequence written, then the executor.
+async fn act(
+    ctx: &Context,
+    sub: &ChannelSubscription,
+    status: &mut ChannelSubscriptionStatus,
+    observed: &Observed,
+    decided: &Decided,
+    notes: &Notes,
+    now: Timestamp,
+) -> Result<Option<ExecReport>, Stop> {
+    let spec = &sub.spec;
+    let ns = sub.namespace().unwrap_or_else(|| ctx.namespace.clone());
+    let name = sub.name_any();
+    let key = format!("{ns}/{name}");
+    let (plan, waiting) = (&decided.plan, &decided.waiting);
+    let snapshot = &observed.snapshot;
+    let installed = &observed.installed;
+    let tx = &notes.tx;
     let preview_state = match (&waiting, plan.is_noop()) {
         (Some(w), _) => PreviewState::Waiting(w.clone()),
         (None, true) => PreviewState::NothingToDo,
@@ -640,7 +513,7 @@ async fn check(
     let applying = preview_state == PreviewState::Applying;
     ctx.state
         .update_view(&key, |v| {
-            v.preview = Some(Preview::of(&plan, preview_state, now));
+            v.preview = Some(Preview::of(plan, preview_state, now));
             if applying {
                 v.running = Some(Running {
                     sequence: plan.sequence,
@@ -670,7 +543,7 @@ async fn check(
         for action in plan.actions() {
             let path = ctx
                 .fetcher
-                .chart(&snapshot, &action.target.chart)
+                .chart(snapshot, &action.target.chart)
                 .await
                 .map_err(|e| fetch_stop(ctx, sub, &e, false))?;
             charts.insert(action.release.clone(), path);
@@ -691,7 +564,22 @@ async fn check(
             rollback_to: installed.rollback_to.clone(),
             charts,
         };
-        // The accepted sequence is on record before the first change of it.
+        // The accepted sequence is on record before the first change of it,
+        // and Ready says the sequence is being applied (not the last check's
+        // verdict), also if this agent is killed before it ends.
+        status.set_condition(
+            "Ready",
+            ConditionStatus::Unknown,
+            "Progressing",
+            format!(
+                "applying {}#{}: {} release(s) to install or upgrade",
+                plan.channel,
+                plan.sequence,
+                plan.actions().count()
+            ),
+            sub.metadata.generation,
+            now,
+        );
         let api: Api<ChannelSubscription> = Api::namespaced(ctx.client.clone(), &ns);
         let journal = StatusJournal::new(api, &ns, &name, status.clone());
         journal.flush().await.map_err(|e| {
@@ -714,7 +602,7 @@ async fn check(
             gate: &ctx.gate,
             holder: &ctx.holder,
         };
-        let done = executor.run(&plan, &settings).await;
+        let done = executor.run(plan, &settings).await;
         // Intents of operations left unfinished stay for the next start.
         status.in_flight = journal.in_flight().await;
         ctx.metrics.operations(&key, &done.operations);
@@ -735,9 +623,35 @@ async fn check(
     drop(progress_tx);
     let _ = progress_task.await;
 
+    Ok(report)
+}
+
+/// Records what the check found and did: release states, Events for
+/// releases left alone, the failed sequence, the conditions; the outcome.
+#[allow(clippy::too_many_arguments)] // the steps' results, each used once
+async fn record(
+    ctx: &Context,
+    sub: &ChannelSubscription,
+    status: &mut ChannelSubscriptionStatus,
+    observed: &Observed,
+    decided: &Decided,
+    report: Option<ExecReport>,
+    left_alone: &BTreeMap<ReleaseId, String>,
+    notes: Notes,
+    now: Timestamp,
+) -> Outcome {
+    let spec = &sub.spec;
+    let ns = sub.namespace().unwrap_or_else(|| ctx.namespace.clone());
+    let name = sub.name_any();
+    let generation = sub.metadata.generation;
+    let index = observed.snapshot.verified.index();
+    let snapshot = &observed.snapshot;
+    let settings = &observed.settings;
+    let (plan, waiting) = (&decided.plan, &decided.waiting);
+    let tx = &notes.tx;
     // Events for releases left alone, when their state or reason is new.
     let releases = release_statuses(
-        &plan,
+        plan,
         report.as_ref(),
         waiting.as_deref(),
         &status.releases,
@@ -773,9 +687,8 @@ async fn check(
             let _ = tx.send(Note::warning(reason::WAITING, "Wait", w.clone()));
         }
     }
-    drop(tx);
     // Every note is sent; wait until they are published so `--once` exits after them.
-    let _ = publisher.await;
+    notes.finish().await;
 
     let mut releases = releases;
     for r in &mut releases {
@@ -804,20 +717,20 @@ async fn check(
         // Nothing to do at a sequence at least as new as the failed one: it is behind us.
         status.failed_sequence = None;
     }
-    let summary: Summary = summarize(&plan, &status.releases, report.as_ref(), waiting.as_deref());
+    let summary: Summary = summarize(plan, &status.releases, report.as_ref(), waiting.as_deref());
     set_planned_conditions(
         status,
         &summary,
-        &plan,
+        plan,
         snapshot.trust_root_version,
         waiting.is_some(),
         generation,
         now,
     );
     tracing::info!(subscription = %settings.subscription, sequence = plan.sequence, result = ?summary.result, message = %summary.message, "reconciled");
-    Ok(Outcome {
+    Outcome {
         verdict: summary.verdict,
         message: format!("{ns}/{name}: {}", summary.message),
         sequence: Some(plan.sequence),
-    })
+    }
 }
