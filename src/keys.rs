@@ -6,7 +6,6 @@
 //! - keyid: lowercase hex SHA-256 of the raw 32-byte public key.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -174,30 +173,20 @@ fn check_name(name: &str) -> Result<(), KeyError> {
 /// Creates `path` with `mode` set before any content is written, then renames into place
 /// without replacing an existing file.
 fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
+    let opts = crate::atomic::WriteOptions {
+        mode,
+        ..crate::atomic::WriteOptions::SECRET_NEW
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".coxswain-key-")
-        .permissions(fs::Permissions::from_mode(mode))
-        .tempfile_in(dir)
-        .map_err(io(dir))?;
-    // The umask may have narrowed the mode; make it exact.
-    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode)).map_err(io(path))?;
-    tmp.write_all(contents).map_err(io(path))?;
-    tmp.as_file().sync_all().map_err(io(path))?;
-    tmp.persist_noclobber(path).map_err(|e| {
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+    crate::atomic::write(path, contents, opts).map_err(|error| {
+        if error.kind() == std::io::ErrorKind::AlreadyExists {
             KeyError::Exists(path.to_owned())
         } else {
             KeyError::Io {
                 path: path.to_owned(),
-                error: e.error,
+                error,
             }
         }
-    })?;
-    Ok(())
+    })
 }
 
 fn read_small(path: &Path) -> Result<String, KeyError> {

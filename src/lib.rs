@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod atomic;
 pub mod chart;
 pub mod crd;
 pub mod duration;

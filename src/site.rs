@@ -18,7 +18,7 @@
 //! which failures are worth another attempt.
 
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -753,43 +753,11 @@ impl SiteWriter {
             location: location.clone(),
             source,
         };
-        let dir = target
-            .parent()
-            .ok_or_else(|| io(std::io::Error::other("no parent directory")))?;
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let mut temp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(dir)
-            .map_err(io)?;
-        temp.write_all(bytes).map_err(io)?;
-        set_public_mode(temp.as_file()).map_err(io)?;
-        temp.as_file().sync_all().map_err(io)?;
-        temp.persist(&target).map_err(|e| io(e.error))?;
-        sync_dir(dir).map_err(io)?;
+        crate::atomic::write(&target, bytes, crate::atomic::WriteOptions::PUBLIC).map_err(io)?;
         Ok(target)
     }
 }
 
-#[cfg(unix)]
-fn set_public_mode(file: &std::fs::File) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(std::fs::Permissions::from_mode(0o644))
-}
-
-#[cfg(not(unix))]
-fn set_public_mode(_file: &std::fs::File) -> std::io::Result<()> {
-    Ok(())
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> std::io::Result<()> {
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {

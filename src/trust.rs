@@ -279,29 +279,12 @@ pub fn sig_path_of(path: &Path) -> PathBuf {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrustError> {
-    use std::io::Write;
-    let err = |error| TrustError::Write {
-        path: path.to_owned(),
-        error,
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(err)?;
-    tmp.write_all(bytes).map_err(err)?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(err)?;
-    }
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    crate::atomic::write(path, bytes, crate::atomic::WriteOptions::PUBLIC).map_err(|error| {
+        TrustError::Write {
+            path: path.to_owned(),
+            error,
+        }
+    })
 }
 
 /// Writes root N+1 into a site directory: signatures first, then the root, so a reader

@@ -629,15 +629,8 @@ fn explicit_timeouts(index: &crate::format::ChannelIndex) -> BTreeMap<(String, S
 }
 
 fn write_cached(dir: &Path, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".download-")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(target).map_err(|e| e.error)?;
-    Ok(())
+    crate::atomic::write(target, bytes, crate::atomic::WriteOptions::PRIVATE)
 }
 
 #[cfg(test)]

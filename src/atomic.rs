@@ -1,0 +1,116 @@
+//! The one atomic file writer: a temporary file in the target's directory,
+//! its mode set before any content is written, fsynced, then renamed into
+//! place (replacing the target, or refusing to), and the directory fsynced.
+//! A reader sees the old file or the new one, never half of one, even across
+//! a crash; a failed write leaves no temporary file behind (it is removed
+//! when dropped). Used for key files (0600, never replaced), site documents
+//! and trust roots (0644), and the agent's chart cache.
+
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+/// How a file is written.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions {
+    /// The file's permission bits, exact (the umask does not narrow them).
+    pub mode: u32,
+    /// Replace an existing file; when false, [`std::io::ErrorKind::AlreadyExists`].
+    pub replace: bool,
+    /// Create the parent directories first.
+    pub create_dirs: bool,
+}
+
+impl WriteOptions {
+    /// A public document (site files, trust roots): 0644, replaced.
+    pub const PUBLIC: Self = Self {
+        mode: 0o644,
+        replace: true,
+        create_dirs: true,
+    };
+    /// A secret that must never be overwritten (key files): 0600, not replaced.
+    pub const SECRET_NEW: Self = Self {
+        mode: 0o600,
+        replace: false,
+        create_dirs: false,
+    };
+    /// A private cache entry: 0600, replaced.
+    pub const PRIVATE: Self = Self {
+        mode: 0o600,
+        replace: true,
+        create_dirs: true,
+    };
+}
+
+/// Writes `bytes` to `path` atomically with `opts`.
+pub fn write(path: &Path, bytes: &[u8], opts: WriteOptions) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if opts.create_dirs {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".coxswain-tmp-")
+        .permissions(std::fs::Permissions::from_mode(opts.mode))
+        .tempfile_in(dir)?;
+    // The umask may have narrowed the mode; make it exact.
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(opts.mode))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    if opts.replace {
+        tmp.persist(path).map_err(|e| e.error)?;
+    } else {
+        tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    }
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn writes_replace_with_the_exact_mode_and_leave_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/doc.json");
+        write(&path, b"one", WriteOptions::PUBLIC).unwrap();
+        write(&path, b"two", WriteOptions::PUBLIC).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert_eq!(mode(&path), 0o644);
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["doc.json"]);
+    }
+
+    #[test]
+    fn a_secret_is_0600_and_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        write(&path, b"seed", WriteOptions::SECRET_NEW).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        let e = write(&path, b"other", WriteOptions::SECRET_NEW).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&path).unwrap(), b"seed");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        // The target is a directory: the rename fails.
+        let path = dir.path().join("taken");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("x"), b"x").unwrap();
+        assert!(write(&path, b"doc", WriteOptions::PUBLIC).is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
