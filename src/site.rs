@@ -758,7 +758,6 @@ impl SiteWriter {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

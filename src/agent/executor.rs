@@ -590,7 +590,7 @@ impl Executor<'_> {
                         new_revision,
                         sequence,
                         timeout,
-                        &format!("{what} to {to_version} failed: {why}"),
+                        (&format!("{what} to {to_version} failed"), &why),
                     )
                     .await;
                 let state = if ok {
@@ -787,6 +787,8 @@ impl Executor<'_> {
 
     /// Rolls back to `revision` and checks health again. Returns whether the
     /// release is healthy there, its revision now, a sentence, and the operation.
+    /// `cause` is what the history shows; `why`, the failure, is kept in the
+    /// intent so a repair after a kill can fail the sequence with it.
     async fn rollback(
         &self,
         action: &Action,
@@ -794,7 +796,7 @@ impl Executor<'_> {
         from_revision: Option<u32>,
         sequence: u64,
         timeout: Duration,
-        cause: &str,
+        (cause, why): (&str, &str),
     ) -> (bool, Option<u32>, String, OperationDetail) {
         let started = Timestamp::now();
         let clock = Instant::now();
@@ -813,7 +815,11 @@ impl Executor<'_> {
             from_revision,
             Some(revision),
             sequence,
-            cause,
+            &if why.is_empty() {
+                cause.to_owned()
+            } else {
+                format!("{cause}: {why}")
+            },
         )
         .await;
         let mut keep_intent = None;
@@ -964,7 +970,7 @@ impl Executor<'_> {
         let (ok, revision, version, detail, operation) = match undo {
             Undo::Rollback(rev) => {
                 let (ok, revision, detail, operation) = self
-                    .rollback(action, rev, None, sequence, timeout, &cause)
+                    .rollback(action, rev, None, sequence, timeout, (&cause, ""))
                     .await;
                 let version = match &action.kind {
                     ActionKind::Upgrade { from_version, .. } => Some(from_version.clone()),
