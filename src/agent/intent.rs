@@ -89,14 +89,18 @@ impl StatusJournal {
         f: impl FnOnce(&mut Vec<Intent>),
     ) -> Result<(), JournalError> {
         let mut status = self.status.lock().await;
-        f(&mut status.in_flight);
-        super::status::write_status(&self.api, &self.name, &status)
+        // Memory follows the cluster: a write that failed changes neither.
+        let mut next = status.clone();
+        f(&mut next.in_flight);
+        super::status::write_status(&self.api, &self.name, &next)
             .await
             .map_err(|source| JournalError {
                 subscription: self.subscription.clone(),
                 release,
                 source,
-            })
+            })?;
+        *status = next;
+        Ok(())
     }
 }
 

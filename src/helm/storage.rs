@@ -183,21 +183,15 @@ pub async fn mark_failed(
     };
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     if let Some(mut secret) = secrets.get_opt(&name).await.map_err(api_err)? {
-        let encoded = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get("release"))
-            .map(|b| b.0.clone())
-            .ok_or_else(|| StorageError::Malformed {
-                name: name.clone(),
-                reason: "no `release` key".to_owned(),
-            })?;
-        let mut value = decode(&name, &encoded)?;
-        set_failed(&name, &mut value, expected, UNLOCK_DESCRIPTION)?;
-        let encoded = encode(&value).map_err(|e| StorageError::Malformed {
-            name: name.clone(),
-            reason: format!("cannot encode: {e}"),
-        })?;
+        let encoded = unlocked(
+            &name,
+            secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get("release"))
+                .map(|b| b.0.as_slice()),
+            expected,
+        )?;
         secret
             .data
             .get_or_insert_with(Default::default)
@@ -217,21 +211,14 @@ pub async fn mark_failed(
             name,
         });
     };
-    let encoded = map
-        .data
-        .as_ref()
-        .and_then(|d| d.get("release"))
-        .map(|s| s.clone().into_bytes())
-        .ok_or_else(|| StorageError::Malformed {
-            name: name.clone(),
-            reason: "no `release` key".to_owned(),
-        })?;
-    let mut value = decode(&name, &encoded)?;
-    set_failed(&name, &mut value, expected, UNLOCK_DESCRIPTION)?;
-    let encoded = encode(&value).map_err(|e| StorageError::Malformed {
-        name: name.clone(),
-        reason: format!("cannot encode: {e}"),
-    })?;
+    let encoded = unlocked(
+        &name,
+        map.data
+            .as_ref()
+            .and_then(|d| d.get("release"))
+            .map(String::as_bytes),
+        expected,
+    )?;
     map.data.get_or_insert_with(Default::default).insert(
         "release".into(),
         String::from_utf8_lossy(&encoded).into_owned(),
@@ -241,6 +228,23 @@ pub async fn mark_failed(
         .await
         .map_err(api_err)?;
     Ok(())
+}
+
+/// A record's `release` value with its release marked failed, re-encoded
+/// (the one path for both drivers).
+fn unlocked(
+    name: &str,
+    encoded: Option<&[u8]>,
+    expected: ReleaseStatus,
+) -> Result<Vec<u8>, StorageError> {
+    let malformed = |reason: String| StorageError::Malformed {
+        name: name.to_owned(),
+        reason,
+    };
+    let encoded = encoded.ok_or_else(|| malformed("no `release` key".to_owned()))?;
+    let mut value = decode(name, encoded)?;
+    set_failed(name, &mut value, expected, UNLOCK_DESCRIPTION)?;
+    encode(&value).map_err(|e| malformed(format!("cannot encode: {e}")))
 }
 
 /// The labels helm's driver sets on update.
