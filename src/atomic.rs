@@ -44,6 +44,17 @@ impl WriteOptions {
 
 /// Writes `bytes` to `path` atomically with `opts`.
 pub fn write(path: &Path, bytes: &[u8], opts: WriteOptions) -> std::io::Result<()> {
+    write_with(path, opts, |file| file.write_all(bytes))
+}
+
+/// [`write`] with the content written by `fill` into the temporary file (so a
+/// test can fail it half-way as a full disk does); whatever `fill` returns as
+/// an error removes the temporary file and leaves the target as it was.
+pub fn write_with(
+    path: &Path,
+    opts: WriteOptions,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -58,7 +69,7 @@ pub fn write(path: &Path, bytes: &[u8], opts: WriteOptions) -> std::io::Result<(
     // The umask may have narrowed the mode; make it exact.
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(opts.mode))?;
-    tmp.write_all(bytes)?;
+    fill(tmp.as_file_mut())?;
     tmp.as_file().sync_all()?;
     if opts.replace {
         tmp.persist(path).map_err(|e| e.error)?;

@@ -121,22 +121,31 @@ pub enum ChartFetchError {
     /// `coxswain verify` makes too).
     #[error(transparent)]
     Check(#[from] crate::site_verify::ChartCheckError),
-    /// The cache directory could not be written.
-    #[error("chart cache {path}: {source}")]
+    /// The local chart cache could not be written (a full disk, a read-only
+    /// or missing directory): the agent's problem, not the site's. Nothing is
+    /// left behind; the next check downloads the chart again.
+    #[error("cannot write to the chart cache {dir}")]
     Cache {
-        /// The file concerned.
-        path: PathBuf,
-        /// Why.
+        /// The cache directory.
+        dir: PathBuf,
+        /// The OS reason (e.g. "No space left on device").
+        #[source]
         source: std::io::Error,
     },
 }
 
 impl FetchError {
     /// True when the update site could not be reached (timeouts, refused
-    /// connections, 5xx, or no index at all); false for verification failures.
+    /// connections, 5xx, broken transfers, or no index at all); false for
+    /// verification failures and local problems.
     pub fn is_unreachable(&self) -> bool {
         match self {
             Self::Site { source, .. } => source.is_transient() || source.is_not_found(),
+            // A chart the index names but the site does not have is the site's
+            // defect, not an outage: only transient download failures count.
+            Self::Chart { source, .. } => {
+                matches!(source.as_ref(), ChartFetchError::Site(e) if e.is_transient())
+            }
             Self::Trust { source, .. } => match source.as_ref() {
                 TrustError::Site(e) => e.is_transient() || e.is_not_found(),
                 _ => false,
@@ -174,7 +183,8 @@ impl FetchError {
         match self {
             Self::Verify(_) | Self::TrustRootRollback { .. } | Self::Anchor { .. } => true,
             Self::Trust { .. } => !self.is_unreachable(),
-            Self::Chart { source, .. } => !matches!(source.as_ref(), ChartFetchError::Site(_)),
+            // A download or cache failure says nothing about what was signed.
+            Self::Chart { source, .. } => matches!(source.as_ref(), ChartFetchError::Check(_)),
             _ => false,
         }
     }
@@ -541,23 +551,23 @@ impl Fetcher {
             &self.archive_limits,
         )
         .map_err(|e| err(ChartFetchError::Check(e)))?;
-        let dir = self.cache_dir.clone();
-        let target = path.clone();
-        tokio::task::spawn_blocking(move || write_cached(&dir, &target, &bytes))
-            .await
-            .map_err(|e| {
-                err(ChartFetchError::Cache {
-                    path: path.clone(),
-                    source: std::io::Error::other(e),
-                })
-            })?
-            .map_err(|source| {
-                err(ChartFetchError::Cache {
-                    path: path.clone(),
-                    source,
-                })
-            })?;
+        self.store(&path, bytes).await.map_err(err)?;
         Ok(path)
+    }
+
+    /// Writes a verified archive to `path` in the cache, atomically: on any
+    /// failure (ENOSPC, EROFS, a cache directory that cannot be created) the
+    /// temp file is removed and nothing is left under the final name.
+    async fn store(&self, path: &Path, bytes: Vec<u8>) -> Result<(), ChartFetchError> {
+        let dir = self.cache_dir.clone();
+        let target = path.to_path_buf();
+        let written = tokio::task::spawn_blocking(move || write_cached(&dir, &target, &bytes))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        written.map_err(|source| ChartFetchError::Cache {
+            dir: self.cache_dir.clone(),
+            source,
+        })
     }
 }
 
@@ -629,8 +639,23 @@ fn explicit_timeouts(index: &crate::format::ChannelIndex) -> BTreeMap<(String, S
 }
 
 fn write_cached(dir: &Path, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    write_cached_with(dir, target, bytes, |file, bytes| file.write_all(bytes))
+}
+
+/// [`write_cached`] with the write itself supplied, so tests can fail it
+/// half-way as a full disk does. The one atomic writer removes the partial
+/// file on any failure (a short write, a failed fsync or rename).
+fn write_cached_with(
+    dir: &Path,
+    target: &Path,
+    bytes: &[u8],
+    write: impl FnOnce(&mut std::fs::File, &[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    crate::atomic::write(target, bytes, crate::atomic::WriteOptions::PRIVATE)
+    crate::atomic::write_with(target, crate::atomic::WriteOptions::PRIVATE, |file| {
+        write(file, bytes)
+    })
 }
 
 #[cfg(test)]
@@ -680,5 +705,113 @@ mod tests {
         assert_eq!(std::fs::read(&target).unwrap(), b"two");
         let leftovers = std::fs::read_dir(dir.path().join("c")).unwrap().count();
         assert_eq!(leftovers, 1);
+    }
+
+    /// ENOSPC, as `write(2)` reports it on Linux.
+    fn no_space() -> std::io::Error {
+        std::io::Error::from_raw_os_error(28)
+    }
+
+    #[test]
+    fn a_write_that_fails_half_way_leaves_nothing_behind() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let charts = dir.path().join("charts");
+        let target = charts.join("sha256-x.tgz");
+        let err = write_cached_with(&charts, &target, b"0123456789", |file, bytes| {
+            file.write_all(&bytes[..5])?;
+            Err(no_space())
+        })
+        .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(28));
+        assert!(!target.exists(), "no entry under the final name");
+        let left: Vec<_> = std::fs::read_dir(&charts).unwrap().collect();
+        assert!(
+            left.is_empty(),
+            "the partial temp file is removed: {left:?}"
+        );
+        // Space is back: the same write succeeds.
+        write_cached(&charts, &target, b"0123456789").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"0123456789");
+    }
+
+    #[tokio::test]
+    async fn a_cache_that_cannot_be_written_is_an_error_naming_it_then_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        // A regular file where the cache directory should be: create_dir_all
+        // fails whoever runs the test (root ignores permission bits).
+        let blocker = dir.path().join("cache");
+        std::fs::write(&blocker, b"not a directory").unwrap();
+        let charts = blocker.join("charts");
+        let fetcher = Fetcher::new(charts.clone(), Limits::default(), RetryPolicy::default());
+        let target = charts.join("sha256-x.tgz");
+        let cause = fetcher.store(&target, b"chart".to_vec()).await.unwrap_err();
+        assert!(matches!(cause, ChartFetchError::Cache { ref dir, .. } if *dir == charts));
+        let e = FetchError::Chart {
+            chart: "certs 1.0.0".into(),
+            source: Box::new(cause),
+        };
+        assert!(
+            !e.is_verification(),
+            "a local write error is not a verification failure"
+        );
+        assert!(!e.is_unreachable(), "nor is the site unreachable");
+        assert_eq!(e.verification_reason(), None);
+        let text = crate::site_verify::describe(&e);
+        assert!(
+            text.starts_with(&format!(
+                "chart certs 1.0.0: cannot write to the chart cache {}: ",
+                charts.display()
+            )),
+            "{text}"
+        );
+        assert!(text.contains("os error"), "the OS reason is named: {text}");
+
+        // The cause goes away: the next check stores the chart.
+        std::fs::remove_file(&blocker).unwrap();
+        fetcher.store(&target, b"chart".to_vec()).await.unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"chart");
+    }
+
+    #[test]
+    fn chart_failures_are_classified_by_whose_fault_they_are() {
+        let chart = |source: ChartFetchError| FetchError::Chart {
+            chart: "certs 1.0.0".into(),
+            source: Box::new(source),
+        };
+        let full = chart(ChartFetchError::Cache {
+            dir: PathBuf::from("/var/cache/coxswain/charts"),
+            source: no_space(),
+        });
+        assert!(!full.is_verification() && !full.is_unreachable());
+        let text = crate::site_verify::describe(&full);
+        assert_eq!(
+            text,
+            format!(
+                "chart certs 1.0.0: cannot write to the chart cache /var/cache/coxswain/charts: {}",
+                no_space()
+            ),
+            "the OS reason once, not twice"
+        );
+        assert!(text.contains("No space left on device"), "{text}");
+
+        let cut = chart(ChartFetchError::Site(SiteError::Timeout {
+            location: "http://site/charts/sha256-x.tgz".into(),
+            after: StdDuration::from_secs(2),
+        }));
+        assert!(cut.is_unreachable() && !cut.is_verification());
+        let missing = chart(ChartFetchError::Site(SiteError::NotFound {
+            location: "http://site/charts/sha256-x.tgz".into(),
+        }));
+        assert!(!missing.is_unreachable() && !missing.is_verification());
+        let tampered = chart(ChartFetchError::Check(
+            crate::site_verify::ChartCheckError::Verify(VerifyError::ChartSize {
+                chart: "certs 1.0.0".into(),
+                expected: 10,
+                actual: 5,
+            }),
+        ));
+        assert!(tampered.is_verification() && !tampered.is_unreachable());
+        assert_eq!(tampered.verification_reason(), Some("chart"));
     }
 }

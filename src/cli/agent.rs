@@ -100,6 +100,18 @@ pub struct Args {
         default_value = "15s"
     )]
     lease_duration: Duration,
+    /// Time allowed for one request to the update site (index, signatures,
+    /// a trust root or a chart), from connecting to the last byte; a slower
+    /// answer is a timeout, retried like any transient failure. Connecting
+    /// alone has 10s.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "COXSWAIN_HTTP_TIMEOUT",
+        default_value = "60s",
+        value_parser = parse_timeout
+    )]
+    http_timeout: coxswain::duration::Duration,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -121,6 +133,14 @@ fn parse_listen(text: &str) -> Result<Listen, String> {
     text.parse().map(Listen::At).map_err(|_| {
         format!("`{text}` is not an address like 127.0.0.1:8080 or 0.0.0.0:8080, or `off`")
     })
+}
+
+fn parse_timeout(text: &str) -> Result<coxswain::duration::Duration, String> {
+    let d = coxswain::duration::Duration::parse(text).map_err(|e| e.to_string())?;
+    if d.as_secs() == 0 {
+        return Err("a timeout of 0s would fail every request; write e.g. `60s`".into());
+    }
+    Ok(d)
 }
 
 /// How logs are written.
@@ -176,7 +196,10 @@ pub async fn run(args: Args) -> Result<()> {
         history: Default::default(),
         fetcher: Fetcher::new(
             cache_dir.join("charts"),
-            Limits::default(),
+            Limits {
+                total_timeout: args.http_timeout.to_std(),
+                ..Limits::default()
+            },
             RetryPolicy::default(),
         ),
         client,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use coxswain::keys::{self, SigningKey};
 
 pub mod cluster;
+pub mod proxy;
 pub mod world;
 
 /// The repository root.

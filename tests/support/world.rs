@@ -235,6 +235,19 @@ impl World {
         self.sequence
     }
 
+    /// Publishes the next sequence of the stable spec (with `edit`) into a
+    /// copy of the served site, which stays as it was: a publish not (yet)
+    /// visible. Returns the sequence and the copy; copy it over
+    /// [`World::site`] to make it visible.
+    pub fn publish_staged(&mut self, edit: impl Fn(&str, &mut Value)) -> (u64, PathBuf) {
+        self.sequence += 1;
+        let spec = self.spec("stable", edit);
+        let staged = self.dir.path().join(format!("site-{}", self.sequence));
+        super::copy_tree(&self.site(), &staged);
+        self.publish_to(&spec, &staged, self.sequence);
+        (self.sequence, staged)
+    }
+
     /// The directory `coxswain serve` serves.
     pub fn site(&self) -> PathBuf {
         self.dir.path().join("site")
@@ -275,10 +288,15 @@ impl World {
 
     /// `coxswain agent --once`; returns (exit code, stdout, stderr).
     pub fn agent_once(&self) -> (i32, String, String) {
+        self.agent_once_with(&[])
+    }
+
+    /// `coxswain agent --once` with `extra` flags; returns (exit code, stdout, stderr).
+    pub fn agent_once_with(&self, extra: &[&str]) -> (i32, String, String) {
         let kubeconfig = kubeconfig_path();
         let helm = self.helm.clone();
-        let cache = self.dir.path().join("cache");
-        run(&[
+        let cache = self.cache_dir();
+        let mut args = vec![
             "agent",
             "--kubeconfig",
             kubeconfig.to_str().unwrap(),
@@ -289,7 +307,14 @@ impl World {
             "--cache-dir",
             cache.to_str().unwrap(),
             "--once",
-        ])
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    }
+
+    /// The agent's `--cache-dir` (chart archives under `charts/`).
+    pub fn cache_dir(&self) -> PathBuf {
+        self.dir.path().join("cache")
     }
 
     /// The status of `stack`, as JSON.
