@@ -96,6 +96,35 @@ async fn not_converged(w: &World, sequence: u64) -> Option<String> {
     None
 }
 
+/// The fake nodes' Ready conditions and the pods of the releases that are not
+/// Ready: what the cluster itself looks like after the outage.
+async fn cluster_health(w: &World) -> String {
+    use k8s_openapi::api::core::v1::Node;
+    let mut out = Vec::new();
+    if let Ok(nodes) = Api::<Node>::all(w.client.clone())
+        .list(&ListParams::default())
+        .await
+    {
+        for n in nodes.items {
+            let ready = n
+                .status
+                .and_then(|s| s.conditions)
+                .and_then(|c| c.into_iter().find(|c| c.type_ == "Ready"))
+                .map(|c| c.status);
+            out.push(format!("node {:?} Ready={ready:?}", n.metadata.name));
+        }
+    }
+    for r in RELEASES {
+        for p in support::cluster::pods(&w.client, w.rns(r), "").await {
+            let ready = support::cluster::pod_condition(&p, "Ready");
+            if ready.as_deref() != Some("True") {
+                out.push(format!("{r}: pod {:?} Ready={ready:?}", p.metadata.name));
+            }
+        }
+    }
+    out.join("\n")
+}
+
 /// Fails the test with the agent's log when the agent process has exited.
 fn assert_alive(agent: &mut Agent, when: &str) {
     if let Some(exit) = agent.exited() {
@@ -180,8 +209,9 @@ async fn apiserver_outage_during_an_upgrade() {
         assert!(
             back.elapsed() < RECOVERY,
             "not converged to sequence {sequence} within {}s after the API server came back \
-             (last: {why}); status:\n{:#}\nthe agent's log:\n{}",
+             (last: {why}); the cluster:\n{}\nstatus:\n{:#}\nthe agent's log:\n{}",
             RECOVERY.as_secs(),
+            cluster_health(&w).await,
             status_opt(&w).await.unwrap_or_default(),
             agent.logs()
         );
@@ -260,6 +290,12 @@ async fn apiserver_outage_during_an_upgrade() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let logs = agent.logs();
+    // What the agent said about the outage and the recovery.
+    for line in logs.lines().filter(|l| {
+        l.contains("reconcile failed") || l.contains("\"repair") || l.contains("forgot an")
+    }) {
+        eprintln!("agent: {line}");
+    }
     let failed_reconciles = logs.matches("reconcile failed").count();
     eprintln!(
         "the agent logged {failed_reconciles} failed reconciles; pending after the outage: {pending:?}"

@@ -544,6 +544,11 @@ fn start(cluster: &Cluster, tools: &Tools) -> Result<()> {
         ),
         format!("--cluster-signing-cert-file={}", cluster.pki("ca.crt")),
         format!("--cluster-signing-key-file={}", cluster.pki("ca.key")),
+        // Default 50s: after an API server outage of half a minute (a fault
+        // test, `stop-component`) the node lifecycle controller would find the
+        // KWOK leases older than that before it sees them renewed, mark the
+        // nodes NotReady and their pods not Ready, which KWOK never undoes.
+        "--node-monitor-grace-period=2m".into(),
     ]);
     cluster.spawn(tools, "kube-controller-manager", &cm_args)?;
 
