@@ -323,10 +323,14 @@ async fn reconcile_arc(
         return Ok(Action::requeue(left));
     }
     let result = reconcile::reconcile(&ctx, &sub).await;
-    // A release stepping through upgradeFrom takes its next hop soon, not an interval later.
+    // A release stepping through upgradeFrom takes its next hop soon, not an
+    // interval later; a failed reconcile (API server unreachable, status not
+    // written) is due again when error_policy requeues it, or `not_due` would
+    // turn that retry away until the interval has passed.
     let next = match &result {
         Ok(o) if o.verdict == Verdict::Progressing => PROGRESS_RECHECK,
-        _ => with_jitter(sub.spec.interval.to_std()),
+        Ok(_) => with_jitter(sub.spec.interval.to_std()),
+        Err(_) => ERROR_RETRY,
     };
     ctx.record(&key, &sub, &result, next).await;
     match result {
@@ -335,9 +339,12 @@ async fn reconcile_arc(
     }
 }
 
+/// How soon a reconcile that failed (its status could not be written) runs again.
+const ERROR_RETRY: Duration = Duration::from_secs(30);
+
 fn error_policy(_sub: Arc<ChannelSubscription>, error: &AgentError, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(error = %crate::site_verify::describe(error), "reconcile failed; retrying in 30s");
-    Action::requeue(Duration::from_secs(30))
+    tracing::warn!(error = %crate::site_verify::describe(error), retry_seconds = ERROR_RETRY.as_secs(), "reconcile failed; retrying");
+    Action::requeue(ERROR_RETRY)
 }
 
 /// Default grace period after SIGTERM: the running helm call and its health

@@ -2,13 +2,16 @@
 //!
 //! The tests run against the loopback cluster that `cargo xtask e2e` starts and
 //! find it through the environment it sets: `KUBECONFIG`, `COXSWAIN_TEST_HELM`
-//! (helm 4), `COXSWAIN_TEST_HELM3` and `COXSWAIN_TEST_KUBECTL`. A test that
-//! cannot reach the cluster fails with a hint; it never skips.
+//! (helm 4), `COXSWAIN_TEST_HELM3`, `COXSWAIN_TEST_KUBECTL` and
+//! `COXSWAIN_TEST_XTASK` (the xtask binary, to start a cluster of a test's own
+//! or stop one of its components). A test that cannot reach the cluster fails
+//! with a hint; it never skips.
 
 use std::ffi::OsStr;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,7 +24,7 @@ use kube::{Api, Client, Config};
 /// What to do when the cluster or a tool is missing.
 pub const HINT: &str = "run the e2e tests with `cargo xtask e2e`: it builds the tools, \
      starts the loopback cluster and sets KUBECONFIG, COXSWAIN_TEST_HELM, \
-     COXSWAIN_TEST_HELM3 and COXSWAIN_TEST_KUBECTL";
+     COXSWAIN_TEST_HELM3, COXSWAIN_TEST_KUBECTL and COXSWAIN_TEST_XTASK";
 
 /// A path from environment variable `var` that must name an existing file.
 fn env_path(var: &str) -> PathBuf {
@@ -37,9 +40,141 @@ fn env_path(var: &str) -> PathBuf {
     path
 }
 
-/// The test cluster's kubeconfig (`KUBECONFIG`).
+/// The kubeconfig of a cluster this test binary started for itself
+/// ([`OwnCluster`]); when set, every helper uses it instead of `KUBECONFIG`.
+static OWN_KUBECONFIG: OnceLock<PathBuf> = OnceLock::new();
+
+/// The test cluster's kubeconfig: the binary's own cluster ([`OwnCluster`])
+/// when it started one, else `KUBECONFIG`.
 pub fn kubeconfig_path() -> PathBuf {
-    env_path("KUBECONFIG")
+    match OWN_KUBECONFIG.get() {
+        Some(path) => path.clone(),
+        None => env_path("KUBECONFIG"),
+    }
+}
+
+/// The xtask binary (`COXSWAIN_TEST_XTASK`, set by `cargo xtask e2e` to itself).
+pub fn xtask() -> PathBuf {
+    env_path("COXSWAIN_TEST_XTASK")
+}
+
+/// Runs `xtask cluster <args>`; fails the test unless it succeeds; returns stdout.
+fn xtask_cluster(args: &[&str]) -> String {
+    let out = std::process::Command::new(xtask())
+        .arg("cluster")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {} cluster {}: {e}", xtask().display(), args.join(" ")));
+    assert!(
+        out.status.success(),
+        "xtask cluster {} failed ({}):\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The name of the test cluster: its state directory,
+/// `<cache>/clusters/<name>/`, holds the kubeconfig.
+pub fn cluster_name() -> String {
+    let path = kubeconfig_path();
+    let dir = path.parent().filter(|d| {
+        d.parent()
+            .and_then(Path::file_name)
+            .is_some_and(|n| n == "clusters")
+    });
+    let Some(name) = dir.and_then(Path::file_name) else {
+        panic!(
+            "{} is not the kubeconfig of a cluster of `cargo xtask cluster` \
+             (<cache>/clusters/<name>/kubeconfig): {HINT}",
+            path.display()
+        );
+    };
+    name.to_string_lossy().into_owned()
+}
+
+/// Stops `component` (e.g. `kube-apiserver`) of the test cluster by its
+/// recorded pid: SIGTERM, SIGKILL after 10s (`xtask cluster stop-component`).
+/// Every test of the cluster sees it go; use it on an [`OwnCluster`].
+pub fn stop_component(component: &str) {
+    xtask_cluster(&[
+        "stop-component",
+        "--name",
+        &cluster_name(),
+        "--component",
+        component,
+    ]);
+}
+
+/// Starts `component` of the test cluster again with the command line it was
+/// first started with; for kube-apiserver, returns once /readyz answers
+/// (`xtask cluster start-component`).
+pub fn start_component(component: &str) {
+    xtask_cluster(&[
+        "start-component",
+        "--name",
+        &cluster_name(),
+        "--component",
+        component,
+    ]);
+}
+
+/// A cluster of the test binary's own (`xtask cluster up --name <prefix>-<random>`),
+/// for tests that break the cluster (stop its API server) and must not take the
+/// shared one down with them. Once started, every helper of this module uses
+/// it; one per test binary. Taken down on drop, also when the test panics.
+pub struct OwnCluster {
+    /// The cluster's name.
+    pub name: String,
+}
+
+impl OwnCluster {
+    /// Starts the cluster and makes it the one the helpers use.
+    pub fn up(prefix: &str) -> Self {
+        let name = unique_name(prefix);
+        let started = Instant::now();
+        // The guard exists before `up` returns: a failed start is cleaned up too.
+        let cluster = Self { name };
+        let stdout = xtask_cluster(&["up", "--name", &cluster.name]);
+        let Some(path) = stdout
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("export KUBECONFIG="))
+        else {
+            panic!("xtask cluster up printed no `export KUBECONFIG=` line: {stdout}");
+        };
+        let path = PathBuf::from(path.trim());
+        assert!(
+            OWN_KUBECONFIG.set(path.clone()).is_ok(),
+            "a test binary starts at most one cluster of its own"
+        );
+        eprintln!(
+            "own cluster {} up in {:.1}s: {}",
+            cluster.name,
+            started.elapsed().as_secs_f64(),
+            path.display()
+        );
+        cluster
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        // Not `xtask_cluster`: a panic while panicking would abort.
+        let result = std::process::Command::new(xtask())
+            .args(["cluster", "down", "--name", &self.name])
+            .stdin(Stdio::null())
+            .status();
+        if !matches!(result, Ok(status) if status.success()) {
+            eprintln!(
+                "could not take down cluster {}: {result:?}; run `cargo xtask cluster down --name {}`",
+                self.name, self.name
+            );
+        }
+    }
 }
 
 /// Helm 4 (`COXSWAIN_TEST_HELM`).

@@ -494,6 +494,11 @@ impl Agent {
         let _ = self.child.wait();
     }
 
+    /// The exit status, if the process has exited (it never should by itself).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
     /// SIGTERM, then waits for the exit; returns whether it exited 0.
     pub fn stop(&mut self) -> bool {
         let pid = rustix::process::Pid::from_child(&self.child);

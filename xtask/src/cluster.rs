@@ -1,6 +1,9 @@
-//! `cargo xtask cluster up|down|status`: a real Kubernetes control plane on
-//! loopback (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) with
-//! KWOK standing in for the kubelets of a few fake nodes.
+//! `cargo xtask cluster up|down|status|stop-component|start-component`: a real
+//! Kubernetes control plane on loopback (etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler) with KWOK standing in for the
+//! kubelets of a few fake nodes. One component of a running cluster can be
+//! stopped and started again with the same command line (fault tests: an API
+//! server outage).
 //!
 //! Everything a cluster owns lives in `<cache>/clusters/<name>/`:
 //!
@@ -10,8 +13,9 @@
 //! ports                 component=port lines, for `cluster status`
 //! kwok.yaml nodes.yaml  KWOK stages and the fake Node objects
 //! data/etcd/            etcd's data (run with --unsafe-no-fsync)
-//! logs/<component>.log  stdout and stderr of each component
+//! logs/<component>.log  stdout and stderr of each component (appended to on a restart)
 //! pids/<component>      the pid `down` stops, after checking it is still ours
+//! cmdlines/<component>  the program and its arguments, one per line, for `start-component`
 //! ```
 
 use std::fs;
@@ -69,6 +73,30 @@ pub enum ClusterCommand {
         #[arg(long, default_value = DEFAULT_NAME)]
         name: String,
     },
+    /// Stop one component of a running cluster by its recorded pid (SIGTERM,
+    /// SIGKILL after 10s), keeping its state for `start-component`.
+    StopComponent {
+        /// Cluster name.
+        #[arg(long, default_value = DEFAULT_NAME)]
+        name: String,
+        /// The component to stop.
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(COMPONENTS))]
+        component: String,
+        /// SIGKILL at once (a crash) instead of SIGTERM (a graceful stop).
+        #[arg(long)]
+        kill: bool,
+    },
+    /// Start a stopped component again with the command line it was first
+    /// started with (same flags, ports, certificates and data); for
+    /// kube-apiserver, wait until /readyz answers.
+    StartComponent {
+        /// Cluster name.
+        #[arg(long, default_value = DEFAULT_NAME)]
+        name: String,
+        /// The component to start.
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(COMPONENTS))]
+        component: String,
+    },
 }
 
 /// Entry point of `cargo xtask cluster`.
@@ -82,6 +110,15 @@ pub fn run(command: ClusterCommand) -> Result<()> {
         }
         ClusterCommand::Down { name } => down(&name),
         ClusterCommand::Status { name } => status(&name),
+        ClusterCommand::StopComponent {
+            name,
+            component,
+            kill,
+        } => stop_component(&name, &component, kill),
+        ClusterCommand::StartComponent { name, component } => {
+            let tools = tools::ensure()?;
+            start_component(&name, &component, &tools)
+        }
     }
 }
 
@@ -154,16 +191,45 @@ impl Cluster {
         COMPONENTS.iter().map(|c| (*c, self.live_pid(c))).collect()
     }
 
+    fn cmdline_path(&self, component: &str) -> PathBuf {
+        self.dir.join("cmdlines").join(component)
+    }
+
+    /// Start `component` for the first time and record its command line, so
+    /// `start-component` can start it again exactly so.
     fn spawn(&self, tools: &Tools, component: &str, args: &[String]) -> Result<u32> {
+        let mut argv = vec![
+            tools.control_plane.display().to_string(),
+            component.to_owned(),
+        ];
+        argv.extend(args.iter().cloned());
+        if let Some(arg) = argv.iter().find(|a| a.contains('\n')) {
+            bail!("{component}: argument {arg:?} contains a newline and cannot be recorded");
+        }
+        let path = self.cmdline_path(component);
+        write(&path, &format!("{}\n", argv.join("\n")))?;
+        self.launch(component, &argv, false)
+    }
+
+    /// Run `argv` as `component` in a process group of its own, its output in
+    /// its log (appended to when `append`), and record its pid.
+    fn launch(&self, component: &str, argv: &[String], append: bool) -> Result<u32> {
+        let Some((program, args)) = argv.split_first() else {
+            bail!("{component}: empty command line");
+        };
         let log_path = self.log_path(component);
-        let log = fs::File::create(&log_path)
-            .with_context(|| format!("create the log file {}", log_path.display()))?;
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(&log_path)
+            .with_context(|| format!("open the log file {}", log_path.display()))?;
         let log_err = log
             .try_clone()
             .with_context(|| format!("reopen the log file {}", log_path.display()))?;
         let child = std::os::unix::process::CommandExt::process_group(
-            Command::new(&tools.control_plane)
-                .arg(component)
+            Command::new(program)
                 .args(args)
                 .current_dir(&self.dir)
                 .stdin(Stdio::null())
@@ -174,7 +240,7 @@ impl Cluster {
             0,
         )
         .spawn()
-        .with_context(|| format!("start {component} ({})", tools.control_plane.display()))?;
+        .with_context(|| format!("start {component} ({program})"))?;
         let pid = child.id();
         let pid_path = self.pid_path(component);
         fs::write(&pid_path, format!("{pid}\n"))
@@ -252,26 +318,35 @@ impl Cluster {
     /// SIGTERM every live component in reverse start order, SIGKILL what is left
     /// after 10s. Returns the components that were stopped.
     fn stop_all(&self) -> Vec<&'static str> {
-        let mut stopped = Vec::new();
-        for component in COMPONENTS.iter().rev() {
-            let Some(pid) = self.live_pid(component) else {
-                continue;
-            };
+        COMPONENTS
+            .iter()
+            .rev()
+            .filter(|component| self.stop(component, false))
+            .copied()
+            .collect()
+    }
+
+    /// Stop `component` if it runs: SIGTERM (SIGKILL at once when `kill`),
+    /// SIGKILL after 10s. Returns whether it was running.
+    fn stop(&self, component: &str, kill: bool) -> bool {
+        let Some(pid) = self.live_pid(component) else {
+            return false;
+        };
+        if !kill {
             signal(pid, libc::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(10);
             while self.live_pid(component).is_some() && Instant::now() < deadline {
                 sleep(Duration::from_millis(100));
             }
-            if self.live_pid(component).is_some() {
-                signal(pid, libc::SIGKILL);
-                let deadline = Instant::now() + Duration::from_secs(5);
-                while self.live_pid(component).is_some() && Instant::now() < deadline {
-                    sleep(Duration::from_millis(50));
-                }
-            }
-            stopped.push(*component);
         }
-        stopped
+        if self.live_pid(component).is_some() {
+            signal(pid, libc::SIGKILL);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while self.live_pid(component).is_some() && Instant::now() < deadline {
+                sleep(Duration::from_millis(50));
+            }
+        }
+        true
     }
 }
 
@@ -319,7 +394,7 @@ pub fn up(name: &str, tools: &Tools) -> Result<PathBuf> {
         fs::remove_dir_all(&cluster.dir)
             .with_context(|| format!("remove the old state {}", cluster.dir.display()))?;
     }
-    for sub in ["pki", "logs", "pids", "data"] {
+    for sub in ["pki", "logs", "pids", "cmdlines", "data"] {
         let dir = cluster.dir.join(sub);
         fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     }
@@ -469,6 +544,11 @@ fn start(cluster: &Cluster, tools: &Tools) -> Result<()> {
         ),
         format!("--cluster-signing-cert-file={}", cluster.pki("ca.crt")),
         format!("--cluster-signing-key-file={}", cluster.pki("ca.key")),
+        // Default 50s: after an API server outage of half a minute (a fault
+        // test, `stop-component`) the node lifecycle controller would find the
+        // KWOK leases older than that before it sees them renewed, mark the
+        // nodes NotReady and their pods not Ready, which KWOK never undoes.
+        "--node-monitor-grace-period=2m".into(),
     ]);
     cluster.spawn(tools, "kube-controller-manager", &cm_args)?;
 
@@ -595,6 +675,76 @@ pub fn down(name: &str) -> Result<()> {
         } else {
             stopped.join(", ")
         }
+    );
+    Ok(())
+}
+
+/// Stop one component of running cluster `name`; its state stays for
+/// [`start_component`].
+pub fn stop_component(name: &str, component: &str, kill: bool) -> Result<()> {
+    let cluster = Cluster::open(name)?;
+    let started = Instant::now();
+    let Some(pid) = cluster.live_pid(component) else {
+        bail!(
+            "{component} of cluster {name} is not running (see `cargo xtask cluster status --name {name}`)"
+        );
+    };
+    cluster.stop(component, kill);
+    if let Some(pid) = cluster.live_pid(component) {
+        bail!("{component} of cluster {name} (pid {pid}) still runs after SIGKILL");
+    }
+    eprintln!(
+        "cluster {name}: {component} (pid {pid}) stopped with {} in {:.1}s",
+        if kill { "SIGKILL" } else { "SIGTERM" },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Start a stopped component of cluster `name` again with its recorded
+/// command line; for kube-apiserver, wait until /readyz answers.
+pub fn start_component(name: &str, component: &str, tools: &Tools) -> Result<()> {
+    let cluster = Cluster::open(name)?;
+    let started = Instant::now();
+    if let Some(pid) = cluster.live_pid(component) {
+        bail!("{component} of cluster {name} already runs (pid {pid})");
+    }
+    let path = cluster.cmdline_path(component);
+    let recorded = fs::read_to_string(&path).with_context(|| {
+        format!(
+            "read the command line of {component} from {}; a cluster started by an older \
+             xtask has none: `cargo xtask cluster down --name {name}` and `up` again",
+            path.display()
+        )
+    })?;
+    let argv: Vec<String> = recorded.lines().map(str::to_owned).collect();
+    let program = argv.first().map(PathBuf::from).unwrap_or_default();
+    if !program.is_file() {
+        bail!(
+            "{component} of cluster {name} was started by {}, which no longer exists \
+             (the tools were rebuilt): `cargo xtask cluster down --name {name}` and `up` again",
+            program.display()
+        );
+    }
+    let log_path = cluster.log_path(component);
+    let marker = "--- restarted by `cargo xtask cluster start-component`\n";
+    fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&log_path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, marker.as_bytes()))
+        .with_context(|| format!("append to {}", log_path.display()))?;
+    let pid = cluster.launch(component, &argv, true)?;
+    if component == "kube-apiserver" {
+        cluster.wait_until("the API server's /readyz", &["etcd", component], || {
+            Ok(api_ready(&cluster, tools))
+        })?;
+    } else {
+        cluster.wait_until(&format!("{component} to start"), &[component], || Ok(true))?;
+    }
+    eprintln!(
+        "cluster {name}: {component} started again (pid {pid}) in {:.1}s",
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

@@ -3,7 +3,8 @@
 //!
 //! The tests find the cluster and tools through the environment:
 //! `KUBECONFIG`, `COXSWAIN_TEST_HELM` (helm 4), `COXSWAIN_TEST_HELM3`,
-//! `COXSWAIN_TEST_KUBECTL`, and the Debian binaries `COXSWAIN_TEST_PROMTOOL`,
+//! `COXSWAIN_TEST_KUBECTL`, `COXSWAIN_TEST_XTASK` (this binary: a test that
+//! breaks a cluster starts one of its own with it), and the Debian binaries `COXSWAIN_TEST_PROMTOOL`,
 //! `COXSWAIN_TEST_PROMETHEUS`, `COXSWAIN_TEST_CHROMIUM`, `COXSWAIN_TEST_CHROMEDRIVER`.
 
 use std::fs;
@@ -38,6 +39,7 @@ pub fn run(args: &E2eArgs) -> Result<()> {
     let tools = tools::ensure()?;
     let kubeconfig = cluster::up(CLUSTER, &tools)?;
 
+    let xtask = std::env::current_exe().context("find the xtask binary")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(crate::workspace_root())
@@ -50,6 +52,7 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         .env("COXSWAIN_TEST_HELM", &tools.helm4)
         .env("COXSWAIN_TEST_HELM3", &tools.helm3)
         .env("COXSWAIN_TEST_KUBECTL", &tools.kubectl)
+        .env("COXSWAIN_TEST_XTASK", &xtask)
         .env("COXSWAIN_TEST_PROMTOOL", &tools.promtool)
         .env("COXSWAIN_TEST_PROMETHEUS", &tools.prometheus)
         .env("COXSWAIN_TEST_CHROMIUM", &tools.chromium)
