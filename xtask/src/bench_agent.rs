@@ -1517,7 +1517,9 @@ fn render(runs: &[RunFigures]) -> Result<String> {
            100 ms until it says `leader (this replica, …)`; the Lease's `renewTime`, read right\n  \
            after the kill, gives the dead leader's last renewal. Expected: the rest of the Lease\n  \
            (renewed a third of the duration before it expires) plus up to 1 s of back-off and\n  \
-           a fifth of the duration to read it, so between about 5 s and 19 s.\n\
+           a fifth of the duration to read it, so between about 5 s and 19 s. The kill comes\n  \
+           right after the leader took the Lease (that is its last renewal), so the hand-over\n  \
+           is close to a whole lease duration; the time after the expiry is the overhead.\n\
          - restart to converged: `agent --once` starts in its own process group on a sequence\n  \
            that changes all five releases; a `kubectl get secrets --watch` on certs' helm\n  \
            release Secrets sees its new revision appear as `pending-upgrade`, and the group\n  \
