@@ -9,13 +9,22 @@
 //!    subscription, the Events of its namespace and helm's release Secrets, before and
 //!    after), and CPU time (`wait4` rusage of the agent, which includes its reaped helm
 //!    children, minus the children's share that the wrapper recorded);
-//! 3. the agent in controller mode (interval 20s): VmRSS/VmHWM from /proc after its
-//!    first (no-op) reconcile and 5 s of idling; its next periodic poll, a no-op that
+//! 3. the agent in controller mode (interval 20s, leader election on with a 15 s
+//!    Lease, the defaults): VmRSS/VmHWM from /proc after its first (no-op) reconcile
+//!    and 5 s of idling; its next periodic poll, a no-op that
 //!    can be conditional, counted like 2 (CPU from /proc/<pid>/stat, 10 ms ticks; the
 //!    subscription's status content stands for its writes); then VmHWM after a
 //!    published sequence that changes all five releases has been applied (triggered by
 //!    a spec change; helm children are separate processes, so they are excluded);
-//! 4. the releases uninstalled, then installed one by one with
+//! 4. leader hand-over: two controllers, the leader's process group killed with
+//!    SIGKILL, the time until the other's `/readyz` says it leads (baseline: the
+//!    lease duration);
+//! 5. restart after a kill during an upgrade: an uninterrupted `agent --once` upgrade
+//!    of all five releases (the baseline), then `agent --once` on the next sequence
+//!    killed (SIGKILL to its process group) when certs' new revision shows
+//!    `pending-upgrade`, and a fresh `agent --once` timed until it exits 0 with every
+//!    release at that sequence, with the repairs it recorded;
+//! 6. the releases uninstalled, then installed one by one with
 //!    `helm upgrade --install --wait` in dependency order with the values the agent
 //!    installed (wall time), and uninstalled again.
 //!
@@ -60,6 +69,20 @@ struct RunFigures {
     idle_hwm_kib: u64,
     peak_hwm_kib: u64,
     upgrade_wall: Duration,
+    /// An uninterrupted upgrade of the five releases by `agent --once` (the baseline).
+    once_upgrade: Duration,
+    /// From the start of the killed `agent --once` to the SIGKILL of its group.
+    kill_after: Duration,
+    /// `release=status` of each release right after the kill.
+    kill_states: Vec<String>,
+    /// A fresh `agent --once` after the kill, from its start to exit 0.
+    restart_converge: Duration,
+    /// `operation: repair` entries the restart added to status.history.
+    restart_repairs: usize,
+    /// From the SIGKILL of the leading controller to the other one leading.
+    handover: Duration,
+    /// How long before the SIGKILL the killed leader last renewed the Lease.
+    since_renewal: Duration,
 }
 
 /// Runs the agent benchmarks `runs` times; `record` writes docs/performance.md.
@@ -174,7 +197,13 @@ fn measure(
         sequence += 1;
         memory(demo, stack, server, &counter, &mut f, run, sequence)?;
 
-        // 4. Uninstall, then helm one by one, then uninstall again.
+        // 4. Two controllers: the leader killed, the time until the other leads.
+        handover(demo, stack, &mut f, run)?;
+
+        // 5. `agent --once` killed during an upgrade, then the time to converge.
+        kill_during_upgrade(demo, stack, &mut f, run, &mut sequence)?;
+
+        // 6. Uninstall, then helm one by one, then uninstall again.
         stack.must(
             "kubectl",
             &stack.tools.kubectl,
@@ -210,21 +239,13 @@ fn memory(
     sequence: u64,
 ) -> Result<()> {
     let log_path = demo.work.join(format!("agent-controller-{run}.log"));
-    let log =
-        File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-    let mut child = Command::new(&demo.coxswain)
-        .args(agent_args(
-            demo,
-            stack,
-            &demo.work.join("helm-count.sh"),
-            false,
-        )?)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .context("starting coxswain agent")?;
+    let mut child = spawn_controller(
+        demo,
+        stack,
+        &demo.work.join("helm-count.sh"),
+        &format!("bench-memory-{run}"),
+        &log_path,
+    )?;
     let pid = child.id();
     let result = (|| {
         let reconciles = || -> Result<usize> {
@@ -277,30 +298,13 @@ fn memory(
             f.ctl_cpu_ms
         );
 
-        // Every release changes: each image tag moves to a run-specific patch version.
-        let edits: Vec<(String, String, String)> = [
-            ("certs", "1.14.0"),
-            ("ingress", "1.10.0"),
-            ("sso", "24.0.5"),
-            ("wiki", "2.5.300"),
-            ("files", "29.0.1"),
-        ]
-        .iter()
-        .map(|(release, tag)| {
-            (
-                (*release).to_owned(),
-                format!("tag: \"{tag}\""),
-                format!("tag: \"{tag}-bench{run}\""),
-            )
-        })
-        .collect();
-        let edits: Vec<(&str, &str, &str)> = edits
-            .iter()
-            .map(|(r, a, b)| (r.as_str(), a.as_str(), b.as_str()))
-            .collect();
         let before = stack.releases()?;
-        let spec = stack.write_spec(&format!("all-{run}"), &[], &edits)?;
-        stack.publish(&spec, sequence)?;
+        publish_all_changed(
+            stack,
+            &format!("all-{run}"),
+            &format!("-bench{run}"),
+            sequence,
+        )?;
         let started = Instant::now();
         trigger(stack, &format!("{}s", 20 + run))?;
         wait_until(Duration::from_secs(300), "the full stack upgrade", || {
@@ -329,6 +333,506 @@ fn memory(
     })();
     stop(&mut child)?;
     result
+}
+
+/// Publishes `sequence`: testdata's spec with every release's image tag suffixed by
+/// `suffix`, so that all five releases change.
+fn publish_all_changed(stack: &Stack, name: &str, suffix: &str, sequence: u64) -> Result<()> {
+    let edits: Vec<(String, String, String)> = [
+        ("certs", "1.14.0"),
+        ("ingress", "1.10.0"),
+        ("sso", "24.0.5"),
+        ("wiki", "2.5.300"),
+        ("files", "29.0.1"),
+    ]
+    .iter()
+    .map(|(release, tag)| {
+        (
+            (*release).to_owned(),
+            format!("tag: \"{tag}\""),
+            format!("tag: \"{tag}{suffix}\""),
+        )
+    })
+    .collect();
+    let edits: Vec<(&str, &str, &str)> = edits
+        .iter()
+        .map(|(r, a, b)| (r.as_str(), a.as_str(), b.as_str()))
+        .collect();
+    let spec = stack.write_spec(name, &[], &edits)?;
+    stack.publish(&spec, sequence)
+}
+
+/// The lease duration of the bench's controllers (the agent's default, written out).
+const LEASE: Duration = Duration::from_secs(15);
+
+/// `coxswain agent` in controller mode with leader election on (`--leader-elect`,
+/// `--lease-duration 15s`, identity `identity`), in a process group of its own as a
+/// pod's container is; output to `log_path`.
+fn spawn_controller(
+    demo: &Demo,
+    stack: &Stack,
+    helm: &Path,
+    identity: &str,
+    log_path: &Path,
+) -> Result<Child> {
+    use std::os::unix::process::CommandExt as _;
+    let log = File::create(log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    Command::new(&demo.coxswain)
+        .args(agent_args(demo, stack, helm, false)?)
+        .env("NO_COLOR", "1")
+        .env("POD_NAME", identity)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("starting coxswain agent")
+}
+
+/// SIGKILL to the process group `child` leads (the agent and its helm), then reaps it.
+fn kill_group(child: &mut Child) -> Result<()> {
+    let pgid = libc::pid_t::try_from(child.id()).context("the agent's pid does not fit pid_t")?;
+    // SAFETY: kill(2) takes plain integers and has no memory effects; `pgid` is the
+    // group our unreaped child leads (spawned with process_group(0)), so it names
+    // only the processes this bench started.
+    let r = unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    if r != 0 {
+        let err = std::io::Error::last_os_error();
+        // ESRCH: the group is gone already.
+        if err.raw_os_error() != Some(libc::ESRCH) {
+            bail!("kill -9 -{pgid}: {err}");
+        }
+    }
+    child.wait().context("reaping the killed agent")?;
+    Ok(())
+}
+
+/// The address the controller logged for its web server (`--listen 127.0.0.1:0`).
+fn listen_address(log_path: &Path) -> Result<String> {
+    let mut address = None;
+    wait_until(
+        Duration::from_secs(30),
+        "the controller's web server address in its log",
+        || {
+            let text = std::fs::read_to_string(log_path)
+                .with_context(|| format!("reading {}", log_path.display()))?;
+            address = text
+                .lines()
+                .filter(|l| l.contains("web UI and /metrics listening"))
+                .flat_map(str::split_whitespace)
+                .find_map(|w| w.strip_prefix("address="))
+                .map(str::to_owned);
+            Ok(address.is_some())
+        },
+    )?;
+    address.context("the controller logged no address")
+}
+
+/// `GET path` from `address` over plain HTTP/1.1: status code and body, or `None`
+/// while nothing answers.
+fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let addr: std::net::SocketAddr = address.parse().ok()?;
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_owned()))
+}
+
+/// The Lease's holder and its last renewal (`spec.renewTime`, a UTC MicroTime).
+fn lease_renewal(stack: &Stack) -> Result<(String, std::time::SystemTime)> {
+    let out = stack.must(
+        "kubectl",
+        &stack.tools.kubectl,
+        &[
+            "get",
+            "lease",
+            "coxswain-agent",
+            "--namespace",
+            NAMESPACE,
+            "--output",
+            "jsonpath={.spec.holderIdentity} {.spec.renewTime}",
+        ],
+        false,
+    )?;
+    let (holder, renewed) = out
+        .trim()
+        .split_once(' ')
+        .with_context(|| format!("the Lease has no holder and renewal: {out:?}"))?;
+    Ok((holder.to_owned(), parse_utc(renewed)?))
+}
+
+/// `2026-12-02T20:12:05.123456Z` (RFC 3339 in UTC, as the API server writes a
+/// MicroTime) as a system time.
+fn parse_utc(text: &str) -> Result<std::time::SystemTime> {
+    let bad = || format!("cannot read the time {text:?}");
+    let rest = text.strip_suffix('Z').with_context(bad)?;
+    let (date, time) = rest.split_once('T').with_context(bad)?;
+    let mut ymd = date.split('-').map(str::parse::<i64>);
+    let (Some(Ok(y)), Some(Ok(m)), Some(Ok(d)), None) =
+        (ymd.next(), ymd.next(), ymd.next(), ymd.next())
+    else {
+        bail!(bad());
+    };
+    let (hms, fraction) = time.split_once('.').unwrap_or((time, "0"));
+    let mut parts = hms.split(':').map(str::parse::<i64>);
+    let (Some(Ok(hh)), Some(Ok(mm)), Some(Ok(ss)), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        bail!(bad());
+    };
+    let fraction: f64 = format!("0.{fraction}").parse().with_context(bad)?;
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).with_context(bad)?;
+    Ok(std::time::UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_secs_f64(fraction))
+}
+
+/// The hand-over minus the rest of the Lease at the kill: how long after the Lease
+/// expired the other replica led (negative: before, which fencing must not allow).
+fn after_expiry(f: &RunFigures) -> f64 {
+    f.handover.as_secs_f64() - (LEASE.as_secs_f64() - f.since_renewal.as_secs_f64())
+}
+
+/// Whether the controller at `address` says, on `/readyz`, that it leads.
+fn leads(address: &str) -> bool {
+    http_get(address, "/readyz")
+        .is_some_and(|(code, body)| code == 200 && body.contains("leader (this replica"))
+}
+
+/// Two controllers with leader election: once one leads and the other follows, the
+/// leader's process group gets SIGKILL (it cannot release the Lease); measured until
+/// the other's `/readyz` says it leads. The survivor is then stopped with SIGTERM,
+/// which releases the Lease for what follows.
+fn handover(demo: &Demo, stack: &Stack, f: &mut RunFigures, run: usize) -> Result<()> {
+    let helm = stack.tools.helm4.clone();
+    let names = [format!("bench-{run}-a"), format!("bench-{run}-b")];
+    let mut children: Vec<Child> = Vec::new();
+    let result = (|| {
+        let mut addresses = Vec::new();
+        for name in &names {
+            let log_path = demo.work.join(format!("agent-{name}.log"));
+            children.push(spawn_controller(demo, stack, &helm, name, &log_path)?);
+            addresses.push(listen_address(&log_path)?);
+        }
+        // One leads; the other names it as the leader.
+        let mut lead = 0;
+        wait_until(
+            Duration::from_secs(60),
+            "one of two controllers leading, the other following it",
+            || {
+                for (i, name) in names.iter().enumerate() {
+                    let other = 1 - i;
+                    let follows =
+                        http_get(&addresses[other], "/readyz").is_some_and(|(code, body)| {
+                            code == 200 && body.contains(&format!("leader is {name}"))
+                        });
+                    if leads(&addresses[i]) && follows {
+                        lead = i;
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            },
+        )?;
+        let follow = 1 - lead;
+        kill_group(&mut children[lead])?;
+        let killed = Instant::now();
+        let killed_at = std::time::SystemTime::now();
+        // The dead leader's last renewal: nobody may take the Lease before it expires.
+        let (holder, renewed) = lease_renewal(stack)?;
+        ensure!(
+            holder == names[lead],
+            "the Lease names {holder:?} right after the SIGKILL of {}",
+            names[lead]
+        );
+        f.since_renewal = killed_at.duration_since(renewed).unwrap_or(Duration::ZERO);
+        let deadline = killed + LEASE * 3;
+        while !leads(&addresses[follow]) {
+            ensure!(
+                Instant::now() < deadline,
+                "{} did not lead within {} of the SIGKILL of {}",
+                names[follow],
+                secs(LEASE * 3),
+                names[lead]
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        f.handover = killed.elapsed();
+        println!(
+            "  leader hand-over: {} killed (SIGKILL) {} after its last renewal, {} leads {} later (lease duration {}; {} after the Lease expired)",
+            names[lead],
+            secs(f.since_renewal),
+            names[follow],
+            secs(f.handover),
+            secs(LEASE),
+            secs_signed(after_expiry(f))
+        );
+        Ok(())
+    })();
+    // Every controller this step started is stopped by its pid: SIGTERM (the one
+    // still leading releases the Lease), or reaped if it was killed already.
+    let mut stopped = Ok(());
+    for child in &mut children {
+        if child.try_wait()?.is_none()
+            && let Err(e) = stop(child)
+        {
+            stopped = Err(e);
+        }
+    }
+    result.and(stopped)
+}
+
+/// The baseline, then the kill: an uninterrupted `agent --once` upgrade of all five
+/// releases; then another sequence that changes all five, `agent --once` in its own
+/// process group, SIGKILL to the group as soon as certs' new revision shows
+/// `pending-upgrade` in helm's storage (a watch on its release Secrets), and a fresh
+/// `agent --once` timed until it exits 0 with every release at the new sequence.
+fn kill_during_upgrade(
+    demo: &Demo,
+    stack: &Stack,
+    f: &mut RunFigures,
+    run: usize,
+    sequence: &mut u64,
+) -> Result<()> {
+    let helm = stack.tools.helm4.clone();
+    *sequence += 1;
+    publish_all_changed(
+        stack,
+        &format!("once-{run}"),
+        &format!("-bench{run}o"),
+        *sequence,
+    )?;
+    let (code, wall, _) = agent_once(demo, stack, &helm)?;
+    ensure!(
+        code == 0,
+        "the uninterrupted `agent --once` upgrade exited {code}"
+    );
+    converged(stack, *sequence)?;
+    f.once_upgrade = wall;
+    println!(
+        "  agent --once upgrade of the 5 releases, uninterrupted: {}",
+        secs(wall)
+    );
+
+    *sequence += 1;
+    publish_all_changed(
+        stack,
+        &format!("kill-{run}"),
+        &format!("-bench{run}k"),
+        *sequence,
+    )?;
+    let certs = stack
+        .releases()?
+        .get("certs")
+        .map(|r| r.revision)
+        .context("certs is not installed")?;
+    let target = format!("sh.helm.release.v1.certs.v{} pending-upgrade", certs + 1);
+    let mut watch = Command::new(&stack.tools.kubectl)
+        .args([
+            "get",
+            "secrets",
+            "--namespace",
+            "cert-system",
+            "--selector",
+            "owner=helm,name=certs",
+            "--watch",
+            "--output",
+            "jsonpath={.metadata.name} {.metadata.labels.status}{\"\\n\"}",
+        ])
+        .env("KUBECONFIG", &stack.kubeconfig)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting kubectl get --watch")?;
+    let result = (|| -> Result<()> {
+        let stdout = watch
+            .stdout
+            .take()
+            .context("kubectl's stdout is not piped")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // The watch lists certs' existing revisions first: then it is watching.
+        rx.recv_timeout(Duration::from_secs(30))
+            .context("kubectl get --watch listed nothing within 30s")?;
+        let log_path = demo.work.join(format!("agent-killed-{run}.log"));
+        let log =
+            File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        let mut child = {
+            use std::os::unix::process::CommandExt as _;
+            Command::new(&demo.coxswain)
+                .args(agent_args(demo, stack, &helm, true)?)
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .process_group(0)
+                .spawn()
+                .context("starting coxswain agent --once")?
+        };
+        let started = Instant::now();
+        let seen = (|| -> Result<()> {
+            loop {
+                match rx.recv_timeout(Duration::from_millis(200)) {
+                    Ok(line) if line.trim() == target => return Ok(()),
+                    Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        bail!("kubectl get --watch ended")
+                    }
+                }
+                if let Some(status) = child.try_wait()? {
+                    bail!("the agent ended ({status}) before {target:?} was seen");
+                }
+                ensure!(
+                    started.elapsed() < Duration::from_secs(120),
+                    "{target:?} not seen within 120s"
+                );
+            }
+        })();
+        // Killed whether or not the point was seen: nothing is left running.
+        kill_group(&mut child)?;
+        seen?;
+        f.kill_after = started.elapsed();
+        Ok(())
+    })();
+    watch.kill().context("stopping kubectl get --watch")?;
+    watch.wait().context("reaping kubectl get --watch")?;
+    result?;
+
+    f.kill_states = helm_states(stack)?;
+    let repairs_before = repairs(&stack.subscription()?["status"]);
+    let (code, wall, _) = agent_once(demo, stack, &helm)?;
+    ensure!(code == 0, "the `agent --once` after the kill exited {code}");
+    converged(stack, *sequence)?;
+    f.restart_converge = wall;
+    f.restart_repairs = repairs(&stack.subscription()?["status"]).saturating_sub(repairs_before);
+    println!(
+        "  agent --once killed {} after its start (states then {:?}); a fresh agent --once converged in {} with {} repair(s): {:.2}x the uninterrupted upgrade",
+        secs(f.kill_after),
+        f.kill_states,
+        secs(wall),
+        f.restart_repairs,
+        wall.as_secs_f64() / f.once_upgrade.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `release=status` of the stack's releases as helm's storage says (pending ones included).
+fn helm_states(stack: &Stack) -> Result<Vec<String>> {
+    let json = stack.must(
+        "helm",
+        &stack.tools.helm4,
+        &[
+            "list",
+            "--all-namespaces",
+            "--deployed",
+            "--failed",
+            "--pending",
+            "--uninstalling",
+            "--output",
+            "json",
+        ],
+        false,
+    )?;
+    let list: Vec<Value> = serde_json::from_str(&json).context("parsing helm list")?;
+    Ok(ORDER
+        .iter()
+        .map(|(name, _)| {
+            let status = list
+                .iter()
+                .find(|r| r["name"] == *name)
+                .and_then(|r| r["status"].as_str())
+                .unwrap_or("absent");
+            format!("{name}={status}")
+        })
+        .collect())
+}
+
+/// `operation: repair` entries in a subscription's status.history.
+fn repairs(status: &Value) -> usize {
+    status["history"].as_array().map_or(0, |h| {
+        h.iter().filter(|o| o["operation"] == "repair").count()
+    })
+}
+
+/// Fails unless the subscription accepted `sequence` with no intent left, every
+/// release up to date, and helm's latest revision of each deployed by that sequence.
+fn converged(stack: &Stack, sequence: u64) -> Result<()> {
+    let status = stack.subscription()?["status"].clone();
+    ensure!(
+        status["acceptedSequence"] == sequence,
+        "the subscription accepted {} where {sequence} was expected",
+        status["acceptedSequence"]
+    );
+    ensure!(
+        status
+            .get("inFlight")
+            .is_none_or(|v| v.is_null() || v.as_array().is_some_and(Vec::is_empty)),
+        "intents left over: {}",
+        status["inFlight"]
+    );
+    for (name, namespace) in ORDER {
+        let state = status["releases"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["name"] == *name))
+            .map(|r| r["state"].clone())
+            .unwrap_or(Value::Null);
+        ensure!(state == "upToDate", "{name} is {state} in the status");
+        let history = stack.must(
+            "helm",
+            &stack.tools.helm4,
+            &[
+                "history",
+                name,
+                "--namespace",
+                namespace,
+                "--max",
+                "1",
+                "--output",
+                "json",
+            ],
+            false,
+        )?;
+        let history: Vec<Value> = serde_json::from_str(&history).context("parsing helm history")?;
+        let last = history
+            .last()
+            .with_context(|| format!("{name} has no history"))?;
+        let description = last["description"].as_str().unwrap_or("");
+        ensure!(
+            last["status"] == "deployed"
+                && description.starts_with(&format!("coxswain stable#{sequence} ")),
+            "{name}'s latest revision is {} ({description:?}), not deployed by sequence {sequence}",
+            last["status"]
+        );
+    }
+    Ok(())
 }
 
 /// Sets the subscription's interval: a spec change (new generation) makes the
@@ -396,8 +900,18 @@ fn agent_args(demo: &Demo, stack: &Stack, helm: &Path, once: bool) -> Result<Vec
     if once {
         args.push("--once".to_owned());
     } else {
-        // The web UI and /metrics are part of what the controller costs.
-        args.extend(["--listen".to_owned(), "127.0.0.1:0".to_owned()]);
+        // The web UI and /metrics are part of what the controller costs, and so is
+        // leader election (the default, written out).
+        args.extend(
+            [
+                "--listen",
+                "127.0.0.1:0",
+                "--leader-elect=true",
+                "--lease-duration",
+                &format!("{}s", LEASE.as_secs()),
+            ]
+            .map(str::to_owned),
+        );
     }
     Ok(args)
 }
@@ -731,6 +1245,10 @@ fn secs(d: Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())
 }
 
+fn secs_signed(x: f64) -> String {
+    format!("{x:.2}s")
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
@@ -773,6 +1291,15 @@ fn render(runs: &[RunFigures]) -> Result<String> {
     let idle = med(&|r| r.idle_rss_kib as f64);
     let idle_hwm = med(&|r| r.idle_hwm_kib as f64);
     let peak = med(&|r| r.peak_hwm_kib as f64);
+    let once_upgrade = med(&|r| r.once_upgrade.as_secs_f64());
+    let restart = med(&|r| r.restart_converge.as_secs_f64());
+    let restart_ratio = med(&|r| r.restart_converge.as_secs_f64() / r.once_upgrade.as_secs_f64());
+    let repairs = med(&|r| r.restart_repairs as f64);
+    let kill_after = med(&|r| r.kill_after.as_secs_f64());
+    let handover = med(&|r| r.handover.as_secs_f64());
+    let since_renewal = med(&|r| r.since_renewal.as_secs_f64());
+    let after_expiry = med(&after_expiry);
+    let lease = LEASE.as_secs_f64();
     let first = &runs[0];
     let machine = crate::bench::Machine::probe()?;
     let mut out = String::new();
@@ -838,14 +1365,47 @@ fn render(runs: &[RunFigures]) -> Result<String> {
     );
     let _ = writeln!(
         out,
-        "| agent RSS idle (controller mode, after its first reconcile and 5 s; VmHWM so far {}) | {} | <= 25 MiB |",
+        "| agent RSS idle (controller mode, leader election on, after its first reconcile and 5 s; VmHWM so far {}) | {} | <= 25 MiB |",
         mib(idle_hwm),
         mib(idle)
     );
     let _ = writeln!(
         out,
-        "| agent peak RSS (VmHWM after a full stack upgrade, helm children excluded) | {} | <= 60 MiB |",
+        "| agent peak RSS (controller mode, leader election on; VmHWM after a full stack upgrade, helm children excluded) | {} | <= 60 MiB |",
         mib(peak)
+    );
+    let _ = writeln!(
+        out,
+        "| leader hand-over: SIGKILL of the leading controller until the other's `/readyz` says it leads | {handover:.2}s | |"
+    );
+    let _ = writeln!(
+        out,
+        "| the lease duration (`--lease-duration`, the default; baseline of the hand-over) | {lease:.0}s | |"
+    );
+    let _ = writeln!(
+        out,
+        "| hand-over / lease duration | {:.2}x | |",
+        handover / lease
+    );
+    let _ = writeln!(
+        out,
+        "| hand-over: the killed leader's last renewal before the SIGKILL; the other led this long after the Lease expired | {since_renewal:.2}s; {after_expiry:.2}s | |"
+    );
+    let _ = writeln!(
+        out,
+        "| `agent --once` upgrade of the 5 releases, uninterrupted (baseline of the restart) | {once_upgrade:.2}s | |"
+    );
+    let _ = writeln!(
+        out,
+        "| restart to converged: `agent --once` killed (SIGKILL to its process group) {kill_after:.2}s after its start, when certs' new revision shows `pending-upgrade`; a fresh `agent --once` until it exits 0 with every release at the new sequence | {restart:.2}s | |"
+    );
+    let _ = writeln!(
+        out,
+        "| restart to converged / uninterrupted upgrade (median of the per-run ratios) | {restart_ratio:.2}x | |"
+    );
+    let _ = writeln!(
+        out,
+        "| repairs by that restart (`operation: repair` entries added to status.history) | {repairs} | |"
     );
     let _ = writeln!(
         out,
@@ -862,27 +1422,41 @@ fn render(runs: &[RunFigures]) -> Result<String> {
     let _ = writeln!(out, "| agent / helm one by one | {:.2}x | |", agent / helm);
     let _ = writeln!(
         out,
-        "\nPer run:\n\n| run | agent install | helm one by one | ratio | no-op CPU (agent) | idle RSS | peak VmHWM |\n|---|---|---|---|---|---|---|"
+        "\nPer run:\n\n| run | agent install | helm one by one | ratio | no-op CPU (agent) | idle RSS | peak VmHWM | hand-over (renewed before kill) | `--once` upgrade | killed after | restart to converged | ratio | repairs |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for (i, r) in runs.iter().enumerate() {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.2}x | {} | {} | {} |",
+            "| {} | {} | {} | {:.2}x | {} | {} | {} | {} ({}) | {} | {} | {} | {:.2}x | {} |",
             i + 1,
             secs(r.agent_install),
             secs(r.helm_install),
             r.agent_install.as_secs_f64() / r.helm_install.as_secs_f64(),
             ms(r.noop_cpu_agent),
             mib(r.idle_rss_kib as f64),
-            mib(r.peak_hwm_kib as f64)
+            mib(r.peak_hwm_kib as f64),
+            secs(r.handover),
+            secs(r.since_renewal),
+            secs(r.once_upgrade),
+            secs(r.kill_after),
+            secs(r.restart_converge),
+            r.restart_converge.as_secs_f64() / r.once_upgrade.as_secs_f64(),
+            r.restart_repairs
         );
+    }
+    let _ = writeln!(
+        out,
+        "\nThe releases as helm's storage had them right after each kill:\n"
+    );
+    for (i, r) in runs.iter().enumerate() {
+        let _ = writeln!(out, "- run {}: {}", i + 1, r.kill_states.join(", "));
     }
     let _ = writeln!(
         out,
         "\nAgainst the targets: the controller's no-op poll makes {}, {} `helm upgrade` and {}; \
          `--once` starts without the ETag of a previous process, so it fetches the index, the \
-         signature and probes the next trust root. Idle memory is {} the \
-         25 MiB budget, peak memory {} the 60 MiB budget.",
+         signature and probes the next trust root. With leader election on, idle memory is \
+         {} ({}) the 25 MiB budget, peak memory {} ({}) the 60 MiB budget.",
         if ctl_requests <= 1.0 {
             "one conditional request (304)".to_owned()
         } else {
@@ -897,11 +1471,13 @@ fn render(runs: &[RunFigures]) -> Result<String> {
                 first.ctl_writes.join(", ")
             )
         },
+        mib(idle),
         if idle <= 25.0 * 1024.0 {
             "within"
         } else {
             "over"
         },
+        mib(peak),
         if peak <= 60.0 * 1024.0 {
             "within"
         } else {
@@ -933,7 +1509,25 @@ fn render(runs: &[RunFigures]) -> Result<String> {
          - `--once` CPU: `wait4` rusage of the agent (it includes the helm children it reaped) minus\n  \
            the wrappers' `times` (helm and the wrapper shells).\n\
          - memory: VmRSS / VmHWM of the agent's pid in /proc; helm runs in child processes,\n  \
-           so its memory is not counted.\n\
+           so its memory is not counted. The controller runs with `--leader-elect=true\n  \
+           --lease-duration 15s` (the defaults) and the admin kubeconfig, so it holds the Lease.\n\
+         - leader hand-over: two controllers (`POD_NAME` bench-<run>-a and -b, each in its\n  \
+           own process group); once one leads and the other names it, the leader's group\n  \
+           gets SIGKILL (the Lease is not released), and the other's `/readyz` is polled every\n  \
+           100 ms until it says `leader (this replica, …)`; the Lease's `renewTime`, read right\n  \
+           after the kill, gives the dead leader's last renewal. Expected: the rest of the Lease\n  \
+           (renewed a third of the duration before it expires) plus up to 1 s of back-off and\n  \
+           a fifth of the duration to read it, so between about 5 s and 19 s. The kill comes\n  \
+           right after the leader took the Lease (that is its last renewal), so the hand-over\n  \
+           is close to a whole lease duration; the time after the expiry is the overhead.\n\
+         - restart to converged: `agent --once` starts in its own process group on a sequence\n  \
+           that changes all five releases; a `kubectl get secrets --watch` on certs' helm\n  \
+           release Secrets sees its new revision appear as `pending-upgrade`, and the group\n  \
+           (agent and helm) gets SIGKILL at once. The fresh `agent --once` is timed from its\n  \
+           start (start-up included) to exit 0; then the status must have accepted the new\n  \
+           sequence with no intent left, every release `upToDate`, and helm's latest\n  \
+           revision of each deployed with `coxswain stable#<sequence>`. The baseline is an\n  \
+           uninterrupted `agent --once` upgrade of all five releases just before, in the same run.\n\
          - install wall time: the agent's includes its start-up, fetching and verifying the\n  \
            index and charts, health checks after every release and `helm test` for wiki\n  \
            (the channel asks for it); the helm baseline runs `helm upgrade --install --wait`\n  \
@@ -945,4 +1539,28 @@ fn render(runs: &[RunFigures]) -> Result<String> {
         "```sh\ncargo xtask bench --agent [--runs N]            # run and print (N defaults to 3)\ncargo xtask bench --agent --runs 5 --record     # also replace this section\n```"
     );
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_api_servers_micro_time() {
+        let at = |s| {
+            parse_utc(s)
+                .unwrap()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+        };
+        assert_eq!(
+            at("2026-12-02T20:12:05.250000Z"),
+            Duration::from_millis(1_796_242_325_250)
+        );
+        assert_eq!(at("2000-02-29T23:59:59Z"), Duration::from_secs(951_868_799));
+        assert_eq!(at("1970-01-01T00:00:00Z"), Duration::ZERO);
+        assert!(parse_utc("2026-12-02 20:12:05Z").is_err());
+        assert!(parse_utc("2026-12-02T20:12:05").is_err());
+        assert!(parse_utc("2026-12-02T20:12Z").is_err());
+    }
 }

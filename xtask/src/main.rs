@@ -48,7 +48,8 @@ enum Command {
         #[arg(long)]
         record: bool,
         /// Instead, benchmark the agent on the loopback cluster `bench`: no-op reconcile
-        /// (requests, helm processes, writes, CPU), memory, install time vs helm.
+        /// (requests, helm processes, writes, CPU), memory with leader election on, leader
+        /// hand-over after SIGKILL, restart after a kill during an upgrade, install time vs helm.
         #[arg(long)]
         agent: bool,
         /// With --agent: how many runs the medians are taken over.
