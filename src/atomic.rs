@@ -47,7 +47,7 @@ pub fn write(path: &Path, bytes: &[u8], opts: WriteOptions) -> std::io::Result<(
     write_with(path, opts, |file| file.write_all(bytes))
 }
 
-/// [`write`] with the content written by `fill` into the temporary file (so a
+/// [`write()`] with the content written by `fill` into the temporary file (so a
 /// test can fail it half-way as a full disk does); whatever `fill` returns as
 /// an error removes the temporary file and leaves the target as it was.
 pub fn write_with(

@@ -3,23 +3,20 @@
 //! See `ARCHITECTURE.md` for the map of this crate.
 #![forbid(unsafe_code)]
 
+// Three zones: the channel format and its verification, the update site
+// (publishing, serving, reading), and the cluster agent. The re-exports keep
+// the short paths (`coxswain::format`, `coxswain::helm`, ...) that the rest
+// of the code and the tests use.
 pub mod agent;
-pub mod atomic;
-pub mod chart;
-pub mod crd;
-pub mod duration;
-pub mod format;
-pub mod health;
-pub mod helm;
-pub mod json;
-pub mod keys;
-pub mod metrics;
-pub mod plan;
-pub mod publish;
-pub mod serve;
+pub mod channel;
 pub mod site;
-pub mod site_verify;
-pub mod trust;
-pub mod ui;
-pub mod verify;
-pub mod yaml;
+
+// Shared by every zone.
+pub mod atomic;
+pub mod duration;
+
+pub use agent::{crd, health, helm, metrics, plan, ui};
+pub use channel::{format, json, keys, trust, verify, yaml};
+/// The one fetch-and-verify path (see [`site::check`]).
+pub use site::check as site_verify;
+pub use site::{chart, publish, serve};

@@ -29,7 +29,7 @@ fn checked_in_crd_matches_the_types() {
     let have = checked_in();
     assert!(
         have == want,
-        "{CRD_FILE} is out of date with src/crd.rs: run `cargo xtask crd` and commit the result"
+        "{CRD_FILE} is out of date with src/agent/crd.rs: run `cargo xtask crd` and commit the result"
     );
     assert!(have.starts_with(YAML_HEADER));
     // The YAML reads back as the same definition the agent would apply.

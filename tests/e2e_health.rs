@@ -4,7 +4,7 @@
 //! noted revision is healthy again, and a failing `helm test` carries helm's
 //! message. Helm 4 in full, helm 3 for the upgrade/rollback path. (KWOK removes
 //! the old revision's pods at once, so the filter that ignores them is covered
-//! by the unit tests in src/health/pods.rs, not here.)
+//! by the unit tests in src/agent/health/pods.rs, not here.)
 //!
 //! Run with `cargo xtask e2e`.
 

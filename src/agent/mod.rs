@@ -16,21 +16,33 @@
 //! - [`view`]: what the web UI and `/api/v1/status` show (the preview of the
 //!   plan, a running plan's activity, health checks object by object).
 //!
+//!
+//! The zone also holds what only the agent uses: [`plan`] (the pure planner),
+//! [`helm`] (the Helm CLI shim and helm's release storage), [`health`] (the
+//! health rules and their runner), [`crd`] (the `ChannelSubscription` type),
+//! [`metrics`] and [`ui`].
+//!
 //! [`Context`] is shared by every reconcile; its [`AgentState`] is what the web
 //! UI reads, and its [`Metrics`] what `/metrics` exposes (they only read).
 
+pub mod crd;
 pub mod events;
 pub mod executor;
 pub mod fetch;
 pub mod gate;
+pub mod health;
+pub mod helm;
 pub mod installed;
 pub mod intent;
 pub mod leader;
+pub mod metrics;
 pub mod observe;
 pub mod ops;
+pub mod plan;
 pub mod reconcile;
 pub mod repair;
 pub mod status;
+pub mod ui;
 pub mod view;
 
 use std::collections::BTreeMap;

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 pub const CRD_PATH: &str = "charts/coxswain/crds/channelsubscriptions.yaml";
 
 /// Regenerates the CRD file; `tests/crd.rs` fails until this has been run after
-/// a change to `src/crd.rs`.
+/// a change to `src/agent/crd.rs`.
 pub fn write(root: &Path) -> Result<()> {
     let path = root.join(CRD_PATH);
     let yaml = coxswain::crd::definition_yaml()?;

@@ -28,9 +28,9 @@ struct Cli {
 enum Command {
     /// Regenerate the hostile chart archives in testdata/bad/charts/ (deterministic).
     GenBadCharts,
-    /// Write charts/coxswain/crds/channelsubscriptions.yaml from src/crd.rs.
+    /// Write charts/coxswain/crds/channelsubscriptions.yaml from src/agent/crd.rs.
     Crd,
-    /// Write channel-schema/<kind>.schema.json from the document types in src/format/.
+    /// Write channel-schema/<kind>.schema.json from the document types in src/channel/format/.
     Schema,
     /// Publish testdata's stable channel with fresh keys, serve it, verify it over HTTP,
     /// then let the agent install, upgrade and roll back the stack on a loopback cluster.
