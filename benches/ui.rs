@@ -49,6 +49,7 @@ fn health() -> HealthDetail {
         healthy: true,
         elapsed: std::time::Duration::from_millis(4_200),
         reason: None,
+        unobserved: false,
         objects: (0..6)
             .map(|k| ObjectHealth {
                 kind: "Deployment".to_owned(),

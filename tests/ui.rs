@@ -85,6 +85,7 @@ async fn state(running: bool, expires_in: i64) -> AgentState {
         healthy: false,
         elapsed: std::time::Duration::from_millis(20_250),
         reason: Some("Deployment sso-ns/sso-server: 0/1 replicas available".to_owned()),
+        unobserved: false,
         objects: vec![
             ObjectHealth {
                 kind: "Deployment".to_owned(),

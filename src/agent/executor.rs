@@ -21,7 +21,7 @@ use crate::crd::{
 };
 use crate::duration::Duration;
 use crate::format::Timestamp;
-use crate::health::{Health, HealthReport};
+use crate::health::{Health, HealthOutcome, HealthReport};
 use crate::helm::UpgradeOptions;
 use crate::plan::{Action, ActionKind, Plan, ReleaseId};
 use crate::site_verify::describe;
@@ -130,6 +130,9 @@ pub struct HealthDetail {
     pub elapsed: std::time::Duration,
     /// Why it failed or timed out.
     pub reason: Option<String>,
+    /// The API server did not answer (the reason says so): the release is
+    /// neither healthy nor unhealthy, its check is made again later.
+    pub unobserved: bool,
     /// Every object of the release's manifest.
     pub objects: Vec<ObjectHealth>,
 }
@@ -159,7 +162,19 @@ impl HealthDetail {
             healthy: report.outcome.is_healthy(),
             elapsed: report.elapsed,
             reason: report.outcome.reason().map(str::to_owned),
+            unobserved: matches!(report.outcome, HealthOutcome::Unobserved(_)),
             objects,
+        }
+    }
+
+    /// A check that could not be made because the API server did not answer.
+    pub fn unobserved(why: String, elapsed: std::time::Duration) -> Self {
+        Self {
+            healthy: false,
+            elapsed,
+            reason: Some(why),
+            unobserved: true,
+            objects: Vec::new(),
         }
     }
 
@@ -203,8 +218,9 @@ impl ExecReport {
 enum Failure {
     /// Failed (the revision helm made, if any, and why).
     Failed(Option<u32>, String),
-    /// This revision was deployed, but the agent stopped before its health was known.
-    Interrupted(u32),
+    /// This revision was deployed, but its health is not known (the agent
+    /// stopped, or the API server did not answer); why.
+    Interrupted(u32, String),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -241,12 +257,16 @@ pub struct Executor<'a> {
     pub holder: &'a str,
 }
 
+/// Why a health check that was cut short by a stop says nothing.
+pub(crate) const STOPPED: &str = "the agent stopped first";
+
 /// How a health check ended.
 enum Checked {
     Healthy,
     Unhealthy(String),
-    /// The grace period after a stop ran out first; nothing is known.
-    Interrupted,
+    /// Nothing is known: the grace period after a stop ran out first, or the
+    /// API server did not answer. Why, as a clause.
+    Unknown(String),
 }
 
 /// A step of a running plan, for the UI.
@@ -470,9 +490,9 @@ impl Executor<'_> {
         let (result, health) = self.upgrade_and_check(action, settings, timeout).await;
         let (new_revision, failure) = match result {
             Ok(revision) => (Some(revision), None),
-            Err(Failure::Interrupted(revision)) => {
+            Err(Failure::Interrupted(revision, why)) => {
                 let message = format!(
-                    "revision {revision} deployed; its health was not confirmed before the agent stopped: checked again at the next start"
+                    "revision {revision} deployed; its health was not confirmed ({why}): checked again at the next check"
                 );
                 self.finished(ns, name, &message);
                 let mut outcome = skipped(action, sequence, message);
@@ -707,7 +727,7 @@ impl Executor<'_> {
         match checked {
             Checked::Healthy => {}
             Checked::Unhealthy(why) => return Err(Failure::Failed(Some(revision), why)),
-            Checked::Interrupted => return Err(Failure::Interrupted(revision)),
+            Checked::Unknown(why) => return Err(Failure::Interrupted(revision, why)),
         }
         if action.target.health.test {
             self.progress(ns, name, "healthy; running helm test".to_owned());
@@ -757,7 +777,7 @@ impl Executor<'_> {
     }
 
     /// Checks the release's objects; the detail is there when the check ran.
-    /// Ends [`Checked::Interrupted`] when the grace period after a stop runs
+    /// Ends [`Checked::Unknown`] when the grace period after a stop runs
     /// out first.
     async fn check_health(
         &self,
@@ -770,10 +790,16 @@ impl Executor<'_> {
             match self.ops.health(&id, timeout.to_std()).await {
                 Err(why) => (Checked::Unhealthy(why), None),
                 Ok(detail) => {
-                    let result = match (&detail.reason, detail.healthy) {
-                        (_, true) => Checked::Healthy,
-                        (Some(why), false) => Checked::Unhealthy(why.clone()),
-                        (None, false) => Checked::Unhealthy("not healthy".to_owned()),
+                    let why = detail
+                        .reason
+                        .clone()
+                        .unwrap_or_else(|| "not healthy".to_owned());
+                    let result = if detail.healthy {
+                        Checked::Healthy
+                    } else if detail.unobserved {
+                        Checked::Unknown(why)
+                    } else {
+                        Checked::Unhealthy(why)
                     };
                     (result, Some(detail))
                 }
@@ -781,7 +807,7 @@ impl Executor<'_> {
         };
         tokio::select! {
             done = check => done,
-            () = self.gate.grace_over() => (Checked::Interrupted, None),
+            () = self.gate.grace_over() => (Checked::Unknown(STOPPED.to_owned()), None),
         }
     }
 
@@ -838,10 +864,10 @@ impl Executor<'_> {
                     Checked::Unhealthy(why) => Err(format!(
                         "rolled back to revision {revision}, which is not healthy either: {why}"
                     )),
-                    Checked::Interrupted => {
+                    Checked::Unknown(why) => {
                         keep_intent = Some("not confirmed");
                         Err(format!(
-                            "rolled back to revision {revision}; its health was not confirmed before the agent stopped: checked again at the next start"
+                            "rolled back to revision {revision}; its health was not confirmed ({why}): checked again at the next check"
                         ))
                     }
                 }
@@ -1327,5 +1353,48 @@ mod tests {
         let left = journal.current();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].operation, OperationKind::Upgrade);
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_health_check_keeps_its_intent_and_rolls_nothing_back() {
+        let (ops, journal, gate) = (Script::default(), MemoryJournal::default(), Gate::new());
+        ops.then_health(Ok(crate::agent::ops::script::unobserved()));
+        let report = run(&ops, &journal, &gate, RollbackPolicy::Release).await;
+        assert!(
+            !ops.calls().iter().any(|c| c.starts_with("rollback")),
+            "an outage is no reason to roll back: {:?}",
+            ops.calls()
+        );
+        assert!(report.failure.is_none(), "{report:?}");
+        let a = outcome(&report, "a");
+        assert_eq!(a.state, ReleaseState::Upgrading, "{a:?}");
+        assert!(
+            a.message
+                .contains("not confirmed (the API server did not answer"),
+            "{}",
+            a.message
+        );
+        let left = journal.current();
+        assert_eq!(left.len(), 1, "the repair checks it again: {left:?}");
+        assert_eq!(left[0].operation, OperationKind::Upgrade);
+        assert_eq!(left[0].release, "a");
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_check_after_a_rollback_keeps_the_rollback_intent() {
+        let (ops, journal, gate) = (Script::default(), MemoryJournal::default(), Gate::new());
+        ops.then_health(Ok(unhealthy("Deployment a/a: 0/1 ready")));
+        ops.then_health(Ok(crate::agent::ops::script::unobserved()));
+        let report = run(&ops, &journal, &gate, RollbackPolicy::Release).await;
+        let a = outcome(&report, "a");
+        assert!(
+            a.message
+                .contains("its health was not confirmed (the API server"),
+            "{}",
+            a.message
+        );
+        let left = journal.current();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(left[0].operation, OperationKind::Rollback);
     }
 }

@@ -686,7 +686,12 @@ impl Metrics {
                     .get_or_create(&DurationLabels {
                         subscription: subscription.to_owned(),
                         release: op.release.clone(),
-                        result: if h.healthy { "healthy" } else { "unhealthy" }.to_owned(),
+                        result: match (h.healthy, h.unobserved) {
+                            (true, _) => "healthy",
+                            (false, true) => "unobserved",
+                            (false, false) => "unhealthy",
+                        }
+                        .to_owned(),
                     })
                     .observe(h.elapsed.as_secs_f64());
             }
@@ -851,6 +856,7 @@ impl Metrics {
                     healthy: true,
                     elapsed: std::time::Duration::from_secs(1),
                     reason: None,
+                    unobserved: false,
                     objects: Vec::new(),
                 }),
             };

@@ -190,17 +190,33 @@ impl Operator for ClusterOperator<'_> {
         timeout: Duration,
     ) -> BoxFuture<'a, Result<HealthDetail, String>> {
         Box::pin(async move {
-            let manifest = self
-                .helm
-                .get_manifest(&id.name, &id.namespace, None)
-                .await
-                .map_err(|e| format!("helm get manifest: {}", describe(&e)))?;
-            let report = self
-                .health
-                .run(&manifest, &id.namespace, timeout)
-                .await
-                .map_err(|e| format!("health check: {}", describe(&e)))?;
-            Ok(HealthDetail::from_report(&report))
+            let started = std::time::Instant::now();
+            let checked = async {
+                let manifest = self
+                    .helm
+                    .get_manifest(&id.name, &id.namespace, None)
+                    .await
+                    .map_err(|e| format!("helm get manifest: {}", describe(&e)))?;
+                let report = self
+                    .health
+                    .run(&manifest, &id.namespace, timeout)
+                    .await
+                    .map_err(|e| format!("health check: {}", describe(&e)))?;
+                Ok(HealthDetail::from_report(&report))
+            };
+            match checked.await {
+                Ok(detail) => Ok(detail),
+                // helm could not read the manifest, or the checker the
+                // objects: when the API server is down that says nothing
+                // about the release.
+                Err(why) => match self.health.api_unreachable().await {
+                    Some(down) => Ok(HealthDetail::unobserved(
+                        format!("{down} ({why})"),
+                        started.elapsed(),
+                    )),
+                    None => Err(why),
+                },
+            }
         })
     }
 }
@@ -252,6 +268,7 @@ pub mod script {
             healthy: true,
             elapsed: Duration::from_millis(10),
             reason: None,
+            unobserved: false,
             objects: Vec::new(),
         }
     }
@@ -262,8 +279,17 @@ pub mod script {
             healthy: false,
             elapsed: Duration::from_secs(20),
             reason: Some(why.to_owned()),
+            unobserved: false,
             objects: Vec::new(),
         }
+    }
+
+    /// A health check that could not be made: the API server did not answer.
+    pub fn unobserved() -> HealthDetail {
+        HealthDetail::unobserved(
+            "the API server did not answer: connection refused".to_owned(),
+            Duration::from_secs(20),
+        )
     }
 
     impl Operator for Script {

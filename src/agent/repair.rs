@@ -389,7 +389,12 @@ async fn repair_one(
             }
             Repair::Recheck { revision, undo } => {
                 match healthy(ops, gate, id, settings.timeout(id)).await {
-                    Ok(()) => {
+                    Verdict::Unknown(why) => {
+                        return Err(format!(
+                            "revision {revision} not confirmed ({why}): checked again at the next check"
+                        ));
+                    }
+                    Verdict::Healthy => {
                         steps.push(format!("revision {revision} checked again: healthy"));
                         journal
                             .end(&id.namespace, &id.name)
@@ -402,7 +407,7 @@ async fn repair_one(
                         }
                         return Ok(Some(*revision));
                     }
-                    Err(why) => {
+                    Verdict::Unhealthy(why) => {
                         steps.push(format!("revision {revision} checked again: {why}"));
                         let cause = intent
                             .and_then(|i| i.cause.clone())
@@ -434,11 +439,20 @@ async fn repair_one(
             Some(Undo::Rollback(rev)) => {
                 let new = ops.rollback(id, rev, settings.timeout(id)).await?;
                 steps.push(format!("rolled back to revision {rev}"));
-                healthy(ops, gate, id, settings.timeout(id))
-                    .await
-                    .map_err(|why| {
-                        format!("rolled back to revision {rev}, which is not healthy: {why}")
-                    })?;
+                match healthy(ops, gate, id, settings.timeout(id)).await {
+                    Verdict::Healthy => {}
+                    Verdict::Unhealthy(why) => {
+                        return Err(format!(
+                            "rolled back to revision {rev}, which is not healthy: {why}"
+                        ));
+                    }
+                    // The rollback's intent stays: the next check confirms it.
+                    Verdict::Unknown(why) => {
+                        return Err(format!(
+                            "rolled back to revision {rev}; not confirmed ({why}): checked again at the next check"
+                        ));
+                    }
+                }
                 steps.push("healthy".to_owned());
                 new
             }
@@ -507,25 +521,34 @@ async fn repair_one(
     }
 }
 
-/// The health check of the deployed revision, `Err(why)` unless healthy;
-/// a check still running when the grace period after a stop ends is not
-/// confirmed.
-async fn healthy(
-    ops: &dyn Operator,
-    gate: &Gate,
-    id: &ReleaseId,
-    timeout: Duration,
-) -> Result<(), String> {
+/// What a health check during a repair found.
+enum Verdict {
+    Healthy,
+    /// Not healthy: why.
+    Unhealthy(String),
+    /// Nothing is known (the agent stops, or the API server did not answer):
+    /// why. The intent stays; the next check repairs again.
+    Unknown(String),
+}
+
+/// The health check of the deployed revision. A check still running when
+/// the grace period after a stop ends, or one the API server did not answer,
+/// is not confirmed either way: never a reason to roll back.
+async fn healthy(ops: &dyn Operator, gate: &Gate, id: &ReleaseId, timeout: Duration) -> Verdict {
     tokio::select! {
-        checked = ops.health(id, timeout) => {
-            let detail = checked?;
-            match detail.reason {
-                _ if detail.healthy => Ok(()),
-                Some(why) => Err(why),
-                None => Err("not healthy".to_owned()),
+        checked = ops.health(id, timeout) => match checked {
+            Err(why) => Verdict::Unhealthy(why),
+            Ok(detail) if detail.healthy => Verdict::Healthy,
+            Ok(detail) => {
+                let why = detail.reason.unwrap_or_else(|| "not healthy".to_owned());
+                if detail.unobserved {
+                    Verdict::Unknown(why)
+                } else {
+                    Verdict::Unhealthy(why)
+                }
             }
-        }
-        () = gate.grace_over() => Err("not confirmed before the agent stopped".to_owned()),
+        },
+        () = gate.grace_over() => Verdict::Unknown(super::executor::STOPPED.to_owned()),
     }
 }
 
@@ -973,5 +996,64 @@ mod tests {
         .await;
         assert!(done.is_empty());
         assert!(ops.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_recheck_the_api_server_does_not_answer_keeps_the_intent_and_rolls_nothing_back() {
+        let ops = Script::default();
+        ops.then_health(Ok(crate::agent::ops::script::unobserved()));
+        let journal = MemoryJournal::default();
+        let i = intent(OperationKind::Upgrade, Some(2), 5);
+        journal.begin(i.clone()).await.unwrap();
+        let repair = Repair::Recheck {
+            revision: 3,
+            undo: Some(Undo::Rollback(2)),
+        };
+        let done = run(
+            &ops,
+            &journal,
+            &Gate::new(),
+            &one(repair, Some(i)),
+            &settings(),
+        )
+        .await;
+        assert_eq!(ops.calls(), ["health apps/wiki"], "no rollback");
+        assert!(!done[0].ok);
+        assert!(
+            done[0]
+                .message
+                .contains("not confirmed (the API server did not answer"),
+            "{}",
+            done[0].message
+        );
+        assert_eq!(done[0].failed, None, "the sequence is not failed");
+        assert_eq!(journal.current().len(), 1, "checked again next time");
+        assert_eq!(journal.current()[0].operation, OperationKind::Upgrade);
+    }
+
+    #[tokio::test]
+    async fn a_recheck_cut_by_the_stop_grace_rolls_nothing_back() {
+        let ops = Script {
+            hang_health: true,
+            ..Script::default()
+        };
+        let journal = MemoryJournal::default();
+        let i = intent(OperationKind::Upgrade, Some(2), 5);
+        journal.begin(i.clone()).await.unwrap();
+        let gate = Gate::new();
+        gate.stop(std::time::Duration::from_millis(50));
+        let repair = Repair::Recheck {
+            revision: 3,
+            undo: Some(Undo::Rollback(2)),
+        };
+        let done = run(&ops, &journal, &gate, &one(repair, Some(i)), &settings()).await;
+        assert_eq!(ops.calls(), ["health apps/wiki"], "no rollback");
+        assert!(!done[0].ok);
+        assert!(
+            done[0].message.contains("the agent stopped first"),
+            "{}",
+            done[0].message
+        );
+        assert_eq!(journal.current().len(), 1);
     }
 }

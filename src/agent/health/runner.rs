@@ -15,6 +15,10 @@ use super::{Health, ObjectRef};
 /// How often objects are read again.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
+/// How long the API server has to answer the probe that tells an outage
+/// from a release that is not ready.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Most pods read per workload and poll; a crash loop shows in any of them.
 const POD_PAGE: u32 = 500;
 
@@ -44,6 +48,10 @@ pub enum HealthOutcome {
     Failed(String),
     /// The timeout passed with objects still in progress; the reason names the first.
     TimedOut(String),
+    /// The timeout passed while the API server did not answer: nothing is
+    /// known about the release, so it is neither healthy nor unhealthy (an
+    /// outage is not evidence against a revision; the check is made again).
+    Unobserved(String),
 }
 
 impl HealthOutcome {
@@ -56,7 +64,7 @@ impl HealthOutcome {
     pub fn reason(&self) -> Option<&str> {
         match self {
             Self::Healthy => None,
-            Self::Failed(r) | Self::TimedOut(r) => Some(r),
+            Self::Failed(r) | Self::TimedOut(r) | Self::Unobserved(r) => Some(r),
         }
     }
 }
@@ -172,6 +180,11 @@ impl HealthCheck {
                 return Ok(report(HealthOutcome::Healthy));
             }
             if Instant::now() + self.poll_interval >= deadline {
+                // Objects still "in progress" may only mean that they could
+                // not be read: ask the API server before blaming the release.
+                if let Some(why) = self.api_unreachable().await {
+                    return Ok(report(HealthOutcome::Unobserved(why)));
+                }
                 let mut why = format!("not ready after {}s: {}", timeout.as_secs(), waiting[0]);
                 if waiting.len() > 1 {
                     why.push_str(&format!(" (and {} more)", waiting.len() - 1));
@@ -179,6 +192,20 @@ impl HealthCheck {
                 return Ok(report(HealthOutcome::TimedOut(why)));
             }
             tokio::time::sleep(self.poll_interval).await;
+        }
+    }
+
+    /// `Some(why)` when the API server does not answer at all (connection
+    /// refused or reset, TLS, a timeout); an API error such as 403 or 500 is an
+    /// answer, so `None`.
+    pub async fn api_unreachable(&self) -> Option<String> {
+        match tokio::time::timeout(PROBE_TIMEOUT, self.client.apiserver_version()).await {
+            Ok(Ok(_)) | Ok(Err(kube::Error::Api(_))) => None,
+            Ok(Err(e)) => Some(format!("the API server did not answer: {e}")),
+            Err(_elapsed) => Some(format!(
+                "the API server did not answer within {}s",
+                PROBE_TIMEOUT.as_secs()
+            )),
         }
     }
 
