@@ -63,7 +63,7 @@ pub fn write_with(
         std::fs::create_dir_all(dir)?;
     }
     let mut tmp = tempfile::Builder::new()
-        .prefix(".coxswain-tmp-")
+        .prefix(TEMP_PREFIX)
         .permissions(std::fs::Permissions::from_mode(opts.mode))
         .tempfile_in(dir)?;
     // The umask may have narrowed the mode; make it exact.
@@ -77,6 +77,57 @@ pub fn write_with(
         tmp.persist_noclobber(path).map_err(|e| e.error)?;
     }
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// The prefix of the temporary files [`write_with`] creates.
+const TEMP_PREFIX: &str = ".coxswain-tmp-";
+
+/// Removes the temporary files a killed writer left in `dir` (a `kill -9`
+/// runs no destructor, so [`write_with`]'s clean-up never happened), when
+/// they are older than `min_age`: a younger one may belong to a writer that
+/// is still at work (another process sharing the directory). Only regular
+/// files with this module's prefix are touched; a missing directory is not
+/// an error. Returns how many were removed.
+pub fn remove_stale_temporaries(
+    dir: &Path,
+    min_age: std::time::Duration,
+) -> std::io::Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let now = std::time::SystemTime::now();
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        if !entry
+            .file_name()
+            .as_encoded_bytes()
+            .starts_with(TEMP_PREFIX.as_bytes())
+        {
+            continue;
+        }
+        // A DirEntry's metadata does not follow a symlink; a link is not ours.
+        let meta = entry.metadata()?;
+        if !meta.file_type().is_file() {
+            continue;
+        }
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .unwrap_or_default();
+        if age >= min_age {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                // Its writer finished (renamed or removed it) meanwhile.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -123,5 +174,35 @@ mod tests {
         std::fs::write(path.join("x"), b"x").unwrap();
         assert!(write(&path, b"doc", WriteOptions::PUBLIC).is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stale_temporaries_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join(".coxswain-tmp-abc");
+        std::fs::write(&stale, b"half a chart").unwrap();
+        std::fs::write(dir.path().join("sha256-00.tgz"), b"kept").unwrap();
+        std::fs::create_dir(dir.path().join(".coxswain-tmp-dir")).unwrap();
+        // Too young: a writer may still be at work.
+        assert_eq!(
+            remove_stale_temporaries(dir.path(), std::time::Duration::from_secs(3600)).unwrap(),
+            0
+        );
+        assert!(stale.exists());
+        assert_eq!(
+            remove_stale_temporaries(dir.path(), std::time::Duration::ZERO).unwrap(),
+            1
+        );
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".coxswain-tmp-dir", "sha256-00.tgz"]);
+        assert_eq!(
+            remove_stale_temporaries(&dir.path().join("missing"), std::time::Duration::ZERO)
+                .unwrap(),
+            0
+        );
     }
 }

@@ -253,6 +253,10 @@ struct Memo {
     trust: TrustedRoot,
 }
 
+/// How old a temporary file in the chart cache must be before it counts as
+/// left behind by a killed writer: longer than any download and write takes.
+const STALE_TEMPORARY_AGE: StdDuration = StdDuration::from_secs(600);
+
 /// Fetches and verifies channels and charts; shared by every reconcile.
 pub struct Fetcher {
     limits: Limits,
@@ -261,6 +265,8 @@ pub struct Fetcher {
     archive_limits: ArchiveLimits,
     sites: Mutex<HashMap<String, Site>>,
     memo: Mutex<HashMap<(String, String), Memo>>,
+    /// When the cache was last swept of a killed writer's temporary files.
+    swept: Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -282,6 +288,35 @@ impl Fetcher {
             archive_limits: ArchiveLimits::default(),
             sites: Mutex::new(HashMap::new()),
             memo: Mutex::new(HashMap::new()),
+            swept: Mutex::new(None),
+        }
+    }
+
+    /// Removes the partial downloads a killed agent left in the cache (they
+    /// are never read: a cached archive is only ever taken under its final
+    /// name, and checked again), at the first check and then at most every
+    /// [`STALE_TEMPORARY_AGE`]; only files that old, so a writer sharing the
+    /// directory (a `--once` run beside a controller) keeps its own.
+    async fn sweep_cache(&self) {
+        let mut swept = self.swept.lock().await;
+        if swept.is_some_and(|at| at.elapsed() < STALE_TEMPORARY_AGE) {
+            return;
+        }
+        *swept = Some(std::time::Instant::now());
+        let dir = self.cache_dir.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            crate::atomic::remove_stale_temporaries(&dir, STALE_TEMPORARY_AGE)
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        match removed {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(dir = %self.cache_dir.display(), removed = n, "removed partial downloads of an earlier run")
+            }
+            Err(e) => {
+                tracing::warn!(dir = %self.cache_dir.display(), error = %e, "cannot sweep the chart cache")
+            }
         }
     }
 
@@ -361,6 +396,7 @@ impl Fetcher {
 
     /// Fetches and verifies the channel's index.
     pub async fn fetch(&self, req: FetchRequest<'_>) -> Result<FetchOutcome, FetchError> {
+        self.sweep_cache().await;
         let site = self.site(req.server).await?;
         let key = (server_key(req.server).to_owned(), req.channel.to_owned());
         let anchor_digest = Sha256Digest::of(req.anchor);
@@ -733,6 +769,36 @@ mod tests {
         // Space is back: the same write succeeds.
         write_cached(&charts, &target, b"0123456789").unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"0123456789");
+    }
+
+    #[tokio::test]
+    async fn a_check_sweeps_the_partial_downloads_of_a_killed_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let charts = dir.path().join("charts");
+        std::fs::create_dir_all(&charts).unwrap();
+        // What a kill -9 during `store` leaves: a temporary file, an hour old.
+        let partial = charts.join(".coxswain-tmp-Xy12ab");
+        let file = std::fs::File::create(&partial).unwrap();
+        file.set_modified(std::time::SystemTime::now() - StdDuration::from_secs(3600))
+            .unwrap();
+        drop(file);
+        let kept = charts.join(format!("sha256-{}.tgz", "ab".repeat(32)));
+        std::fs::write(&kept, b"a cached chart").unwrap();
+        let fetcher = Fetcher::new(charts.clone(), Limits::default(), RetryPolicy::default());
+        // The site does not matter: the sweep comes first.
+        let _ = fetcher
+            .fetch(FetchRequest {
+                server: "not a url",
+                channel: "stable",
+                anchor: b"{}",
+                anchor_origin: "test",
+                min_sequence: 0,
+                trust_floor: None,
+                now: "2026-12-01T00:00:00Z".parse().unwrap(),
+            })
+            .await;
+        assert!(!partial.exists(), "the partial download is gone");
+        assert!(kept.exists(), "cached archives stay");
     }
 
     #[tokio::test]
