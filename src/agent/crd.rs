@@ -826,6 +826,27 @@ impl ChannelSubscriptionStatus {
         }
     }
 
+    /// Adds the operations of `carried` that the history lacks (records an
+    /// earlier check could not write), in the order they started, dropping
+    /// the oldest beyond [`MAX_HISTORY`].
+    pub fn merge_history(&mut self, carried: Vec<Operation>) {
+        let mut added = false;
+        for op in carried {
+            if !self.history.contains(&op) {
+                self.history.push(op);
+                added = true;
+            }
+        }
+        if added {
+            // Stable: operations that started in the same second keep their order.
+            self.history.sort_by_key(|op| op.started);
+            if self.history.len() > MAX_HISTORY {
+                let excess = self.history.len() - MAX_HISTORY;
+                self.history.drain(..excess);
+            }
+        }
+    }
+
     /// The condition of `type_`, if set.
     pub fn condition(&self, type_: &str) -> Option<&Condition> {
         self.conditions.iter().find(|c| c.type_ == type_)
@@ -1086,6 +1107,26 @@ mod tests {
         assert_eq!(json["operation"], "upgrade");
         assert_eq!(json["duration"], "12s");
         assert_eq!(json["fromRevision"], 1);
+    }
+
+    #[test]
+    fn carried_history_is_merged_once_in_start_order() {
+        let mut s = ChannelSubscriptionStatus::default();
+        s.push_history(op(1));
+        s.push_history(op(4));
+        // Lost by a failed write: 2 and 3; 4 is already there.
+        s.merge_history(vec![op(2), op(3), op(4)]);
+        let seqs: Vec<u64> = s.history.iter().map(|o| o.sequence).collect();
+        assert_eq!(seqs, [1, 2, 3, 4]);
+        s.merge_history(Vec::new());
+        assert_eq!(s.history.len(), 4);
+        let mut full = ChannelSubscriptionStatus::default();
+        for i in 10..(10 + MAX_HISTORY as u64) {
+            full.push_history(op(i));
+        }
+        full.merge_history(vec![op(1)]);
+        assert_eq!(full.history.len(), MAX_HISTORY);
+        assert_eq!(full.history[0].sequence, 10, "the oldest goes");
     }
 
     #[test]

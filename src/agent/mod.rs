@@ -236,6 +236,41 @@ pub struct Context {
     /// How long a release stuck `pending-*` by an operation coxswain did not
     /// start is left alone before the agent repairs it.
     pub stuck_grace: Duration,
+    /// Operations whose history entry a failed status write lost, per
+    /// subscription: the next write that gets through records them.
+    pub unwritten: UnwrittenHistory,
+}
+
+/// History entries waiting for a status write that gets through (an API
+/// server outage fails the write that ends a check; the operations happened
+/// and must not vanish from `status.history`). In memory: a killed agent
+/// loses them, and its next start repairs from the write-ahead intents.
+#[derive(Debug, Default)]
+pub struct UnwrittenHistory(
+    std::sync::Mutex<std::collections::HashMap<String, Vec<crd::Operation>>>,
+);
+
+impl UnwrittenHistory {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Vec<crd::Operation>>> {
+        // Plain data: a panic elsewhere while holding the lock leaves it usable.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes what waits for `subscription`.
+    pub fn take(&self, subscription: &str) -> Vec<crd::Operation> {
+        self.lock().remove(subscription).unwrap_or_default()
+    }
+
+    /// Keeps `operations` of `subscription` for its next status write.
+    pub fn keep(&self, subscription: &str, operations: Vec<crd::Operation>) {
+        if !operations.is_empty() {
+            self.lock().insert(subscription.to_owned(), operations);
+        }
+    }
 }
 
 /// Default of [`Context::stuck_grace`]: longer than any helm call coxswain

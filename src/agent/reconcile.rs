@@ -176,13 +176,25 @@ pub async fn reconcile(ctx: &Context, sub: &ChannelSubscription) -> Result<Outco
         // The Lease went to another replica during this run: its status is
         // the one that counts now.
         tracing::warn!(subscription = %key, "lost the leader lease during the check; the status is left to the new leader");
-    } else if worth_writing(previous.as_ref(), &status, QUIET_WRITE_INTERVAL) {
-        write_status(&api, &name, &status)
-            .await
-            .map_err(|source| AgentError::WriteStatus {
+    } else {
+        // Operations an earlier check did, whose final write failed.
+        status.merge_history(ctx.unwritten.take(&key));
+        if worth_writing(previous.as_ref(), &status, QUIET_WRITE_INTERVAL)
+            && let Err(source) = write_status(&api, &name, &status).await
+        {
+            let before = previous.as_ref().map_or(&[][..], |p| &p.history[..]);
+            let unwritten: Vec<_> = status
+                .history
+                .iter()
+                .filter(|op| !before.contains(op))
+                .cloned()
+                .collect();
+            ctx.unwritten.keep(&key, unwritten);
+            return Err(AgentError::WriteStatus {
                 subscription: format!("{ns}/{name}"),
                 source,
-            })?;
+            });
+        }
     }
     Ok(outcome)
 }

@@ -210,6 +210,7 @@ pub async fn run(args: Args) -> Result<()> {
         gate: agent::gate::Gate::new(),
         holder: agent::intent::holder(),
         stuck_grace: args.stuck_after.to_std(),
+        unwritten: Default::default(),
     };
     if !args.once {
         let election = start_election(&args, &ctx).await?;
