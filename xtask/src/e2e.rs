@@ -5,7 +5,9 @@
 //! `KUBECONFIG`, `COXSWAIN_TEST_HELM` (helm 4), `COXSWAIN_TEST_HELM3`,
 //! `COXSWAIN_TEST_KUBECTL`, `COXSWAIN_TEST_XTASK` (this binary: a test that
 //! breaks a cluster starts one of its own with it), and the Debian binaries `COXSWAIN_TEST_PROMTOOL`,
-//! `COXSWAIN_TEST_PROMETHEUS`, `COXSWAIN_TEST_CHROMIUM`, `COXSWAIN_TEST_CHROMEDRIVER`.
+//! `COXSWAIN_TEST_PROMETHEUS`, `COXSWAIN_TEST_CHROMIUM`, `COXSWAIN_TEST_CHROMEDRIVER`,
+//! and for the image test `COXSWAIN_TEST_CRANE`, `COXSWAIN_TEST_REGISTRY` and
+//! `COXSWAIN_TEST_IMAGE_COXSWAIN` (the static release build, made here).
 
 use std::fs;
 use std::process::Command;
@@ -37,6 +39,8 @@ pub fn run(args: &E2eArgs) -> Result<()> {
     let started = Instant::now();
     let targets = discover_targets()?;
     let tools = tools::ensure()?;
+    // The image test (tests/e2e_image.rs) packs the static release build.
+    let image_coxswain = crate::image::build_static(&crate::workspace_root())?;
     let kubeconfig = cluster::up(CLUSTER, &tools)?;
 
     let xtask = std::env::current_exe().context("find the xtask binary")?;
@@ -56,7 +60,10 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         .env("COXSWAIN_TEST_PROMTOOL", &tools.promtool)
         .env("COXSWAIN_TEST_PROMETHEUS", &tools.prometheus)
         .env("COXSWAIN_TEST_CHROMIUM", &tools.chromium)
-        .env("COXSWAIN_TEST_CHROMEDRIVER", &tools.chromedriver);
+        .env("COXSWAIN_TEST_CHROMEDRIVER", &tools.chromedriver)
+        .env("COXSWAIN_TEST_CRANE", &tools.crane)
+        .env("COXSWAIN_TEST_REGISTRY", &tools.registry)
+        .env("COXSWAIN_TEST_IMAGE_COXSWAIN", &image_coxswain);
     eprintln!("running e2e targets: {}", targets.join(", "));
     let status = cmd.status().context("run cargo test for the e2e targets");
 

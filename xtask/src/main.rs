@@ -9,6 +9,7 @@ mod cluster;
 mod crd;
 mod demo;
 mod e2e;
+mod image;
 mod paths;
 mod schema;
 mod test;
@@ -68,6 +69,9 @@ enum Command {
     E2e(e2e::E2eArgs),
     /// Run every check and test: fmt, clippy, unit and component tests, e2e (what CI runs).
     Test,
+    /// Write the agent's container image as an OCI image layout (no container engine):
+    /// a static coxswain, helm 4, CA certificates, a non-root user; reproducible.
+    Image(image::ImageArgs),
 }
 
 fn main() -> Result<()> {
@@ -94,6 +98,7 @@ fn main() -> Result<()> {
         Command::Cluster(command) => cluster::run(command),
         Command::E2e(args) => e2e::run(&args),
         Command::Test => test::run(),
+        Command::Image(args) => image::run(&workspace_root(), &args),
     }
 }
 

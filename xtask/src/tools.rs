@@ -5,13 +5,16 @@
 //!   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok and a
 //!   PKI generator; `kubectl` and `kwok` are symlinks to it.
 //! - `helm4`, `helm3`: `go install helm.sh/helm/vN/cmd/helm@version`.
+//! - `crane` (go-containerregistry) and `registry` (CNCF distribution): a real
+//!   OCI client and registry, for the image test (`tests/e2e_image.rs`).
 //!
 //! Debian packages the tests drive as they are (installed with apt-get when a
 //! binary is missing, see [`ensure_debian_packages`]):
 //!
 //! - `prometheus`: `promtool` (rule checks and unit tests) and `prometheus` (the
 //!   e2e tests scrape the agent with a real server);
-//! - `chromium` and `chromium-driver`: the browser tests of the web UI.
+//! - `chromium` and `chromium-driver`: the browser tests of the web UI;
+//! - `musl-tools`: `musl-gcc`, for the static coxswain of the image.
 
 use std::fs;
 use std::io::Write as _;
@@ -33,6 +36,10 @@ pub const KWOK_VERSION: &str = "v0.8.0";
 pub const HELM4_VERSION: &str = "v4.3.1";
 /// Helm 3 release kept for the smoke subset.
 pub const HELM3_VERSION: &str = "v3.22.0";
+/// go-containerregistry release of `crane`, the OCI client of the image test.
+pub const CRANE_VERSION: &str = "v0.22.1";
+/// CNCF distribution release of the OCI registry of the image test.
+pub const REGISTRY_VERSION: &str = "v3.1.2";
 
 /// Paths of the built tools.
 #[derive(Debug, Clone)]
@@ -47,6 +54,10 @@ pub struct Tools {
     pub helm4: PathBuf,
     /// Helm 3.
     pub helm3: PathBuf,
+    /// `crane`, an OCI registry client.
+    pub crane: PathBuf,
+    /// `registry`, the CNCF distribution OCI registry.
+    pub registry: PathBuf,
     /// `promtool` from Debian's `prometheus` package.
     pub promtool: PathBuf,
     /// The Prometheus server from Debian's `prometheus` package.
@@ -62,6 +73,8 @@ pub fn run() -> Result<()> {
     let tools = ensure()?;
     println!("helm4 {}", tools.helm4.display());
     println!("helm3 {}", tools.helm3.display());
+    println!("crane {}", tools.crane.display());
+    println!("registry {}", tools.registry.display());
     println!("kwok {}", tools.kwok.display());
     println!("kubectl {}", tools.kubectl.display());
     println!("control-plane {}", tools.control_plane.display());
@@ -105,12 +118,28 @@ pub fn ensure() -> Result<Tools> {
 
     let helm4 = ensure_helm(&tools_dir, "helm4", "helm.sh/helm/v4", HELM4_VERSION)?;
     let helm3 = ensure_helm(&tools_dir, "helm3", "helm.sh/helm/v3", HELM3_VERSION)?;
+    let crane = ensure_go_binary(
+        &tools_dir,
+        "crane",
+        "github.com/google/go-containerregistry/cmd/crane",
+        CRANE_VERSION,
+        "-s -w",
+    )?;
+    let registry = ensure_go_binary(
+        &tools_dir,
+        "registry",
+        "github.com/distribution/distribution/v3/cmd/registry",
+        REGISTRY_VERSION,
+        "-s -w",
+    )?;
     Ok(Tools {
         control_plane,
         kubectl,
         kwok,
         helm4,
         helm3,
+        crane,
+        registry,
         promtool: debian.promtool,
         prometheus: debian.prometheus,
         chromium: debian.chromium,
@@ -120,7 +149,9 @@ pub fn ensure() -> Result<Tools> {
 
 /// The binaries the tests take from Debian packages, with the package that
 /// ships each one.
-const DEBIAN_BINARIES: [(&str, &str); 4] = [
+const DEBIAN_BINARIES: [(&str, &str); 5] = [
+    // The static coxswain of the image (`cargo xtask image`) compiles aws-lc with it.
+    ("/usr/bin/musl-gcc", "musl-tools"),
     ("/usr/bin/promtool", "prometheus"),
     ("/usr/bin/prometheus", "prometheus"),
     ("/usr/bin/chromium", "chromium"),
@@ -155,7 +186,7 @@ pub fn ensure_debian_packages() -> Result<DebianTools> {
             bail!("apt-get installed the Debian package {package}, but {binary} is still missing");
         }
     }
-    let [promtool, prometheus, chromium, chromedriver] =
+    let [_musl_gcc, promtool, prometheus, chromium, chromedriver] =
         DEBIAN_BINARIES.map(|(binary, _)| PathBuf::from(binary));
     Ok(DebianTools {
         promtool,
@@ -377,10 +408,33 @@ fn ensure_symlink(dir: &Path, name: &str) -> Result<PathBuf> {
 }
 
 fn ensure_helm(tools_dir: &Path, label: &str, module: &str, version: &str) -> Result<PathBuf> {
+    // `helm version` reads this variable; a plain `go install` would report the
+    // minor version only.
+    let ldflags = format!("-s -w -X {module}/internal/version.version={version}");
+    let helm = ensure_go_binary(
+        tools_dir,
+        label,
+        &format!("{module}/cmd/helm"),
+        version,
+        &ldflags,
+    )?;
+    Ok(helm)
+}
+
+/// `go install PACKAGE@VERSION` (static, trimmed) into `<tools>/<label>-<version>/`,
+/// unless it is there; returns the binary (named after the package's last element).
+fn ensure_go_binary(
+    tools_dir: &Path,
+    label: &str,
+    package: &str,
+    version: &str,
+    ldflags: &str,
+) -> Result<PathBuf> {
+    let binary_name = package.rsplit('/').next().unwrap_or(label);
     let dir = tools_dir.join(format!("{label}-{version}"));
-    let helm = dir.join("helm");
-    if helm.is_file() {
-        return Ok(helm);
+    let binary = dir.join(binary_name);
+    if binary.is_file() {
+        return Ok(binary);
     }
     let staging = tools_dir.join(format!(".{label}-{version}.partial"));
     if staging.exists() {
@@ -388,22 +442,19 @@ fn ensure_helm(tools_dir: &Path, label: &str, module: &str, version: &str) -> Re
             .with_context(|| format!("remove the leftover {}", staging.display()))?;
     }
     fs::create_dir_all(&staging).with_context(|| format!("create {}", staging.display()))?;
-    eprintln!("building {label} ({module} {version}); this takes a few minutes the first time");
-    // `helm version` reads this variable; a plain `go install` would report the
-    // minor version only.
-    let ldflags = format!("-s -w -X {module}/internal/version.version={version}");
+    eprintln!("building {label} ({package} {version}); this takes a few minutes the first time");
     let mut cmd = go_command()?;
     cmd.current_dir(tools_dir)
         .env("GOBIN", &staging)
-        .args(["install", "-trimpath", "-ldflags", &ldflags])
-        .arg(format!("{module}/cmd/helm@{version}"));
+        .args(["install", "-trimpath", "-ldflags", ldflags])
+        .arg(format!("{package}@{version}"));
     run_build(cmd, label)?;
     if dir.exists() {
         fs::remove_dir_all(&dir).with_context(|| format!("remove the stale {}", dir.display()))?;
     }
     fs::rename(&staging, &dir)
         .with_context(|| format!("move {} to {}", staging.display(), dir.display()))?;
-    Ok(helm)
+    Ok(binary)
 }
 
 fn go_command() -> Result<Command> {
@@ -451,7 +502,7 @@ mod tests {
     fn each_missing_binary_names_its_package_once() {
         assert_eq!(
             missing_packages(|_| false),
-            ["prometheus", "chromium", "chromium-driver"]
+            ["musl-tools", "prometheus", "chromium", "chromium-driver"]
         );
         assert_eq!(
             missing_packages(|path| path != "/usr/bin/promtool"),
