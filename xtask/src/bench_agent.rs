@@ -49,6 +49,9 @@ const CLUSTER: &str = "bench";
 
 /// Where the agent section of docs/performance.md begins; `bench --record` keeps it.
 pub const MARKER: &str = "<!-- cargo xtask bench --agent -->";
+/// Where the image's figures (docs/image.md, `cargo xtask image`) begin, after
+/// the agent section; `bench --agent --record` keeps them.
+pub const IMAGE_MARKER: &str = "<!-- cargo xtask image -->";
 
 /// What one run measured.
 #[derive(Debug, Default, Clone)]
@@ -117,8 +120,14 @@ pub fn run(root: &Path, runs: usize, record: bool) -> Result<()> {
         let head = existing
             .split_once(MARKER)
             .map_or(existing.as_str(), |(head, _)| head);
-        std::fs::write(&path, format!("{}\n\n{report}", head.trim_end()))
-            .with_context(|| format!("writing {}", path.display()))?;
+        let image = existing
+            .split_once(IMAGE_MARKER)
+            .map_or_else(String::new, |(_, tail)| format!("\n\n{IMAGE_MARKER}{tail}"));
+        std::fs::write(
+            &path,
+            format!("{}\n\n{}{image}", head.trim_end(), report.trim_end()),
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     }
     Ok(())
