@@ -23,6 +23,7 @@ use crate::crd::{
     ReleaseState,
 };
 use crate::format::Timestamp;
+use crate::health::HealthOptions;
 use crate::plan::{Plan, ReleaseId, plan};
 
 use super::observe::Observed;
@@ -195,6 +196,7 @@ async fn repair(
     status: &mut ChannelSubscriptionStatus,
     decided: &BTreeMap<ReleaseId, (Repair, Option<crate::crd::Intent>)>,
     timeouts: BTreeMap<ReleaseId, std::time::Duration>,
+    options: BTreeMap<ReleaseId, HealthOptions>,
 ) -> Result<(), Stop> {
     let ns = sub.namespace().unwrap_or_else(|| ctx.namespace.clone());
     let name = sub.name_any();
@@ -210,6 +212,7 @@ async fn repair(
     let settings = RepairSettings {
         timeouts,
         default_timeout: sub.spec.health_timeout.to_std(),
+        options,
         holder: ctx.holder.clone(),
     };
     let done = super::repair::run(&ops, &journal, &ctx.gate, decided, &settings).await;
@@ -403,7 +406,17 @@ async fn repair_stuck(
                 )
             })
             .collect();
-        repair(ctx, sub, status, &decided, timeouts).await?;
+        let options = index
+            .releases
+            .iter()
+            .map(|r| {
+                (
+                    ReleaseId::new(&r.namespace, &r.name),
+                    HealthOptions::from(&r.health),
+                )
+            })
+            .collect();
+        repair(ctx, sub, status, &decided, timeouts, options).await?;
         observed.installed = read_installed(&ctx.helm, &observed.namespaces, &ctx.history)
             .await
             .map_err(|e| Stop::error(format!("reading installed releases: {}", describe(&e))))?;
