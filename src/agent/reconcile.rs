@@ -410,10 +410,9 @@ async fn repair_stuck(
             .releases
             .iter()
             .map(|r| {
-                (
-                    ReleaseId::new(&r.namespace, &r.name),
-                    HealthOptions::from(&r.health),
-                )
+                let mut options = HealthOptions::from(&r.health);
+                options.accept_pending_load_balancer |= spec.accept_pending_load_balancer;
+                (ReleaseId::new(&r.namespace, &r.name), options)
             })
             .collect();
         repair(ctx, sub, status, &decided, timeouts, options).await?;
@@ -441,7 +440,11 @@ fn decide(
     let index = observed.snapshot.verified.index();
     let settings = &observed.settings;
     let installed = &observed.installed;
-    let plan = plan(index, settings, &installed.releases).map_err(|e| Stop::error(describe(&e)))?;
+    let mut plan =
+        plan(index, settings, &installed.releases).map_err(|e| Stop::error(describe(&e)))?;
+    if spec.accept_pending_load_balancer {
+        plan.accept_pending_load_balancers();
+    }
     for note in &plan.notes {
         tracing::warn!(subscription = %settings.subscription, note = %note, "settings");
     }
