@@ -603,6 +603,24 @@ fn spec_unknown_api_version() {
 }
 
 #[test]
+fn spec_health_option_not_a_bool() {
+    let err = spec_refused(
+        "health-option-not-a-bool.yaml",
+        &[
+            "bad/spec/health-option-not-a-bool.yaml",
+            "invalid boolean at line 12, column 41",
+        ],
+    );
+    assert!(
+        matches!(
+            err,
+            SpecFileError::Format(FormatError::Yaml(YamlError::Invalid { .. }))
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn spec_two_chart_forms() {
     let err = spec_refused("two-chart-forms.yaml", &["bad/spec/two-chart-forms.yaml"]);
     assert!(

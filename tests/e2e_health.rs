@@ -2,7 +2,12 @@
 //! is reported healthy, a crash-looping upgrade fails fast naming the
 //! Deployment and the container, a broken image times out, a rollback to the
 //! noted revision is healthy again, and a failing `helm test` carries helm's
-//! message. Helm 4 in full, helm 3 for the upgrade/rollback path. (KWOK removes
+//! message. Helm 4 in full, helm 3 for the upgrade/rollback path. A pod no
+//! node has room for times out with the scheduler's message; an object deleted
+//! after the upgrade fails the check by name; requests for ephemeral storage
+//! schedule on the fake nodes; a pending LoadBalancer Service, an unavailable
+//! APIService, a webhook without endpoints and a kind nobody serves are named.
+//! (KWOK removes
 //! the old revision's pods at once, so the filter that ignores them is covered
 //! by the unit tests in src/agent/health/pods.rs, not here.)
 //!
@@ -12,13 +17,15 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use coxswain::health::{HealthCheck, HealthOutcome};
+use coxswain::health::{HealthCheck, HealthOptions, HealthOutcome, ObjectRef};
 use coxswain::helm::{
     Description, Fingerprint, HelmCli, HelmConfig, ReleaseStatus, RollbackOptions, TestOptions,
     UpgradeOptions,
 };
 use serde_json::json;
-use support::cluster::{TestNamespace, chart, client, helm3, helm4, kubeconfig_path};
+use support::cluster::{
+    TestNamespace, chart, client, helm3, helm4, kubeconfig_path, kubectl, unique_name,
+};
 
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -44,7 +51,10 @@ fn options(sequence: u64) -> UpgradeOptions {
 
 async fn health(helm: &HelmCli, check: &HealthCheck, ns: &str, timeout: Duration) -> HealthOutcome {
     let manifest = helm.get_manifest("wiki", ns, None).await.unwrap();
-    let report = check.run(&manifest, ns, timeout).await.unwrap();
+    let report = check
+        .run(&manifest, ns, &HealthOptions::default(), timeout)
+        .await
+        .unwrap();
     assert!(!report.objects.is_empty());
     report.outcome
 }
@@ -180,4 +190,253 @@ async fn helm_test_failure_carries_helm_stderr() {
         .unwrap_err();
     eprintln!("helm test: {err}");
     assert!(err.to_string().contains("helm test for release"), "{err}");
+}
+
+fn check(client: &kube::Client) -> HealthCheck {
+    HealthCheck::new(client.clone()).with_poll_interval(Duration::from_millis(500))
+}
+
+#[tokio::test]
+async fn an_unschedulable_pod_times_out_with_the_schedulers_message() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "health-unsched").await;
+    let (helm, _home) = helm(helm4()).await;
+    // The fake nodes have 1 TiB of memory each.
+    helm.upgrade_install(
+        "wiki",
+        &ns.name,
+        &chart("wiki"),
+        &json!({"resources": {"requests": {"memory": "4Ti"}, "limits": {"memory": "4Ti"}}}),
+        &options(1),
+    )
+    .await
+    .unwrap();
+    let outcome = health(&helm, &check(&client), &ns.name, Duration::from_secs(10)).await;
+    let HealthOutcome::TimedOut(reason) = &outcome else {
+        panic!("an unschedulable pod must time out, got {outcome:?}");
+    };
+    eprintln!("unschedulable: {reason}");
+    assert!(
+        reason.contains(&format!("Deployment {}/wiki-web", ns.name)),
+        "{reason}"
+    );
+    assert!(
+        reason.contains(
+            "not scheduled (Unschedulable: 0/2 nodes are available: 2 Insufficient memory"
+        ),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn an_object_deleted_after_the_upgrade_fails_the_check_by_name() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "health-missing").await;
+    let (helm, _home) = helm(helm4()).await;
+    helm.upgrade_install("wiki", &ns.name, &chart("wiki"), &json!({}), &options(1))
+        .await
+        .unwrap();
+    let configmaps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), &ns.name);
+    configmaps
+        .delete("wiki-config", &Default::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let outcome = health(&helm, &check(&client), &ns.name, HEALTH_TIMEOUT).await;
+    assert_eq!(
+        outcome,
+        HealthOutcome::Failed(format!(
+            "ConfigMap {}/wiki-config: missing from the API server",
+            ns.name
+        ))
+    );
+    assert!(
+        started.elapsed() < HEALTH_TIMEOUT / 2,
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn requests_for_ephemeral_storage_schedule_on_the_fake_nodes() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "health-storage").await;
+    let (helm, _home) = helm(helm4()).await;
+    let requests = json!({"cpu": "100m", "memory": "256Mi", "ephemeral-storage": "2Gi"});
+    helm.upgrade_install(
+        "wiki",
+        &ns.name,
+        &chart("wiki"),
+        &json!({"resources": {"requests": requests, "limits": {"ephemeral-storage": "4Gi"}}}),
+        &options(1),
+    )
+    .await
+    .unwrap();
+    let outcome = health(&helm, &check(&client), &ns.name, HEALTH_TIMEOUT).await;
+    assert_eq!(outcome, HealthOutcome::Healthy);
+}
+
+/// `kubectl apply` of one object; returns what it applied.
+fn apply(object: &serde_json::Value) -> ObjectRef {
+    let mut child = std::process::Command::new(kubectl())
+        .arg(format!("--kubeconfig={}", kubeconfig_path().display()))
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(object.to_string().as_bytes()).unwrap();
+    }
+    assert!(child.wait().unwrap().success(), "kubectl apply {object}");
+    ObjectRef::from_object(object).unwrap()
+}
+
+/// `kubectl delete` of a cluster-scoped object, on drop.
+struct ClusterObject(String);
+
+impl Drop for ClusterObject {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(kubectl())
+            .arg(format!("--kubeconfig={}", kubeconfig_path().display()))
+            .args(["delete", &self.0, "--wait=false", "--ignore-not-found"])
+            .status();
+    }
+}
+
+async fn timed_out(
+    client: &kube::Client,
+    objects: Vec<ObjectRef>,
+    options: &HealthOptions,
+) -> String {
+    let report = check(client)
+        .run_objects(objects, options, Duration::from_secs(6))
+        .await
+        .unwrap();
+    match report.outcome {
+        HealthOutcome::TimedOut(reason) => reason,
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_pending_load_balancer_is_named_unless_accepted() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "health-lb").await;
+    let service = apply(&json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "edge", "namespace": ns.name},
+        "spec": {"type": "LoadBalancer", "selector": {"app": "edge"}, "ports": [{"port": 443}]}
+    }));
+    let reason = timed_out(&client, vec![service.clone()], &HealthOptions::default()).await;
+    assert!(
+        reason.contains(&format!(
+            "Service {}/edge: waiting for a load balancer address",
+            ns.name
+        )),
+        "{reason}"
+    );
+    let accept = HealthOptions {
+        accept_pending_load_balancer: true,
+    };
+    let report = check(&client)
+        .run_objects(vec![service], &accept, Duration::from_secs(6))
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, HealthOutcome::Healthy);
+}
+
+#[tokio::test]
+async fn an_apiservice_without_endpoints_is_not_available() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "health-apisvc").await;
+    let group = format!("{}.coxswain.test", unique_name("metrics"));
+    apply(&json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "metrics", "namespace": ns.name},
+        "spec": {"selector": {"app": "nothing"}, "ports": [{"port": 443}]}
+    }));
+    let api_service = apply(&json!({
+        "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+        "metadata": {"name": format!("v1.{group}")},
+        "spec": {"group": group, "version": "v1", "groupPriorityMinimum": 10, "versionPriority": 10,
+                 "insecureSkipTLSVerify": true,
+                 "service": {"namespace": ns.name, "name": "metrics", "port": 443}}
+    }));
+    let _cleanup = ClusterObject(format!("apiservice/v1.{group}"));
+    let reason = timed_out(&client, vec![api_service], &HealthOptions::default()).await;
+    eprintln!("apiservice: {reason}");
+    assert!(
+        reason.contains(&format!("APIService v1.{group}: not available (")),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_without_a_ready_endpoint_is_named() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "health-webhook").await;
+    let name = unique_name("guard");
+    apply(&json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "guard", "namespace": ns.name},
+        "spec": {"selector": {"app": "nothing"}, "ports": [{"port": 443}]}
+    }));
+    // Intercepts nothing that exists, so it cannot disturb other tests.
+    let webhook = apply(&json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [{
+            "name": "guard.coxswain.test", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+            "clientConfig": {"service": {"namespace": ns.name, "name": "guard"}},
+            "rules": [{"apiGroups": ["guard.coxswain.test"], "apiVersions": ["v1"],
+                       "operations": ["CREATE"], "resources": ["nothings"]}]
+        }]
+    }));
+    let _cleanup = ClusterObject(format!("validatingwebhookconfiguration/{name}"));
+    let reason = timed_out(&client, vec![webhook], &HealthOptions::default()).await;
+    assert!(
+        reason.contains(&format!(
+            "ValidatingWebhookConfiguration {name}: webhook guard.coxswain.test calls service {}/guard, which has no ready endpoint",
+            ns.name
+        )),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_kind_nobody_serves_waits_and_a_cluster_scoped_kind_drops_its_namespace() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "health-kinds").await;
+    let widget = ObjectRef {
+        api_version: "widgets.coxswain.test/v1".into(),
+        kind: "Widget".into(),
+        namespace: Some(ns.name.clone()),
+        name: "w".into(),
+    };
+    let reason = timed_out(&client, vec![widget], &HealthOptions::default()).await;
+    assert!(
+        reason.contains("kind widgets.coxswain.test/v1 Widget is not served by the API server"),
+        "{reason}"
+    );
+    // A cluster-scoped object given a namespace (helm ignores it; a guessed
+    // scope could be wrong): discovery decides where it is read.
+    let class = ObjectRef {
+        api_version: "scheduling.k8s.io/v1".into(),
+        kind: "PriorityClass".into(),
+        namespace: Some(ns.name.clone()),
+        name: "system-cluster-critical".into(),
+    };
+    let report = check(&client)
+        .run_objects(
+            vec![class],
+            &HealthOptions::default(),
+            Duration::from_secs(6),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, HealthOutcome::Healthy);
+    assert_eq!(report.objects[0].object.namespace, None);
 }

@@ -177,6 +177,13 @@ pub struct ChannelSubscriptionSpec {
     /// in reverse order, so the cluster returns to the previous consistent set).
     #[serde(default)]
     pub rollback_policy: RollbackPolicy,
+
+    /// This cluster has no load balancer implementation (bare metal without
+    /// MetalLB, a single-node cluster): a `LoadBalancer` Service without an
+    /// address counts as ready for every release, as if the index set
+    /// `health.acceptPendingLoadBalancer` for each.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accept_pending_load_balancer: bool,
 }
 
 fn default_interval() -> Duration {

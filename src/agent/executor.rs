@@ -21,7 +21,7 @@ use crate::crd::{
 };
 use crate::duration::Duration;
 use crate::format::Timestamp;
-use crate::health::{Health, HealthOutcome, HealthReport};
+use crate::health::{Health, HealthOptions, HealthOutcome, HealthReport};
 use crate::helm::UpgradeOptions;
 use crate::plan::{Action, ActionKind, Plan, ReleaseId};
 use crate::site_verify::describe;
@@ -722,7 +722,7 @@ impl Executor<'_> {
             name,
             format!("revision {revision} deployed; checking health (timeout {timeout})"),
         );
-        let (checked, detail) = self.check_health(name, ns, timeout).await;
+        let (checked, detail) = self.check_health(action, timeout).await;
         *health = detail;
         match checked {
             Checked::Healthy => {}
@@ -781,13 +781,13 @@ impl Executor<'_> {
     /// out first.
     async fn check_health(
         &self,
-        name: &str,
-        ns: &str,
+        action: &Action,
         timeout: Duration,
     ) -> (Checked, Option<HealthDetail>) {
-        let id = ReleaseId::new(ns, name);
+        let id = ReleaseId::new(&action.namespace, &action.release);
+        let options = HealthOptions::from(&action.target.health);
         let check = async {
-            match self.ops.health(&id, timeout.to_std()).await {
+            match self.ops.health(&id, &options, timeout.to_std()).await {
                 Err(why) => (Checked::Unhealthy(why), None),
                 Ok(detail) => {
                     let why = detail
@@ -857,7 +857,7 @@ impl Executor<'_> {
             }
             Ok(made) => {
                 now_revision = made;
-                let (checked, detail) = self.check_health(name, ns, timeout).await;
+                let (checked, detail) = self.check_health(action, timeout).await;
                 health = detail;
                 match checked {
                     Checked::Healthy => Ok(()),

@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 
 use super::executor::HealthDetail;
 use super::gate::Gate;
-use crate::health::HealthCheck;
+use crate::health::{HealthCheck, HealthOptions};
 use crate::helm::{
     HelmCli, ReleaseStatus, RollbackOptions, TestOptions, UninstallOptions, UpgradeOptions,
 };
@@ -64,6 +64,7 @@ pub trait Operator: Send + Sync {
     fn health<'a>(
         &'a self,
         id: &'a ReleaseId,
+        options: &'a HealthOptions,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<HealthDetail, String>>;
 }
@@ -187,6 +188,7 @@ impl Operator for ClusterOperator<'_> {
     fn health<'a>(
         &'a self,
         id: &'a ReleaseId,
+        options: &'a HealthOptions,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<HealthDetail, String>> {
         Box::pin(async move {
@@ -199,7 +201,7 @@ impl Operator for ClusterOperator<'_> {
                     .map_err(|e| format!("helm get manifest: {}", describe(&e)))?;
                 let report = self
                     .health
-                    .run(&manifest, &id.namespace, timeout)
+                    .run(&manifest, &id.namespace, options, timeout)
                     .await
                     .map_err(|e| format!("health check: {}", describe(&e)))?;
                 Ok(HealthDetail::from_report(&report))
@@ -361,6 +363,7 @@ pub mod script {
         fn health<'a>(
             &'a self,
             id: &'a ReleaseId,
+            _: &'a HealthOptions,
             _: Duration,
         ) -> BoxFuture<'a, Result<HealthDetail, String>> {
             self.log(format!("health {id}"));

@@ -486,6 +486,17 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Accepts a `LoadBalancer` Service without an address in every action's
+    /// health check: what a subscription on a cluster without load balancers
+    /// asks for, whatever the index says per release.
+    pub fn accept_pending_load_balancers(&mut self) {
+        for action in self.layers.iter_mut().flatten() {
+            action.target.health.accept_pending_load_balancer = true;
+        }
+    }
+}
+
+impl Plan {
     /// Every action, layer by layer.
     pub fn actions(&self) -> impl Iterator<Item = &Action> {
         self.layers.iter().flatten()
@@ -1426,6 +1437,26 @@ mod tests {
         assert_ne!(
             values_hash(&obj(json!({"a": [1, 2]}))),
             values_hash(&obj(json!({"a": [2, 1]})))
+        );
+    }
+
+    #[test]
+    fn a_cluster_without_load_balancers_accepts_pending_ones_everywhere() {
+        let idx = stack();
+        let mut p = run(&idx, &settings(), &[]);
+        assert!(p.layers.iter().flatten().count() > 1);
+        assert!(
+            p.layers
+                .iter()
+                .flatten()
+                .all(|a| !a.target.health.accept_pending_load_balancer)
+        );
+        p.accept_pending_load_balancers();
+        assert!(
+            p.layers
+                .iter()
+                .flatten()
+                .all(|a| a.target.health.accept_pending_load_balancer)
         );
     }
 

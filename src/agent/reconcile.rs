@@ -23,6 +23,7 @@ use crate::crd::{
     ReleaseState,
 };
 use crate::format::Timestamp;
+use crate::health::HealthOptions;
 use crate::plan::{Plan, ReleaseId, plan};
 
 use super::observe::Observed;
@@ -207,6 +208,7 @@ async fn repair(
     status: &mut ChannelSubscriptionStatus,
     decided: &BTreeMap<ReleaseId, (Repair, Option<crate::crd::Intent>)>,
     timeouts: BTreeMap<ReleaseId, std::time::Duration>,
+    options: BTreeMap<ReleaseId, HealthOptions>,
 ) -> Result<(), Stop> {
     let ns = sub.namespace().unwrap_or_else(|| ctx.namespace.clone());
     let name = sub.name_any();
@@ -222,6 +224,7 @@ async fn repair(
     let settings = RepairSettings {
         timeouts,
         default_timeout: sub.spec.health_timeout.to_std(),
+        options,
         holder: ctx.holder.clone(),
     };
     let done = super::repair::run(&ops, &journal, &ctx.gate, decided, &settings).await;
@@ -415,7 +418,16 @@ async fn repair_stuck(
                 )
             })
             .collect();
-        repair(ctx, sub, status, &decided, timeouts).await?;
+        let options = index
+            .releases
+            .iter()
+            .map(|r| {
+                let mut options = HealthOptions::from(&r.health);
+                options.accept_pending_load_balancer |= spec.accept_pending_load_balancer;
+                (ReleaseId::new(&r.namespace, &r.name), options)
+            })
+            .collect();
+        repair(ctx, sub, status, &decided, timeouts, options).await?;
         observed.installed = read_installed(&ctx.helm, &observed.namespaces, &ctx.history)
             .await
             .map_err(|e| Stop::error(format!("reading installed releases: {}", describe(&e))))?;
@@ -440,7 +452,11 @@ fn decide(
     let index = observed.snapshot.verified.index();
     let settings = &observed.settings;
     let installed = &observed.installed;
-    let plan = plan(index, settings, &installed.releases).map_err(|e| Stop::error(describe(&e)))?;
+    let mut plan =
+        plan(index, settings, &installed.releases).map_err(|e| Stop::error(describe(&e)))?;
+    if spec.accept_pending_load_balancer {
+        plan.accept_pending_load_balancers();
+    }
     for note in &plan.notes {
         tracing::warn!(subscription = %settings.subscription, note = %note, "settings");
     }

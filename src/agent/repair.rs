@@ -25,6 +25,7 @@ use time::OffsetDateTime;
 
 use crate::crd::{Intent, Operation, OperationKind, OperationResult};
 use crate::format::Timestamp;
+use crate::health::HealthOptions;
 use crate::helm::{Fingerprint, ReleaseStatus};
 use crate::plan::{InstalledRelease, ReleaseId};
 
@@ -307,11 +308,18 @@ pub struct RepairSettings {
     pub timeouts: BTreeMap<ReleaseId, Duration>,
     /// For releases missing from `timeouts`.
     pub default_timeout: Duration,
+    /// Health options per release (the index's current entry); the defaults
+    /// for releases missing here.
+    pub options: BTreeMap<ReleaseId, HealthOptions>,
     /// This agent's identity for the journal.
     pub holder: String,
 }
 
 impl RepairSettings {
+    fn options(&self, id: &ReleaseId) -> HealthOptions {
+        self.options.get(id).copied().unwrap_or_default()
+    }
+
     fn timeout(&self, id: &ReleaseId) -> Duration {
         self.timeouts
             .get(id)
@@ -388,7 +396,7 @@ async fn repair_one(
                 Some(*then)
             }
             Repair::Recheck { revision, undo } => {
-                match healthy(ops, gate, id, settings.timeout(id)).await {
+                match healthy(ops, gate, id, &settings.options(id), settings.timeout(id)).await {
                     Verdict::Unknown(why) => {
                         return Err(format!(
                             "revision {revision} not confirmed ({why}): checked again at the next check"
@@ -439,7 +447,7 @@ async fn repair_one(
             Some(Undo::Rollback(rev)) => {
                 let new = ops.rollback(id, rev, settings.timeout(id)).await?;
                 steps.push(format!("rolled back to revision {rev}"));
-                match healthy(ops, gate, id, settings.timeout(id)).await {
+                match healthy(ops, gate, id, &settings.options(id), settings.timeout(id)).await {
                     Verdict::Healthy => {}
                     Verdict::Unhealthy(why) => {
                         return Err(format!(
@@ -534,9 +542,15 @@ enum Verdict {
 /// The health check of the deployed revision. A check still running when
 /// the grace period after a stop ends, or one the API server did not answer,
 /// is not confirmed either way: never a reason to roll back.
-async fn healthy(ops: &dyn Operator, gate: &Gate, id: &ReleaseId, timeout: Duration) -> Verdict {
+async fn healthy(
+    ops: &dyn Operator,
+    gate: &Gate,
+    id: &ReleaseId,
+    options: &HealthOptions,
+    timeout: Duration,
+) -> Verdict {
     tokio::select! {
-        checked = ops.health(id, timeout) => match checked {
+        checked = ops.health(id, options, timeout) => match checked {
             Err(why) => Verdict::Unhealthy(why),
             Ok(detail) if detail.healthy => Verdict::Healthy,
             Ok(detail) => {
@@ -798,6 +812,7 @@ mod tests {
         RepairSettings {
             timeouts: BTreeMap::new(),
             default_timeout: Duration::from_secs(30),
+            options: BTreeMap::new(),
             holder: "agent-1".into(),
         }
     }

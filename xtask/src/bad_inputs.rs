@@ -413,6 +413,7 @@ fn spec_files(out: &mut Vec<File>) {
         ("invalid-namespace.yaml", spec(&two.replace("namespace: wiki", "namespace: Wiki.Prod"))),
         ("unknown-field.yaml", spec(&two.replacen("dependsOn: [sso]", "dependsOn: [sso]\n    dependOn: [sso]", 1))),
         ("unknown-apiversion.yaml", spec(two).replace("coxswain.dev/v1", "coxswain.dev/v1beta1")),
+        ("health-option-not-a-bool.yaml", spec(&format!("{two}    health: {{acceptPendingLoadBalancer: sometimes}}\n"))),
         ("two-chart-forms.yaml", spec(&two.replacen("chart: {path: ../../charts/wiki}", "chart: {path: ../../charts/wiki, archive: wiki-1.4.2.tgz}", 1))),
     ];
     for (name, text) in files {

@@ -15,8 +15,8 @@ use std::fmt;
 
 pub use manifest::{ManifestError, parse_manifest};
 pub use pods::{current_replicaset_hash, label_selector, pod_of_current_revision};
-pub use rules::evaluate;
-pub use runner::{HealthCheck, HealthError, HealthOutcome, HealthReport, ObjectReport};
+pub use rules::{Related, evaluate, evaluate_with, judge};
+pub use runner::{HealthCheck, HealthError, HealthOutcome, HealthReport, KindCache, ObjectReport};
 
 /// The readiness of one object. Reasons name the object:
 /// `Deployment wiki/wiki-web: 0/1 replicas available`.
@@ -41,6 +41,22 @@ impl Health {
         match self {
             Self::Current => None,
             Self::InProgress(r) | Self::Failed(r) => Some(r),
+        }
+    }
+}
+
+/// Per-release choices of what counts as healthy (the index's `health:` block).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HealthOptions {
+    /// A `LoadBalancer` Service without an address is ready (clusters
+    /// without a load balancer implementation never give it one).
+    pub accept_pending_load_balancer: bool,
+}
+
+impl From<&crate::format::spec::Health> for HealthOptions {
+    fn from(health: &crate::format::spec::Health) -> Self {
+        Self {
+            accept_pending_load_balancer: health.accept_pending_load_balancer,
         }
     }
 }

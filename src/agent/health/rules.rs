@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use super::{Health, ObjectRef};
+use super::pods::{current_replicaset_hash, pod_of_current_revision};
+use super::{Health, HealthOptions, ObjectRef};
 
 /// Container waiting reasons that will not fix themselves within a health
 /// timeout: fail at once instead of waiting for it to pass.
@@ -14,23 +15,124 @@ const FATAL_WAITING: &[&str] = &[
     "InvalidImageName",
 ];
 
-/// Evaluates any object. Kinds without readiness (Service, ConfigMap, Secret,
-/// RBAC, custom resources, ...) are current as soon as they exist.
+/// Label an EndpointSlice carries with the name of its Service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// Evaluates any object with the default [`HealthOptions`]. Kinds without
+/// readiness (ConfigMap, Secret, RBAC, custom resources, ...) are current as
+/// soon as they exist.
 pub fn evaluate(object: &Value) -> Health {
+    evaluate_with(object, &HealthOptions::default())
+}
+
+/// Evaluates one object on its own, under a release's options.
+pub fn evaluate_with(object: &Value, options: &HealthOptions) -> Health {
     let Some(obj) = ObjectRef::from_object(object) else {
         return Health::Failed("object without apiVersion, kind or metadata.name".into());
     };
-    let verdict = match judged_kind(&obj) {
+    own_verdict(&obj, object, options).about(&obj)
+}
+
+fn own_verdict(obj: &ObjectRef, object: &Value, options: &HealthOptions) -> Verdict {
+    match judged_kind(obj) {
         Some(kind) => {
             if object.pointer("/metadata/deletionTimestamp").is_some() {
                 Verdict::Progress("being deleted".into())
             } else {
-                kind.rule()(object)
+                kind.rule()(object, options)
             }
         }
         None => Verdict::Ready,
+    }
+}
+
+/// The objects an object's health depends on, as the API server returned
+/// them: a workload's pods (and a Deployment's ReplicaSets), the
+/// EndpointSlices of the services a webhook calls.
+#[derive(Debug, Clone, Default)]
+pub struct Related {
+    /// Pods selected by the workload.
+    pub pods: Vec<Value>,
+    /// ReplicaSets selected by a Deployment (to tell its current revision).
+    pub replicasets: Vec<Value>,
+    /// EndpointSlices of the services the object calls.
+    pub endpoint_slices: Vec<Value>,
+}
+
+impl Related {
+    /// Sorts objects by kind (anything else is ignored).
+    pub fn from_objects(objects: impl IntoIterator<Item = Value>) -> Self {
+        let mut related = Self::default();
+        for object in objects {
+            match object.get("kind").and_then(Value::as_str) {
+                Some("Pod") => related.pods.push(object),
+                Some("ReplicaSet") => related.replicasets.push(object),
+                Some("EndpointSlice") => related.endpoint_slices.push(object),
+                _ => {}
+            }
+        }
+        related
+    }
+}
+
+/// Evaluates an object together with the objects it depends on: a
+/// workload's pods of the current revision (a crash loop fails it, an
+/// unschedulable pod says why it waits), a webhook's endpoints.
+pub fn judge(object: &Value, related: &Related, options: &HealthOptions) -> Health {
+    let Some(obj) = ObjectRef::from_object(object) else {
+        return Health::Failed("object without apiVersion, kind or metadata.name".into());
+    };
+    let own = own_verdict(&obj, object, options);
+    let kind = judged_kind(&obj);
+    let verdict = match (own, kind) {
+        (Verdict::Ready, Some(Kind::ValidatingWebhook | Kind::MutatingWebhook)) => {
+            webhook_endpoints(object, &related.endpoint_slices)
+        }
+        (own, Some(kind)) if kind.has_pods() && own != Verdict::Ready => {
+            match pod_problem(object, related) {
+                Some(PodProblem::Failed(why)) => Verdict::Broken(why),
+                // The workload's own counts may look fine while an old pod
+                // still serves; the new pod that is not Ready is the useful fact.
+                Some(PodProblem::NotReady(why)) => match own {
+                    Verdict::Progress(r) => Verdict::Progress(format!("{r}; {why}")),
+                    other => other,
+                },
+                None => own,
+            }
+        }
+        (own, _) => own,
     };
     verdict.about(&obj)
+}
+
+/// What a workload's pods of the current revision show.
+enum PodProblem {
+    /// One will not become ready (crash loop, image pull).
+    Failed(String),
+    /// One is not Ready yet.
+    NotReady(String),
+}
+
+/// The first pod of the workload's current revision that crash-loops or
+/// cannot pull its image; else the first that is not Ready.
+fn pod_problem(workload: &Value, related: &Related) -> Option<PodProblem> {
+    let hash = current_replicaset_hash(workload, &related.replicasets);
+    let mut not_ready = None;
+    for pod in &related.pods {
+        if !pod_of_current_revision(workload, pod, hash.as_deref()) {
+            continue;
+        }
+        let name = text(pod, "/metadata/name").unwrap_or("?");
+        if let Some(why) = pod_failure(pod) {
+            return Some(PodProblem::Failed(format!("pod {name}: {why}")));
+        }
+        if not_ready.is_none()
+            && let Some(why) = pod_not_ready(pod)
+        {
+            not_ready = Some(PodProblem::NotReady(format!("pod {name}: {why}")));
+        }
+    }
+    not_ready
 }
 
 /// The kinds with a readiness rule; matched on group and kind, any version.
@@ -42,18 +144,31 @@ pub(crate) enum Kind {
     Job,
     CustomResourceDefinition,
     Pod,
+    Service,
+    ApiService,
+    ValidatingWebhook,
+    MutatingWebhook,
 }
 
 impl Kind {
-    fn rule(self) -> fn(&Value) -> Verdict {
+    fn rule(self) -> fn(&Value, &HealthOptions) -> Verdict {
         match self {
-            Self::Deployment => deployment,
-            Self::StatefulSet => statefulset,
-            Self::DaemonSet => daemonset,
-            Self::Job => job,
-            Self::CustomResourceDefinition => crd,
-            Self::Pod => pod,
+            Self::Deployment => |o, _| deployment(o),
+            Self::StatefulSet => |o, _| statefulset(o),
+            Self::DaemonSet => |o, _| daemonset(o),
+            Self::Job => |o, _| job(o),
+            Self::CustomResourceDefinition => |o, _| crd(o),
+            Self::Pod => |o, _| pod(o),
+            Self::Service => service,
+            Self::ApiService => |o, _| api_service(o),
+            // Judged with the endpoints of the services they call.
+            Self::ValidatingWebhook | Self::MutatingWebhook => |_, _| Verdict::Ready,
         }
+    }
+
+    /// Webhook configurations, judged with the endpoints of their services.
+    pub(crate) fn has_endpoints(self) -> bool {
+        matches!(self, Self::ValidatingWebhook | Self::MutatingWebhook)
     }
 
     /// Workloads whose pods are watched for crash loops.
@@ -74,6 +189,12 @@ pub(crate) fn judged_kind(obj: &ObjectRef) -> Option<Kind> {
         ("batch", "Job") => Kind::Job,
         ("apiextensions.k8s.io", "CustomResourceDefinition") => Kind::CustomResourceDefinition,
         ("", "Pod") => Kind::Pod,
+        ("", "Service") => Kind::Service,
+        ("apiregistration.k8s.io", "APIService") => Kind::ApiService,
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
+            Kind::ValidatingWebhook
+        }
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => Kind::MutatingWebhook,
         _ => return None,
     })
 }
@@ -274,6 +395,119 @@ fn crd(object: &Value) -> Verdict {
     }
 }
 
+/// A `LoadBalancer` Service is ready once the cloud gave it an address; other
+/// Services as soon as they exist.
+fn service(object: &Value, options: &HealthOptions) -> Verdict {
+    if text(object, "/spec/type") != Some("LoadBalancer") || options.accept_pending_load_balancer {
+        return Verdict::Ready;
+    }
+    let has_address = object
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .is_some_and(|ingress| {
+            ingress.iter().any(|i| {
+                ["ip", "hostname"].iter().any(|k| {
+                    i.get(k)
+                        .and_then(Value::as_str)
+                        .is_some_and(|a| !a.is_empty())
+                })
+            })
+        });
+    if has_address {
+        Verdict::Ready
+    } else {
+        Verdict::Progress(
+            "waiting for a load balancer address (a cluster without load balancers needs health.acceptPendingLoadBalancer)"
+                .into(),
+        )
+    }
+}
+
+/// An aggregated API (`APIService`) is ready when the API server can reach it.
+fn api_service(object: &Value) -> Verdict {
+    match condition(object, "Available") {
+        Some(c) if c.get("status").and_then(Value::as_str) == Some("True") => Verdict::Ready,
+        Some(c) => Verdict::Progress(format!("not available ({})", explain(c))),
+        None => Verdict::Progress("not available yet".into()),
+    }
+}
+
+/// A webhook whose failure policy is `Fail` and whose service has no ready
+/// endpoint rejects every request it intercepts: name the first such.
+fn webhook_endpoints(config: &Value, slices: &[Value]) -> Verdict {
+    let webhooks = config
+        .get("webhooks")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    for webhook in webhooks {
+        if text(webhook, "/failurePolicy") == Some("Ignore") {
+            continue;
+        }
+        let Some((namespace, service)) = webhook_service(webhook) else {
+            continue;
+        };
+        if !service_has_ready_endpoint(slices, namespace, service) {
+            let name = text(webhook, "/name").unwrap_or("(unnamed)");
+            return Verdict::Progress(format!(
+                "webhook {name} calls service {namespace}/{service}, which has no ready endpoint (requests it intercepts are rejected)"
+            ));
+        }
+    }
+    Verdict::Ready
+}
+
+/// The `(namespace, name)` of the service a webhook calls; `None` for a URL.
+pub(crate) fn webhook_service(webhook: &Value) -> Option<(&str, &str)> {
+    let service = webhook.pointer("/clientConfig/service")?;
+    Some((
+        service.get("namespace")?.as_str()?,
+        service.get("name")?.as_str()?,
+    ))
+}
+
+/// The services the webhooks of a configuration call, failure policy `Fail` only.
+pub(crate) fn webhook_services(config: &Value) -> Vec<(String, String)> {
+    let mut services: Vec<(String, String)> = config
+        .get("webhooks")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|w| text(w, "/failurePolicy") != Some("Ignore"))
+        .filter_map(webhook_service)
+        .map(|(ns, name)| (ns.to_owned(), name.to_owned()))
+        .collect();
+    services.sort();
+    services.dedup();
+    services
+}
+
+/// An endpoint of the service that is ready (an unset `ready` counts as ready,
+/// as the EndpointSlice API says).
+fn service_has_ready_endpoint(slices: &[Value], namespace: &str, service: &str) -> bool {
+    slices
+        .iter()
+        .filter(|s| {
+            text(s, "/metadata/namespace") == Some(namespace)
+                && s.pointer("/metadata/labels")
+                    .and_then(|l| l.get(SERVICE_NAME_LABEL))
+                    .and_then(Value::as_str)
+                    == Some(service)
+        })
+        .flat_map(|s| {
+            s.get("endpoints")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .any(|e| e.pointer("/conditions/ready").and_then(Value::as_bool) != Some(false))
+}
+
+/// The label selector of a service's EndpointSlices.
+pub(crate) fn endpoint_slice_selector(service: &str) -> String {
+    format!("{SERVICE_NAME_LABEL}={service}")
+}
+
 /// Readiness of one pod, with crash loops and image pull failures as failures.
 pub(crate) fn pod(object: &Value) -> Verdict {
     match text(object, "/status/phase") {
@@ -301,22 +535,26 @@ pub(crate) fn pod(object: &Value) -> Verdict {
     if condition_is(object, "Ready", "True") {
         return Verdict::Ready;
     }
-    if let Some(scheduled) = condition(object, "PodScheduled")
+    Verdict::Progress(waiting_for(object).unwrap_or_else(|| "not ready".into()))
+}
+
+/// What a pod that is not Ready waits for, when the pod says: the
+/// scheduler's reason it has no node, or the first waiting container's reason.
+fn waiting_for(pod: &Value) -> Option<String> {
+    if let Some(scheduled) = condition(pod, "PodScheduled")
         && scheduled.get("status").and_then(Value::as_str) == Some("False")
     {
-        return Verdict::Progress(format!("not scheduled ({})", explain(scheduled)));
+        return Some(format!("not scheduled ({})", explain(scheduled)));
     }
-    let waiting = object
-        .pointer("/status/containerStatuses")
-        .and_then(Value::as_array)
-        .into_iter()
+    ["initContainerStatuses", "containerStatuses"]
+        .iter()
+        .filter_map(|list| pod.pointer(&format!("/status/{list}"))?.as_array())
         .flatten()
         .find_map(|s| {
             let name = s.get("name")?.as_str()?;
             let reason = s.pointer("/state/waiting/reason")?.as_str()?;
             Some(format!("container {name} waiting: {reason}"))
-        });
-    Verdict::Progress(waiting.unwrap_or_else(|| "not ready".into()))
+        })
 }
 
 /// A container of the pod that crash-loops or cannot get its image: the one
@@ -330,17 +568,21 @@ pub(crate) fn pod_failure(pod: &Value) -> Option<String> {
         .find_map(fatal_container)
 }
 
-/// Why a pod is not Ready (its Ready condition's reason and message, or its
-/// phase), or `None` when it is.
+/// Why a pod is not Ready (the scheduler's reason it has no node, a waiting
+/// container, its Ready condition's reason and message, or its phase), or
+/// `None` when it is.
 pub(crate) fn pod_not_ready(pod: &Value) -> Option<String> {
-    let ready = pod
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"));
+    if text(pod, "/status/phase") == Some("Succeeded") {
+        return None;
+    }
+    let ready = condition(pod, "Ready");
+    if ready.and_then(|c| c.get("status")?.as_str()) == Some("True") {
+        return None;
+    }
+    if let Some(why) = waiting_for(pod) {
+        return Some(why);
+    }
     match ready {
-        Some(c) if c.get("status").and_then(Value::as_str) == Some("True") => None,
         Some(c) => Some(format!("not Ready ({})", explain(c))),
         None => {
             let phase = pod
@@ -407,7 +649,10 @@ mod tests {
         );
     }
 
-    /// Every `testdata/health/*.json`: `{"object": ..., "expect": {"health", "reason"?}}`.
+    /// Every `testdata/health/*.json`: `{"object": ..., "related"?: [...],
+    /// "options"?: {"acceptPendingLoadBalancer": bool}, "expect": {"health", "reason"?}}`.
+    /// `related` holds the pods, ReplicaSets and EndpointSlices the runner
+    /// would read for the object.
     #[test]
     fn fixtures() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/health");
@@ -419,7 +664,16 @@ mod tests {
                 continue;
             }
             let case: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-            let got = evaluate(&case["object"]);
+            let options = HealthOptions {
+                accept_pending_load_balancer: case
+                    .pointer("/options/acceptPendingLoadBalancer")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            };
+            let related =
+                Related::from_objects(case["related"].as_array().into_iter().flatten().cloned());
+            let got = judge(&case["object"], &related, &options);
+
             let want = match (
                 case["expect"]["health"].as_str(),
                 case["expect"]["reason"].as_str(),

@@ -3,14 +3,22 @@
 
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::discovery::{self, Scope};
 use kube::{Api, Client};
 use serde_json::Value;
 
 use super::manifest::{ManifestError, parse_manifest};
-use super::pods::{current_replicaset_hash, label_selector, pod_of_current_revision};
-use super::rules::{Kind, evaluate, judged_kind, pod_failure, pod_not_ready};
-use super::{Health, ObjectRef};
+use super::pods::label_selector;
+use super::rules::{
+    Kind, Related, endpoint_slice_selector, evaluate_with, judge, judged_kind, webhook_services,
+};
+use super::{Health, HealthOptions, ObjectRef};
 
 /// How often objects are read again.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -21,14 +29,6 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most pods read per workload and poll; a crash loop shows in any of them.
 const POD_PAGE: u32 = 500;
-
-/// What a workload's pods of the current revision show.
-enum PodProblem {
-    /// One will not become ready (crash loop, image pull).
-    Failed(String),
-    /// One is not Ready yet.
-    NotReady(String),
-}
 
 /// The health of one object at the end of a check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,16 +131,18 @@ impl HealthCheck {
         &self,
         manifest: &str,
         release_namespace: &str,
+        options: &HealthOptions,
         timeout: Duration,
     ) -> Result<HealthReport, HealthError> {
         let objects = parse_manifest(manifest, release_namespace)?;
-        self.run_objects(objects, timeout).await
+        self.run_objects(objects, options, timeout).await
     }
 
     /// As [`HealthCheck::run`], for objects already known.
     pub async fn run_objects(
         &self,
         objects: Vec<ObjectRef>,
+        options: &HealthOptions,
         timeout: Duration,
     ) -> Result<HealthReport, HealthError> {
         let started = Instant::now();
@@ -153,10 +155,12 @@ impl HealthCheck {
                 health: Health::InProgress(format!("{o}: not checked yet")),
             })
             .collect();
+        let mut kinds = KindCache::default();
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             // A hanging API call must not outlive the timeout either.
-            match tokio::time::timeout(remaining, self.check_once(&objects)).await {
+            let once = self.check_once(&objects, options, &mut kinds);
+            match tokio::time::timeout(remaining, once).await {
                 Ok(reports) => {
                     last = reports?;
                     polls += 1;
@@ -213,126 +217,189 @@ impl HealthCheck {
     pub async fn check_once(
         &self,
         objects: &[ObjectRef],
+        options: &HealthOptions,
+        kinds: &mut KindCache,
     ) -> Result<Vec<ObjectReport>, HealthError> {
         let mut reports = Vec::with_capacity(objects.len());
         for object in objects {
-            let health = self.check_object(object).await?;
-            reports.push(ObjectReport {
-                object: object.clone(),
-                health,
-            });
+            reports.push(self.check_object(object, options, kinds).await?);
         }
         Ok(reports)
     }
 
-    async fn check_object(&self, object: &ObjectRef) -> Result<Health, HealthError> {
-        let Some(kind) = judged_kind(object) else {
-            return Ok(Health::Current);
+    async fn check_object(
+        &self,
+        object: &ObjectRef,
+        options: &HealthOptions,
+        kinds: &mut KindCache,
+    ) -> Result<ObjectReport, HealthError> {
+        let report = |object: &ObjectRef, health| ObjectReport {
+            object: object.clone(),
+            health,
         };
-        let api = self.api(object, kind, object.version());
+        let (resource, scope) = match kinds.resolve(&self.client, object).await {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                let why = format!(
+                    "{object}: kind {} {} is not served by the API server (its CustomResourceDefinition must be established first)",
+                    object.api_version, object.kind
+                );
+                return Ok(report(object, Health::InProgress(why)));
+            }
+            Err(e) => {
+                let health = transient_or_denied(e, format!("the kind of {object}"))?;
+                return Ok(report(object, health));
+            }
+        };
+        // Discovery, not the manifest, knows the scope: helm ignores a
+        // namespace on a cluster-scoped object.
+        let object = &match scope {
+            Scope::Cluster => ObjectRef {
+                namespace: None,
+                ..object.clone()
+            },
+            Scope::Namespaced => object.clone(),
+        };
+        let api = self.api_for(object.namespace.as_deref(), &resource);
+        let Some(kind) = judged_kind(object) else {
+            // No readiness rule: it must exist. Metadata only (a Secret's
+            // data is none of the check's business).
+            let health = match api.get_metadata(&object.name).await {
+                Ok(_) => Health::Current,
+                Err(kube::Error::Api(status)) if status.is_not_found() => missing(object),
+                Err(e) => transient_or_denied(e, object.to_string())?,
+            };
+            return Ok(report(object, health));
+        };
         let value = match api.get(&object.name).await {
             Ok(found) => to_value(&found),
             Err(kube::Error::Api(status)) if status.is_not_found() => {
-                return Ok(Health::InProgress(format!("{object}: not found")));
+                return Ok(report(object, missing(object)));
             }
-            Err(e) => return transient_or_denied(e, object.to_string()),
+            Err(e) => {
+                let health = transient_or_denied(e, object.to_string())?;
+                return Ok(report(object, health));
+            }
         };
-        let health = evaluate(&value);
-        if health.is_current() || !kind.has_pods() {
-            return Ok(health);
+        if evaluate_with(&value, options).is_current() && !kind.has_endpoints() {
+            return Ok(report(object, Health::Current));
         }
-        match self.pod_problem(kind, object, &value).await? {
-            Some(PodProblem::Failed(why)) => Ok(Health::Failed(format!("{object}: {why}"))),
-            // The workload's own counts may look fine while an old pod still
-            // serves; the new pod that is not Ready is the useful fact.
-            Some(PodProblem::NotReady(why)) => Ok(match health {
-                Health::InProgress(r) => Health::InProgress(format!("{r}; {why}")),
-                other => other,
-            }),
-            None => Ok(health),
-        }
+        let related = match self.related(kind, object, &value).await? {
+            Ok(related) => related,
+            Err(unread) => return Ok(report(object, unread)),
+        };
+        Ok(report(object, judge(&value, &related, options)))
     }
 
-    /// The first pod of the workload's current revision that crash-loops or
-    /// cannot pull its image; else the first that is not Ready.
-    async fn pod_problem(
+    /// The objects `object`'s health depends on; `Ok(Err(health))` when one
+    /// could not be read this time.
+    async fn related(
         &self,
         kind: Kind,
         object: &ObjectRef,
-        workload: &Value,
-    ) -> Result<Option<PodProblem>, HealthError> {
-        let Some(selector) = label_selector(workload) else {
-            return Ok(None);
-        };
-        let params = ListParams::default().labels(&selector).limit(POD_PAGE);
-        let hash = if kind == Kind::Deployment {
-            let sets = self.api_in(object, "apps", "v1", "ReplicaSet", "replicasets");
-            match sets.list(&params).await {
-                Ok(list) => {
-                    let sets: Vec<Value> = list.items.iter().map(to_value).collect();
-                    current_replicaset_hash(workload, &sets)
+        value: &Value,
+    ) -> Result<Result<Related, Health>, HealthError> {
+        let mut related = Related::default();
+        if kind.has_pods() {
+            let Some(selector) = label_selector(value) else {
+                return Ok(Ok(related));
+            };
+            let params = ListParams::default().labels(&selector).limit(POD_PAGE);
+            let ns = object.namespace.as_deref();
+            if kind == Kind::Deployment {
+                let sets = self.api_for(ns, &ApiResource::erase::<ReplicaSet>(&()));
+                match sets.list(&params).await {
+                    Ok(list) => related.replicasets = list.items.iter().map(to_value).collect(),
+                    Err(e) => {
+                        return transient_or_denied(e, format!("replica sets of {object}"))
+                            .map(Err);
+                    }
                 }
-                Err(e) => {
-                    return transient_or_denied(e, format!("replica sets of {object}"))
-                        .map(|_| None);
-                }
             }
-        } else {
-            None
-        };
-        let pods = self.api_in(object, "", "v1", "Pod", "pods");
-        let list = match pods.list(&params).await {
-            Ok(list) => list,
-            Err(e) => return transient_or_denied(e, format!("pods of {object}")).map(|_| None),
-        };
-        let mut not_ready = None;
-        for pod in list.items.iter().map(to_value) {
-            if !pod_of_current_revision(workload, &pod, hash.as_deref()) {
-                continue;
-            }
-            let name = pod
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("?");
-            if let Some(why) = pod_failure(&pod) {
-                return Ok(Some(PodProblem::Failed(format!("pod {name}: {why}"))));
-            }
-            if not_ready.is_none()
-                && let Some(why) = pod_not_ready(&pod)
-            {
-                not_ready = Some(PodProblem::NotReady(format!("pod {name}: {why}")));
+            let pods = self.api_for(ns, &ApiResource::erase::<Pod>(&()));
+            match pods.list(&params).await {
+                Ok(list) => related.pods = list.items.iter().map(to_value).collect(),
+                Err(e) => return transient_or_denied(e, format!("pods of {object}")).map(Err),
             }
         }
-        Ok(not_ready)
+        if kind.has_endpoints() {
+            let slices = ApiResource::erase::<EndpointSlice>(&());
+            for (ns, service) in webhook_services(value) {
+                let params = ListParams::default()
+                    .labels(&endpoint_slice_selector(&service))
+                    .limit(POD_PAGE);
+                match self.api_for(Some(&ns), &slices).list(&params).await {
+                    Ok(list) => related
+                        .endpoint_slices
+                        .extend(list.items.iter().map(to_value)),
+                    Err(e) => {
+                        return transient_or_denied(
+                            e,
+                            format!("endpoints of service {ns}/{service}"),
+                        )
+                        .map(Err);
+                    }
+                }
+            }
+        }
+        Ok(Ok(related))
     }
 
-    fn api(&self, object: &ObjectRef, kind: Kind, version: &str) -> Api<DynamicObject> {
-        let (group, plural) = match kind {
-            Kind::Deployment => ("apps", "deployments"),
-            Kind::StatefulSet => ("apps", "statefulsets"),
-            Kind::DaemonSet => ("apps", "daemonsets"),
-            Kind::Job => ("batch", "jobs"),
-            Kind::CustomResourceDefinition => ("apiextensions.k8s.io", "customresourcedefinitions"),
-            Kind::Pod => ("", "pods"),
-        };
-        self.api_in(object, group, version, &object.kind, plural)
+    fn api_for(&self, namespace: Option<&str>, resource: &ApiResource) -> Api<DynamicObject> {
+        match namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, resource),
+            None => Api::all_with(self.client.clone(), resource),
+        }
     }
+}
 
-    fn api_in(
-        &self,
+/// The API resources of the kinds a check has met, found through discovery.
+/// Only kinds the API server serves are remembered: a kind that is missing
+/// (its CustomResourceDefinition not established yet) is asked for again.
+#[derive(Debug, Default)]
+pub struct KindCache {
+    known: HashMap<(String, String, String), (ApiResource, Scope)>,
+}
+
+impl KindCache {
+    /// The resource and scope of `object`'s kind; `None` when the API server
+    /// does not serve it.
+    async fn resolve(
+        &mut self,
+        client: &Client,
         object: &ObjectRef,
-        group: &str,
-        version: &str,
-        kind: &str,
-        plural: &str,
-    ) -> Api<DynamicObject> {
-        let resource =
-            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-        match &object.namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
-            None => Api::all_with(self.client.clone(), &resource),
+    ) -> Result<Option<(ApiResource, Scope)>, kube::Error> {
+        let key = (
+            object.group().to_owned(),
+            object.version().to_owned(),
+            object.kind.clone(),
+        );
+        if let Some(found) = self.known.get(&key) {
+            return Ok(Some(found.clone()));
+        }
+        let gvk = GroupVersionKind::gvk(&key.0, &key.1, &key.2);
+        match discovery::pinned_kind(client, &gvk).await {
+            Ok((resource, caps)) => {
+                let found = (resource, caps.scope);
+                self.known.insert(key, found.clone());
+                Ok(Some(found))
+            }
+            Err(kube::Error::Discovery(_)) => Ok(None),
+            // An unknown group/version is a bare 404, not a Status.
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+            Err(e) => Err(e),
         }
     }
+}
+
+/// An object of the manifest that the API server does not have. A Job is
+/// the exception: its TTL controller removes a finished Job
+/// (`ttlSecondsAfterFinished`), which is what the chart asked for.
+fn missing(object: &ObjectRef) -> Health {
+    if object.group() == "batch" && object.kind == "Job" {
+        return Health::Current;
+    }
+    Health::Failed(format!("{object}: missing from the API server"))
 }
 
 fn to_value(object: &DynamicObject) -> Value {

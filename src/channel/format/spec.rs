@@ -125,6 +125,10 @@ pub struct Health {
     /// Run `helm test` after the workloads are ready.
     #[serde(default)]
     pub test: bool,
+    /// Count a `LoadBalancer` Service without an address as ready (for
+    /// charts that expose one while clusters may have no load balancer).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accept_pending_load_balancer: bool,
 }
 
 impl Health {
@@ -354,8 +358,26 @@ releases:
     chart:
       oci: {ref: "oci://registry.example.org/charts/wiki", version: 1.0.0}
     dependsOn: [sso, ingress]
-    health: {test: true}
+    health: {test: true, acceptPendingLoadBalancer: true}
 "#;
+
+    #[test]
+    fn health_options_are_written_only_when_set() {
+        // Indexes signed before the field existed keep their exact bytes,
+        // and agents that do not know it still read indexes that do not use it.
+        let plain = serde_json::to_value(Health::default()).unwrap();
+        assert_eq!(plain, json!({"test": false}));
+        let lenient = Health {
+            accept_pending_load_balancer: true,
+            ..Health::default()
+        };
+        let written = serde_json::to_value(lenient).unwrap();
+        assert_eq!(
+            written,
+            json!({"test": false, "acceptPendingLoadBalancer": true})
+        );
+        assert_eq!(serde_json::from_value::<Health>(written).unwrap(), lenient);
+    }
 
     #[test]
     fn reads_every_chart_form_and_defaults() {
@@ -370,6 +392,8 @@ releases:
         );
         assert_eq!(spec.releases[1].health, Health::default());
         assert!(spec.releases[3].health.test);
+        assert!(spec.releases[3].health.accept_pending_load_balancer);
+        assert!(!spec.releases[0].health.accept_pending_load_balancer);
         assert!(matches!(&spec.releases[2].chart, ChartSource::Repo(r) if r.name == "keycloak"));
         assert!(matches!(&spec.releases[3].chart, ChartSource::Oci(o) if o.version == "1.0.0"));
         assert!(matches!(&spec.releases[1].chart, ChartSource::Archive(_)));
