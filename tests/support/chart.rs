@@ -42,6 +42,11 @@ pub fn helm_output(
 /// `helm template coxswain charts/coxswain -n coxswain <args>`: the rendered
 /// manifest as text; fails the test with helm's stderr when helm refuses.
 pub fn template_text(helm: &Path, args: &[&str]) -> String {
+    template_text_in(helm, "coxswain", args)
+}
+
+/// [`template_text`] for namespace `namespace`.
+pub fn template_text_in(helm: &Path, namespace: &str, args: &[&str]) -> String {
     let sandbox = tempfile::tempdir().unwrap();
     let chart = chart_dir();
     let mut all = vec![
@@ -49,7 +54,7 @@ pub fn template_text(helm: &Path, args: &[&str]) -> String {
         "coxswain",
         chart.to_str().unwrap(),
         "-n",
-        "coxswain",
+        namespace,
     ];
     all.extend_from_slice(args);
     let out = helm_output(helm, sandbox.path(), None, &all);
