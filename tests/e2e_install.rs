@@ -476,8 +476,12 @@ async fn the_charts_own_identity_installs_updates_leads_and_stops_without_its_bi
 
 #[tokio::test]
 async fn with_helm_namespaces_the_identity_installs_only_where_it_was_given() {
-    let mut w = World::new("chart-ns", &["wiki"]).await;
-    let only = format!("rbac.helmNamespaces={{{}}}", w.rns("wiki"));
+    let mut w = World::new("chart-ns", &["certs", "wiki"]).await;
+    let only = format!(
+        "rbac.helmNamespaces={{{},{}}}",
+        w.rns("certs"),
+        w.rns("wiki")
+    );
     let (installed, notes) = install_subscribed(&w, &["--set", &only]).await;
     assert!(
         notes.contains("helm may manage releases only in"),
@@ -485,11 +489,34 @@ async fn with_helm_namespaces_the_identity_installs_only_where_it_was_given() {
     );
     w.publish(|_, _| {});
     let kubeconfig = service_account_kubeconfig(w.dir.path(), &w.ns.name, "coxswain");
-    // The namespace exists: helm's --create-namespace is answered
-    // AlreadyExists, which it accepts.
+    // wiki's namespace exists: helm's --create-namespace is answered
+    // AlreadyExists, which it accepts. certs brings a CRD and a ClusterRole,
+    // which a namespaced identity may not create: its first install fails
+    // (and is uninstalled), the run ends degraded.
     let (code, out, err) = w.agent_once_as(&kubeconfig, &[]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    assert_eq!(w.revisions()["wiki"], 1);
+    assert_eq!(code, 2, "{out}\n{err}");
+    let wiki = w.history("wiki");
+    assert_eq!(wiki.last().unwrap()["status"], "deployed", "{wiki:?}");
+    let status = w.status().await;
+    let certs = support::world::release(&status, "certs");
+    let message = certs["message"].as_str().unwrap();
+    assert!(
+        certs["state"] == "failed" || certs["state"] == "rolledBack",
+        "{certs}"
+    );
+    assert!(
+        // helm 4 installs CRDs with server-side apply: a PATCH.
+        message.contains("is forbidden")
+            && message.contains("cannot patch resource \"customresourcedefinitions\""),
+        "{message}"
+    );
+    let events = w.events().await;
+    assert!(
+        events
+            .iter()
+            .any(|(reason, note)| reason == "UpgradeFailed" && note.contains("is forbidden")),
+        "{events:?}"
+    );
     // Outside its namespaces the identity can do nothing helm needs.
     let user = format!("system:serviceaccount:{}:coxswain", w.ns.name);
     assert!(can_i(&user, "create", "deployments", w.rns("wiki")));
