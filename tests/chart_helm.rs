@@ -6,9 +6,10 @@
 //! fail, rather than skip, when it is unset: a compatibility claim that silently did not
 //! run is worse than a red test.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use coxswain::chart::{ArchiveLimits, ChartArchive, pack_dir};
 
@@ -26,17 +27,7 @@ fn helm() -> PathBuf {
 /// Runs helm with its homes in `sandbox` and no kubeconfig, returning stdout; fails the
 /// test with helm's stderr when it exits non-zero.
 fn run_helm(sandbox: &Path, args: &[&str]) -> String {
-    let output = Command::new(helm())
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", sandbox)
-        .env("HELM_CACHE_HOME", sandbox.join("cache"))
-        .env("HELM_CONFIG_HOME", sandbox.join("config"))
-        .env("HELM_DATA_HOME", sandbox.join("data"))
-        .env("KUBECONFIG", sandbox.join("no-kubeconfig"))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", helm().display()));
+    let output = support::chart::helm_output(&helm(), sandbox, None, args);
     assert!(
         output.status.success(),
         "helm {args:?} failed: {}",

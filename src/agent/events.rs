@@ -37,6 +37,23 @@ pub mod reason {
     pub const REPAIRED: &str = "Repaired";
     /// Such a repair failed (it is tried again at the next check).
     pub const REPAIR_FAILED: &str = "RepairFailed";
+    /// The API server refused the agent (or its helm) a request: its
+    /// ServiceAccount lacks a permission; the check stopped before any change.
+    pub const FORBIDDEN: &str = "Forbidden";
+}
+
+/// What a message that [`permission_refused`] recognizes gets appended.
+pub const FORBIDDEN_HINT: &str = "the agent's ServiceAccount lacks this permission: \
+     check its RBAC (docs/install.md#rbac); nothing was changed";
+
+/// Whether `message` carries the API server's refusal of a request for lack
+/// of permission, as helm and the Kubernetes client pass it on:
+/// `<resource> is forbidden: User "<user>" cannot <verb> resource ...`.
+pub fn permission_refused(message: &str) -> bool {
+    message
+        .split(" is forbidden: User \"")
+        .nth(1)
+        .is_some_and(|rest| rest.contains(" cannot "))
 }
 
 /// One Event to publish.
@@ -141,6 +158,28 @@ pub fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_permission_is_recognized_in_helm_and_client_messages() {
+        // helm list without the Secrets of a release namespace (helm 4.3.1).
+        assert!(permission_refused(
+            "reading installed releases: helm list for namespace wiki failed (exit code 1): \
+             Error: list: failed to list: secrets is forbidden: User \"system:serviceaccount:coxswain:coxswain\" \
+             cannot list resource \"secrets\" in API group \"\" in the namespace \"wiki\""
+        ));
+        // kube-rs' Display of a 403.
+        assert!(permission_refused(
+            "trust anchor: cannot read ConfigMap coxswain/trust: ApiError: configmaps \"trust\" is \
+             forbidden: User \"system:serviceaccount:coxswain:coxswain\" cannot get resource \"configmaps\" \
+             in API group \"\" in the namespace \"coxswain\": Forbidden (ErrorResponse { code: 403 })"
+        ));
+        // Words alone are not a refusal.
+        assert!(!permission_refused("the release is forbidden to change"));
+        assert!(!permission_refused("is forbidden: User \"x\""));
+        assert!(!permission_refused(
+            "cannot fetch http://127.0.0.1/index.json: HTTP status 403"
+        ));
+    }
 
     #[test]
     fn truncation_keeps_characters_whole() {

@@ -74,7 +74,13 @@ pub(super) struct Stop {
 }
 
 impl Stop {
+    /// A check that stopped on an error; a refused permission says so.
     pub(super) fn error(message: String) -> Self {
+        let message = if super::events::permission_refused(&message) {
+            format!("{message}; {}", super::events::FORBIDDEN_HINT)
+        } else {
+            message
+        };
         Self {
             result: CheckResult::Error,
             message,
@@ -123,19 +129,23 @@ pub async fn reconcile(ctx: &Context, sub: &ChannelSubscription) -> Result<Outco
         match check(ctx, sub, &mut status, now, &mut seen).await {
             Ok(outcome) => outcome,
             Err(stop) => {
-                let note = match stop.result {
-                    CheckResult::VerificationFailed => Some(Note::warning(
-                        reason::VERIFICATION_FAILED,
-                        "Verify",
-                        stop.message.clone(),
-                    )),
-                    CheckResult::Unreachable => Some(Note::warning(
-                        reason::UNREACHABLE,
-                        "Fetch",
-                        stop.message.clone(),
-                    )),
-                    _ => None,
-                };
+                let note =
+                    match stop.result {
+                        CheckResult::VerificationFailed => Some(Note::warning(
+                            reason::VERIFICATION_FAILED,
+                            "Verify",
+                            stop.message.clone(),
+                        )),
+                        CheckResult::Unreachable => Some(Note::warning(
+                            reason::UNREACHABLE,
+                            "Fetch",
+                            stop.message.clone(),
+                        )),
+                        _ if super::events::permission_refused(&stop.message) => Some(
+                            Note::warning(reason::FORBIDDEN, "Check", stop.message.clone()),
+                        ),
+                        _ => None,
+                    };
                 if let Some(note) = note {
                     tracing::warn!(subscription = %format!("{ns}/{name}"), reason = note.reason, message = %note.message, "check failed");
                     ctx.events.publish(sub, &note).await;

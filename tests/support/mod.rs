@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use coxswain::keys::{self, SigningKey};
 
+pub mod chart;
 pub mod cluster;
 pub mod proxy;
 pub mod world;

@@ -293,7 +293,11 @@ impl World {
 
     /// `coxswain agent --once` with `extra` flags; returns (exit code, stdout, stderr).
     pub fn agent_once_with(&self, extra: &[&str]) -> (i32, String, String) {
-        let kubeconfig = kubeconfig_path();
+        self.agent_once_as(&kubeconfig_path(), extra)
+    }
+
+    /// [`World::agent_once_with`] with the credentials of `kubeconfig`.
+    pub fn agent_once_as(&self, kubeconfig: &Path, extra: &[&str]) -> (i32, String, String) {
         let helm = self.helm.clone();
         let cache = self.cache_dir();
         let mut args = vec![
@@ -494,6 +498,11 @@ impl Agent {
         let _ = self.child.wait();
     }
 
+    /// The process id (to read its memory in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The exit status, if the process has exited (it never should by itself).
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().unwrap()
@@ -525,13 +534,18 @@ impl World {
 
     /// [`World::start_agent`] with more arguments and environment variables.
     pub fn start_agent_with(&self, args: &[&str], env: &[(&str, &str)]) -> Agent {
+        self.start_agent_as(&kubeconfig_path(), args, env)
+    }
+
+    /// [`World::start_agent_with`] with the credentials of `kubeconfig`.
+    pub fn start_agent_as(&self, kubeconfig: &Path, args: &[&str], env: &[(&str, &str)]) -> Agent {
         use std::io::BufRead;
         let mut child = std::process::Command::new(coxswain())
             .args(["agent", "--log-format", "json", "--listen", "127.0.0.1:0"])
             .args(args)
             .envs(env.iter().copied())
             .arg("--kubeconfig")
-            .arg(kubeconfig_path())
+            .arg(kubeconfig)
             .args(["--namespace", &self.ns.name, "--helm"])
             .arg(&self.helm)
             .arg("--cache-dir")
