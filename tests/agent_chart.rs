@@ -172,6 +172,11 @@ fn deployment_runs_two_leader_electing_hardened_replicas_with_probes() {
         env_of(c, "POD_NAME")["valueFrom"]["fieldRef"]["fieldPath"],
         "metadata.name"
     );
+    // The agent knows its own release, so a channel may update it (last).
+    assert_eq!(
+        env_of(c, "COXSWAIN_AGENT_RELEASE")["value"],
+        "coxswain/coxswain"
+    );
     assert_eq!(
         c["image"],
         format!("ghcr.io/coxswain/coxswain:{}", env!("CARGO_PKG_VERSION"))

@@ -47,6 +47,9 @@ pub struct ExecSettings {
     pub rollback_to: BTreeMap<ReleaseId, u32>,
     /// Local chart archive per release, downloaded and verified before.
     pub charts: BTreeMap<String, PathBuf>,
+    /// The agent's own release: changed only when every other release of
+    /// the run ended healthy (the planner puts it last).
+    pub agent_release: Option<ReleaseId>,
 }
 
 /// Where one release of the plan ended up.
@@ -323,7 +326,25 @@ impl Executor<'_> {
                     .depends_on
                     .iter()
                     .find_map(|d| not_ready.get(d).map(|why| (d.clone(), *why)));
-                if stop {
+                let is_agent = settings
+                    .agent_release
+                    .as_ref()
+                    .is_some_and(|r| r.name == action.release && r.namespace == action.namespace);
+                let unfinished = report.failure.is_some() || !report.stopped.is_empty();
+                if is_agent && !stop && unfinished {
+                    let message = "not attempted: the agent's own release is updated only when \
+                                   every other release of the run is healthy"
+                        .to_owned();
+                    self.note(Note::warning(
+                        reason::SKIPPED,
+                        "Skip",
+                        format!("{}/{}: {message}", action.namespace, action.release),
+                    ));
+                    report
+                        .outcomes
+                        .push(skipped(action, plan.sequence, message));
+                    not_ready.insert(action.release.clone(), "not attempted");
+                } else if stop {
                     let why = format!(
                         "not attempted: {} (rollbackPolicy channel)",
                         report
@@ -1101,9 +1122,10 @@ mod tests {
     use crate::helm::ReleaseStatus;
     use crate::plan::InstalledRelease;
 
-    /// Releases `a` and `b` (b depends on a), both installed at 0.9.0
-    /// revision 1 without a fingerprint, so both are upgraded to 1.0.0.
-    fn plan_of_two_upgrades() -> Plan {
+    /// `releases` (name, dependencies), each installed at 0.9.0 revision 1
+    /// without a fingerprint, so each is upgraded to 1.0.0; `agent` is the
+    /// agent's own release.
+    fn plan_of(releases: &[(&str, &[&str])], agent: Option<&str>) -> Plan {
         let chart = |name: &str| {
             serde_json::json!({
                 "name": name, "version": "1.0.0",
@@ -1111,18 +1133,21 @@ mod tests {
                 "digest": format!("sha256:{}", "ab".repeat(32)), "size": 10
             })
         };
+        let entries: Vec<serde_json::Value> = releases
+            .iter()
+            .map(|(n, deps)| {
+                serde_json::json!({"name": n, "namespace": n, "chart": chart(n), "dependsOn": deps})
+            })
+            .collect();
         let index: crate::format::ChannelIndex = serde_json::from_value(serde_json::json!({
             "apiVersion": "coxswain.dev/v1", "kind": "ChannelIndex", "channel": "stable",
             "sequence": 7, "published": "2026-11-26T00:00:00Z", "expires": "2026-12-26T00:00:00Z",
-            "releases": [
-                {"name": "a", "namespace": "a", "chart": chart("a")},
-                {"name": "b", "namespace": "b", "chart": chart("b"), "dependsOn": ["a"]}
-            ]
+            "releases": entries
         }))
         .unwrap();
-        let installed: Vec<InstalledRelease> = ["a", "b"]
+        let installed: Vec<InstalledRelease> = releases
             .iter()
-            .map(|n| InstalledRelease {
+            .map(|(n, _)| InstalledRelease {
                 name: (*n).into(),
                 namespace: (*n).into(),
                 chart_name: (*n).into(),
@@ -1133,7 +1158,16 @@ mod tests {
                 owner: None,
             })
             .collect();
-        crate::plan::plan(&index, &Default::default(), &installed).unwrap()
+        let settings = crate::plan::Settings {
+            agent_release: agent.map(|n| ReleaseId::new(n, n)),
+            ..Default::default()
+        };
+        crate::plan::plan(&index, &settings, &installed).unwrap()
+    }
+
+    /// Releases `a` and `b` (b depends on a).
+    fn plan_of_two_upgrades() -> Plan {
+        plan_of(&[("a", &[]), ("b", &["a"])], None)
     }
 
     fn settings(policy: RollbackPolicy) -> ExecSettings {
@@ -1150,6 +1184,7 @@ mod tests {
                 .into_iter()
                 .map(|(n, p)| (n.to_owned(), PathBuf::from(p)))
                 .collect(),
+            agent_release: None,
         }
     }
 
@@ -1214,6 +1249,59 @@ mod tests {
         );
         assert_eq!(first.holder, "agent-0");
         assert!(journal.current().is_empty());
+    }
+
+    async fn run_with_the_agents_release(ops: &Script) -> ExecReport {
+        let (journal, gate) = (MemoryJournal::default(), Gate::new());
+        let executor = Executor {
+            ops,
+            notes: None,
+            progress: None,
+            journal: &journal,
+            gate: &gate,
+            holder: "agent-0",
+        };
+        let mut settings = settings(RollbackPolicy::Release);
+        settings.agent_release = Some(ReleaseId::new("c", "c"));
+        settings
+            .charts
+            .insert("c".into(), PathBuf::from("/c/c.tgz"));
+        settings.rollback_to.insert(ReleaseId::new("c", "c"), 1);
+        executor
+            .run(&plan_of(&[("a", &[]), ("c", &[])], Some("c")), &settings)
+            .await
+    }
+
+    #[tokio::test]
+    async fn the_agents_own_release_is_updated_last_once_the_others_are_healthy() {
+        let ops = Script::default();
+        let report = run_with_the_agents_release(&ops).await;
+        assert_eq!(
+            ops.calls(),
+            ["upgrade a/a", "health a/a", "upgrade c/c", "health c/c"]
+        );
+        assert!(report.failure.is_none());
+        assert_eq!(outcome(&report, "c").state, ReleaseState::UpToDate);
+    }
+
+    #[tokio::test]
+    async fn the_agents_own_release_waits_when_another_release_failed() {
+        let ops = Script::default();
+        ops.then_health(Ok(unhealthy("Deployment a/a: 0/1 ready")));
+        let report = run_with_the_agents_release(&ops).await;
+        assert_eq!(
+            ops.calls(),
+            ["upgrade a/a", "health a/a", "rollback a/a 1", "health a/a"],
+            "the agent's release is not touched"
+        );
+        let c = outcome(&report, "c");
+        assert_eq!(c.state, ReleaseState::Skipped, "{c:?}");
+        assert!(
+            c.message
+                .contains("updated only when every other release of the run is healthy"),
+            "{}",
+            c.message
+        );
     }
 
     #[tokio::test]

@@ -239,6 +239,8 @@ pub struct Context {
     /// Operations whose history entry a failed status write lost, per
     /// subscription: the next write that gets through records them.
     pub unwritten: UnwrittenHistory,
+    /// The release the agent runs from (`--agent-release`): updated last.
+    pub agent_release: Option<plan::ReleaseId>,
 }
 
 /// History entries waiting for a status write that gets through (an API

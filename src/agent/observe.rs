@@ -298,6 +298,7 @@ pub(super) async fn observe(
         holds: spec.holds.iter().cloned().collect(),
         cluster_values: values,
         claimed_elsewhere: claimed,
+        agent_release: ctx.agent_release.clone(),
     };
     let namespaces: BTreeSet<String> = index
         .releases

@@ -81,6 +81,10 @@ pub struct Settings {
     /// Releases that an earlier subscription also names, with that subscription:
     /// they belong to it, and this one reports a conflict.
     pub claimed_elsewhere: BTreeMap<ReleaseId, String>,
+    /// The release the agent itself runs from, when a channel may update it
+    /// (self-update): it goes last, in a layer of its own, so every other
+    /// release of the plan is done before the agent's pods are replaced.
+    pub agent_release: Option<ReleaseId>,
 }
 
 impl fmt::Debug for Settings {
@@ -95,6 +99,7 @@ impl fmt::Debug for Settings {
                 &self.cluster_values.keys().collect::<Vec<_>>(),
             )
             .field("claimed_elsewhere", &self.claimed_elsewhere)
+            .field("agent_release", &self.agent_release)
             .finish()
     }
 }
@@ -663,6 +668,43 @@ impl Decision<'_> {
     }
 }
 
+/// Moves the action on the agent's own release into a last layer of its
+/// own: replacing the agent's pods ends the run of the one that leads, so
+/// everything else must be done first. A release of the plan that depends on
+/// the agent's release keeps the order the channel gives (it says so in the
+/// notes): the dependency is the channel's promise, and it wins.
+fn agent_release_last(layers: &mut Vec<Vec<Action>>, agent: &ReleaseId, notes: &mut Vec<String>) {
+    let Some((li, ai)) = layers.iter().enumerate().find_map(|(li, layer)| {
+        layer
+            .iter()
+            .position(|a| a.release == agent.name && a.namespace == agent.namespace)
+            .map(|ai| (li, ai))
+    }) else {
+        return;
+    };
+    let is_last_alone = li + 1 == layers.len() && layers[li].len() == 1;
+    if is_last_alone {
+        return;
+    }
+    let dependents: Vec<&str> = layers
+        .iter()
+        .flatten()
+        .filter(|a| a.target.depends_on.contains(&agent.name))
+        .map(|a| a.release.as_str())
+        .collect();
+    if !dependents.is_empty() {
+        notes.push(format!(
+            "the agent's own release `{}` is not updated last: {} depend on it",
+            agent.name,
+            dependents.join(", ")
+        ));
+        return;
+    }
+    let action = layers[li].remove(ai);
+    layers.retain(|l| !l.is_empty());
+    layers.push(vec![action]);
+}
+
 /// Plans one reconcile of a subscription: `index` (verified by the caller),
 /// the subscription's `settings`, and the helm releases `installed` in the
 /// namespaces concerned. Pure: no I/O, and the same inputs give the same plan.
@@ -785,6 +827,9 @@ pub fn plan(
     layers.retain(|l| !l.is_empty());
     for layer in &mut layers {
         layer.sort_by(|a, b| a.release.cmp(&b.release));
+    }
+    if let Some(agent) = &settings.agent_release {
+        agent_release_last(&mut layers, agent, &mut notes);
     }
     skipped.sort_by(|a, b| a.release.cmp(&b.release));
 
@@ -1457,6 +1502,65 @@ mod tests {
                 .iter()
                 .flatten()
                 .all(|a| a.target.health.accept_pending_load_balancer)
+        );
+    }
+
+    #[test]
+    fn the_agents_own_release_goes_last_and_alone() {
+        let mut releases = stack().releases;
+        releases.push(rel("coxswain", "0.2.0", &[]));
+        let idx = index(releases);
+        let s = Settings {
+            agent_release: Some(ReleaseId::new("coxswain", "coxswain")),
+            ..settings()
+        };
+        let p = run(&idx, &s, &[]);
+        assert_eq!(
+            layer_names(&p),
+            vec![
+                vec!["certs", "database"],
+                vec!["ingress"],
+                vec!["sso"],
+                vec!["files", "wiki"],
+                vec!["coxswain"]
+            ]
+        );
+        // Without the setting it is an ordinary release of the first layer.
+        let p = run(&idx, &settings(), &[]);
+        assert_eq!(layer_names(&p)[0], ["certs", "coxswain", "database"]);
+        // Another namespace's release of the same name is not the agent's.
+        let s = Settings {
+            agent_release: Some(ReleaseId::new("elsewhere", "coxswain")),
+            ..settings()
+        };
+        assert_eq!(
+            layer_names(&run(&idx, &s, &[]))[0],
+            ["certs", "coxswain", "database"]
+        );
+    }
+
+    #[test]
+    fn a_release_that_depends_on_the_agent_keeps_the_channels_order() {
+        let idx = index(vec![
+            rel("coxswain", "0.2.0", &[]),
+            rel("wiki", "1.0.0", &["coxswain"]),
+            rel("certs", "1.0.0", &[]),
+        ]);
+        let s = Settings {
+            agent_release: Some(ReleaseId::new("coxswain", "coxswain")),
+            ..settings()
+        };
+        let p = run(&idx, &s, &[]);
+        assert_eq!(
+            layer_names(&p),
+            vec![vec!["certs", "coxswain"], vec!["wiki"]]
+        );
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("`coxswain` is not updated last: wiki depend")),
+            "{:?}",
+            p.notes
         );
     }
 

@@ -601,6 +601,7 @@ async fn act(
             default_timeout: spec.health_timeout,
             rollback_to: installed.rollback_to.clone(),
             charts,
+            agent_release: ctx.agent_release.clone(),
         };
         // The accepted sequence is on record before the first change of it,
         // and Ready says the sequence is being applied (not the last check's

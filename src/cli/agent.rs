@@ -80,6 +80,12 @@ pub struct Args {
         default_value = "15m"
     )]
     stuck_after: coxswain::duration::Duration,
+    /// The helm release this agent runs from, as NAMESPACE/NAME (the chart
+    /// sets it): when a channel lists that release, the agent updates it
+    /// last, after every other release of the plan is done and healthy, and
+    /// rolls it back like any other when its new pods never become ready.
+    #[arg(long, value_name = "NAMESPACE/NAME", env = "COXSWAIN_AGENT_RELEASE", value_parser = parse_release_id)]
+    agent_release: Option<coxswain::plan::ReleaseId>,
     /// Elect a leader among the replicas with a Lease in the namespace; only the
     /// leader acts. On by default; `--leader-elect=false` turns it off (then every
     /// replica acts: run one). Never with --once.
@@ -210,6 +216,7 @@ pub async fn run(args: Args) -> Result<()> {
         gate: agent::gate::Gate::new(),
         holder: agent::intent::holder(),
         stuck_grace: args.stuck_after.to_std(),
+        agent_release: args.agent_release.clone(),
         unwritten: Default::default(),
     };
     if !args.once {
@@ -300,4 +307,43 @@ fn count(outcomes: &[Result<agent::Outcome, agent::AgentError>], verdict: Verdic
             Err(_) => verdict == Verdict::Error,
         })
         .count()
+}
+
+/// `NAMESPACE/NAME`, both Kubernetes names.
+fn parse_release_id(text: &str) -> Result<coxswain::plan::ReleaseId, String> {
+    let (namespace, name) = text
+        .split_once('/')
+        .ok_or_else(|| format!("`{text}` is not NAMESPACE/NAME"))?;
+    let dns_label = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    };
+    if !dns_label(namespace) || !dns_label(name) {
+        return Err(format!(
+            "`{text}`: namespace and release name must be lowercase DNS labels"
+        ));
+    }
+    Ok(coxswain::plan::ReleaseId::new(namespace, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_release_id;
+
+    #[test]
+    fn agent_release_is_namespace_slash_name() {
+        let id = parse_release_id("coxswain/coxswain").unwrap();
+        assert_eq!(
+            (id.namespace.as_str(), id.name.as_str()),
+            ("coxswain", "coxswain")
+        );
+        for bad in ["coxswain", "/x", "x/", "Caps/x", "a/b/c", "-a/b"] {
+            let e = parse_release_id(bad).unwrap_err();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+    }
 }
