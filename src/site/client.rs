@@ -14,8 +14,10 @@
 //! size while it streams (a cap per [`DocKind`]) and, over HTTP, in time (connect and total
 //! timeouts). Chart URLs in an index are relative to the index and are resolved with URL
 //! joining; a reference that leaves the site (another origin, or above the base path) is
-//! refused before anything is fetched. [`SiteError::is_transient`] tells a retrying caller
-//! which failures are worth another attempt.
+//! refused before anything is fetched. HTTP redirects are followed only within the origin
+//! (scheme, host, port) of the URL requested, at most [`MAX_REDIRECTS`] times: a mirror
+//! cannot send a reader to another server ([`RedirectRule`]). [`SiteError::is_transient`]
+//! tells a retrying caller which failures are worth another attempt.
 
 use std::fmt;
 use std::io::Read;
@@ -290,6 +292,17 @@ pub enum SiteError {
         /// The underlying error.
         source: reqwest::Error,
     },
+    /// The server redirected where coxswain does not follow: to another origin than the
+    /// one requested (for a site), from https to http, or too many times.
+    #[error("{location} redirects to {to}: coxswain refuses {reason}")]
+    Redirect {
+        /// The URL requested.
+        location: String,
+        /// Where the refused redirect pointed.
+        to: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
     /// The HTTP client could not be built (TLS setup).
     #[error("cannot set up the HTTP client")]
     Client(#[source] reqwest::Error),
@@ -322,6 +335,7 @@ impl SiteError {
             SiteError::InvalidSite { .. }
             | SiteError::InvalidPath { .. }
             | SiteError::Escape { .. }
+            | SiteError::Redirect { .. }
             | SiteError::NotFound { .. }
             | SiteError::TooLarge { .. }
             | SiteError::Client(_) => false,
@@ -563,10 +577,16 @@ pub struct HttpFetcher {
 }
 
 impl HttpFetcher {
-    /// A fetcher with the timeouts of `limits` (the size caps are per call).
+    /// A fetcher for an update site: the timeouts of `limits` (the size caps are per
+    /// call), redirects followed only within the origin first requested.
     pub fn new(limits: &Limits) -> Result<Self, SiteError> {
+        Self::with_redirects(limits, RedirectRule::SameOrigin)
+    }
+
+    /// A fetcher that follows the redirects `rule` allows.
+    pub fn with_redirects(limits: &Limits, rule: RedirectRule) -> Result<Self, SiteError> {
         Ok(HttpFetcher {
-            client: http_client(limits)?,
+            client: http_client(limits, rule)?,
             connect_timeout: limits.connect_timeout,
             total_timeout: limits.total_timeout,
         })
@@ -582,7 +602,13 @@ impl HttpFetcher {
     ) -> Result<Fetched, SiteError> {
         let location = url.to_string();
         let classify = |source: reqwest::Error| {
-            if source.is_timeout() {
+            if let Some(refused) = refused_redirect(&source) {
+                SiteError::Redirect {
+                    location: location.clone(),
+                    to: refused.to.clone(),
+                    reason: refused.reason.clone(),
+                }
+            } else if source.is_timeout() {
                 SiteError::Timeout {
                     location: location.clone(),
                     after: if source.is_connect() {
@@ -644,29 +670,83 @@ impl HttpFetcher {
     }
 }
 
-/// The HTTP client: rustls with the platform's roots, bounded connect and total time, at
-/// most 5 redirects and never from https down to http. Redirects to other hosts are
-/// allowed (object stores and CDNs use them); what arrives is checked against signatures
-/// and digests anyway.
-fn http_client(limits: &Limits) -> Result<reqwest::Client, SiteError> {
-    let policy = reqwest::redirect::Policy::custom(|attempt| {
-        let downgrade = attempt.url().scheme() == "http"
-            && attempt.previous().iter().any(|u| u.scheme() == "https");
-        if downgrade {
-            attempt.error("refusing a redirect from https to http")
-        } else if attempt.previous().len() > 5 {
-            attempt.error("more than 5 redirects")
-        } else {
-            attempt.follow()
-        }
-    });
+/// The most redirects one request follows.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Which redirects an [`HttpFetcher`] follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedirectRule {
+    /// Only to the origin (scheme, host and port) of the URL first requested: the rule for
+    /// everything read from an update site (indexes, signatures, trust roots, charts).
+    SameOrigin,
+    /// To any origin except from https down to http: for publishing from a Helm repository,
+    /// whose charts commonly live on another host (release downloads, object stores).
+    AnyOrigin,
+}
+
+/// A redirect the client refused; found again in the `reqwest::Error`'s source chain.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+struct RedirectRefused {
+    /// Where the redirect pointed.
+    to: String,
+    reason: String,
+}
+
+impl RedirectRule {
+    /// The reqwest policy: at most [`MAX_REDIRECTS`], never https to http, and for
+    /// [`RedirectRule::SameOrigin`] never to another origin.
+    fn policy(self) -> reqwest::redirect::Policy {
+        reqwest::redirect::Policy::custom(move |attempt| {
+            let to = attempt.url().clone();
+            let first = attempt.previous().first().cloned();
+            let refuse = |reason: String| RedirectRefused {
+                to: to.to_string(),
+                reason,
+            };
+            let downgrade =
+                to.scheme() == "http" && attempt.previous().iter().any(|u| u.scheme() == "https");
+            if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error(refuse(format!("more than {MAX_REDIRECTS} redirects")))
+            } else if downgrade {
+                attempt.error(refuse("a redirect from https to http".into()))
+            } else if let Some(first) = first
+                .filter(|first| self == RedirectRule::SameOrigin && first.origin() != to.origin())
+            {
+                let origin = first.origin().ascii_serialization();
+                attempt.error(refuse(format!(
+                    "a redirect to another origin than {origin} ({})",
+                    to.origin().ascii_serialization()
+                )))
+            } else {
+                attempt.follow()
+            }
+        })
+    }
+}
+
+/// The HTTP client: rustls with the platform's roots, bounded connect and total time, and
+/// the redirects `rule` allows.
+fn http_client(limits: &Limits, rule: RedirectRule) -> Result<reqwest::Client, SiteError> {
     reqwest::Client::builder()
         .user_agent(concat!("coxswain/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(limits.connect_timeout)
         .timeout(limits.total_timeout)
-        .redirect(policy)
+        .redirect(rule.policy())
         .build()
         .map_err(SiteError::Client)
+}
+
+/// The redirect refusal inside a reqwest error, if that is what it is.
+fn refused_redirect(error: &reqwest::Error) -> Option<&RedirectRefused> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(e) = source {
+        if let Some(refused) = e.downcast_ref::<RedirectRefused>() {
+            return Some(refused);
+        }
+        source = e.source();
+    }
+    None
 }
 
 /// Reads `root/path` with at most `cap` bytes, refusing anything that is not a regular

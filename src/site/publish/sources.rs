@@ -25,7 +25,7 @@ use serde::Deserialize;
 
 use crate::chart::{ArchiveLimits, ChartArchive, pack_dir};
 use crate::format::{ChartSource, OciChart, RepoChart, Sha256Digest};
-use crate::site::{self, Fetched, HttpFetcher, SiteError};
+use crate::site::{self, Fetched, HttpFetcher, RedirectRule, SiteError};
 use crate::site_verify::describe;
 use crate::yaml;
 
@@ -199,7 +199,10 @@ async fn resolve_repo(
         release: release.to_owned(),
         source,
     };
-    let fetcher = HttpFetcher::new(&opts.site_limits).map_err(fetch_err)?;
+    // A Helm repository's charts commonly live on another host (release downloads, object
+    // stores), so its redirects may change origin; never from https down to http.
+    let fetcher = HttpFetcher::with_redirects(&opts.site_limits, RedirectRule::AnyOrigin)
+        .map_err(fetch_err)?;
     // Helm resolves relative chart URLs against the repository URL as a directory.
     let base = if repo.url.ends_with('/') {
         repo.url.clone()
