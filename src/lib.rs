@@ -14,6 +14,7 @@ pub mod site;
 // Shared by every zone.
 pub mod atomic;
 pub mod duration;
+pub mod fsread;
 
 pub use agent::{crd, health, helm, metrics, plan, ui};
 pub use channel::{format, json, keys, trust, verify, yaml};

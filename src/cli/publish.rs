@@ -59,6 +59,10 @@ pub struct Args {
         default_value = "helm"
     )]
     helm: PathBuf,
+    /// Allow valuesFile, chart path and archive entries that lead (links resolved) outside
+    /// both the spec's directory and the working directory; refused by default.
+    #[arg(long)]
+    allow_outside_spec_dir: bool,
 }
 
 pub async fn run(args: Args) -> Result<()> {
@@ -82,6 +86,7 @@ pub async fn run(args: Args) -> Result<()> {
     opts.prior_trust = prior_trust;
     opts.helm = args.helm;
     opts.progress = true;
+    opts.allow_outside_spec_dir = args.allow_outside_spec_dir;
     let report = publish(&opts)
         .await
         .with_context(|| format!("cannot publish {}", opts.spec.display()))?;

@@ -20,7 +20,6 @@
 //! tells a retrying caller which failures are worth another attempt.
 
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -780,29 +779,64 @@ fn read_capped_file(root: &Path, path: &SitePath, cap: u64) -> Result<Vec<u8>, S
             ),
         });
     }
-    let file = std::fs::File::open(&real).map_err(io)?;
-    let meta = file.metadata().map_err(io)?;
-    if !meta.is_file() {
-        return Err(SiteError::NotFound { location });
-    }
-    if meta.len() > cap {
-        return Err(SiteError::TooLarge {
-            location,
+    // A FIFO or a device in a site directory is refused before it is opened, so it cannot
+    // block a reader; the cap holds before and while reading.
+    crate::fsread::read(&real, crate::fsread::Rules::regular(cap)).map_err(|e| match e {
+        crate::fsread::ReadError::Io { source, .. } => io(source),
+        crate::fsread::ReadError::TooLarge { .. } => SiteError::TooLarge {
+            location: location.clone(),
             limit: cap,
-        });
+        },
+        other => SiteError::NotFound {
+            location: format!("{location} ({other})"),
+        },
+    })
+}
+
+/// Refuses to write `path` below `root` when the directory it would land in leaves the
+/// site directory through a symbolic link (`charts -> /elsewhere`): the nearest existing
+/// directory on the way, links resolved, must lie below `root`, links resolved.
+fn check_inside(root: &Path, path: &SitePath) -> Result<(), SiteError> {
+    let target = path.under(root);
+    let location = target.display().to_string();
+    let io = |source: std::io::Error| SiteError::Io {
+        location: location.clone(),
+        source,
+    };
+    let real_root = match root.canonicalize() {
+        Ok(real) => real,
+        // A site directory that does not exist yet has nothing below it to follow.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(e)),
+    };
+    let mut dir = target.parent().unwrap_or(root).to_path_buf();
+    loop {
+        match std::fs::symlink_metadata(&dir) {
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir != root => {
+                match dir.parent() {
+                    Some(parent) => dir = parent.to_path_buf(),
+                    None => return Ok(()),
+                }
+            }
+            Err(e) => return Err(io(e)),
+        }
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    // The file may grow between the stat and the read: the take() keeps the cap honest.
-    file.take(cap.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > cap {
-        return Err(SiteError::TooLarge {
-            location,
-            limit: cap,
-        });
+    let real = dir.canonicalize().map_err(io)?;
+    if real.starts_with(&real_root) {
+        Ok(())
+    } else {
+        Err(io(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{} resolves to {}, outside the site directory {}: publish never follows a \
+                 link out of the site",
+                dir.display(),
+                real.display(),
+                real_root.display()
+            ),
+        )))
     }
-    Ok(bytes)
 }
 
 /// Writes documents into a local site directory, each atomically.
@@ -822,11 +856,24 @@ impl SiteWriter {
         &self.root
     }
 
+    /// Checks, without writing, that `path` would be written inside the site directory (no
+    /// symbolic link on the way leads out of it); [`SiteWriter::write`] checks it too.
+    pub fn check_target(&self, path: &SitePath) -> Result<(), SiteError> {
+        check_inside(&self.root, path)
+    }
+
+    /// The bytes of the regular file at `path` (never through a link), if there is one of
+    /// at most `cap` bytes.
+    pub fn existing(&self, path: &SitePath, cap: u64) -> Option<Vec<u8>> {
+        crate::fsread::read(&path.under(&self.root), crate::fsread::Rules::no_links(cap)).ok()
+    }
+
     /// Writes `bytes` to `path` through a temporary file in the same directory, fsynced
     /// and renamed over the target, then fsyncs the directory: a reader sees the old
     /// document or the new one, never half of one, even across a crash. The file is made
     /// 0644 (a site is public; temp files start out 0600).
     pub fn write(&self, path: &SitePath, bytes: &[u8]) -> Result<PathBuf, SiteError> {
+        self.check_target(path)?;
         let target = path.under(&self.root);
         let location = target.display().to_string();
         let io = |source: std::io::Error| SiteError::Io {

@@ -251,6 +251,10 @@ pub enum SpecFileError {
         #[source]
         error: std::io::Error,
     },
+    /// Not a regular file (a FIFO, a device, a socket, a directory), refused before it
+    /// was opened.
+    #[error(transparent)]
+    NotReadable(crate::fsread::ReadError),
     /// The file is larger than its cap (checked before reading it all).
     #[error("{path}: more than the limit of {limit} bytes")]
     TooLarge {
@@ -288,25 +292,18 @@ pub fn load_values_file(path: &Path) -> Result<Map<String, Value>, SpecFileError
     }
 }
 
-/// Reads at most `limit` bytes of `path`, failing (without reading on) when it is larger.
+/// Reads `path` if it is a regular file of at most `limit` bytes (checked before it is
+/// opened, and while reading: see [`crate::fsread`]).
 pub fn read_capped(path: &Path, limit: usize) -> Result<Vec<u8>, SpecFileError> {
-    use std::io::Read;
-    let read_err = |error| SpecFileError::Read {
-        path: path.to_owned(),
-        error,
-    };
-    let file = std::fs::File::open(path).map_err(read_err)?;
-    let mut bytes = Vec::new();
-    file.take(limit as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_err)?;
-    if bytes.len() > limit {
-        return Err(SpecFileError::TooLarge {
-            path: path.to_owned(),
-            limit,
-        });
-    }
-    Ok(bytes)
+    use crate::fsread::{ReadError, Rules, read};
+    read(path, Rules::regular(limit as u64)).map_err(|e| match e {
+        ReadError::Io { path, source } => SpecFileError::Read {
+            path,
+            error: source,
+        },
+        ReadError::TooLarge { path, .. } => SpecFileError::TooLarge { path, limit },
+        other => SpecFileError::NotReadable(other),
+    })
 }
 
 /// Merges `over` into `base`: mappings merge key by key, recursively; anything else
