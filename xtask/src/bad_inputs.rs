@@ -414,6 +414,11 @@ fn spec_files(out: &mut Vec<File>) {
         ("unknown-field.yaml", spec(&two.replacen("dependsOn: [sso]", "dependsOn: [sso]\n    dependOn: [sso]", 1))),
         ("unknown-apiversion.yaml", spec(two).replace("coxswain.dev/v1", "coxswain.dev/v1beta1")),
         ("two-chart-forms.yaml", spec(&two.replacen("chart: {path: ../../charts/wiki}", "chart: {path: ../../charts/wiki, archive: wiki-1.4.2.tgz}", 1))),
+        ("values-big-integer.yaml", spec("  - name: sso\n    namespace: sso\n    chart: {path: ../../charts/sso}\n    values:\n      realm:\n        ids: [1, 9007199254740993]\n")),
+        ("values-key-collision.yaml", spec("  - name: sso\n    namespace: sso\n    chart: {path: ../../charts/sso}\n    valuesFile: values/key-collision.yaml\n")),
+        ("values/key-collision.yaml", "ports:\n  8080: http\n  \"8080\": admin\n".to_owned()),
+        ("values-null-key.yaml", spec("  - name: sso\n    namespace: sso\n    chart: {path: ../../charts/sso}\n    valuesFile: values/null-key.yaml\n")),
+        ("values/null-key.yaml", "env:\n  ~: x\n".to_owned()),
     ];
     for (name, text) in files {
         out.push((format!("spec/{name}"), text.into_bytes()));

@@ -60,8 +60,13 @@ pub struct ReleaseSpec {
     pub namespace: String,
     /// Where the chart comes from.
     pub chart: ChartSource,
-    /// Inline values, merged over `valuesFile`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Inline values, merged over `valuesFile`. Signed as written: what JSON or helm would
+    /// change (keys that collide as strings, integers beyond ±2^53) is refused.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::values::deserialize_object"
+    )]
     pub values: Option<Map<String, Value>>,
     /// A YAML values file, relative to the spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -255,6 +260,14 @@ pub enum SpecFileError {
     /// was opened.
     #[error(transparent)]
     NotReadable(crate::fsread::ReadError),
+    /// A values file holds something its JSON form (or helm) would change.
+    #[error("{path}: {problem}")]
+    ValuesChanged {
+        /// The file.
+        path: PathBuf,
+        /// Where and what.
+        problem: crate::values::ValuesProblem,
+    },
     /// The file is larger than its cap (checked before reading it all).
     #[error("{path}: more than the limit of {limit} bytes")]
     TooLarge {
@@ -281,13 +294,19 @@ pub enum SpecFileError {
 pub fn load_values_file(path: &Path) -> Result<Map<String, Value>, SpecFileError> {
     let bytes = read_capped(path, MAX_VALUES_BYTES)?;
     let origin = path.display().to_string();
-    let value: Option<Value> =
+    let value: Option<crate::values::YamlValue> =
         yaml::from_slice(&bytes, &origin, yaml::Limits::bytes(MAX_VALUES_BYTES))?;
-    match value {
-        None | Some(Value::Null) => Ok(Map::new()),
-        Some(Value::Object(map)) => Ok(map),
-        Some(_) => Err(SpecFileError::ValuesNotMapping {
+    let Some(value) = value else {
+        return Ok(Map::new());
+    };
+    match crate::values::to_json_object(&value) {
+        Ok(Some(map)) => Ok(map),
+        Ok(None) => Err(SpecFileError::ValuesNotMapping {
             path: path.to_owned(),
+        }),
+        Err(problem) => Err(SpecFileError::ValuesChanged {
+            path: path.to_owned(),
+            problem,
         }),
     }
 }
