@@ -939,3 +939,46 @@ fn spec_values_null_key() {
         "{err:?}"
     );
 }
+
+// --- sequence and time sanity ---
+
+#[test]
+fn index_sequence_zero_and_too_high() {
+    for (name, seq) in [
+        ("sequence-zero", 0),
+        ("sequence-too-high", (1u64 << 53) + 1),
+    ] {
+        let err = invalid_index(name, &["out of range", "from 1 to 9007199254740992"]);
+        assert!(
+            matches!(err, ValidationError::SequenceOutOfRange(s) if s == seq),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
+fn index_validity_too_long() {
+    let err = invalid_index(
+        "validity-too-long",
+        &["longer than the maximum of 366 days"],
+    );
+    assert!(
+        matches!(err, ValidationError::ValidityTooLong { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn index_published_in_future() {
+    let err = refused(
+        "published-in-future",
+        &[
+            "bad/index/published-in-future.json",
+            "more than 5 minutes after now",
+        ],
+    );
+    assert!(
+        matches!(err, VerifyError::PublishedInFuture { .. }),
+        "{err:?}"
+    );
+}

@@ -113,6 +113,34 @@ pub enum VerifyError {
         /// The time of the check.
         now: Timestamp,
     },
+    /// The index says it was published later than the time of the check allows.
+    #[error(
+        "{origin}: published {published}, more than {} minutes after now ({now}): refused \
+         (a clock far behind, or an index dated ahead to outlive its validity)",
+        crate::format::MAX_CLOCK_SKEW.as_secs() / 60
+    )]
+    PublishedInFuture {
+        /// The index.
+        origin: String,
+        /// Its `published`.
+        published: Timestamp,
+        /// The time of the check.
+        now: Timestamp,
+    },
+    /// A trust root expiring further ahead than [`crate::format::MAX_TRUST_ROOT_VALIDITY`].
+    #[error(
+        "{origin}: expires {expires}, more than {} days after now ({now}), longer than any \
+         trust root may be valid",
+        crate::format::MAX_TRUST_ROOT_VALIDITY.as_secs() / 86_400
+    )]
+    ValidityTooLong {
+        /// The trust root.
+        origin: String,
+        /// Its expiry.
+        expires: Timestamp,
+        /// The time of the check.
+        now: Timestamp,
+    },
     /// The index's sequence is below the highest already accepted (a rollback).
     #[error(
         "{origin}: sequence {found} is lower than {minimum}, already accepted (rollback refused)"
@@ -314,6 +342,16 @@ impl TrustChain {
                 now,
             });
         }
+        if now
+            .checked_add(crate::format::MAX_TRUST_ROOT_VALIDITY)
+            .is_some_and(|latest| self.current.expires > latest)
+        {
+            return Err(VerifyError::ValidityTooLong {
+                origin: self.origin,
+                expires: self.current.expires,
+                now,
+            });
+        }
         Ok(TrustedRoot {
             root: self.current,
             origin: self.origin,
@@ -406,6 +444,17 @@ pub fn verify_index(
             now: policy.now,
         });
     }
+    if policy
+        .now
+        .checked_add(crate::format::MAX_CLOCK_SKEW)
+        .is_some_and(|latest| index.published > latest)
+    {
+        return Err(VerifyError::PublishedInFuture {
+            origin: origin.to_owned(),
+            published: index.published,
+            now: policy.now,
+        });
+    }
     if index.sequence < policy.min_sequence {
         return Err(VerifyError::SequenceTooLow {
             origin: origin.to_owned(),
@@ -466,6 +515,43 @@ impl VerifiedIndex {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_trust_root_valid_too_far_ahead_is_refused() {
+        let now: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let anchor = |expires: &str| {
+            let root = TrustRoot::new(
+                1,
+                expires.parse().unwrap(),
+                (&[key.verifying_key()], 1),
+                (&[key.verifying_key()], 1),
+            );
+            crate::format::to_json_pretty(&root).unwrap()
+        };
+        // 1,096 days ahead is the maximum; a day more is refused.
+        let ok = anchor("2029-12-01T00:00:00Z");
+        assert!(
+            TrustChain::anchor(&ok, None, "trust.json")
+                .unwrap()
+                .trusted(now)
+                .is_ok()
+        );
+        let far = anchor("2029-12-02T00:00:01Z");
+        match TrustChain::anchor(&far, None, "trust.json")
+            .unwrap()
+            .trusted(now)
+        {
+            Err(e @ VerifyError::ValidityTooLong { .. }) => {
+                assert!(
+                    e.to_string().contains("more than 1096 days after now"),
+                    "{e}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     use super::*;
     use crate::format::to_json_pretty;
     use crate::keys::sign;

@@ -207,6 +207,18 @@ pub fn files(root: &Path) -> Result<Vec<File>> {
     )?;
     signed_ok("wrong-channel", mutate(|i| i.channel = "beta".into())?)?;
     signed_ok("lower-sequence", mutate(|i| i.sequence = 9)?)?;
+    signed_ok("sequence-zero", mutate(|i| i.sequence = 0)?)?;
+    signed_ok("sequence-too-high", mutate(|i| i.sequence = (1 << 53) + 1)?)?;
+    let too_long = at("2027-12-01T00:00:00Z")?;
+    signed_ok("validity-too-long", mutate(|i| i.expires = too_long)?)?;
+    let (ahead, ahead_expires) = (at("2026-12-01T00:06:00Z")?, at("2026-12-20T00:00:00Z")?);
+    signed_ok(
+        "published-in-future",
+        mutate(|i| {
+            i.published = ahead;
+            i.expires = ahead_expires;
+        })?,
+    )?;
     signed_ok(
         "duplicate-releases",
         mutate(|i| {

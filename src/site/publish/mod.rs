@@ -64,6 +64,11 @@ use crate::verify::{VerifyError, check_threshold};
 /// says.
 pub const DEFAULT_VALID_FOR: Duration = Duration::from_days(14);
 
+/// The largest step over the prior index's sequence publish takes without
+/// `--force-sequence-jump`: a typo (`--sequence 10000000000`) would otherwise use up the
+/// sequence space agents accept.
+pub const MAX_SEQUENCE_JUMP: u64 = 1_000_000;
+
 /// What a publish needs.
 #[derive(Debug, Clone)]
 pub struct PublishOptions {
@@ -95,6 +100,8 @@ pub struct PublishOptions {
     /// Allow `valuesFile` and chart paths that lead outside both the spec's directory and
     /// the working directory.
     pub allow_outside_spec_dir: bool,
+    /// Allow a `--sequence` more than [`MAX_SEQUENCE_JUMP`] above the prior index's.
+    pub force_sequence_jump: bool,
 }
 
 impl PublishOptions {
@@ -114,6 +121,7 @@ impl PublishOptions {
             site_limits: site::Limits::default(),
             progress: false,
             allow_outside_spec_dir: false,
+            force_sequence_jump: false,
         }
     }
 }
@@ -283,6 +291,26 @@ pub enum PublishError {
         /// The prior sequence.
         prior: u64,
     },
+    /// `--sequence` far above the prior index's.
+    #[error(
+        "--sequence {given} is more than {MAX_SEQUENCE_JUMP} above the prior index's sequence \
+         {prior}; agents could never go back below it: pass --force-sequence-jump if it is meant"
+    )]
+    SequenceJump {
+        /// The flag's value.
+        given: u64,
+        /// The prior sequence.
+        prior: u64,
+    },
+    /// A sequence above [`crate::format::MAX_SEQUENCE`].
+    #[error("sequence {0} is above the maximum of {max} (2^53)", max = crate::format::MAX_SEQUENCE)]
+    SequenceTooHigh(u64),
+    /// `--valid-for` (or the spec's `validFor`) above [`crate::format::MAX_INDEX_VALIDITY`].
+    #[error(
+        "validity {0} is longer than the maximum of {max} days for an index",
+        max = crate::format::MAX_INDEX_VALIDITY.as_secs() / 86_400
+    )]
+    ValidForTooLong(Duration),
     /// `--sequence 0`.
     #[error("--sequence must be at least 1")]
     ZeroSequence,
@@ -469,10 +497,25 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
             .checked_add(1)
             .ok_or(PublishError::SequenceOverflow(p.index.sequence))?,
     };
+    if sequence > crate::format::MAX_SEQUENCE {
+        return Err(PublishError::SequenceTooHigh(sequence));
+    }
+    if let Some(p) = &prior
+        && !opts.force_sequence_jump
+        && sequence - p.index.sequence > MAX_SEQUENCE_JUMP
+    {
+        return Err(PublishError::SequenceJump {
+            given: sequence,
+            prior: p.index.sequence,
+        });
+    }
     let valid_for = opts
         .valid_for
         .or(spec.valid_for)
         .unwrap_or(DEFAULT_VALID_FOR);
+    if valid_for > crate::format::MAX_INDEX_VALIDITY {
+        return Err(PublishError::ValidForTooLong(valid_for));
+    }
     let expires = opts
         .now
         .checked_add(valid_for)
