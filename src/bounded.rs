@@ -5,6 +5,10 @@
 /// How many characters of an input an error message echoes.
 pub const MAX_ECHO: usize = 200;
 
+/// How long one cause of an error chain may be when it is shown: a last guard for
+/// messages of other libraries that quote their input.
+pub const MAX_CAUSE: usize = 2_000;
+
 /// `text` when it is at most `max` characters, else its first `max` characters followed by
 /// `… (N more characters)`.
 pub fn bounded(text: &str, max: usize) -> String {

@@ -585,3 +585,22 @@ async fn redirects_within_the_origin_are_followed_but_not_endlessly() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_megabyte_keyid_in_the_trust_anchor_gives_a_bounded_message() {
+    let f = fixture(&key(1), &key(2)).await;
+    let mut anchor: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&f.trust).unwrap()).unwrap();
+    let keys = anchor["keys"].as_object_mut().unwrap();
+    let entry = keys.values().next().unwrap().clone();
+    keys.insert("f".repeat(1_000_000), entry);
+    std::fs::write(&f.trust, serde_json::to_vec(&anchor).unwrap()).unwrap();
+    let (output, _, stderr) = verify(&f.trust, f.site.to_str().unwrap(), &[]);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("(999800 more characters)"),
+        "{}",
+        &stderr[..stderr.len().min(400)]
+    );
+    assert!(stderr.len() < 2_000, "{} bytes", stderr.len());
+}

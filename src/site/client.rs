@@ -91,7 +91,7 @@ impl SitePath {
     pub fn parse(path: &str) -> Result<Self, SiteError> {
         for segment in path.split('/') {
             check_segment(segment).map_err(|problem| SiteError::InvalidPath {
-                path: path.to_owned(),
+                path: crate::bounded::bounded(path, crate::bounded::MAX_ECHO),
                 problem,
             })?;
         }
@@ -492,9 +492,9 @@ impl Site {
     pub fn resolve(&self, from: &SitePath, reference: &str) -> Result<SitePath, SiteError> {
         let from_url = self.url_of(from);
         let escape = |resolved: String| SiteError::Escape {
-            reference: reference.to_owned(),
+            reference: crate::bounded::bounded(reference, crate::bounded::MAX_ECHO),
             from: from.to_string(),
-            resolved,
+            resolved: crate::bounded::bounded(&resolved, crate::bounded::MAX_ECHO),
             base: self.base.to_string(),
         };
         let target = from_url
@@ -700,7 +700,7 @@ impl RedirectRule {
             let to = attempt.url().clone();
             let first = attempt.previous().first().cloned();
             let refuse = |reason: String| RedirectRefused {
-                to: to.to_string(),
+                to: crate::bounded::bounded(to.as_str(), crate::bounded::MAX_ECHO),
                 reason,
             };
             let downgrade =

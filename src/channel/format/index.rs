@@ -164,7 +164,7 @@ pub fn check_chart_url(
 ) -> Result<(), ValidationError> {
     let bad = |reason: &'static str| ValidationError::BadChartUrl {
         release: release.to_owned(),
-        url: url.to_owned(),
+        url: crate::bounded::bounded(url, crate::bounded::MAX_ECHO),
         reason,
     };
     if url.contains(':') {

@@ -578,7 +578,7 @@ pub fn check_dns_label(
         None => Ok(()),
         Some(reason) => Err(ValidationError::InvalidName {
             what,
-            value: value.to_owned(),
+            value: crate::bounded::bounded(value, crate::bounded::MAX_ECHO),
             reason,
         }),
     }
