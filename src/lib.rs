@@ -13,10 +13,12 @@ pub mod site;
 
 // Shared by every zone.
 pub mod atomic;
+pub mod bounded;
 pub mod duration;
+pub mod fsread;
 
 pub use agent::{crd, health, helm, metrics, plan, ui};
-pub use channel::{format, json, keys, trust, verify, yaml};
+pub use channel::{format, json, keys, trust, values, verify, yaml};
 /// The one fetch-and-verify path (see [`site::check`]).
 pub use site::check as site_verify;
 pub use site::{chart, publish, serve};

@@ -14,8 +14,15 @@ async fn main() -> ExitCode {
     match cli::run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // One line: the message and its causes, `a: b: c`.
-            eprintln!("error: {err:#}");
+            // One line: the message and its causes, `a: b: c`, each cause bounded (they
+            // may quote hostile input).
+            let causes: Vec<String> = err
+                .chain()
+                .map(|cause| {
+                    coxswain::bounded::bounded(&cause.to_string(), coxswain::bounded::MAX_CAUSE)
+                })
+                .collect();
+            eprintln!("error: {}", causes.join(": "));
             ExitCode::FAILURE
         }
     }

@@ -568,18 +568,23 @@ fn spec_invalid_namespace() {
     ));
 }
 
-#[test]
-fn spec_unknown_field() {
-    let err = spec_refused(
-        "unknown-field.yaml",
-        &["bad/spec/unknown-field.yaml", "dependOn"],
-    );
+/// A spec the YAML reader refuses as invalid (`YamlError::Invalid`), naming `needles`.
+fn spec_yaml_invalid(name: &str, needles: &[&str]) {
+    let err = spec_refused(name, needles);
     assert!(
         matches!(
             err,
             SpecFileError::Format(FormatError::Yaml(YamlError::Invalid { .. }))
         ),
         "{err:?}"
+    );
+}
+
+#[test]
+fn spec_unknown_field() {
+    spec_yaml_invalid(
+        "unknown-field.yaml",
+        &["bad/spec/unknown-field.yaml", "dependOn"],
     );
 }
 
@@ -903,4 +908,95 @@ fn readme_lists_every_file() {
             );
         }
     }
+}
+
+// --- values are signed as written ---
+
+#[test]
+fn spec_values_big_integer() {
+    // Inline values: refused while the spec is read, with the line and the path.
+    spec_yaml_invalid(
+        "values-big-integer.yaml",
+        &[
+            "bad/spec/values-big-integer.yaml",
+            "values at `realm.ids[1]`",
+            "9007199254740993 is beyond ±2^53",
+            "would apply 9007199254740992",
+            "line",
+        ],
+    );
+}
+
+#[test]
+fn spec_values_key_collision() {
+    let err = spec_refused(
+        "values-key-collision.yaml",
+        &[
+            "values/key-collision.yaml",
+            "values at `ports`",
+            "two keys become \"8080\"",
+        ],
+    );
+    match err {
+        SpecFileError::ValuesChanged { path, problem } => {
+            assert!(path.ends_with("values/key-collision.yaml"));
+            assert_eq!(problem.path, "ports");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn spec_values_null_key() {
+    let err = spec_refused(
+        "values-null-key.yaml",
+        &["values/null-key.yaml", "values at `env`", "a null key"],
+    );
+    assert!(
+        matches!(err, SpecFileError::ValuesChanged { ref problem, .. } if problem.path == "env"),
+        "{err:?}"
+    );
+}
+
+// --- sequence and time sanity ---
+
+#[test]
+fn index_sequence_zero_and_too_high() {
+    for (name, seq) in [
+        ("sequence-zero", 0),
+        ("sequence-too-high", (1u64 << 53) + 1),
+    ] {
+        let err = invalid_index(name, &["out of range", "from 1 to 9007199254740992"]);
+        assert!(
+            matches!(err, ValidationError::SequenceOutOfRange(s) if s == seq),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
+fn index_validity_too_long() {
+    let err = invalid_index(
+        "validity-too-long",
+        &["longer than the maximum of 366 days"],
+    );
+    assert!(
+        matches!(err, ValidationError::ValidityTooLong { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn index_published_in_future() {
+    let err = refused(
+        "published-in-future",
+        &[
+            "bad/index/published-in-future.json",
+            "more than 5 minutes after now",
+        ],
+    );
+    assert!(
+        matches!(err, VerifyError::PublishedInFuture { .. }),
+        "{err:?}"
+    );
 }

@@ -86,7 +86,8 @@ fn stable_copy(dir: &Path, bump_wiki: bool) -> PathBuf {
 fn trust_for(channel_key: &SigningKey) -> TrustRoot {
     TrustRoot::new(
         1,
-        Timestamp::from_unix(4_000_000_000).unwrap(),
+        // Within the 1,096 days a trust root may be valid ahead of `now()`.
+        Timestamp::from_unix(1_800_000_000 + 300 * 86_400).unwrap(),
         (&[key(99).verifying_key()], 1),
         (&[channel_key.verifying_key()], 1),
     )
@@ -562,4 +563,52 @@ async fn a_helm_repository_chart_is_downloaded_and_checked_against_its_digest() 
         "{err}"
     );
     assert!(snapshot(&site) == before);
+}
+
+#[tokio::test]
+async fn sequence_jumps_sequences_past_the_maximum_and_long_validity_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    publish(&options(&stable_spec(), &site, Some(5)))
+        .await
+        .unwrap();
+    let before = snapshot(&site);
+
+    // A jump of more than a million over the prior index: refused, unless forced.
+    let jump = 5 + coxswain::publish::MAX_SEQUENCE_JUMP + 1;
+    let err = publish(&options(&stable_spec(), &site, Some(jump)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PublishError::SequenceJump { given, prior: 5 } if given == jump),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("--force-sequence-jump"), "{err}");
+    assert!(snapshot(&site) == before);
+
+    // Above 2^53: refused even when forced.
+    let mut opts = options(
+        &stable_spec(),
+        &site,
+        Some(coxswain::format::MAX_SEQUENCE + 1),
+    );
+    opts.force_sequence_jump = true;
+    let err = publish(&opts).await.unwrap_err();
+    assert!(
+        matches!(err, PublishError::SequenceTooHigh(s) if s == coxswain::format::MAX_SEQUENCE + 1),
+        "{err:?}"
+    );
+    assert!(snapshot(&site) == before);
+
+    // Valid for more than 366 days.
+    let mut opts = options(&stable_spec(), &site, None);
+    opts.valid_for = Some(coxswain::duration::Duration::from_days(367));
+    let err = publish(&opts).await.unwrap_err();
+    assert!(matches!(err, PublishError::ValidForTooLong(_)), "{err:?}");
+    assert!(snapshot(&site) == before);
+
+    // Forced, a jump within the maximum is published.
+    let mut opts = options(&stable_spec(), &site, Some(jump));
+    opts.force_sequence_jump = true;
+    assert_eq!(publish(&opts).await.unwrap().sequence, jump);
 }

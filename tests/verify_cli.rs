@@ -218,22 +218,7 @@ async fn a_rotated_trust_root_is_followed() {
     // The channel key is rotated from key 2 to key 3; the index is signed by key 3 only.
     let (root, old_channel, new_channel) = (key(1), key(2), key(3));
     let f = fixture(&root, &old_channel).await;
-    let anchor: coxswain::format::TrustRoot =
-        read_json(&std::fs::read(&f.trust).unwrap(), "trust.json").unwrap();
-    let v2 = rotate(
-        &anchor,
-        &RotateOptions {
-            signing_keys: vec![root.clone()],
-            new_root_keys: None,
-            root_threshold: None,
-            channel_keys: Some(vec![new_channel.verifying_key()]),
-            channel_threshold: None,
-            valid_for: coxswain::duration::Duration::from_days(30),
-            now: Timestamp::now(),
-        },
-    )
-    .unwrap();
-    write_rotated(&f.site, &v2).unwrap();
+    let anchor = rotate_on_site(&f, &root, Some(vec![new_channel.verifying_key()]));
     let mut opts = PublishOptions::new(
         stable_spec(),
         vec![new_channel.clone()],
@@ -443,4 +428,179 @@ async fn the_shared_chart_check_compares_the_archive_with_the_entry() {
 
     let err = check_chart_bytes(&v, &wiki, &bytes[1..], "wiki.tgz", &limits).unwrap_err();
     assert!(matches!(err, ChartCheckError::Verify(_)), "{err:?}");
+}
+
+/// A front for the site in `dir` on a port of its own: it serves the files itself, except
+/// that a path starting with `redirect` gets a 302 to `target` + the path. `target` is
+/// another origin (`http://127.0.0.1:<port>`) or `/moved` on the same one, which serves
+/// the same files.
+async fn redirecting_front(dir: PathBuf, redirect: &'static str, target: String) -> String {
+    use axum::http::{StatusCode, Uri, header};
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().fallback(move |uri: Uri| {
+        let (dir, target) = (dir.clone(), target.clone());
+        async move {
+            let path = uri.path().to_owned();
+            let moved = path.strip_prefix("/moved");
+            let file = moved.unwrap_or(&path);
+            if moved.is_none() && path.starts_with(&format!("/{redirect}")) {
+                let location = format!("{target}{path}");
+                return (StatusCode::FOUND, [(header::LOCATION, location)]).into_response();
+            }
+            match std::fs::read(dir.join(file.trim_start_matches('/'))) {
+                Ok(bytes) => bytes.into_response(),
+                Err(_) => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// A site whose trust root was rotated once (so `trust/2.json` is read too).
+async fn rotated_fixture() -> Fixture {
+    let (root, channel) = (key(1), key(2));
+    let f = fixture(&root, &channel).await;
+    rotate_on_site(&f, &root, None);
+    f
+}
+
+/// Rotates the fixture's trust anchor to version 2 (signed by `root`, with new channel keys
+/// if given) and writes it to the site; returns the anchor.
+fn rotate_on_site(
+    f: &Fixture,
+    root: &SigningKey,
+    channel_keys: Option<Vec<ed25519_dalek::VerifyingKey>>,
+) -> coxswain::format::TrustRoot {
+    let anchor: coxswain::format::TrustRoot =
+        read_json(&std::fs::read(&f.trust).unwrap(), "trust.json").unwrap();
+    let v2 = rotate(
+        &anchor,
+        &RotateOptions {
+            signing_keys: vec![root.clone()],
+            new_root_keys: None,
+            root_threshold: None,
+            channel_keys,
+            channel_threshold: None,
+            valid_for: coxswain::duration::Duration::from_days(30),
+            now: Timestamp::now(),
+        },
+    )
+    .unwrap();
+    write_rotated(&f.site, &v2).unwrap();
+    anchor
+}
+
+/// Every document a reader fetches, by the start of its path.
+const DOCUMENTS: [&str; 5] = [
+    "channels/stable/index.json.sig",
+    "channels/stable/index.json",
+    "trust/2.json.sig",
+    "trust/2.json",
+    "charts/",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redirects_to_another_origin_are_refused_for_every_document() {
+    let f = rotated_fixture().await;
+    // The other origin serves the very same, genuine files: the redirect is refused for
+    // where it leads, not for what is there.
+    let elsewhere = Served::start(&f.site);
+    for document in DOCUMENTS {
+        let front = redirecting_front(f.site.clone(), document, elsewhere.url.clone()).await;
+        let (output, stdout, stderr) = verify(&f.trust, &front, &[]);
+        assert!(!output.status.success(), "{document}: {stdout}");
+        // Charts fail one release line each on stdout; the rest is the error on stderr.
+        let said = format!("{stdout}{stderr}");
+        assert!(
+            said.contains(&format!("{front}/{document}"))
+                && said.contains(&format!("redirects to {}/{document}", elsewhere.url))
+                && said.contains(&format!(
+                    "coxswain refuses a redirect to another origin than {front}"
+                )),
+            "{document}: {said}"
+        );
+
+        // The agent reads through the same client: nothing verified, nothing cached.
+        let cache = tempfile::tempdir().unwrap();
+        let fetcher = coxswain::agent::fetch::Fetcher::new(
+            cache.path().join("charts"),
+            coxswain::site::Limits::default(),
+            coxswain::agent::fetch::RetryPolicy::default(),
+        );
+        let anchor = std::fs::read(&f.trust).unwrap();
+        let request = coxswain::agent::fetch::FetchRequest {
+            server: &front,
+            channel: "stable",
+            anchor: &anchor,
+            anchor_origin: "trust.json",
+            min_sequence: 0,
+            trust_floor: None,
+            now: Timestamp::now(),
+        };
+        let err = match fetcher.fetch(request).await {
+            Err(e) => e,
+            Ok(outcome) => {
+                assert_eq!(document, "charts/", "only charts are read after the index");
+                let release = &outcome.snapshot.verified.index().releases[0];
+                fetcher
+                    .chart(&outcome.snapshot, &release.chart)
+                    .await
+                    .unwrap_err()
+            }
+        };
+        let text = coxswain::site_verify::describe(&err);
+        assert!(
+            text.contains("redirect to another origin than") && text.contains(&elsewhere.url),
+            "{document}: {text}"
+        );
+        assert!(!err.is_unreachable(), "a refused redirect is not an outage");
+        let cached = std::fs::read_dir(cache.path())
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(cached, 0, "{document}: nothing is written to the cache");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redirects_within_the_origin_are_followed_but_not_endlessly() {
+    let f = rotated_fixture().await;
+    // Every document moved to /moved/... on the same origin: followed.
+    let front = redirecting_front(f.site.clone(), "", "/moved".into()).await;
+    let (output, stdout, stderr) = verify(&f.trust, &front, &[]);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("trust root version 2"), "{stdout}");
+
+    // A redirect loop on the same origin ends after the bound.
+    let front = redirecting_front(f.site.clone(), "channels/", "".into()).await;
+    let (output, _, stderr) = verify(&f.trust, &front, &[]);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "coxswain refuses more than {} redirects",
+            coxswain::site::MAX_REDIRECTS
+        )),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_megabyte_keyid_in_the_trust_anchor_gives_a_bounded_message() {
+    let f = fixture(&key(1), &key(2)).await;
+    let mut anchor: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&f.trust).unwrap()).unwrap();
+    let keys = anchor["keys"].as_object_mut().unwrap();
+    let entry = keys.values().next().unwrap().clone();
+    keys.insert("f".repeat(1_000_000), entry);
+    std::fs::write(&f.trust, serde_json::to_vec(&anchor).unwrap()).unwrap();
+    let (output, _, stderr) = verify(&f.trust, f.site.to_str().unwrap(), &[]);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("(999800 more characters)"),
+        "{}",
+        &stderr[..stderr.len().min(400)]
+    );
+    assert!(stderr.len() < 2_000, "{} bytes", stderr.len());
 }

@@ -165,7 +165,9 @@ impl FetchError {
                 VerifyError::Signatures(_) | VerifyError::ThresholdNotMet { .. } => "signature",
                 VerifyError::Document(_) => "malformed",
                 VerifyError::WrongChannel { .. } => "wrong_channel",
-                VerifyError::Expired { .. } => "expired",
+                // Time sanity: a `published` ahead of the clock is reported with expiry.
+                VerifyError::Expired { .. } | VerifyError::PublishedInFuture { .. } => "expired",
+                VerifyError::ValidityTooLong { .. } => "trust_root",
                 VerifyError::SequenceTooLow { .. } => "sequence_rollback",
                 VerifyError::TrustVersionSkip { .. } => "trust_root",
                 VerifyError::ChartSize { .. } | VerifyError::ChartDigest { .. } => "chart",

@@ -141,7 +141,7 @@ pub fn check(bytes: &[u8], origin: &str, limits: Limits) -> Result<Header, JsonE
             },
             Some(Violation::DuplicateKey(key)) => JsonError::DuplicateKey {
                 origin: origin.to_owned(),
-                key,
+                key: crate::bounded::bounded(&key, crate::bounded::MAX_ECHO),
                 line,
                 column,
             },

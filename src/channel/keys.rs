@@ -58,6 +58,9 @@ pub enum KeyError {
     /// Refused to overwrite an existing key file.
     #[error("{0}: already exists; refusing to overwrite a key")]
     Exists(PathBuf),
+    /// Not a regular file of at most 1 KiB (a FIFO, a device, a directory, a larger file).
+    #[error(transparent)]
+    NotReadable(crate::fsread::ReadError),
     /// Any other file system error.
     #[error("{path}: {error}")]
     Io {
@@ -189,14 +192,19 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyError> {
     })
 }
 
+/// Reads a key file: a regular file (a link to one is fine: Kubernetes mounts Secrets
+/// through links) of at most [`MAX_KEY_FILE_BYTES`], refused when larger rather than cut.
 fn read_small(path: &Path) -> Result<String, KeyError> {
-    use std::io::Read;
-    let file = fs::File::open(path).map_err(io(path))?;
-    let mut text = String::new();
-    file.take(MAX_KEY_FILE_BYTES)
-        .read_to_string(&mut text)
-        .map_err(io(path))?;
-    Ok(text)
+    use crate::fsread::{ReadError, Rules, read};
+    let bytes = read(path, Rules::regular(MAX_KEY_FILE_BYTES)).map_err(|e| match e {
+        ReadError::Io { path, source } => KeyError::Io {
+            path,
+            error: source,
+        },
+        other => KeyError::NotReadable(other),
+    })?;
+    // Bytes that are not UTF-8 fail the key's parse, which names the file and the format.
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Reads a private key file, refusing one that group or others can access.
@@ -248,6 +256,35 @@ fn strip_newline(text: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_files_are_regular_and_small_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        // A FIFO that no one writes to: opening it would block; it is refused first.
+        let pipe = dir.path().join("ci.key");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&pipe)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        fs::set_permissions(&pipe, fs::Permissions::from_mode(0o600)).unwrap();
+        match read_signing_key(&pipe) {
+            Err(KeyError::NotReadable(crate::fsread::ReadError::NotRegular {
+                what: "FIFO",
+                path,
+            })) => assert_eq!(path, pipe),
+            other => panic!("{other:?}"),
+        }
+        // A key file of more than 1 KiB is refused, not cut to its first KiB.
+        let big = dir.path().join("big.pub");
+        fs::write(&big, "a".repeat(2048)).unwrap();
+        match read_verifying_key(&big) {
+            Err(KeyError::NotReadable(crate::fsread::ReadError::TooLarge { limit, .. })) => {
+                assert_eq!(limit, MAX_KEY_FILE_BYTES)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn keygen_roundtrip_and_file_modes() {

@@ -4,7 +4,8 @@
 //!   documents, and their signature envelopes (schemas are generated from
 //!   these types);
 //! - [`json`]: the strict reader for signed JSON (duplicate keys, depth,
-//!   UTF-8), and [`yaml`]: the reader for what people write;
+//!   UTF-8), and [`yaml`]: the reader for what people write; [`values`]: YAML
+//!   values to JSON, refusing what the conversion (or helm) would change;
 //! - [`keys`]: ed25519 keys and key files;
 //! - [`trust`]: trust roots and the walk from a pinned root to the newest;
 //! - [`verify`]: signature thresholds, expiry, anti-rollback and the
@@ -16,5 +17,6 @@ pub mod format;
 pub mod json;
 pub mod keys;
 pub mod trust;
+pub mod values;
 pub mod verify;
 pub mod yaml;

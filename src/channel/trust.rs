@@ -35,8 +35,10 @@ pub enum TrustError {
     /// The requested root would be structurally invalid (e.g. a threshold above the key count).
     #[error("the new trust root would be invalid")]
     Invalid(#[source] ValidationError),
-    /// `validFor` pushes the expiry past what a timestamp can hold.
-    #[error("--valid-for {0} is too long")]
+    /// `validFor` is longer than a trust root may be valid (1,096 days,
+    /// [`crate::format::MAX_TRUST_ROOT_VALIDITY`]) or pushes the expiry past what a
+    /// timestamp can hold.
+    #[error("--valid-for {0} is too long: a trust root is valid for at most 1096 days")]
     ValidForTooLong(Duration),
     /// A signing key that is a root key of neither the current nor the new root.
     #[error("signing key {keyid} is a root key of neither version {current} nor version {next}")]
@@ -120,6 +122,9 @@ fn count(n: usize) -> u32 {
 }
 
 fn expiry(now: Timestamp, valid_for: Duration) -> Result<Timestamp, TrustError> {
+    if valid_for > crate::format::MAX_TRUST_ROOT_VALIDITY {
+        return Err(TrustError::ValidForTooLong(valid_for));
+    }
     if valid_for.as_secs() == 0 {
         return Err(TrustError::Invalid(ValidationError::ZeroDuration {
             what: "--valid-for".to_owned(),

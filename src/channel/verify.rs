@@ -59,12 +59,13 @@ fn short(keyid: &str) -> &str {
     keyid.get(..12).unwrap_or(keyid)
 }
 
+/// The rejected entries of a signature file, as a message shows them: at most 10, then how
+/// many more (a hostile file may list thousands).
 fn list(rejected: &[Rejected]) -> String {
     if rejected.is_empty() {
         return String::new();
     }
-    let parts: Vec<String> = rejected.iter().map(ToString::to_string).collect();
-    format!(" ({})", parts.join("; "))
+    format!(" ({})", crate::bounded::bounded_list(rejected, 10))
 }
 
 /// Why verification failed. Every variant names the file or URL concerned.
@@ -107,6 +108,34 @@ pub enum VerifyError {
     #[error("{origin}: expired at {expires} (now {now})")]
     Expired {
         /// The document.
+        origin: String,
+        /// Its expiry.
+        expires: Timestamp,
+        /// The time of the check.
+        now: Timestamp,
+    },
+    /// The index says it was published later than the time of the check allows.
+    #[error(
+        "{origin}: published {published}, more than {} minutes after now ({now}): refused \
+         (a clock far behind, or an index dated ahead to outlive its validity)",
+        crate::format::MAX_CLOCK_SKEW.as_secs() / 60
+    )]
+    PublishedInFuture {
+        /// The index.
+        origin: String,
+        /// Its `published`.
+        published: Timestamp,
+        /// The time of the check.
+        now: Timestamp,
+    },
+    /// A trust root expiring further ahead than [`crate::format::MAX_TRUST_ROOT_VALIDITY`].
+    #[error(
+        "{origin}: expires {expires}, more than {} days after now ({now}), longer than any \
+         trust root may be valid",
+        crate::format::MAX_TRUST_ROOT_VALIDITY.as_secs() / 86_400
+    )]
+    ValidityTooLong {
+        /// The trust root.
         origin: String,
         /// Its expiry.
         expires: Timestamp,
@@ -314,6 +343,16 @@ impl TrustChain {
                 now,
             });
         }
+        if now
+            .checked_add(crate::format::MAX_TRUST_ROOT_VALIDITY)
+            .is_some_and(|latest| self.current.expires > latest)
+        {
+            return Err(VerifyError::ValidityTooLong {
+                origin: self.origin,
+                expires: self.current.expires,
+                now,
+            });
+        }
         Ok(TrustedRoot {
             root: self.current,
             origin: self.origin,
@@ -406,6 +445,17 @@ pub fn verify_index(
             now: policy.now,
         });
     }
+    if policy
+        .now
+        .checked_add(crate::format::MAX_CLOCK_SKEW)
+        .is_some_and(|latest| index.published > latest)
+    {
+        return Err(VerifyError::PublishedInFuture {
+            origin: origin.to_owned(),
+            published: index.published,
+            now: policy.now,
+        });
+    }
     if index.sequence < policy.min_sequence {
         return Err(VerifyError::SequenceTooLow {
             origin: origin.to_owned(),
@@ -466,6 +516,85 @@ impl VerifiedIndex {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn ten_thousand_signatures_and_a_megabyte_keyid_give_bounded_messages() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let role: BTreeMap<&str, VerifyingKey> = BTreeMap::new();
+        let signatures = Signatures {
+            api_version: crate::format::ApiVersion::V1,
+            kind: crate::format::signatures::SignaturesKind::Signatures,
+            signatures: (0..10_000u32)
+                .map(|n| crate::format::signatures::SignatureEntry {
+                    keyid: format!("{:064x}", n),
+                    sig: "00".repeat(64),
+                })
+                .collect(),
+        };
+        let err = check_threshold(b"x", &signatures, &role, 1, RoleName::Channel, "index.json")
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("… (9990 more)"), "{text}");
+        assert!(text.len() < 1_000, "{} bytes: {text}", text.len());
+        assert!(
+            matches!(err, VerifyError::ThresholdNotMet { ref rejected, .. } if rejected.len() == 10_000),
+            "the error keeps every entry; only its message is bounded"
+        );
+
+        // A trust anchor naming a key by a 1 MB keyid.
+        let huge = "f".repeat(1_000_000);
+        let mut root = TrustRoot::new(
+            1,
+            "2027-06-01T00:00:00Z".parse().unwrap(),
+            (&[key.verifying_key()], 1),
+            (&[key.verifying_key()], 1),
+        );
+        let entry = root.keys.values().next().unwrap().clone();
+        root.keys.insert(huge.clone(), entry);
+        let bytes = crate::format::to_json_pretty(&root).unwrap();
+        assert!(bytes.len() > 1_000_000 && bytes.len() <= crate::format::trust::MAX_TRUST_BYTES);
+        let err = TrustChain::anchor(&bytes, None, "trust.json").unwrap_err();
+        let text = crate::site_verify::describe(&err);
+        assert!(text.contains("more characters)"), "{}", &text[..200]);
+        assert!(text.len() < 2_000, "{} bytes", text.len());
+    }
+
+    #[test]
+    fn a_trust_root_valid_too_far_ahead_is_refused() {
+        let now: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let anchor = |expires: &str| {
+            let root = TrustRoot::new(
+                1,
+                expires.parse().unwrap(),
+                (&[key.verifying_key()], 1),
+                (&[key.verifying_key()], 1),
+            );
+            crate::format::to_json_pretty(&root).unwrap()
+        };
+        // 1,096 days ahead is the maximum; a day more is refused.
+        let ok = anchor("2029-12-01T00:00:00Z");
+        assert!(
+            TrustChain::anchor(&ok, None, "trust.json")
+                .unwrap()
+                .trusted(now)
+                .is_ok()
+        );
+        let far = anchor("2029-12-02T00:00:01Z");
+        match TrustChain::anchor(&far, None, "trust.json")
+            .unwrap()
+            .trusted(now)
+        {
+            Err(e @ VerifyError::ValidityTooLong { .. }) => {
+                assert!(
+                    e.to_string().contains("more than 1096 days after now"),
+                    "{e}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     use super::*;
     use crate::format::to_json_pretty;
     use crate::keys::sign;

@@ -59,6 +59,13 @@ pub struct Args {
         default_value = "helm"
     )]
     helm: PathBuf,
+    /// Allow valuesFile, chart path and archive entries that lead (links resolved) outside
+    /// both the spec's directory and the working directory; refused by default.
+    #[arg(long)]
+    allow_outside_spec_dir: bool,
+    /// Allow a --sequence more than 1,000,000 above the prior index's.
+    #[arg(long)]
+    force_sequence_jump: bool,
 }
 
 pub async fn run(args: Args) -> Result<()> {
@@ -82,6 +89,8 @@ pub async fn run(args: Args) -> Result<()> {
     opts.prior_trust = prior_trust;
     opts.helm = args.helm;
     opts.progress = true;
+    opts.allow_outside_spec_dir = args.allow_outside_spec_dir;
+    opts.force_sequence_jump = args.force_sequence_jump;
     let report = publish(&opts)
         .await
         .with_context(|| format!("cannot publish {}", opts.spec.display()))?;

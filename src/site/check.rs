@@ -48,11 +48,15 @@ pub enum SiteVerifyError {
 /// An error and its causes on one line, `a: b: c` (what `coxswain` prints for errors),
 /// for problems reported as text.
 pub fn describe(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
+    let mut text = crate::bounded::bounded(&err.to_string(), crate::bounded::MAX_CAUSE);
     let mut source = err.source();
     while let Some(cause) = source {
         text.push_str(": ");
-        text.push_str(&cause.to_string());
+        // Causes from other libraries (serde's "unknown field `…`") echo input too.
+        text.push_str(&crate::bounded::bounded(
+            &cause.to_string(),
+            crate::bounded::MAX_CAUSE,
+        ));
         source = cause.source();
     }
     text

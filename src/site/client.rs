@@ -14,11 +14,12 @@
 //! size while it streams (a cap per [`DocKind`]) and, over HTTP, in time (connect and total
 //! timeouts). Chart URLs in an index are relative to the index and are resolved with URL
 //! joining; a reference that leaves the site (another origin, or above the base path) is
-//! refused before anything is fetched. [`SiteError::is_transient`] tells a retrying caller
-//! which failures are worth another attempt.
+//! refused before anything is fetched. HTTP redirects are followed only within the origin
+//! (scheme, host, port) of the URL requested, at most [`MAX_REDIRECTS`] times: a mirror
+//! cannot send a reader to another server ([`RedirectRule`]). [`SiteError::is_transient`]
+//! tells a retrying caller which failures are worth another attempt.
 
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -90,7 +91,7 @@ impl SitePath {
     pub fn parse(path: &str) -> Result<Self, SiteError> {
         for segment in path.split('/') {
             check_segment(segment).map_err(|problem| SiteError::InvalidPath {
-                path: path.to_owned(),
+                path: crate::bounded::bounded(path, crate::bounded::MAX_ECHO),
                 problem,
             })?;
         }
@@ -290,6 +291,17 @@ pub enum SiteError {
         /// The underlying error.
         source: reqwest::Error,
     },
+    /// The server redirected where coxswain does not follow: to another origin than the
+    /// one requested (for a site), from https to http, or too many times.
+    #[error("{location} redirects to {to}: coxswain refuses {reason}")]
+    Redirect {
+        /// The URL requested.
+        location: String,
+        /// Where the refused redirect pointed.
+        to: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
     /// The HTTP client could not be built (TLS setup).
     #[error("cannot set up the HTTP client")]
     Client(#[source] reqwest::Error),
@@ -322,6 +334,7 @@ impl SiteError {
             SiteError::InvalidSite { .. }
             | SiteError::InvalidPath { .. }
             | SiteError::Escape { .. }
+            | SiteError::Redirect { .. }
             | SiteError::NotFound { .. }
             | SiteError::TooLarge { .. }
             | SiteError::Client(_) => false,
@@ -479,9 +492,9 @@ impl Site {
     pub fn resolve(&self, from: &SitePath, reference: &str) -> Result<SitePath, SiteError> {
         let from_url = self.url_of(from);
         let escape = |resolved: String| SiteError::Escape {
-            reference: reference.to_owned(),
+            reference: crate::bounded::bounded(reference, crate::bounded::MAX_ECHO),
             from: from.to_string(),
-            resolved,
+            resolved: crate::bounded::bounded(&resolved, crate::bounded::MAX_ECHO),
             base: self.base.to_string(),
         };
         let target = from_url
@@ -563,10 +576,16 @@ pub struct HttpFetcher {
 }
 
 impl HttpFetcher {
-    /// A fetcher with the timeouts of `limits` (the size caps are per call).
+    /// A fetcher for an update site: the timeouts of `limits` (the size caps are per
+    /// call), redirects followed only within the origin first requested.
     pub fn new(limits: &Limits) -> Result<Self, SiteError> {
+        Self::with_redirects(limits, RedirectRule::SameOrigin)
+    }
+
+    /// A fetcher that follows the redirects `rule` allows.
+    pub fn with_redirects(limits: &Limits, rule: RedirectRule) -> Result<Self, SiteError> {
         Ok(HttpFetcher {
-            client: http_client(limits)?,
+            client: http_client(limits, rule)?,
             connect_timeout: limits.connect_timeout,
             total_timeout: limits.total_timeout,
         })
@@ -582,7 +601,13 @@ impl HttpFetcher {
     ) -> Result<Fetched, SiteError> {
         let location = url.to_string();
         let classify = |source: reqwest::Error| {
-            if source.is_timeout() {
+            if let Some(refused) = refused_redirect(&source) {
+                SiteError::Redirect {
+                    location: location.clone(),
+                    to: refused.to.clone(),
+                    reason: refused.reason.clone(),
+                }
+            } else if source.is_timeout() {
                 SiteError::Timeout {
                     location: location.clone(),
                     after: if source.is_connect() {
@@ -644,29 +669,83 @@ impl HttpFetcher {
     }
 }
 
-/// The HTTP client: rustls with the platform's roots, bounded connect and total time, at
-/// most 5 redirects and never from https down to http. Redirects to other hosts are
-/// allowed (object stores and CDNs use them); what arrives is checked against signatures
-/// and digests anyway.
-fn http_client(limits: &Limits) -> Result<reqwest::Client, SiteError> {
-    let policy = reqwest::redirect::Policy::custom(|attempt| {
-        let downgrade = attempt.url().scheme() == "http"
-            && attempt.previous().iter().any(|u| u.scheme() == "https");
-        if downgrade {
-            attempt.error("refusing a redirect from https to http")
-        } else if attempt.previous().len() > 5 {
-            attempt.error("more than 5 redirects")
-        } else {
-            attempt.follow()
-        }
-    });
+/// The most redirects one request follows.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Which redirects an [`HttpFetcher`] follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedirectRule {
+    /// Only to the origin (scheme, host and port) of the URL first requested: the rule for
+    /// everything read from an update site (indexes, signatures, trust roots, charts).
+    SameOrigin,
+    /// To any origin except from https down to http: for publishing from a Helm repository,
+    /// whose charts commonly live on another host (release downloads, object stores).
+    AnyOrigin,
+}
+
+/// A redirect the client refused; found again in the `reqwest::Error`'s source chain.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+struct RedirectRefused {
+    /// Where the redirect pointed.
+    to: String,
+    reason: String,
+}
+
+impl RedirectRule {
+    /// The reqwest policy: at most [`MAX_REDIRECTS`], never https to http, and for
+    /// [`RedirectRule::SameOrigin`] never to another origin.
+    fn policy(self) -> reqwest::redirect::Policy {
+        reqwest::redirect::Policy::custom(move |attempt| {
+            let to = attempt.url().clone();
+            let first = attempt.previous().first().cloned();
+            let refuse = |reason: String| RedirectRefused {
+                to: crate::bounded::bounded(to.as_str(), crate::bounded::MAX_ECHO),
+                reason,
+            };
+            let downgrade =
+                to.scheme() == "http" && attempt.previous().iter().any(|u| u.scheme() == "https");
+            if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error(refuse(format!("more than {MAX_REDIRECTS} redirects")))
+            } else if downgrade {
+                attempt.error(refuse("a redirect from https to http".into()))
+            } else if let Some(first) = first
+                .filter(|first| self == RedirectRule::SameOrigin && first.origin() != to.origin())
+            {
+                let origin = first.origin().ascii_serialization();
+                attempt.error(refuse(format!(
+                    "a redirect to another origin than {origin} ({})",
+                    to.origin().ascii_serialization()
+                )))
+            } else {
+                attempt.follow()
+            }
+        })
+    }
+}
+
+/// The HTTP client: rustls with the platform's roots, bounded connect and total time, and
+/// the redirects `rule` allows.
+fn http_client(limits: &Limits, rule: RedirectRule) -> Result<reqwest::Client, SiteError> {
     reqwest::Client::builder()
         .user_agent(concat!("coxswain/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(limits.connect_timeout)
         .timeout(limits.total_timeout)
-        .redirect(policy)
+        .redirect(rule.policy())
         .build()
         .map_err(SiteError::Client)
+}
+
+/// The redirect refusal inside a reqwest error, if that is what it is.
+fn refused_redirect(error: &reqwest::Error) -> Option<&RedirectRefused> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(e) = source {
+        if let Some(refused) = e.downcast_ref::<RedirectRefused>() {
+            return Some(refused);
+        }
+        source = e.source();
+    }
+    None
 }
 
 /// Reads `root/path` with at most `cap` bytes, refusing anything that is not a regular
@@ -700,29 +779,64 @@ fn read_capped_file(root: &Path, path: &SitePath, cap: u64) -> Result<Vec<u8>, S
             ),
         });
     }
-    let file = std::fs::File::open(&real).map_err(io)?;
-    let meta = file.metadata().map_err(io)?;
-    if !meta.is_file() {
-        return Err(SiteError::NotFound { location });
-    }
-    if meta.len() > cap {
-        return Err(SiteError::TooLarge {
-            location,
+    // A FIFO or a device in a site directory is refused before it is opened, so it cannot
+    // block a reader; the cap holds before and while reading.
+    crate::fsread::read(&real, crate::fsread::Rules::regular(cap)).map_err(|e| match e {
+        crate::fsread::ReadError::Io { source, .. } => io(source),
+        crate::fsread::ReadError::TooLarge { .. } => SiteError::TooLarge {
+            location: location.clone(),
             limit: cap,
-        });
+        },
+        other => SiteError::NotFound {
+            location: format!("{location} ({other})"),
+        },
+    })
+}
+
+/// Refuses to write `path` below `root` when the directory it would land in leaves the
+/// site directory through a symbolic link (`charts -> /elsewhere`): the nearest existing
+/// directory on the way, links resolved, must lie below `root`, links resolved.
+fn check_inside(root: &Path, path: &SitePath) -> Result<(), SiteError> {
+    let target = path.under(root);
+    let location = target.display().to_string();
+    let io = |source: std::io::Error| SiteError::Io {
+        location: location.clone(),
+        source,
+    };
+    let real_root = match root.canonicalize() {
+        Ok(real) => real,
+        // A site directory that does not exist yet has nothing below it to follow.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(e)),
+    };
+    let mut dir = target.parent().unwrap_or(root).to_path_buf();
+    loop {
+        match std::fs::symlink_metadata(&dir) {
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir != root => {
+                match dir.parent() {
+                    Some(parent) => dir = parent.to_path_buf(),
+                    None => return Ok(()),
+                }
+            }
+            Err(e) => return Err(io(e)),
+        }
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    // The file may grow between the stat and the read: the take() keeps the cap honest.
-    file.take(cap.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > cap {
-        return Err(SiteError::TooLarge {
-            location,
-            limit: cap,
-        });
+    let real = dir.canonicalize().map_err(io)?;
+    if real.starts_with(&real_root) {
+        Ok(())
+    } else {
+        Err(io(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{} resolves to {}, outside the site directory {}: publish never follows a \
+                 link out of the site",
+                dir.display(),
+                real.display(),
+                real_root.display()
+            ),
+        )))
     }
-    Ok(bytes)
 }
 
 /// Writes documents into a local site directory, each atomically.
@@ -742,11 +856,24 @@ impl SiteWriter {
         &self.root
     }
 
+    /// Checks, without writing, that `path` would be written inside the site directory (no
+    /// symbolic link on the way leads out of it); [`SiteWriter::write`] checks it too.
+    pub fn check_target(&self, path: &SitePath) -> Result<(), SiteError> {
+        check_inside(&self.root, path)
+    }
+
+    /// The bytes of the regular file at `path` (never through a link), if there is one of
+    /// at most `cap` bytes.
+    pub fn existing(&self, path: &SitePath, cap: u64) -> Option<Vec<u8>> {
+        crate::fsread::read(&path.under(&self.root), crate::fsread::Rules::no_links(cap)).ok()
+    }
+
     /// Writes `bytes` to `path` through a temporary file in the same directory, fsynced
     /// and renamed over the target, then fsyncs the directory: a reader sees the old
     /// document or the new one, never half of one, even across a crash. The file is made
     /// 0644 (a site is public; temp files start out 0600).
     pub fn write(&self, path: &SitePath, bytes: &[u8]) -> Result<PathBuf, SiteError> {
+        self.check_target(path)?;
         let target = path.under(&self.root);
         let location = target.display().to_string();
         let io = |source: std::io::Error| SiteError::Io {

@@ -207,6 +207,18 @@ pub fn files(root: &Path) -> Result<Vec<File>> {
     )?;
     signed_ok("wrong-channel", mutate(|i| i.channel = "beta".into())?)?;
     signed_ok("lower-sequence", mutate(|i| i.sequence = 9)?)?;
+    signed_ok("sequence-zero", mutate(|i| i.sequence = 0)?)?;
+    signed_ok("sequence-too-high", mutate(|i| i.sequence = (1 << 53) + 1)?)?;
+    let too_long = at("2027-12-01T00:00:00Z")?;
+    signed_ok("validity-too-long", mutate(|i| i.expires = too_long)?)?;
+    let (ahead, ahead_expires) = (at("2026-12-01T00:06:00Z")?, at("2026-12-20T00:00:00Z")?);
+    signed_ok(
+        "published-in-future",
+        mutate(|i| {
+            i.published = ahead;
+            i.expires = ahead_expires;
+        })?,
+    )?;
     signed_ok(
         "duplicate-releases",
         mutate(|i| {
@@ -415,6 +427,11 @@ fn spec_files(out: &mut Vec<File>) {
         ("unknown-apiversion.yaml", spec(two).replace("coxswain.dev/v1", "coxswain.dev/v1beta1")),
         ("health-option-not-a-bool.yaml", spec(&format!("{two}    health: {{acceptPendingLoadBalancer: sometimes}}\n"))),
         ("two-chart-forms.yaml", spec(&two.replacen("chart: {path: ../../charts/wiki}", "chart: {path: ../../charts/wiki, archive: wiki-1.4.2.tgz}", 1))),
+        ("values-big-integer.yaml", spec("  - name: sso\n    namespace: sso\n    chart: {path: ../../charts/sso}\n    values:\n      realm:\n        ids: [1, 9007199254740993]\n")),
+        ("values-key-collision.yaml", spec("  - name: sso\n    namespace: sso\n    chart: {path: ../../charts/sso}\n    valuesFile: values/key-collision.yaml\n")),
+        ("values/key-collision.yaml", "ports:\n  8080: http\n  \"8080\": admin\n".to_owned()),
+        ("values-null-key.yaml", spec("  - name: sso\n    namespace: sso\n    chart: {path: ../../charts/sso}\n    valuesFile: values/null-key.yaml\n")),
+        ("values/null-key.yaml", "env:\n  ~: x\n".to_owned()),
     ];
     for (name, text) in files {
         out.push((format!("spec/{name}"), text.into_bytes()));

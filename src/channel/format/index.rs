@@ -164,7 +164,7 @@ pub fn check_chart_url(
 ) -> Result<(), ValidationError> {
     let bad = |reason: &'static str| ValidationError::BadChartUrl {
         release: release.to_owned(),
-        url: url.to_owned(),
+        url: crate::bounded::bounded(url, crate::bounded::MAX_ECHO),
         reason,
     };
     if url.contains(':') {
@@ -203,8 +203,21 @@ impl Document for ChannelIndex {
 
     fn validate(&self) -> Result<(), ValidationError> {
         check_dns_label("channel", &self.channel, super::MAX_LABEL)?;
+        if self.sequence == 0 || self.sequence > super::MAX_SEQUENCE {
+            return Err(ValidationError::SequenceOutOfRange(self.sequence));
+        }
         if self.expires < self.published {
             return Err(ValidationError::ExpiresBeforePublished {
+                published: self.published,
+                expires: self.expires,
+            });
+        }
+        if self
+            .published
+            .checked_add(super::MAX_INDEX_VALIDITY)
+            .is_some_and(|latest| self.expires > latest)
+        {
+            return Err(ValidationError::ValidityTooLong {
                 published: self.published,
                 expires: self.expires,
             });

@@ -196,6 +196,24 @@ pub enum ValidationError {
         /// Which field.
         what: String,
     },
+    /// A sequence of 0 or above [`MAX_SEQUENCE`].
+    #[error(
+        "sequence {0} is out of range: sequences run from 1 to {MAX_SEQUENCE} (2^53), so a \
+         later index can always follow and every JSON reader keeps the number exactly"
+    )]
+    SequenceOutOfRange(u64),
+    /// `expires - published` longer than [`MAX_INDEX_VALIDITY`].
+    #[error(
+        "valid from {published} to {expires}, longer than the maximum of {} days for an index \
+         (a stolen key could otherwise sign an index that never expires)",
+        MAX_INDEX_VALIDITY.as_secs() / 86_400
+    )]
+    ValidityTooLong {
+        /// `published`.
+        published: Timestamp,
+        /// `expires`.
+        expires: Timestamp,
+    },
     /// Timestamps in the wrong order.
     #[error("expires ({expires}) is before published ({published})")]
     ExpiresBeforePublished {
@@ -343,6 +361,23 @@ pub fn schemas() -> Vec<(&'static str, String)> {
 /// Only UTC is accepted on read, so every signed timestamp has one spelling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(OffsetDateTime);
+
+/// The highest sequence an index may carry: 2^53, far from `u64::MAX` (so `+ 1` always
+/// works) and exact in every JSON reader.
+pub const MAX_SEQUENCE: u64 = 1 << 53;
+
+/// The longest an index may be valid (`expires - published`): 366 days.
+pub const MAX_INDEX_VALIDITY: crate::duration::Duration = crate::duration::Duration::from_days(366);
+
+/// The longest ahead of the time of a check a trust root may expire: 3 years (1,096 days).
+/// Trust roots carry no `published` time, so this bounds what a stolen root key could
+/// sign; `trust init` and `trust rotate` refuse a longer `--valid-for`.
+pub const MAX_TRUST_ROOT_VALIDITY: crate::duration::Duration =
+    crate::duration::Duration::from_days(1096);
+
+/// How far in the future an index's `published` may lie at the time of a check: 5 minutes
+/// of clock skew between the publisher and the reader.
+pub const MAX_CLOCK_SKEW: crate::duration::Duration = crate::duration::Duration::from_mins(5);
 
 impl Timestamp {
     /// Now, truncated to whole seconds.
@@ -543,7 +578,7 @@ pub fn check_dns_label(
         None => Ok(()),
         Some(reason) => Err(ValidationError::InvalidName {
             what,
-            value: value.to_owned(),
+            value: crate::bounded::bounded(value, crate::bounded::MAX_ECHO),
             reason,
         }),
     }

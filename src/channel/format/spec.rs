@@ -60,8 +60,13 @@ pub struct ReleaseSpec {
     pub namespace: String,
     /// Where the chart comes from.
     pub chart: ChartSource,
-    /// Inline values, merged over `valuesFile`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Inline values, merged over `valuesFile`. Signed as written: what JSON or helm would
+    /// change (keys that collide as strings, integers beyond ±2^53) is refused.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::values::deserialize_object"
+    )]
     pub values: Option<Map<String, Value>>,
     /// A YAML values file, relative to the spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -255,6 +260,18 @@ pub enum SpecFileError {
         #[source]
         error: std::io::Error,
     },
+    /// Not a regular file (a FIFO, a device, a socket, a directory), refused before it
+    /// was opened.
+    #[error(transparent)]
+    NotReadable(crate::fsread::ReadError),
+    /// A values file holds something its JSON form (or helm) would change.
+    #[error("{path}: {problem}")]
+    ValuesChanged {
+        /// The file.
+        path: PathBuf,
+        /// Where and what.
+        problem: crate::values::ValuesProblem,
+    },
     /// The file is larger than its cap (checked before reading it all).
     #[error("{path}: more than the limit of {limit} bytes")]
     TooLarge {
@@ -281,36 +298,35 @@ pub enum SpecFileError {
 pub fn load_values_file(path: &Path) -> Result<Map<String, Value>, SpecFileError> {
     let bytes = read_capped(path, MAX_VALUES_BYTES)?;
     let origin = path.display().to_string();
-    let value: Option<Value> =
+    let value: Option<crate::values::YamlValue> =
         yaml::from_slice(&bytes, &origin, yaml::Limits::bytes(MAX_VALUES_BYTES))?;
-    match value {
-        None | Some(Value::Null) => Ok(Map::new()),
-        Some(Value::Object(map)) => Ok(map),
-        Some(_) => Err(SpecFileError::ValuesNotMapping {
+    let Some(value) = value else {
+        return Ok(Map::new());
+    };
+    match crate::values::to_json_object(&value) {
+        Ok(Some(map)) => Ok(map),
+        Ok(None) => Err(SpecFileError::ValuesNotMapping {
             path: path.to_owned(),
+        }),
+        Err(problem) => Err(SpecFileError::ValuesChanged {
+            path: path.to_owned(),
+            problem,
         }),
     }
 }
 
-/// Reads at most `limit` bytes of `path`, failing (without reading on) when it is larger.
+/// Reads `path` if it is a regular file of at most `limit` bytes (checked before it is
+/// opened, and while reading: see [`crate::fsread`]).
 pub fn read_capped(path: &Path, limit: usize) -> Result<Vec<u8>, SpecFileError> {
-    use std::io::Read;
-    let read_err = |error| SpecFileError::Read {
-        path: path.to_owned(),
-        error,
-    };
-    let file = std::fs::File::open(path).map_err(read_err)?;
-    let mut bytes = Vec::new();
-    file.take(limit as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_err)?;
-    if bytes.len() > limit {
-        return Err(SpecFileError::TooLarge {
-            path: path.to_owned(),
-            limit,
-        });
-    }
-    Ok(bytes)
+    use crate::fsread::{ReadError, Rules, read};
+    read(path, Rules::regular(limit as u64)).map_err(|e| match e {
+        ReadError::Io { path, source } => SpecFileError::Read {
+            path,
+            error: source,
+        },
+        ReadError::TooLarge { path, .. } => SpecFileError::TooLarge { path, limit },
+        other => SpecFileError::NotReadable(other),
+    })
 }
 
 /// Merges `over` into `base`: mappings merge key by key, recursively; anything else

@@ -165,6 +165,11 @@ impl TrustRoot {
     }
 }
 
+/// A keyid as an error message shows it: bounded (a trust root may name a 1 MB one).
+fn echo(keyid: &str) -> String {
+    crate::bounded::bounded(keyid, crate::bounded::MAX_ECHO)
+}
+
 impl Document for TrustRoot {
     const KIND: &'static str = "TrustRoot";
     const MAX_BYTES: usize = MAX_TRUST_BYTES;
@@ -176,7 +181,7 @@ impl Document for TrustRoot {
         for (keyid, entry) in &self.keys {
             let key = keys::public_from_hex(&entry.public, keyid).map_err(|e| {
                 ValidationError::BadPublicKey {
-                    keyid: keyid.clone(),
+                    keyid: echo(keyid),
                     reason: match e {
                         keys::KeyError::BadPublicKey { reason, .. } => reason,
                         other => other.to_string(),
@@ -186,7 +191,7 @@ impl Document for TrustRoot {
             let expected = keys::keyid(&key);
             if *keyid != expected {
                 return Err(ValidationError::KeyIdMismatch {
-                    keyid: keyid.clone(),
+                    keyid: echo(keyid),
                     expected,
                 });
             }
@@ -198,13 +203,13 @@ impl Document for TrustRoot {
                 if !self.keys.contains_key(keyid) {
                     return Err(ValidationError::UnknownRoleKey {
                         role: name.as_str(),
-                        keyid: keyid.clone(),
+                        keyid: echo(keyid),
                     });
                 }
                 if !seen.insert(keyid) {
                     return Err(ValidationError::DuplicateRoleKey {
                         role: name.as_str(),
-                        keyid: keyid.clone(),
+                        keyid: echo(keyid),
                     });
                 }
             }

@@ -300,6 +300,15 @@ pub enum ChartErrorKind {
         /// The path.
         path: String,
     },
+    /// A file of the chart source directory has other hard links: it may be a file from
+    /// outside the chart, so it is refused like a symbolic link.
+    #[error("{path} has {links} hard links; charts are packed without links")]
+    SourceHardLink {
+        /// The file.
+        path: String,
+        /// Its link count.
+        links: u64,
+    },
     /// `.helmignore` holds a pattern coxswain does not support or cannot parse.
     #[error(".helmignore line {line}: {reason}")]
     Helmignore {

@@ -44,31 +44,23 @@ pub fn pack_dir(dir: &Path, limits: &ArchiveLimits) -> Result<PackedChart, Chart
         kind,
     };
     let chart_yaml_path = dir.join("Chart.yaml");
-    let chart_yaml = match std::fs::read(&chart_yaml_path) {
+    let chart_yaml = match read_source_file(&chart_yaml_path, limits.file_bytes) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(ChartErrorKind::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Err(fail(ChartErrorKind::MissingChartYaml {
                 path: chart_yaml_path.display().to_string(),
             }));
         }
-        Err(source) => {
-            return Err(fail(ChartErrorKind::Io {
-                path: chart_yaml_path.display().to_string(),
-                source,
-            }));
-        }
+        Err(kind) => return Err(fail(kind)),
     };
     let id = parse_chart_yaml(&chart_yaml, &chart_yaml_path.display().to_string(), limits)
         .map_err(fail)?;
-    let rules = match std::fs::read(dir.join(".helmignore")) {
+    let rules = match read_source_file(&dir.join(".helmignore"), limits.file_bytes) {
         Ok(bytes) => Rules::parse(&String::from_utf8_lossy(&bytes)).map_err(fail)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Rules::defaults(),
-        Err(source) => {
-            return Err(fail(ChartErrorKind::Io {
-                path: dir.join(".helmignore").display().to_string(),
-                source,
-            }));
+        Err(ChartErrorKind::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Rules::defaults()
         }
+        Err(kind) => return Err(fail(kind)),
     };
 
     let mut items = Vec::new();
@@ -93,6 +85,30 @@ pub fn pack_dir(dir: &Path, limits: &ArchiveLimits) -> Result<PackedChart, Chart
     })?;
     let archive = ChartArchive::read(&bytes, &origin, Some(&id.name), limits)?;
     Ok(PackedChart { bytes, archive })
+}
+
+/// Reads one file of a chart source directory: a regular file, not a symbolic link, with
+/// no other hard link (which could be a file from outside the chart), of at most `limit`
+/// bytes; a FIFO or device is refused before it is opened (see [`crate::fsread`]).
+fn read_source_file(path: &Path, limit: u64) -> Result<Vec<u8>, ChartErrorKind> {
+    use crate::fsread::{ReadError, Rules, read};
+    let shown = path.display().to_string();
+    read(path, Rules::no_links(limit)).map_err(|e| match e {
+        ReadError::Io { source, .. } => ChartErrorKind::Io {
+            path: shown,
+            source,
+        },
+        ReadError::Symlink { .. } => ChartErrorKind::SourceSymlink { path: shown },
+        ReadError::HardLink { links, .. } => ChartErrorKind::SourceHardLink { path: shown, links },
+        ReadError::TooLarge { size, limit, .. } => ChartErrorKind::FileTooLarge {
+            path: shown,
+            size,
+            limit,
+        },
+        ReadError::NotRegular { .. } | ReadError::Changed { .. } => {
+            ChartErrorKind::SourceSpecial { path: shown }
+        }
+    })
 }
 
 /// Entry and byte counts so far, checked against the reader's limits while walking, so a
@@ -170,7 +186,7 @@ fn walk(
                     limit: budget.limits.unpacked_bytes,
                 });
             }
-            let data = std::fs::read(&path).map_err(|e| io(&path, e))?;
+            let data = read_source_file(&path, budget.limits.file_bytes)?;
             items.push(Item::File(relative, data));
         } else {
             return Err(ChartErrorKind::SourceSpecial {

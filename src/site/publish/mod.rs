@@ -64,6 +64,11 @@ use crate::verify::{VerifyError, check_threshold};
 /// says.
 pub const DEFAULT_VALID_FOR: Duration = Duration::from_days(14);
 
+/// The largest step over the prior index's sequence publish takes without
+/// `--force-sequence-jump`: a typo (`--sequence 10000000000`) would otherwise use up the
+/// sequence space agents accept.
+pub const MAX_SEQUENCE_JUMP: u64 = 1_000_000;
+
 /// What a publish needs.
 #[derive(Debug, Clone)]
 pub struct PublishOptions {
@@ -92,6 +97,11 @@ pub struct PublishOptions {
     pub site_limits: site::Limits,
     /// Draw a progress bar on standard error (only when it is a terminal).
     pub progress: bool,
+    /// Allow `valuesFile` and chart paths that lead outside both the spec's directory and
+    /// the working directory.
+    pub allow_outside_spec_dir: bool,
+    /// Allow a `--sequence` more than [`MAX_SEQUENCE_JUMP`] above the prior index's.
+    pub force_sequence_jump: bool,
 }
 
 impl PublishOptions {
@@ -110,6 +120,8 @@ impl PublishOptions {
             archive_limits: ArchiveLimits::default(),
             site_limits: site::Limits::default(),
             progress: false,
+            allow_outside_spec_dir: false,
+            force_sequence_jump: false,
         }
     }
 }
@@ -237,6 +249,38 @@ pub enum PublishError {
         /// Where it was looked for.
         location: String,
     },
+    /// A path in the spec leads outside the spec's directory.
+    #[error(
+        "release `{release}`: {field} {path:?} resolves to {resolved:?}, outside {allowed}; \
+         pass --allow-outside-spec-dir to publish from there"
+    )]
+    OutsideSpecDir {
+        /// The release.
+        release: String,
+        /// `valuesFile`, `chart.path` or `chart.archive`.
+        field: &'static str,
+        /// The path as written.
+        path: PathBuf,
+        /// Where it leads, links resolved.
+        resolved: PathBuf,
+        /// The trees it must stay in: the spec's directory and the working directory,
+        /// links resolved.
+        allowed: String,
+    },
+    /// The new index would be larger than agents accept.
+    #[error(
+        "the new index for channel `{channel}` would be {size} bytes, more than the limit of \
+         {limit} bytes agents and `coxswain verify` accept; nothing was written (move large \
+         values out of the channel, lower keepPrevious, or split the channel)"
+    )]
+    IndexTooLarge {
+        /// The channel.
+        channel: String,
+        /// The serialized size.
+        size: u64,
+        /// The index cap.
+        limit: u64,
+    },
     /// `--sequence` is not above the prior index's.
     #[error(
         "--sequence {given} is not above the prior index's sequence {prior}; agents would reject it"
@@ -247,6 +291,26 @@ pub enum PublishError {
         /// The prior sequence.
         prior: u64,
     },
+    /// `--sequence` far above the prior index's.
+    #[error(
+        "--sequence {given} is more than {MAX_SEQUENCE_JUMP} above the prior index's sequence \
+         {prior}; agents could never go back below it: pass --force-sequence-jump if it is meant"
+    )]
+    SequenceJump {
+        /// The flag's value.
+        given: u64,
+        /// The prior sequence.
+        prior: u64,
+    },
+    /// A sequence above [`crate::format::MAX_SEQUENCE`].
+    #[error("sequence {0} is above the maximum of {max} (2^53)", max = crate::format::MAX_SEQUENCE)]
+    SequenceTooHigh(u64),
+    /// `--valid-for` (or the spec's `validFor`) above [`crate::format::MAX_INDEX_VALIDITY`].
+    #[error(
+        "validity {0} is longer than the maximum of {max} days for an index",
+        max = crate::format::MAX_INDEX_VALIDITY.as_secs() / 86_400
+    )]
+    ValidForTooLong(Duration),
     /// `--sequence 0`.
     #[error("--sequence must be at least 1")]
     ZeroSequence,
@@ -392,6 +456,9 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
         .spec
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    if !opts.allow_outside_spec_dir {
+        check_spec_paths(&spec, &spec_dir)?;
+    }
     let mut values = Vec::with_capacity(spec.releases.len());
     for release in &spec.releases {
         let v = release
@@ -430,10 +497,25 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
             .checked_add(1)
             .ok_or(PublishError::SequenceOverflow(p.index.sequence))?,
     };
+    if sequence > crate::format::MAX_SEQUENCE {
+        return Err(PublishError::SequenceTooHigh(sequence));
+    }
+    if let Some(p) = &prior
+        && !opts.force_sequence_jump
+        && sequence - p.index.sequence > MAX_SEQUENCE_JUMP
+    {
+        return Err(PublishError::SequenceJump {
+            given: sequence,
+            prior: p.index.sequence,
+        });
+    }
     let valid_for = opts
         .valid_for
         .or(spec.valid_for)
         .unwrap_or(DEFAULT_VALID_FOR);
+    if valid_for > crate::format::MAX_INDEX_VALIDITY {
+        return Err(PublishError::ValidForTooLong(valid_for));
+    }
     let expires = opts
         .now
         .checked_add(valid_for)
@@ -511,6 +593,13 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
         releases,
     };
     let index_bytes = to_json_pretty(&index).map_err(PublishError::Serialize)?;
+    if index_bytes.len() as u64 > opts.site_limits.index_bytes {
+        return Err(PublishError::IndexTooLarge {
+            channel: index.channel,
+            size: index_bytes.len() as u64,
+            limit: opts.site_limits.index_bytes,
+        });
+    }
     // What agents will parse must pass the reader agents use.
     read_json::<ChannelIndex>(&index_bytes, "the new index")
         .map_err(|e| PublishError::InvalidOutput(Box::new(e)))?;
@@ -539,18 +628,28 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
         missing.insert(digest, bytes);
     }
 
+    // Nothing is written when any document would land outside the site through a link.
+    let sig_path = SitePath::index_signatures(&index.channel).map_err(PublishError::Write)?;
+    let index_path = SitePath::index(&index.channel).map_err(PublishError::Write)?;
+    for digest in charts.keys().chain(missing.keys()) {
+        let path = SitePath::chart(&digest.hex()).map_err(PublishError::Write)?;
+        writer.check_target(&path).map_err(PublishError::Write)?;
+    }
+    writer
+        .check_target(&sig_path)
+        .and_then(|()| writer.check_target(&index_path))
+        .map_err(PublishError::Write)?;
+
     let mut charts_written = 0;
     for (digest, bytes) in charts.iter().chain(missing.iter()) {
         let path = SitePath::chart(&digest.hex()).map_err(PublishError::Write)?;
-        if existing_bytes_equal(&path.under(writer.root()), bytes) {
+        if existing_bytes_equal(&writer, &path, bytes) {
             charts_present += 1;
             continue;
         }
         writer.write(&path, bytes).map_err(PublishError::Write)?;
         charts_written += 1;
     }
-    let sig_path = SitePath::index_signatures(&index.channel).map_err(PublishError::Write)?;
-    let index_path = SitePath::index(&index.channel).map_err(PublishError::Write)?;
     writer
         .write(&sig_path, &sig_bytes)
         .map_err(PublishError::Write)?;
@@ -569,6 +668,57 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
         charts_written,
         charts_present,
     })
+}
+
+/// Refuses a `valuesFile`, chart `path` or chart `archive` that resolves (links followed)
+/// outside both the spec's directory and the directory publish runs in (in CI, the
+/// repository checkout, where `channels/stable.yaml` names `../charts/...`): a spec names
+/// files of its own tree, and a publish that reads elsewhere (`../../home/ci/.ssh/id`,
+/// `/etc/...`, a link out) would sign and publish what it finds there. A path that does
+/// not exist is left to the read that follows, which names it.
+fn check_spec_paths(spec: &ChannelSpec, spec_dir: &Path) -> Result<(), PublishError> {
+    let dir = if spec_dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        spec_dir
+    };
+    let Ok(real_dir) = dir.canonicalize() else {
+        // The spec was just read from there; a directory that vanished fails the reads.
+        return Ok(());
+    };
+    let real_cwd = std::env::current_dir().and_then(|d| d.canonicalize()).ok();
+    for release in &spec.releases {
+        let mut paths: Vec<(&'static str, &Path)> = Vec::new();
+        if let Some(file) = &release.values_file {
+            paths.push(("valuesFile", file));
+        }
+        match &release.chart {
+            crate::format::spec::ChartSource::Path(p) => paths.push(("chart.path", p)),
+            crate::format::spec::ChartSource::Archive(p) => paths.push(("chart.archive", p)),
+            _ => {}
+        }
+        for (field, path) in paths {
+            let Ok(real) = dir.join(path).canonicalize() else {
+                continue;
+            };
+            let inside = real.starts_with(&real_dir)
+                || real_cwd.as_ref().is_some_and(|cwd| real.starts_with(cwd));
+            if !inside {
+                return Err(PublishError::OutsideSpecDir {
+                    release: release.name.clone(),
+                    field,
+                    path: path.to_owned(),
+                    resolved: real,
+                    allowed: format!(
+                        "the spec's directory {} and the working directory {}",
+                        real_dir.display(),
+                        real_cwd.as_deref().unwrap_or(Path::new("?")).display()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Signs `bytes` with every key, in keyid order, so the envelope does not depend on the
@@ -593,10 +743,12 @@ fn progress_bar(show: bool, len: u64) -> ProgressBar {
     bar
 }
 
-/// Whether `path` holds exactly `bytes` (a chart already published is not rewritten).
-fn existing_bytes_equal(path: &Path, bytes: &[u8]) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
-        && std::fs::read(path).is_ok_and(|existing| existing == bytes)
+/// Whether the output site holds exactly `bytes` at `path` (a chart already published is
+/// not rewritten); a link or anything but a regular file there does not count.
+fn existing_bytes_equal(writer: &SiteWriter, path: &SitePath, bytes: &[u8]) -> bool {
+    writer
+        .existing(path, bytes.len() as u64)
+        .is_some_and(|existing| existing == bytes)
 }
 
 /// Whether the output site already holds the chart with this digest and size.
@@ -604,9 +756,9 @@ fn present_with_digest(writer: &SiteWriter, digest: &Sha256Digest, size: u64) ->
     let Ok(path) = SitePath::chart(&digest.hex()) else {
         return false;
     };
-    let file = path.under(writer.root());
-    std::fs::metadata(&file).is_ok_and(|m| m.is_file() && m.len() == size)
-        && std::fs::read(&file).is_ok_and(|bytes| Sha256Digest::of(&bytes) == *digest)
+    writer
+        .existing(&path, size)
+        .is_some_and(|bytes| bytes.len() as u64 == size && Sha256Digest::of(&bytes) == *digest)
 }
 
 /// Fetches an older entry's chart from the prior site, checking size and digest.

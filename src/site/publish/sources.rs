@@ -25,7 +25,7 @@ use serde::Deserialize;
 
 use crate::chart::{ArchiveLimits, ChartArchive, pack_dir};
 use crate::format::{ChartSource, OciChart, RepoChart, Sha256Digest};
-use crate::site::{self, Fetched, HttpFetcher, SiteError};
+use crate::site::{self, Fetched, HttpFetcher, RedirectRule, SiteError};
 use crate::site_verify::describe;
 use crate::yaml;
 
@@ -98,7 +98,7 @@ pub async fn resolve(
             let path = opts.spec_dir.join(file);
             let origin = path.display().to_string();
             let bytes = read_file_capped(&path, opts.archive_limits.compressed_bytes)
-                .map_err(|e| source_err(format!("cannot read {origin}: {e}")))?;
+                .map_err(|e| source_err(e.to_string()))?;
             let archive = ChartArchive::read(&bytes, &origin, None, &opts.archive_limits)
                 .map_err(|e| chart_error(release, e))?;
             let file_name = path
@@ -158,18 +158,9 @@ fn check_identity(
     Ok(())
 }
 
-/// Reads at most `cap` bytes of a local file, refusing a larger one.
-fn read_file_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    let mut bytes = Vec::new();
-    file.take(cap.saturating_add(1)).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > cap {
-        return Err(std::io::Error::other(format!(
-            "larger than the limit of {cap} bytes"
-        )));
-    }
-    Ok(bytes)
+/// Reads a regular file of at most `cap` bytes (see [`crate::fsread`]).
+fn read_file_capped(path: &Path, cap: u64) -> Result<Vec<u8>, crate::fsread::ReadError> {
+    crate::fsread::read(path, crate::fsread::Rules::regular(cap))
 }
 
 /// The parts of a Helm repository `index.yaml` publish needs; everything else in it is
@@ -199,7 +190,10 @@ async fn resolve_repo(
         release: release.to_owned(),
         source,
     };
-    let fetcher = HttpFetcher::new(&opts.site_limits).map_err(fetch_err)?;
+    // A Helm repository's charts commonly live on another host (release downloads, object
+    // stores), so its redirects may change origin; never from https down to http.
+    let fetcher = HttpFetcher::with_redirects(&opts.site_limits, RedirectRule::AnyOrigin)
+        .map_err(fetch_err)?;
     // Helm resolves relative chart URLs against the repository URL as a directory.
     let base = if repo.url.ends_with('/') {
         repo.url.clone()
