@@ -211,7 +211,7 @@ fn bad_semver() {
     match &err.kind {
         ChartErrorKind::InvalidVersion { path, version, .. } => {
             assert_eq!(path, "demo/Chart.yaml");
-            assert_eq!(version, "1.2");
+            assert_eq!(version, "1.2.3-01");
         }
         other => panic!("{other:?}"),
     }

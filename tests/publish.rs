@@ -563,3 +563,64 @@ async fn a_helm_repository_chart_is_downloaded_and_checked_against_its_digest() 
     );
     assert!(snapshot(&site) == before);
 }
+
+/// A copy of testdata's chart `name` in `dir/name` with `version:` replaced.
+fn chart_with_version(dir: &Path, name: &str, version: &str) -> PathBuf {
+    let to = dir.join(name);
+    support::copy_tree(&root().join("testdata/charts").join(name), &to);
+    let chart_yaml = to.join("Chart.yaml");
+    let text = std::fs::read_to_string(&chart_yaml).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("version:"))
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        &chart_yaml,
+        text.replacen(&line, &format!("version: {version}"), 1),
+    )
+    .unwrap();
+    to
+}
+
+#[tokio::test]
+async fn a_v_prefixed_chart_version_is_published_as_written_and_verifies() {
+    // cert-manager and others release `v1.14.2`; Helm reads it as 1.14.2 and shows it as
+    // written, and so does the index.
+    let dir = tempfile::tempdir().unwrap();
+    chart_with_version(dir.path(), "certs", "v1.14.2");
+    let spec = dir.path().join("spec.yaml");
+    std::fs::write(
+        &spec,
+        "apiVersion: coxswain.dev/v1\nkind: ChannelSpec\nchannel: stable\nreleases:\n  - name: certs\n    namespace: cert-system\n    chart: {path: certs}\n    upgradeFrom: \">=v1.13.0, <v2\"\n",
+    )
+    .unwrap();
+    let site = dir.path().join("site");
+    let report = publish(&options(&spec, &site, Some(1))).await.unwrap();
+    assert_eq!(report.releases[0].version, "v1.14.2");
+    assert!(
+        report.table().contains("certs v1.14.2"),
+        "{}",
+        report.table()
+    );
+    let index = read_index(&site, "stable");
+    assert_eq!(index.releases[0].chart.version, "v1.14.2");
+    assert_eq!(
+        index.releases[0].upgrade_from.as_deref(),
+        Some(">=v1.13.0, <v2")
+    );
+    let verified = verify_dir(&site, "stable", &key(1)).await;
+    assert!(verified.is_ok(), "{}", verified.render());
+
+    // The archive form: `helm package` names it with the version as written.
+    let packed = pack_dir(&dir.path().join("certs"), &ArchiveLimits::default()).unwrap();
+    std::fs::write(dir.path().join("certs-v1.14.2.tgz"), &packed.bytes).unwrap();
+    std::fs::write(
+        &spec,
+        "apiVersion: coxswain.dev/v1\nkind: ChannelSpec\nchannel: stable\nreleases:\n  - name: certs\n    namespace: cert-system\n    chart: {archive: certs-v1.14.2.tgz}\n",
+    )
+    .unwrap();
+    let report = publish(&options(&spec, &site, None)).await.unwrap();
+    assert_eq!(report.releases[0].version, "v1.14.2");
+    assert_eq!(report.releases[0].digest, Sha256Digest::of(&packed.bytes));
+}

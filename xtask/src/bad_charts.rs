@@ -284,12 +284,12 @@ pub fn generate() -> io::Result<Vec<BadChart>> {
         ),
         chart(
             "bad-semver.tgz",
-            "`demo/Chart.yaml` with `version: \"1.2\"` → InvalidVersion",
+            "`demo/Chart.yaml` with `version: \"1.2.3-01\"` (a numeric pre-release with a leading zero, which Helm refuses too) → InvalidVersion",
             build(|t| {
                 t.dir("demo/")?;
                 t.file(
                     "demo/Chart.yaml",
-                    b"apiVersion: v2\nname: demo\nversion: \"1.2\"\n",
+                    b"apiVersion: v2\nname: demo\nversion: \"1.2.3-01\"\n",
                 )
             })?,
         ),

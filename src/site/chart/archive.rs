@@ -8,6 +8,8 @@ use flate2::read::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 use tar::EntryType;
 
+use crate::format::ChartVersion;
+
 use super::{ArchiveLimits, ChartError, ChartErrorKind, ChartId, parse_chart_yaml};
 
 /// A chart archive that passed every check: its files, held in memory, keyed by their path
@@ -46,7 +48,7 @@ impl ChartArchive {
     }
 
     /// The chart's version.
-    pub fn version(&self) -> &semver::Version {
+    pub fn version(&self) -> &ChartVersion {
         &self.id.version
     }
 }

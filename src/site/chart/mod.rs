@@ -20,6 +20,7 @@ use serde::Deserialize;
 pub use archive::ChartArchive;
 pub use pack::{PackedChart, pack_dir};
 
+use crate::format::{ChartVersion, VersionError};
 use crate::yaml::{self, YamlError};
 
 /// Bounds for reading (and packing) one chart archive.
@@ -65,13 +66,13 @@ pub struct ChartMeta {
     pub version: String,
 }
 
-/// A checked `Chart.yaml`: apiVersion v2, a valid name, a semver version.
+/// A checked `Chart.yaml`: apiVersion v2, a valid name, a version Helm accepts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChartId {
     /// The chart's name (DNS-1123 label).
     pub name: String,
-    /// The chart's version.
-    pub version: semver::Version,
+    /// The chart's version, as written (`v1.14.2` stays `v1.14.2`).
+    pub version: ChartVersion,
 }
 
 /// A chart archive or directory that was refused; `origin` names the archive or directory.
@@ -252,15 +253,15 @@ pub enum ChartErrorKind {
         /// The name.
         name: String,
     },
-    /// The chart version is not semver.
+    /// The chart version is not one Helm accepts.
     #[error("{path}: version {version:?} is not a semantic version")]
     InvalidVersion {
         /// The file.
         path: String,
         /// The version as written.
         version: String,
-        /// The parser's error.
-        source: semver::Error,
+        /// Why.
+        source: VersionError,
     },
     /// The chart is not the one the caller expected.
     #[error("{path}: name is {found:?}, expected {expected:?}")]
@@ -349,7 +350,7 @@ pub fn parse_chart_yaml(
         });
     }
     let version =
-        semver::Version::parse(&meta.version).map_err(|source| ChartErrorKind::InvalidVersion {
+        ChartVersion::parse(&meta.version).map_err(|source| ChartErrorKind::InvalidVersion {
             path: path.to_owned(),
             version: meta.version.clone(),
             source,
@@ -384,7 +385,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.name, "sso");
-        assert_eq!(ok.version, semver::Version::parse("1.2.3-rc.1").unwrap());
+        assert_eq!(ok.version.to_string(), "1.2.3-rc.1");
 
         let err = parse_chart_yaml(
             b"apiVersion: v1\nname: a\nversion: 1.0.0\n",
@@ -401,7 +402,7 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, ChartErrorKind::InvalidName { .. }), "{err}");
         let err = parse_chart_yaml(
-            b"apiVersion: v2\nname: a\nversion: \"1.0\"\n",
+            b"apiVersion: v2\nname: a\nversion: \"1.0.0-01\"\n",
             "a/Chart.yaml",
             &limits,
         )
