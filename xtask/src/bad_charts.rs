@@ -305,10 +305,96 @@ pub fn generate() -> io::Result<Vec<BadChart>> {
             })?,
         ),
         chart(
-            "apiversion-v1.tgz",
-            "a Helm 2 chart, `apiVersion: v1` → ApiVersion",
+            "apiversion-v3.tgz",
+            "`apiVersion: v3`, which helm 4 refuses (`invalid chart apiVersion`) → ApiVersion",
             build(|t| {
                 t.dir("demo/")?;
+                t.file(
+                    "demo/Chart.yaml",
+                    b"apiVersion: v3\nname: demo\nversion: 0.1.0\n",
+                )
+            })?,
+        ),
+        chart(
+            "version-float.tgz",
+            "`version: 1.10` unquoted: a YAML float that Helm reads as `1.1` → ChartYamlRefused",
+            build(|t| {
+                t.dir("demo/")?;
+                t.file(
+                    "demo/Chart.yaml",
+                    b"apiVersion: v2\nname: demo\nversion: 1.10\n",
+                )
+            })?,
+        ),
+        chart(
+            "key-case.tgz",
+            "`version: 0.1.0` and `Version: 9.9.9`: Go's JSON decoding folds case → ChartYamlRefused",
+            build(|t| {
+                t.dir("demo/")?;
+                t.file(
+                    "demo/Chart.yaml",
+                    b"apiVersion: v2\nname: demo\nversion: 0.1.0\nVersion: 9.9.9\n",
+                )
+            })?,
+        ),
+        chart(
+            "yaml-anchor.tgz",
+            "`version: &v 0.1.0` and a merge key: anchors are refused → ChartYamlRefused",
+            build(|t| {
+                t.dir("demo/")?;
+                t.file(
+                    "demo/Chart.yaml",
+                    b"apiVersion: v2\nname: demo\nversion: &v 0.1.0\nappVersion: *v\n",
+                )
+            })?,
+        ),
+        chart(
+            "requirements-in-v2.tgz",
+            "a v2 chart with `requirements.yaml` saying `version: 9.9.9`, which Helm reads over Chart.yaml → RequirementsInV2",
+            build(|t| {
+                t.dir("demo/")?;
+                t.file("demo/requirements.yaml", b"version: 9.9.9\n")?;
+                t.file(
+                    "demo/Chart.yaml",
+                    b"apiVersion: v2\nname: demo\nversion: 0.1.0\n",
+                )
+            })?,
+        ),
+        chart(
+            "missing-dependency.tgz",
+            "Chart.yaml declares `database` (with a condition) but `charts/` is empty → Dependency",
+            build(|t| {
+                t.dir("demo/")?;
+                t.file(
+                    "demo/Chart.yaml",
+                    b"apiVersion: v2\nname: demo\nversion: 0.1.0\ndependencies:\n- name: database\n  version: 0.3.0\n  condition: database.enabled\n",
+                )
+            })?,
+        ),
+        chart(
+            "dependency-version.tgz",
+            "Chart.yaml wants `database` `~0.4.0`, `charts/database` is 0.3.0 → Dependency",
+            build(|t| {
+                t.dir("demo/")?;
+                t.file(
+                    "demo/charts/database/Chart.yaml",
+                    b"apiVersion: v2\nname: database\nversion: 0.3.0\n",
+                )?;
+                t.file(
+                    "demo/Chart.yaml",
+                    b"apiVersion: v2\nname: demo\nversion: 0.1.0\ndependencies:\n- name: database\n  version: ~0.4.0\n",
+                )
+            })?,
+        ),
+        chart(
+            "v1-missing-requirement.tgz",
+            "a v1 chart whose `requirements.yaml` declares `database`, absent from `charts/` → Dependency",
+            build(|t| {
+                t.dir("demo/")?;
+                t.file(
+                    "demo/requirements.yaml",
+                    b"dependencies:\n- name: database\n  version: 0.3.0\n",
+                )?;
                 t.file(
                     "demo/Chart.yaml",
                     b"apiVersion: v1\nname: demo\nversion: 0.1.0\n",

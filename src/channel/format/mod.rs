@@ -30,7 +30,9 @@ pub use index::{ChannelIndex, IndexChart, IndexRelease, PreviousRelease};
 pub use signatures::{SignatureEntry, Signatures};
 pub use spec::{ChannelSpec, ChartSource, OciChart, ReleaseSpec, RepoChart};
 pub use trust::{KeyEntry, KeyScheme, Role, Roles, TrustRoot};
-pub use version::{ChartVersion, VersionError, is_older, parse_range, same_version};
+pub use version::{
+    ChartVersion, VersionError, constraint_matches, is_older, parse_range, same_version,
+};
 
 use crate::{json, yaml};
 

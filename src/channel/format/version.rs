@@ -185,6 +185,101 @@ pub fn parse_range(text: &str) -> Result<semver::VersionReq, semver::Error> {
     semver::VersionReq::parse(&normalized)
 }
 
+/// Whether `version` satisfies a Helm dependency constraint (Chart.yaml's
+/// `dependencies[].version`), read as Masterminds/semver reads constraints: `||`
+/// between alternatives, `,` or spaces between comparators that must all hold, `a - b`
+/// ranges, wildcards (`1.2.x`, `*`), `~`, `^`, `!=`, and a bare or `=` version that is
+/// exact when complete and a wildcard when partial (`1.2` is `1.2.x`, unlike Cargo's
+/// caret default). A version with a pre-release part matches only comparators that
+/// name a pre-release of the same major.minor.patch.
+pub fn constraint_matches(constraint: &str, version: &ChartVersion) -> Result<bool, String> {
+    let mut any = false;
+    for group in constraint.split("||") {
+        let comparators = comparators(group)?;
+        if comparators.is_empty() {
+            return Err(format!(
+                "constraint `{constraint}` has an empty alternative"
+            ));
+        }
+        let mut all = true;
+        for (op, text) in comparators {
+            if !comparator_matches(&op, &text, version)? {
+                all = false;
+            }
+        }
+        any |= all;
+    }
+    Ok(any)
+}
+
+/// Splits one `||` alternative into (operator, version) pairs, expanding `a - b`.
+fn comparators(group: &str) -> Result<Vec<(String, String)>, String> {
+    let tokens: Vec<&str> = group
+        .split([',', ' ', '\t'])
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        let token = tokens[i];
+        if tokens.get(i + 1) == Some(&"-") {
+            let upper = tokens
+                .get(i + 2)
+                .ok_or_else(|| format!("range `{group}` has no upper bound"))?;
+            out.push((">=".to_owned(), token.to_owned()));
+            out.push(("<=".to_owned(), (*upper).to_owned()));
+            i += 3;
+            continue;
+        }
+        let op_len = token
+            .find(|c: char| !matches!(c, '<' | '>' | '=' | '!' | '~' | '^'))
+            .unwrap_or(token.len());
+        let (op, rest) = token.split_at(op_len);
+        if rest.is_empty() {
+            // An operator written apart from its version: `>= 1.2`.
+            let next = tokens
+                .get(i + 1)
+                .ok_or_else(|| format!("`{group}`: operator `{op}` without a version"))?;
+            out.push((op.to_owned(), (*next).to_owned()));
+            i += 2;
+        } else {
+            out.push((op.to_owned(), rest.to_owned()));
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn comparator_matches(op: &str, text: &str, version: &ChartVersion) -> Result<bool, String> {
+    let bad = || format!("`{op}{text}` is not a version constraint Helm reads");
+    let op = match op {
+        "=>" => ">=",
+        "=<" => "<=",
+        "~>" => "~",
+        "" => "=",
+        other => other,
+    };
+    let body = text.strip_prefix('v').unwrap_or(text);
+    let wildcard = |p: &str| matches!(p, "x" | "X" | "*");
+    if op == "!=" {
+        let req = semver::VersionReq::parse(&format!("={body}")).map_err(|_| bad())?;
+        return Ok(!req.matches(version.semver()));
+    }
+    if !matches!(op, "=" | ">" | "<" | ">=" | "<=" | "~" | "^") {
+        return Err(bad());
+    }
+    if body
+        .split(['-', '+'])
+        .next()
+        .is_some_and(|core| core.split('.').all(wildcard))
+    {
+        // `*`, `x`, `x.x`: anything (but a pre-release, as in Masterminds).
+        return Ok(version.semver().pre.is_empty() || op != "=");
+    }
+    let req = semver::VersionReq::parse(&format!("{op}{body}")).map_err(|_| bad())?;
+    Ok(req.matches(version.semver()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +345,33 @@ mod tests {
         assert!(is_older("v1.2.0", "1.10.0"));
         assert!(!is_older("1.10.0", "v1.2.0"));
         assert!(!is_older("junk", "1.0.0"));
+    }
+
+    #[test]
+    fn dependency_constraints_read_as_masterminds_reads_them() {
+        let m = |c: &str, version: &str| constraint_matches(c, &v(version)).unwrap();
+        assert!(m("1.2.3", "1.2.3") && !m("1.2.3", "1.2.4"), "bare is exact");
+        assert!(
+            m("1.2", "1.2.9") && !m("1.2", "1.3.0"),
+            "partial is a wildcard"
+        );
+        assert!(m(">=1.2.0, <2.0.0", "v1.9.0") && !m(">=1.2.0, <2.0.0", "2.0.0"));
+        assert!(m(">= 1.2.0 < 2", "1.5.0"));
+        assert!(m("~1.2.3", "1.2.9") && !m("~1.2.3", "1.3.0"));
+        assert!(m("^1.2.3", "1.9.0") && !m("^1.2.3", "2.0.0"));
+        assert!(m("1.2.x", "1.2.7") && !m("1.2.x", "1.3.0"));
+        assert!(m("*", "5.0.0") && m("x", "0.1.0"));
+        assert!(m("1.0.0 - 2.0.0", "2.0.0") && !m("1.0.0 - 2.0.0", "2.0.1"));
+        assert!(m("<1.0.0 || >=3.0.0", "3.1.0") && !m("<1.0.0 || >=3.0.0", "2.0.0"));
+        assert!(m("!=1.2.3", "1.2.4") && !m("!=1.2.3", "1.2.3"));
+        assert!(m("=>v1.0.0", "1.0.0"));
+        assert!(
+            !m(">=1.0.0", "1.1.0-rc.1"),
+            "pre-releases need a pre-release comparator"
+        );
+        assert!(m(">=1.1.0-0", "1.1.0-rc.1"));
+        assert!(constraint_matches(">=junk", &v("1.0.0")).is_err());
+        assert!(constraint_matches("", &v("1.0.0")).is_err());
     }
 
     #[test]

@@ -8,9 +8,12 @@ use flate2::read::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 use tar::EntryType;
 
-use crate::format::ChartVersion;
+use crate::format::{ChartVersion, constraint_matches};
 
-use super::{ArchiveLimits, ChartError, ChartErrorKind, ChartId, parse_chart_yaml};
+use super::{
+    ArchiveLimits, ChartApiVersion, ChartError, ChartErrorKind, ChartId, ChartMetadata,
+    check_chart_name, meta, parse_chart_yaml,
+};
 
 /// A chart archive that passed every check: its files, held in memory, keyed by their path
 /// below the chart's top directory (`Chart.yaml`, `templates/deployment.yaml`, ...).
@@ -36,7 +39,7 @@ impl ChartArchive {
         expected_name: Option<&str>,
         limits: &ArchiveLimits,
     ) -> Result<Self, ChartError> {
-        read_archive(bytes, expected_name, limits).map_err(|kind| ChartError {
+        read_archive(bytes, expected_name, limits, 0).map_err(|kind| ChartError {
             origin: origin.to_owned(),
             kind,
         })
@@ -129,6 +132,7 @@ fn read_archive(
     bytes: &[u8],
     expected_name: Option<&str>,
     limits: &ArchiveLimits,
+    depth: usize,
 ) -> Result<ChartArchive, ChartErrorKind> {
     let size = bytes.len() as u64;
     if size > limits.compressed_bytes {
@@ -259,34 +263,180 @@ fn read_archive(
     let Some(top) = top.filter(|_| !files.is_empty()) else {
         return Err(ChartErrorKind::Empty);
     };
+    let meta = check_chart_tree(&files, &top, limits, depth)?;
     let chart_yaml_path = format!("{top}/Chart.yaml");
+    check_chart_name(&meta, &chart_yaml_path)?;
+    if let Some(expected) = expected_name
+        && expected != meta.name
+    {
+        return Err(ChartErrorKind::NameMismatch {
+            path: chart_yaml_path,
+            expected: expected.to_owned(),
+            found: meta.name,
+        });
+    }
+    if top != meta.name {
+        return Err(ChartErrorKind::TopDirMismatch {
+            dir: top,
+            name: meta.name,
+        });
+    }
+    Ok(ChartArchive {
+        id: ChartId {
+            api_version: meta.api_version,
+            name: meta.name,
+            version: meta.version,
+        },
+        files,
+        sha256: hex::encode(Sha256::digest(bytes)),
+        size,
+    })
+}
+
+/// How deep charts may nest in `charts/` (Helm has no bound; real charts nest two or
+/// three deep).
+const MAX_SUBCHART_DEPTH: usize = 5;
+
+/// Checks one chart's files (keyed by path below its directory, `shown` naming that
+/// directory in errors) as Helm's loader reads them: Chart.yaml; for a v1 chart the
+/// dependencies of `requirements.yaml`, for a v2 chart no `requirements.yaml`; every
+/// entry of `charts/` loads as a chart (a directory or a `.tgz`, checked the same way,
+/// recursively); every declared dependency is there under its name with a version its
+/// constraint admits (Helm refuses to install a chart whose dependency is missing,
+/// whatever its `condition`, and silently ignores the condition and alias of one whose
+/// version does not match).
+fn check_chart_tree(
+    files: &BTreeMap<String, Vec<u8>>,
+    shown: &str,
+    limits: &ArchiveLimits,
+    depth: usize,
+) -> Result<ChartMetadata, ChartErrorKind> {
+    let chart_yaml_path = format!("{shown}/Chart.yaml");
     let chart_yaml = files
         .get("Chart.yaml")
         .ok_or_else(|| ChartErrorKind::MissingChartYaml {
             path: chart_yaml_path.clone(),
         })?;
-    let id = parse_chart_yaml(chart_yaml, &chart_yaml_path, limits)?;
-    if let Some(expected) = expected_name
-        && expected != id.name
-    {
-        return Err(ChartErrorKind::NameMismatch {
-            path: chart_yaml_path,
-            expected: expected.to_owned(),
-            found: id.name,
+    let mut meta = parse_chart_yaml(chart_yaml, &chart_yaml_path, limits)?;
+    let mut declared_in = chart_yaml_path.clone();
+    if let Some(requirements) = files.get("requirements.yaml") {
+        let path = format!("{shown}/requirements.yaml");
+        if meta.api_version != ChartApiVersion::V1 {
+            return Err(ChartErrorKind::RequirementsInV2 { path });
+        }
+        if let Some(deps) = meta::parse_requirements(requirements, &path)? {
+            meta.dependencies = deps;
+            declared_in = path;
+        }
+    }
+
+    // charts/: one chart per first path component, as Helm groups them; names starting
+    // with `.` or `_` and `.prov` files are not charts to Helm.
+    let mut subcharts: BTreeMap<&str, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
+    for (path, data) in files {
+        let Some(rest) = path.strip_prefix("charts/") else {
+            continue;
+        };
+        if rest.starts_with(['.', '_']) || rest.ends_with(".prov") {
+            continue;
+        }
+        let (group, inner) = rest.split_once('/').unwrap_or((rest, ""));
+        subcharts
+            .entry(group)
+            .or_default()
+            .insert(inner.to_owned(), data.clone());
+    }
+    if !subcharts.is_empty() && depth >= MAX_SUBCHART_DEPTH {
+        return Err(ChartErrorKind::Dependency {
+            path: format!("{shown}/charts"),
+            reason: format!("subcharts nest deeper than {MAX_SUBCHART_DEPTH} levels"),
         });
     }
-    if top != id.name {
-        return Err(ChartErrorKind::TopDirMismatch {
-            dir: top,
-            name: id.name,
-        });
+    let mut found: Vec<(String, ChartVersion)> = Vec::new();
+    for (group, sub_files) in &subcharts {
+        let sub_shown = format!("{shown}/charts/{group}");
+        let sub = if group.ends_with(".tgz") {
+            let Some(bytes) = sub_files.get("") else {
+                return Err(ChartErrorKind::Dependency {
+                    path: sub_shown,
+                    reason: "a directory named like an archive; Helm cannot load it".to_owned(),
+                });
+            };
+            read_archive(bytes, None, limits, depth + 1)
+                .map_err(|e| nested(&sub_shown, e))?
+                .id
+        } else {
+            if sub_files.contains_key("") {
+                return Err(ChartErrorKind::Dependency {
+                    path: sub_shown,
+                    reason: "a file in charts/ that is neither a chart directory nor a .tgz; \
+                             Helm fails to load the chart"
+                        .to_owned(),
+                });
+            }
+            let m = check_chart_tree(sub_files, &sub_shown, limits, depth + 1)?;
+            ChartId {
+                api_version: m.api_version,
+                name: m.name,
+                version: m.version,
+            }
+        };
+        found.push((sub.name, sub.version));
     }
-    Ok(ChartArchive {
-        id,
-        files,
-        sha256: hex::encode(Sha256::digest(bytes)),
-        size,
-    })
+    for dep in &meta.dependencies {
+        let same_name: Vec<&ChartVersion> = found
+            .iter()
+            .filter(|(name, _)| *name == dep.name)
+            .map(|(_, v)| v)
+            .collect();
+        if same_name.is_empty() {
+            return Err(ChartErrorKind::Dependency {
+                path: declared_in,
+                reason: format!(
+                    "dependency `{}` is not in charts/ (as a directory or a .tgz); helm \
+                     install and upgrade refuse the chart whatever its condition (run `helm \
+                     dependency build` before publishing)",
+                    dep.name
+                ),
+            });
+        }
+        let Some(constraint) = &dep.version else {
+            continue;
+        };
+        let mut matched = false;
+        for version in &same_name {
+            matched |= constraint_matches(constraint, version).map_err(|reason| {
+                ChartErrorKind::Dependency {
+                    path: declared_in.clone(),
+                    reason: format!("dependency `{}`: {reason}", dep.name),
+                }
+            })?;
+        }
+        if !matched {
+            return Err(ChartErrorKind::Dependency {
+                path: declared_in,
+                reason: format!(
+                    "dependency `{}` wants version `{constraint}`, charts/ holds {}; Helm \
+                     would not match them (and would ignore its condition and alias)",
+                    dep.name,
+                    same_name
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+    }
+    Ok(meta)
+}
+
+/// An error inside a subchart archive, named by where the archive sits.
+fn nested(at: &str, kind: ChartErrorKind) -> ChartErrorKind {
+    ChartErrorKind::Dependency {
+        path: at.to_owned(),
+        reason: kind.to_string(),
+    }
 }
 
 /// Splits an entry path into its components, refusing anything that could name a place
@@ -377,6 +527,66 @@ mod tests {
         );
         assert_eq!(chart.size, bytes.len() as u64);
         assert_eq!(chart.sha256, hex::encode(Sha256::digest(&bytes)));
+    }
+
+    #[test]
+    fn a_v1_chart_takes_its_dependencies_from_requirements_yaml() {
+        let sub = tgz(&[(
+            "database/Chart.yaml",
+            EntryType::Regular,
+            b"apiVersion: v1\nname: database\nversion: v0.3.0\n",
+        )]);
+        let bytes = tgz(&[
+            (
+                "demo/Chart.yaml",
+                EntryType::Regular,
+                b"apiVersion: v1\nname: demo\nversion: 1.0.0\n",
+            ),
+            (
+                "demo/requirements.yaml",
+                EntryType::Regular,
+                b"dependencies:\n- name: database\n  version: ~0.3.0\n  condition: database.enabled\n",
+            ),
+            ("demo/requirements.lock", EntryType::Regular, b"dependencies: []\n"),
+            ("demo/charts/database-v0.3.0.tgz", EntryType::Regular, &sub),
+        ]);
+        let chart = read(&bytes).unwrap();
+        assert_eq!(chart.id.api_version, crate::chart::ChartApiVersion::V1);
+        // Without the subchart, helm install refuses it; so does the reader.
+        let bytes = tgz(&[
+            (
+                "demo/Chart.yaml",
+                EntryType::Regular,
+                b"apiVersion: v1\nname: demo\nversion: 1.0.0\n",
+            ),
+            (
+                "demo/requirements.yaml",
+                EntryType::Regular,
+                b"dependencies:\n- name: database\n  version: ~0.3.0\n",
+            ),
+            (
+                "demo/charts/database/Chart.yaml",
+                EntryType::Regular,
+                b"apiVersion: v2\nname: postgres\nversion: 0.3.0\n",
+            ),
+        ]);
+        let err = read(&bytes).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("dependency `database` is not in charts/"),
+            "{err}"
+        );
+        // A broken subchart is the chart's problem, named by where it sits.
+        let bytes = tgz(&[
+            ("demo/Chart.yaml", EntryType::Regular, CHART_YAML),
+            ("demo/charts/README.md", EntryType::Regular, b"# stray"),
+        ]);
+        let err = read(&bytes).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("demo/charts/README.md: a file in charts/"),
+            "{err}"
+        );
     }
 
     #[test]

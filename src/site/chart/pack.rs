@@ -16,7 +16,9 @@ use flate2::{Compression, GzBuilder};
 use tar::{EntryType, Header};
 
 use super::helmignore::Rules;
-use super::{ArchiveLimits, ChartArchive, ChartError, ChartErrorKind, parse_chart_yaml};
+use super::{
+    ArchiveLimits, ChartArchive, ChartError, ChartErrorKind, check_chart_name, parse_chart_yaml,
+};
 
 /// A packed chart: the archive's bytes and what reading them back gave.
 #[derive(Clone, Debug)]
@@ -60,6 +62,7 @@ pub fn pack_dir(dir: &Path, limits: &ArchiveLimits) -> Result<PackedChart, Chart
     };
     let id = parse_chart_yaml(&chart_yaml, &chart_yaml_path.display().to_string(), limits)
         .map_err(fail)?;
+    check_chart_name(&id, &chart_yaml_path.display().to_string()).map_err(fail)?;
     let rules = match std::fs::read(dir.join(".helmignore")) {
         Ok(bytes) => Rules::parse(&String::from_utf8_lossy(&bytes)).map_err(fail)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Rules::defaults(),
