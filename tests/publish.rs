@@ -624,3 +624,48 @@ async fn a_v_prefixed_chart_version_is_published_as_written_and_verifies() {
     assert_eq!(report.releases[0].version, "v1.14.2");
     assert_eq!(report.releases[0].digest, Sha256Digest::of(&packed.bytes));
 }
+
+#[tokio::test]
+async fn every_problem_of_a_spec_is_reported_in_one_run_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    // A chart whose dependency is missing from charts/, a chart in a directory named
+    // differently from its chart, a values file that does not exist.
+    let files = dir.path().join("files");
+    support::copy_tree(&root().join("testdata/charts/files"), &files);
+    std::fs::remove_dir_all(files.join("charts")).unwrap();
+    support::copy_tree(
+        &root().join("testdata/charts/wiki"),
+        &dir.path().join("docs"),
+    );
+    let spec = dir.path().join("spec.yaml");
+    std::fs::write(
+        &spec,
+        "apiVersion: coxswain.dev/v1\nkind: ChannelSpec\nchannel: stable\nreleases:\n  - name: files\n    namespace: files\n    chart: {path: files}\n  - name: docs\n    namespace: docs\n    chart: {path: docs}\n  - name: certs\n    namespace: certs\n    chart: {path: certs}\n    valuesFile: missing.yaml\n",
+    )
+    .unwrap();
+    support::copy_tree(
+        &root().join("testdata/charts/certs"),
+        &dir.path().join("certs"),
+    );
+    let site = dir.path().join("site");
+    let err = publish(&options(&spec, &site, Some(1))).await.unwrap_err();
+    let PublishError::Several(problems) = &err else {
+        panic!("expected every problem, got {err:?}");
+    };
+    assert_eq!(problems.len(), 3, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("3 problems, nothing was written:"),
+        "{text}"
+    );
+    assert!(text.contains("release `certs`: values"), "{text}");
+    assert!(
+        text.contains("dependency `database` is not in charts/"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Chart.yaml name is \"wiki\", but the directory is named \"docs\""),
+        "{text}"
+    );
+    assert!(!site.exists(), "nothing is written on refusal");
+}

@@ -135,6 +135,7 @@ fn check_identity(
 ) -> Result<(), PublishError> {
     if archive.name() != expected_name {
         return Err(PublishError::ChartMismatch {
+            from_directory: expected_version.is_none(),
             release: release.to_owned(),
             origin: origin.to_owned(),
             field: "name",
@@ -148,6 +149,7 @@ fn check_identity(
         let same = ChartVersion::parse(version).is_ok_and(|v| v.same_as(archive.version()));
         if !same {
             return Err(PublishError::ChartMismatch {
+                from_directory: false,
                 release: release.to_owned(),
                 origin: origin.to_owned(),
                 field: "version",
