@@ -5,7 +5,8 @@
 //! It refuses absolute paths, `..`, links, device and fifo entries, more entries or bytes
 //! than [`ArchiveLimits`] allow (counted while inflating, so a gzip bomb stops early),
 //! and anything but exactly one top-level directory named like the chart; then it checks
-//! `Chart.yaml` (apiVersion v2, a DNS-1123 name, a semver version).
+//! `Chart.yaml` as Helm reads it (see [`meta`]: apiVersion v1 or v2, a DNS-1123 name, a
+//! version Helm accepts), and every subchart in `charts/` and declared dependency.
 //!
 //! The packer ([`pack_dir`]) turns a chart directory into a byte-identical `.tgz` for the
 //! same input, the way `helm package` lays it out (one top directory named after the
