@@ -1,7 +1,8 @@
 //! Differential test against the real helm 4 and helm 3: for every archive coxswain's
 //! reader accepts (the testdata stack, and generated variants: a `v`-prefixed version,
 //! short and leading-zero versions, a v1 chart with `requirements.yaml` and a packed
-//! subchart, a chart without `apiVersion`), `helm show chart` must read the same name,
+//! subchart, a chart without `apiVersion`, a template path longer than tar's name
+//! field), `helm show chart` must read the same name,
 //! version and apiVersion, and every template `helm template` renders must be a file
 //! coxswain holds. For the hostile Chart.yaml cases coxswain refuses, helm is shown to
 //! read something other than what the file seems to say, which is why they are refused.
@@ -92,6 +93,12 @@ fn accepted_sources(work: &Path) -> Vec<PathBuf> {
         write(&dir, "templates/cm.yaml", CM);
         dirs.push(dir);
     }
+    // A template path over tar's 100-byte name field: packed with a pax `path` record.
+    write(
+        &work.join("src/vprefixed"),
+        &format!("templates/{}/{}.yaml", "d".repeat(70), "f".repeat(70)),
+        CM.replace("{{ .Chart.Name }}", "long").as_str(),
+    );
     // The v1 chart takes its dependency from requirements.yaml, packed as a .tgz.
     let legacy = work.join("src/legacy");
     write(

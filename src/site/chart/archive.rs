@@ -173,6 +173,15 @@ fn read_archive(
                 limit: limits.entries,
             });
         }
+        check_path_records(&mut entry, &raw_path, &shown)?;
+        if header_type != EntryType::Directory && raw_path.ends_with(b"/") {
+            // Go's tar reader turns an old-style regular file with a trailing slash into a
+            // directory; the tar crate keeps it a file.
+            return Err(ChartErrorKind::BadPath {
+                path: shown,
+                reason: "is a file whose name ends with `/` (a directory to Helm)",
+            });
+        }
         let parts = check_entry_path(&raw_path, &shown)?;
         match header_type {
             EntryType::Regular | EntryType::Continuous | EntryType::Directory => {}
@@ -439,6 +448,61 @@ fn nested(at: &str, kind: ChartErrorKind) -> ChartErrorKind {
     }
 }
 
+/// Refuses the extension records whose reading differs between tar readers: a pax
+/// record that does not parse or names a key twice (Go keeps the last, the tar crate
+/// the first), a pax `path` the header's own name is not the start of (Go's writer
+/// puts the ASCII prefix of the path there, so anything else is a second name), a pax
+/// `linkpath`, and GNU long-name records (which `helm package` never writes, and which
+/// Go and the tar crate cut at NUL bytes differently).
+fn check_path_records<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    effective: &[u8],
+    shown: &str,
+) -> Result<(), ChartErrorKind> {
+    let refuse = |reason: &'static str| ChartErrorKind::AmbiguousEntry {
+        path: shown.to_owned(),
+        reason,
+    };
+    let header_name = entry.header().path_bytes().into_owned();
+    let mut pax_path: Option<Vec<u8>> = None;
+    let extensions = entry
+        .pax_extensions()
+        .map_err(|_| refuse("its pax header cannot be read"))?;
+    if let Some(extensions) = extensions {
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for record in extensions {
+            let record = record.map_err(|_| refuse("a pax record that does not parse"))?;
+            let key = record.key_bytes().to_vec();
+            if keys.contains(&key) {
+                return Err(refuse("a pax record repeats a key"));
+            }
+            if key == b"linkpath" {
+                return Err(refuse("a pax linkpath record"));
+            }
+            if key == b"path" {
+                pax_path = Some(record.value_bytes().to_vec());
+            }
+            keys.push(key);
+        }
+    }
+    match pax_path {
+        Some(path) => {
+            let ascii: Vec<u8> = path.iter().copied().filter(u8::is_ascii).collect();
+            let stem = header_name.strip_suffix(b"/").unwrap_or(&header_name);
+            if !(path.starts_with(stem) || ascii.starts_with(stem)) {
+                return Err(refuse(
+                    "a pax path record that disagrees with the header's name",
+                ));
+            }
+        }
+        None if effective != header_name.as_slice() => {
+            return Err(refuse("a GNU long-name record"));
+        }
+        None => {}
+    }
+    Ok(())
+}
+
 /// Splits an entry path into its components, refusing anything that could name a place
 /// outside the chart directory or be read differently by another tool.
 fn check_entry_path(raw: &[u8], shown: &str) -> Result<Vec<String>, ChartErrorKind> {
@@ -587,6 +651,71 @@ mod tests {
                 .contains("demo/charts/README.md: a file in charts/"),
             "{err}"
         );
+    }
+
+    /// An archive whose `demo/values.yaml` entry comes after `pax` records.
+    fn with_pax(pax: &[(&str, &[u8])], name: &str) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_mode(0o644);
+        header.set_size(CHART_YAML.len() as u64);
+        builder
+            .append_data(&mut header, "demo/Chart.yaml", CHART_YAML)
+            .unwrap();
+        builder.append_pax_extensions(pax.iter().copied()).unwrap();
+        let mut header = tar::Header::new_ustar();
+        header.set_mode(0o644);
+        header.set_size(3);
+        builder
+            .append_data(&mut header, name, &b"a: 1"[..3])
+            .unwrap();
+        let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+        gz.write_all(&builder.into_inner().unwrap()).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn records_tar_readers_read_differently_are_refused() {
+        let ambiguous = |bytes: &[u8], needle: &str| match read(bytes) {
+            Err(ChartError {
+                kind: ChartErrorKind::AmbiguousEntry { reason, .. },
+                ..
+            }) => assert!(reason.contains(needle), "{reason}"),
+            other => panic!("{needle}: {other:?}"),
+        };
+        ambiguous(
+            &with_pax(
+                &[("path", b"demo/a.yaml"), ("path", b"demo/b.yaml")],
+                "demo/a.yaml",
+            ),
+            "repeats a key",
+        );
+        ambiguous(
+            &with_pax(&[("path", b"demo/templates/x.yaml")], "demo/values.yaml"),
+            "disagrees with the header's name",
+        );
+        ambiguous(
+            &with_pax(&[("linkpath", b"/etc/passwd")], "demo/values.yaml"),
+            "linkpath",
+        );
+        // A pax path the header name starts, as Go writes long names, is fine.
+        let long = format!("demo/templates/{}.yaml", "x".repeat(120));
+        read(&with_pax(&[("path", long.as_bytes())], &long[..100])).unwrap();
+        // GNU long-name records (the tar crate writes one for a long name in a GNU header).
+        ambiguous(
+            &tgz(&[
+                ("demo/Chart.yaml", EntryType::Regular, CHART_YAML),
+                (&long, EntryType::Regular, b"x"),
+            ]),
+            "GNU long-name record",
+        );
+        // A regular file whose name ends with a slash is a directory to Go.
+        let err = read(&tgz(&[
+            ("demo/Chart.yaml", EntryType::Regular, CHART_YAML),
+            ("demo/values.yaml/", EntryType::Regular, b"a: 1"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("ends with `/`"), "{err}");
     }
 
     #[test]

@@ -154,6 +154,14 @@ pub enum ChartErrorKind {
         /// Which rule it breaks.
         reason: &'static str,
     },
+    /// An entry whose name or metadata tar readers could read differently.
+    #[error("entry {path}: {reason}; tar readers could read it differently")]
+    AmbiguousEntry {
+        /// The entry, as the tar crate reads it.
+        path: String,
+        /// Which record.
+        reason: &'static str,
+    },
     /// A symbolic link entry.
     #[error("entry {path} is a symbolic link to {target}")]
     Symlink {
