@@ -313,6 +313,31 @@ fn v1_missing_requirement() {
     );
 }
 
+fn ambiguous(file: &str, needle: &str) {
+    let err = read(file);
+    match &err.kind {
+        ChartErrorKind::AmbiguousEntry { reason, .. } => {
+            assert!(reason.contains(needle), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn pax_repeated_path() {
+    ambiguous("pax-repeated-path.tgz", "repeats a key");
+}
+
+#[test]
+fn pax_path_mismatch() {
+    ambiguous("pax-path-mismatch.tgz", "disagrees with the header's name");
+}
+
+#[test]
+fn gnu_long_name() {
+    ambiguous("gnu-long-name.tgz", "GNU long-name record");
+}
+
 #[test]
 fn two_top_dirs() {
     let err = read("two-top-dirs.tgz");
@@ -379,6 +404,9 @@ fn every_bad_chart_has_a_test() {
     let tested = [
         "absolute-path.tgz",
         "apiversion-v3.tgz",
+        "gnu-long-name.tgz",
+        "pax-path-mismatch.tgz",
+        "pax-repeated-path.tgz",
         "dependency-version.tgz",
         "key-case.tgz",
         "missing-dependency.tgz",

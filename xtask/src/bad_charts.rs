@@ -243,6 +243,44 @@ pub fn generate() -> io::Result<Vec<BadChart>> {
             })?,
         ),
         chart(
+            "pax-repeated-path.tgz",
+            "`demo/values.yaml` preceded by two pax `path` records (Go keeps the last, the tar crate the first) → AmbiguousEntry",
+            build(|t| {
+                t.chart_start()?;
+                t.pax(&[
+                    ("path", "demo/templates/a.yaml"),
+                    ("path", "demo/templates/b.yaml"),
+                ])?;
+                t.file("demo/templates/a.yaml", b"kind: ConfigMap\n")
+            })?,
+        ),
+        chart(
+            "pax-path-mismatch.tgz",
+            "a header named `demo/values.yaml` whose pax `path` says `demo/templates/evil.yaml` → AmbiguousEntry",
+            build(|t| {
+                t.chart_start()?;
+                t.pax(&[("path", "demo/templates/evil.yaml")])?;
+                t.file("demo/values2.yaml", b"kind: ConfigMap\n")
+            })?,
+        ),
+        chart(
+            "gnu-long-name.tgz",
+            "a GNU long-name record (`././@LongLink`) naming a 150-byte template path → AmbiguousEntry",
+            build(|t| {
+                t.chart_start()?;
+                let long = format!("demo/templates/{}.yaml", "l".repeat(130));
+                let mut name = long.clone().into_bytes();
+                name.push(0);
+                t.raw(
+                    b"././@LongLink",
+                    EntryType::GNULongName,
+                    name.len() as u64,
+                    &name[..],
+                )?;
+                t.file(&long[..100], b"kind: ConfigMap\n")
+            })?,
+        ),
+        chart(
             "too-many-entries.tgz",
             "10,001 entries (the directory `demo/` repeated) → TooManyEntries",
             build(|t| {
