@@ -211,7 +211,7 @@ fn bad_semver() {
     match &err.kind {
         ChartErrorKind::InvalidVersion { path, version, .. } => {
             assert_eq!(path, "demo/Chart.yaml");
-            assert_eq!(version, "1.2");
+            assert_eq!(version, "1.2.3-01");
         }
         other => panic!("{other:?}"),
     }
@@ -229,13 +229,113 @@ fn bad_name() {
 }
 
 #[test]
-fn apiversion_v1() {
-    let err = read("apiversion-v1.tgz");
+fn apiversion_v3() {
+    let err = read("apiversion-v3.tgz");
+    match &err.kind {
+        ChartErrorKind::ApiVersion { path, found } => {
+            assert_eq!((path.as_str(), found.as_str()), ("demo/Chart.yaml", "v3"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A Chart.yaml Helm could read differently: refused with a reason naming the thing.
+fn refused_chart_yaml(file: &str, needle: &str) {
+    let err = read(file);
+    match &err.kind {
+        ChartErrorKind::ChartYamlRefused { path, reason } => {
+            assert_eq!(path, "demo/Chart.yaml");
+            assert!(reason.contains(needle), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn version_float() {
+    refused_chart_yaml("version-float.tgz", "Helm would read it as \"1.1\"");
+}
+
+#[test]
+fn key_case() {
+    refused_chart_yaml("key-case.tgz", "`Version` is read by Helm as `version`");
+}
+
+#[test]
+fn yaml_anchor() {
+    refused_chart_yaml("yaml-anchor.tgz", "anchor");
+}
+
+#[test]
+fn requirements_in_v2() {
+    let err = read("requirements-in-v2.tgz");
     assert!(
-        matches!(err.kind, ChartErrorKind::ApiVersion { .. }),
+        matches!(&err.kind, ChartErrorKind::RequirementsInV2 { path } if path == "demo/requirements.yaml"),
         "{err}"
     );
-    names(&err, "demo/Chart.yaml");
+}
+
+fn dependency_error(file: &str, at: &str, needle: &str) {
+    let err = read(file);
+    match &err.kind {
+        ChartErrorKind::Dependency { path, reason } => {
+            assert_eq!(path, at);
+            assert!(reason.contains(needle), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn missing_dependency() {
+    dependency_error(
+        "missing-dependency.tgz",
+        "demo/Chart.yaml",
+        "dependency `database` is not in charts/",
+    );
+}
+
+#[test]
+fn dependency_version() {
+    dependency_error(
+        "dependency-version.tgz",
+        "demo/Chart.yaml",
+        "wants version `~0.4.0`, charts/ holds 0.3.0",
+    );
+}
+
+#[test]
+fn v1_missing_requirement() {
+    dependency_error(
+        "v1-missing-requirement.tgz",
+        "demo/requirements.yaml",
+        "dependency `database` is not in charts/",
+    );
+}
+
+fn ambiguous(file: &str, needle: &str) {
+    let err = read(file);
+    match &err.kind {
+        ChartErrorKind::AmbiguousEntry { reason, .. } => {
+            assert!(reason.contains(needle), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn pax_repeated_path() {
+    ambiguous("pax-repeated-path.tgz", "repeats a key");
+}
+
+#[test]
+fn pax_path_mismatch() {
+    ambiguous("pax-path-mismatch.tgz", "disagrees with the header's name");
+}
+
+#[test]
+fn gnu_long_name() {
+    ambiguous("gnu-long-name.tgz", "GNU long-name record");
 }
 
 #[test]
@@ -303,7 +403,17 @@ fn every_bad_chart_has_a_test() {
     // step with the generator.
     let tested = [
         "absolute-path.tgz",
-        "apiversion-v1.tgz",
+        "apiversion-v3.tgz",
+        "gnu-long-name.tgz",
+        "pax-path-mismatch.tgz",
+        "pax-repeated-path.tgz",
+        "dependency-version.tgz",
+        "key-case.tgz",
+        "missing-dependency.tgz",
+        "requirements-in-v2.tgz",
+        "v1-missing-requirement.tgz",
+        "version-float.tgz",
+        "yaml-anchor.tgz",
         "backslash.tgz",
         "bad-name.tgz",
         "bad-semver.tgz",
@@ -332,5 +442,7 @@ fn every_bad_chart_has_a_test() {
         .filter(|n| n.ends_with(".tgz"))
         .collect();
     on_disk.sort();
+    let mut tested = tested.to_vec();
+    tested.sort();
     assert_eq!(on_disk, tested);
 }

@@ -612,3 +612,109 @@ async fn sequence_jumps_sequences_past_the_maximum_and_long_validity_are_refused
     opts.force_sequence_jump = true;
     assert_eq!(publish(&opts).await.unwrap().sequence, jump);
 }
+
+/// A copy of testdata's chart `name` in `dir/name` with `version:` replaced.
+fn chart_with_version(dir: &Path, name: &str, version: &str) -> PathBuf {
+    let to = dir.join(name);
+    support::copy_tree(&root().join("testdata/charts").join(name), &to);
+    let chart_yaml = to.join("Chart.yaml");
+    let text = std::fs::read_to_string(&chart_yaml).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("version:"))
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        &chart_yaml,
+        text.replacen(&line, &format!("version: {version}"), 1),
+    )
+    .unwrap();
+    to
+}
+
+#[tokio::test]
+async fn a_v_prefixed_chart_version_is_published_as_written_and_verifies() {
+    // cert-manager and others release `v1.14.2`; Helm reads it as 1.14.2 and shows it as
+    // written, and so does the index.
+    let dir = tempfile::tempdir().unwrap();
+    chart_with_version(dir.path(), "certs", "v1.14.2");
+    let spec = dir.path().join("spec.yaml");
+    std::fs::write(
+        &spec,
+        "apiVersion: coxswain.dev/v1\nkind: ChannelSpec\nchannel: stable\nreleases:\n  - name: certs\n    namespace: cert-system\n    chart: {path: certs}\n    upgradeFrom: \">=v1.13.0, <v2\"\n",
+    )
+    .unwrap();
+    let site = dir.path().join("site");
+    let report = publish(&options(&spec, &site, Some(1))).await.unwrap();
+    assert_eq!(report.releases[0].version, "v1.14.2");
+    assert!(
+        report.table().contains("certs v1.14.2"),
+        "{}",
+        report.table()
+    );
+    let index = read_index(&site, "stable");
+    assert_eq!(index.releases[0].chart.version, "v1.14.2");
+    assert_eq!(
+        index.releases[0].upgrade_from.as_deref(),
+        Some(">=v1.13.0, <v2")
+    );
+    let verified = verify_dir(&site, "stable", &key(1)).await;
+    assert!(verified.is_ok(), "{}", verified.render());
+
+    // The archive form: `helm package` names it with the version as written.
+    let packed = pack_dir(&dir.path().join("certs"), &ArchiveLimits::default()).unwrap();
+    std::fs::write(dir.path().join("certs-v1.14.2.tgz"), &packed.bytes).unwrap();
+    std::fs::write(
+        &spec,
+        "apiVersion: coxswain.dev/v1\nkind: ChannelSpec\nchannel: stable\nreleases:\n  - name: certs\n    namespace: cert-system\n    chart: {archive: certs-v1.14.2.tgz}\n",
+    )
+    .unwrap();
+    let report = publish(&options(&spec, &site, None)).await.unwrap();
+    assert_eq!(report.releases[0].version, "v1.14.2");
+    assert_eq!(report.releases[0].digest, Sha256Digest::of(&packed.bytes));
+}
+
+#[tokio::test]
+async fn every_problem_of_a_spec_is_reported_in_one_run_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    // A chart whose dependency is missing from charts/, a chart in a directory named
+    // differently from its chart, a values file that does not exist.
+    let files = dir.path().join("files");
+    support::copy_tree(&root().join("testdata/charts/files"), &files);
+    std::fs::remove_dir_all(files.join("charts")).unwrap();
+    support::copy_tree(
+        &root().join("testdata/charts/wiki"),
+        &dir.path().join("docs"),
+    );
+    let spec = dir.path().join("spec.yaml");
+    std::fs::write(
+        &spec,
+        "apiVersion: coxswain.dev/v1\nkind: ChannelSpec\nchannel: stable\nreleases:\n  - name: files\n    namespace: files\n    chart: {path: files}\n  - name: docs\n    namespace: docs\n    chart: {path: docs}\n  - name: certs\n    namespace: certs\n    chart: {path: certs}\n    valuesFile: missing.yaml\n",
+    )
+    .unwrap();
+    support::copy_tree(
+        &root().join("testdata/charts/certs"),
+        &dir.path().join("certs"),
+    );
+    let site = dir.path().join("site");
+    let err = publish(&options(&spec, &site, Some(1))).await.unwrap_err();
+    let PublishError::Several(problems) = &err else {
+        panic!("expected every problem, got {err:?}");
+    };
+    assert_eq!(problems.len(), 3, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("3 problems, nothing was written:"),
+        "{text}"
+    );
+    assert!(text.contains("release `certs`: values"), "{text}");
+    assert!(
+        text.contains("dependency `database` is not in charts/"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Chart.yaml name is \"wiki\", but the directory is named \"docs\""),
+        "{text}"
+    );
+    assert!(!site.exists(), "nothing is written on refusal");
+}

@@ -81,6 +81,18 @@ pub struct ClusterOperator<'a> {
     pub gate: &'a Gate,
 }
 
+/// A helm error as one line: said once. Most helm errors already name the command
+/// (`helm upgrade for release ... failed`); only the others get `what` in front, so a
+/// message never reads "helm upgrade: helm upgrade for release ... failed".
+fn helm_failure(what: &str, error: &dyn std::error::Error) -> String {
+    let text = describe(error);
+    if text.starts_with("helm ") {
+        text
+    } else {
+        format!("{what}: {text}")
+    }
+}
+
 impl Operator for ClusterOperator<'_> {
     fn upgrade<'a>(
         &'a self,
@@ -94,7 +106,7 @@ impl Operator for ClusterOperator<'_> {
                 .upgrade_install(&id.name, &id.namespace, chart, values, opts)
                 .await
                 .map(|r| r.version)
-                .map_err(|e| format!("helm upgrade: {}", describe(&e)))
+                .map_err(|e| helm_failure("helm upgrade", &e))
         })
     }
 
@@ -112,7 +124,7 @@ impl Operator for ClusterOperator<'_> {
                 .test(&id.name, &id.namespace, &opts)
                 .await
                 .map(drop)
-                .map_err(|e| format!("helm test: {}", describe(&e)))
+                .map_err(|e| helm_failure("helm test", &e))
         })
     }
 
@@ -130,7 +142,7 @@ impl Operator for ClusterOperator<'_> {
             self.helm
                 .rollback(&id.name, &id.namespace, revision, &opts)
                 .await
-                .map_err(|e| format!("helm rollback to revision {revision}: {}", describe(&e)))?;
+                .map_err(|e| helm_failure(&format!("helm rollback to revision {revision}"), &e))?;
             Ok(self.revision(id).await)
         })
     }
@@ -149,7 +161,7 @@ impl Operator for ClusterOperator<'_> {
             self.helm
                 .uninstall(&id.name, &id.namespace, &opts)
                 .await
-                .map_err(|e| format!("helm uninstall: {}", describe(&e)))
+                .map_err(|e| helm_failure("helm uninstall", &e))
         })
     }
 
@@ -198,7 +210,7 @@ impl Operator for ClusterOperator<'_> {
                     .helm
                     .get_manifest(&id.name, &id.namespace, None)
                     .await
-                    .map_err(|e| format!("helm get manifest: {}", describe(&e)))?;
+                    .map_err(|e| helm_failure("helm get manifest", &e))?;
                 let report = self
                     .health
                     .run(&manifest, &id.namespace, options, timeout)
@@ -378,5 +390,24 @@ pub mod script {
                 .unwrap_or_else(|| Ok(healthy()));
             Box::pin(async move { answer })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helm_failures_are_said_once() {
+        let said = std::io::Error::other("helm upgrade for release a/b failed (exit 1): boom");
+        assert_eq!(
+            helm_failure("helm upgrade", &said),
+            "helm upgrade for release a/b failed (exit 1): boom"
+        );
+        let other = std::io::Error::other("cannot write the values file");
+        assert_eq!(
+            helm_failure("helm upgrade", &other),
+            "helm upgrade: cannot write the values file"
+        );
     }
 }

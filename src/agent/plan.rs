@@ -29,6 +29,7 @@
 //! Helm releases that carry this subscription's fingerprint but are no longer in
 //! the index are reported as [`Orphan`]s and left installed.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -37,7 +38,10 @@ use sha2::{Digest as _, Sha256};
 
 use crate::crd::ReleaseState;
 use crate::format::index::Health;
-use crate::format::{ChannelIndex, IndexChart, IndexRelease, PreviousRelease};
+use crate::format::{
+    ChannelIndex, ChartVersion, IndexChart, IndexRelease, PreviousRelease, is_older, parse_range,
+    same_version,
+};
 use crate::helm::{Fingerprint, FingerprintError, ReleaseStatus};
 
 /// A helm release's identity: namespace and name.
@@ -937,11 +941,11 @@ fn decide<'a>(
     // The entry a pin selects (a pin to the current version is no change).
     let target = match pin {
         None => Ok(current),
-        Some(version) if *version == release.chart.version => Ok(current),
+        Some(version) if same_version(version, &release.chart.version) => Ok(current),
         Some(version) => release
             .previous
             .iter()
-            .find(|p| p.chart.version == *version)
+            .find(|p| same_version(version, &p.chart.version))
             .map(Entry::from)
             .ok_or_else(|| SkipReason::PinUnavailable {
                 pinned: version.clone(),
@@ -1085,10 +1089,7 @@ fn decide<'a>(
             installed.revision
         )
     } else if from != to {
-        let older = matches!(
-            (semver::Version::parse(from), semver::Version::parse(to)),
-            (Ok(f), Ok(t)) if t < f
-        );
+        let older = is_older(to, from);
         if older {
             format!("downgrading {from} -> {to}")
         } else {
@@ -1185,21 +1186,21 @@ fn upgrade_step<'a>(
     let bad = |detail: String| Blocker::BadEntry { detail };
     let target_version = target
         .chart
-        .semver()
+        .parsed_version()
         .map_err(|e| bad(format!("chart version `{}`: {e}", target.chart.version)))?;
-    let Ok(installed) = semver::Version::parse(installed_version) else {
+    let Ok(installed) = ChartVersion::parse(installed_version) else {
         return Err(Blocker::UnreadableVersion {
             installed: installed_version.to_owned(),
         });
     };
-    if installed >= target_version {
+    if installed.cmp_precedence(&target_version) != Ordering::Less {
         return Ok(None);
     }
     let admits = |range: Option<&str>| -> Result<bool, Blocker> {
         match range {
             None => Ok(true),
-            Some(r) => semver::VersionReq::parse(r)
-                .map(|req| req.matches(&installed))
+            Some(r) => parse_range(r)
+                .map(|req| installed.satisfies(&req))
                 .map_err(|e| bad(format!("upgradeFrom `{r}`: {e}"))),
         }
     };
@@ -1207,12 +1208,15 @@ fn upgrade_step<'a>(
         return Ok(None);
     }
     // Entries strictly between the installed and the target version, newest first.
-    let mut between: Vec<(semver::Version, Entry<'a>)> = std::iter::once(Entry::from(release))
+    let mut between: Vec<(ChartVersion, Entry<'a>)> = std::iter::once(Entry::from(release))
         .chain(release.previous.iter().map(Entry::from))
-        .filter_map(|e| e.chart.semver().ok().map(|v| (v, e)))
-        .filter(|(v, _)| *v > installed && *v < target_version)
+        .filter_map(|e| e.chart.parsed_version().ok().map(|v| (v, e)))
+        .filter(|(v, _)| {
+            v.cmp_precedence(&installed) == Ordering::Greater
+                && v.cmp_precedence(&target_version) == Ordering::Less
+        })
         .collect();
-    between.sort_by(|a, b| b.0.cmp(&a.0));
+    between.sort_by(|a, b| b.0.cmp_precedence(&a.0));
     for (_, entry) in &between {
         if admits(entry.upgrade_from)? {
             return Ok(Some(*entry));

@@ -171,13 +171,7 @@ impl Preview {
                 let (action, from) = match &a.kind {
                     ActionKind::Install => (PreviewAction::Install, None),
                     ActionKind::Upgrade { from_version, .. } => {
-                        let older = match (
-                            semver::Version::parse(from_version),
-                            semver::Version::parse(&a.target.chart.version),
-                        ) {
-                            (Ok(f), Ok(t)) => t < f,
-                            _ => false,
-                        };
+                        let older = crate::format::is_older(&a.target.chart.version, from_version);
                         let action = if older {
                             PreviewAction::Downgrade
                         } else {

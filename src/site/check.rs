@@ -361,8 +361,9 @@ pub fn check_chart_bytes(
     verified.check_chart(chart, bytes)?;
     let archive = ChartArchive::read(bytes, location, Some(&chart.name), limits)?;
     let expected = chart
-        .semver()
+        .parsed_version()
         .map_err(|e| ChartCheckError::IndexVersion(e.to_string()))?;
+    // The index keeps the version as Chart.yaml writes it: the text must be the same.
     if *archive.version() != expected {
         return Err(ChartCheckError::Version {
             location: location.to_owned(),

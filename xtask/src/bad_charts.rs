@@ -243,6 +243,44 @@ pub fn generate() -> io::Result<Vec<BadChart>> {
             })?,
         ),
         chart(
+            "pax-repeated-path.tgz",
+            "`demo/values.yaml` preceded by two pax `path` records (Go keeps the last, the tar crate the first) → AmbiguousEntry",
+            build(|t| {
+                t.chart_start()?;
+                t.pax(&[
+                    ("path", "demo/templates/a.yaml"),
+                    ("path", "demo/templates/b.yaml"),
+                ])?;
+                t.file("demo/templates/a.yaml", b"kind: ConfigMap\n")
+            })?,
+        ),
+        chart(
+            "pax-path-mismatch.tgz",
+            "a header named `demo/values.yaml` whose pax `path` says `demo/templates/evil.yaml` → AmbiguousEntry",
+            build(|t| {
+                t.chart_start()?;
+                t.pax(&[("path", "demo/templates/evil.yaml")])?;
+                t.file("demo/values2.yaml", b"kind: ConfigMap\n")
+            })?,
+        ),
+        chart(
+            "gnu-long-name.tgz",
+            "a GNU long-name record (`././@LongLink`) naming a 150-byte template path → AmbiguousEntry",
+            build(|t| {
+                t.chart_start()?;
+                let long = format!("demo/templates/{}.yaml", "l".repeat(130));
+                let mut name = long.clone().into_bytes();
+                name.push(0);
+                t.raw(
+                    b"././@LongLink",
+                    EntryType::GNULongName,
+                    name.len() as u64,
+                    &name[..],
+                )?;
+                t.file(&long[..100], b"kind: ConfigMap\n")
+            })?,
+        ),
+        chart(
             "too-many-entries.tgz",
             "10,001 entries (the directory `demo/` repeated) → TooManyEntries",
             build(|t| {
@@ -284,12 +322,12 @@ pub fn generate() -> io::Result<Vec<BadChart>> {
         ),
         chart(
             "bad-semver.tgz",
-            "`demo/Chart.yaml` with `version: \"1.2\"` → InvalidVersion",
+            "`demo/Chart.yaml` with `version: \"1.2.3-01\"` (a numeric pre-release with a leading zero, which Helm refuses too) → InvalidVersion",
             build(|t| {
                 t.dir("demo/")?;
                 t.file(
                     "demo/Chart.yaml",
-                    b"apiVersion: v2\nname: demo\nversion: \"1.2\"\n",
+                    b"apiVersion: v2\nname: demo\nversion: \"1.2.3-01\"\n",
                 )
             })?,
         ),
@@ -305,10 +343,96 @@ pub fn generate() -> io::Result<Vec<BadChart>> {
             })?,
         ),
         chart(
-            "apiversion-v1.tgz",
-            "a Helm 2 chart, `apiVersion: v1` → ApiVersion",
+            "apiversion-v3.tgz",
+            "`apiVersion: v3`, which helm 4 refuses (`invalid chart apiVersion`) → ApiVersion",
             build(|t| {
                 t.dir("demo/")?;
+                t.file(
+                    "demo/Chart.yaml",
+                    b"apiVersion: v3\nname: demo\nversion: 0.1.0\n",
+                )
+            })?,
+        ),
+        chart(
+            "version-float.tgz",
+            "`version: 1.10` unquoted: a YAML float that Helm reads as `1.1` → ChartYamlRefused",
+            build(|t| {
+                t.dir("demo/")?;
+                t.file(
+                    "demo/Chart.yaml",
+                    b"apiVersion: v2\nname: demo\nversion: 1.10\n",
+                )
+            })?,
+        ),
+        chart(
+            "key-case.tgz",
+            "`version: 0.1.0` and `Version: 9.9.9`: Go's JSON decoding folds case → ChartYamlRefused",
+            build(|t| {
+                t.dir("demo/")?;
+                t.file(
+                    "demo/Chart.yaml",
+                    b"apiVersion: v2\nname: demo\nversion: 0.1.0\nVersion: 9.9.9\n",
+                )
+            })?,
+        ),
+        chart(
+            "yaml-anchor.tgz",
+            "`version: &v 0.1.0` and a merge key: anchors are refused → ChartYamlRefused",
+            build(|t| {
+                t.dir("demo/")?;
+                t.file(
+                    "demo/Chart.yaml",
+                    b"apiVersion: v2\nname: demo\nversion: &v 0.1.0\nappVersion: *v\n",
+                )
+            })?,
+        ),
+        chart(
+            "requirements-in-v2.tgz",
+            "a v2 chart with `requirements.yaml` saying `version: 9.9.9`, which Helm reads over Chart.yaml → RequirementsInV2",
+            build(|t| {
+                t.dir("demo/")?;
+                t.file("demo/requirements.yaml", b"version: 9.9.9\n")?;
+                t.file(
+                    "demo/Chart.yaml",
+                    b"apiVersion: v2\nname: demo\nversion: 0.1.0\n",
+                )
+            })?,
+        ),
+        chart(
+            "missing-dependency.tgz",
+            "Chart.yaml declares `database` (with a condition) but `charts/` is empty → Dependency",
+            build(|t| {
+                t.dir("demo/")?;
+                t.file(
+                    "demo/Chart.yaml",
+                    b"apiVersion: v2\nname: demo\nversion: 0.1.0\ndependencies:\n- name: database\n  version: 0.3.0\n  condition: database.enabled\n",
+                )
+            })?,
+        ),
+        chart(
+            "dependency-version.tgz",
+            "Chart.yaml wants `database` `~0.4.0`, `charts/database` is 0.3.0 → Dependency",
+            build(|t| {
+                t.dir("demo/")?;
+                t.file(
+                    "demo/charts/database/Chart.yaml",
+                    b"apiVersion: v2\nname: database\nversion: 0.3.0\n",
+                )?;
+                t.file(
+                    "demo/Chart.yaml",
+                    b"apiVersion: v2\nname: demo\nversion: 0.1.0\ndependencies:\n- name: database\n  version: ~0.4.0\n",
+                )
+            })?,
+        ),
+        chart(
+            "v1-missing-requirement.tgz",
+            "a v1 chart whose `requirements.yaml` declares `database`, absent from `charts/` → Dependency",
+            build(|t| {
+                t.dir("demo/")?;
+                t.file(
+                    "demo/requirements.yaml",
+                    b"dependencies:\n- name: database\n  version: 0.3.0\n",
+                )?;
                 t.file(
                     "demo/Chart.yaml",
                     b"apiVersion: v1\nname: demo\nversion: 0.1.0\n",

@@ -236,7 +236,7 @@ pub fn files(root: &Path) -> Result<Vec<File>> {
     )?;
     signed_ok(
         "bad-semver",
-        mutate(|i| i.releases[1].chart.version = "v1.4".into())?,
+        mutate(|i| i.releases[1].chart.version = "V1.4.0".into())?,
     )?;
     signed_ok(
         "bad-range",
@@ -420,7 +420,7 @@ fn spec_files(out: &mut Vec<File>) {
         ("dependency-cycle.yaml", spec(&two.replacen("chart: {path: ../../charts/sso}\n", "chart: {path: ../../charts/sso}\n    dependsOn: [wiki]\n", 1))),
         ("unknown-depends-on.yaml", spec(&two.replace("dependsOn: [sso]", "dependsOn: [sso, database]"))),
         ("duplicate-releases.yaml", spec(&format!("{two}  - name: sso\n    namespace: other\n    chart: {{path: ../../charts/sso}}\n"))),
-        ("bad-semver.yaml", spec(&two.replacen("chart: {path: ../../charts/wiki}", "chart:\n      repo: {url: \"https://charts.example.org\", name: wiki, version: \"1.4\"}", 1))),
+        ("bad-semver.yaml", spec(&two.replacen("chart: {path: ../../charts/wiki}", "chart:\n      repo: {url: \"https://charts.example.org\", name: wiki, version: \"1.4.x\"}", 1))),
         ("bad-range.yaml", spec(&format!("{two}    upgradeFrom: \">=1.0.0, <=>2\"\n"))),
         ("invalid-namespace.yaml", spec(&two.replace("namespace: wiki", "namespace: Wiki.Prod"))),
         ("unknown-field.yaml", spec(&two.replacen("dependsOn: [sso]", "dependsOn: [sso]\n    dependOn: [sso]", 1))),

@@ -11,6 +11,8 @@ use serde::{Deserialize, Deserializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::format::ChartVersion;
+
 /// The state of one helm revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReleaseStatus {
@@ -224,13 +226,26 @@ pub struct ChartMetadata {
 }
 
 /// Splits helm's `<name>-<version>` chart column. Both parts may contain
-/// dashes (`cert-manager-1.2.0-rc.1`), so the split is at the first dash
-/// after which a valid semantic version follows.
+/// dashes (`cert-manager-1.2.0-rc.1`), and Helm's versions may be short or
+/// start with `v` (`app-v1.2`), so the split is at the first dash after which a
+/// full `major.minor.patch` version follows, else at the first dash after which
+/// any version Helm accepts follows (`app-1-2.0.0` is `app-1` at `2.0.0`, not
+/// `app` at `1-2.0.0`).
 pub fn split_chart(chart: &str) -> Option<(&str, &str)> {
-    chart.match_indices('-').find_map(|(i, _)| {
-        let (name, version) = (&chart[..i], &chart[i + 1..]);
-        (!name.is_empty() && semver::Version::parse(version).is_ok()).then_some((name, version))
-    })
+    let candidates = || {
+        chart.match_indices('-').filter_map(|(i, _)| {
+            let (name, version) = (&chart[..i], &chart[i + 1..]);
+            (!name.is_empty() && ChartVersion::parse(version).is_ok()).then_some((name, version))
+        })
+    };
+    let full = |version: &str| {
+        let core = version.strip_prefix('v').unwrap_or(version);
+        let core = core.split(['-', '+']).next().unwrap_or_default();
+        core.split('.').count() == 3
+    };
+    candidates()
+        .find(|(_, version)| full(version))
+        .or_else(|| candidates().next())
 }
 
 fn u32_from_string<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
@@ -295,6 +310,12 @@ mod tests {
             Some(("cert-manager", "1.2.0-rc.1"))
         );
         assert_eq!(split_chart("app-2fa-0.1.0"), Some(("app-2fa", "0.1.0")));
+        assert_eq!(
+            split_chart("cert-manager-v1.14.2"),
+            Some(("cert-manager", "v1.14.2"))
+        );
+        assert_eq!(split_chart("app-1-2.0.0"), Some(("app-1", "2.0.0")));
+        assert_eq!(split_chart("app-1.2"), Some(("app", "1.2")));
         assert_eq!(split_chart("nover"), None);
         assert_eq!(split_chart("-1.0.0"), None);
         assert_eq!(split_chart(""), None);

@@ -6,8 +6,8 @@ use serde_json::{Map, Value};
 
 pub use super::spec::Health;
 use super::{
-    ApiVersion, Document, GraphNode, Sha256Digest, Timestamp, ValidationError, check_dns_label,
-    check_range, check_release_graph, check_version,
+    ApiVersion, ChartVersion, Document, GraphNode, Sha256Digest, Timestamp, ValidationError,
+    VersionError, check_dns_label, check_range, check_release_graph, check_version,
 };
 
 /// Largest index accepted (a 1,000-release index is about 0.7 MB).
@@ -128,9 +128,10 @@ impl IndexRelease {
 }
 
 impl IndexChart {
-    /// The chart version, parsed (validated on read, so this only fails for hand-built values).
-    pub fn semver(&self) -> Result<semver::Version, semver::Error> {
-        semver::Version::parse(&self.version)
+    /// The chart version, parsed as Helm parses it (validated on read, so this only fails
+    /// for hand-built values).
+    pub fn parsed_version(&self) -> Result<ChartVersion, VersionError> {
+        ChartVersion::parse(&self.version)
     }
 
     /// The site-relative file name the layout requires for this digest.
@@ -359,7 +360,7 @@ pub(crate) mod tests {
     #[test]
     fn validation_covers_versions_previous_and_times() {
         let mut i = sample();
-        i.releases[1].chart.version = "v0.3".into();
+        i.releases[1].chart.version = "V0.3".into();
         assert!(
             matches!(invalid(&i), ValidationError::BadVersion { release, .. } if release == "wiki")
         );

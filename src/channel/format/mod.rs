@@ -12,6 +12,7 @@ pub mod index;
 pub mod signatures;
 pub mod spec;
 pub mod trust;
+pub mod version;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -29,6 +30,9 @@ pub use index::{ChannelIndex, IndexChart, IndexRelease, PreviousRelease};
 pub use signatures::{SignatureEntry, Signatures};
 pub use spec::{ChannelSpec, ChartSource, OciChart, ReleaseSpec, RepoChart};
 pub use trust::{KeyEntry, KeyScheme, Role, Roles, TrustRoot};
+pub use version::{
+    ChartVersion, VersionError, constraint_matches, is_older, parse_range, same_version,
+};
 
 use crate::{json, yaml};
 
@@ -142,16 +146,16 @@ pub enum ValidationError {
         /// The cycle, e.g. `a -> b -> a`.
         cycle: String,
     },
-    /// A chart version that is not semver.
+    /// A chart version Helm would not accept (see [`ChartVersion`]).
     #[error("release `{release}`: chart version `{version}` is not a semantic version")]
     BadVersion {
         /// The release.
         release: String,
         /// The offending version.
         version: String,
-        /// semver's reason.
+        /// Why.
         #[source]
-        error: semver::Error,
+        error: VersionError,
     },
     /// An `upgradeFrom` that is not a semver range.
     #[error("release `{release}`: upgradeFrom `{range}` is not a semver range")]
@@ -685,7 +689,7 @@ fn find_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
 /// Checks an optional `upgradeFrom` range.
 pub(crate) fn check_range(release: &str, range: Option<&str>) -> Result<(), ValidationError> {
     if let Some(range) = range {
-        semver::VersionReq::parse(range).map_err(|error| ValidationError::BadRange {
+        parse_range(range).map_err(|error| ValidationError::BadRange {
             release: release.to_owned(),
             range: range.to_owned(),
             error,
@@ -695,11 +699,8 @@ pub(crate) fn check_range(release: &str, range: Option<&str>) -> Result<(), Vali
 }
 
 /// Checks a chart version.
-pub(crate) fn check_version(
-    release: &str,
-    version: &str,
-) -> Result<semver::Version, ValidationError> {
-    semver::Version::parse(version).map_err(|error| ValidationError::BadVersion {
+pub(crate) fn check_version(release: &str, version: &str) -> Result<ChartVersion, ValidationError> {
+    ChartVersion::parse(version).map_err(|error| ValidationError::BadVersion {
         release: release.to_owned(),
         version: version.to_owned(),
         error,

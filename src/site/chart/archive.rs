@@ -8,7 +8,12 @@ use flate2::read::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 use tar::EntryType;
 
-use super::{ArchiveLimits, ChartError, ChartErrorKind, ChartId, parse_chart_yaml};
+use crate::format::{ChartVersion, constraint_matches};
+
+use super::{
+    ArchiveLimits, ChartApiVersion, ChartError, ChartErrorKind, ChartId, ChartMetadata,
+    check_chart_name, meta, parse_chart_yaml,
+};
 
 /// A chart archive that passed every check: its files, held in memory, keyed by their path
 /// below the chart's top directory (`Chart.yaml`, `templates/deployment.yaml`, ...).
@@ -34,7 +39,7 @@ impl ChartArchive {
         expected_name: Option<&str>,
         limits: &ArchiveLimits,
     ) -> Result<Self, ChartError> {
-        read_archive(bytes, expected_name, limits).map_err(|kind| ChartError {
+        read_archive(bytes, expected_name, limits, 0).map_err(|kind| ChartError {
             origin: origin.to_owned(),
             kind,
         })
@@ -46,7 +51,7 @@ impl ChartArchive {
     }
 
     /// The chart's version.
-    pub fn version(&self) -> &semver::Version {
+    pub fn version(&self) -> &ChartVersion {
         &self.id.version
     }
 }
@@ -127,6 +132,7 @@ fn read_archive(
     bytes: &[u8],
     expected_name: Option<&str>,
     limits: &ArchiveLimits,
+    depth: usize,
 ) -> Result<ChartArchive, ChartErrorKind> {
     let size = bytes.len() as u64;
     if size > limits.compressed_bytes {
@@ -165,6 +171,15 @@ fn read_archive(
             return Err(ChartErrorKind::TooManyEntries {
                 entry: shown,
                 limit: limits.entries,
+            });
+        }
+        check_path_records(&mut entry, &raw_path, &shown)?;
+        if header_type != EntryType::Directory && raw_path.ends_with(b"/") {
+            // Go's tar reader turns an old-style regular file with a trailing slash into a
+            // directory; the tar crate keeps it a file.
+            return Err(ChartErrorKind::BadPath {
+                path: shown,
+                reason: "is a file whose name ends with `/` (a directory to Helm)",
             });
         }
         let parts = check_entry_path(&raw_path, &shown)?;
@@ -257,34 +272,235 @@ fn read_archive(
     let Some(top) = top.filter(|_| !files.is_empty()) else {
         return Err(ChartErrorKind::Empty);
     };
+    let meta = check_chart_tree(&files, &top, limits, depth)?;
     let chart_yaml_path = format!("{top}/Chart.yaml");
+    check_chart_name(&meta, &chart_yaml_path)?;
+    if let Some(expected) = expected_name
+        && expected != meta.name
+    {
+        return Err(ChartErrorKind::NameMismatch {
+            path: chart_yaml_path,
+            expected: expected.to_owned(),
+            found: meta.name,
+        });
+    }
+    if top != meta.name {
+        return Err(ChartErrorKind::TopDirMismatch {
+            dir: top,
+            name: meta.name,
+        });
+    }
+    Ok(ChartArchive {
+        id: ChartId {
+            api_version: meta.api_version,
+            name: meta.name,
+            version: meta.version,
+        },
+        files,
+        sha256: hex::encode(Sha256::digest(bytes)),
+        size,
+    })
+}
+
+/// How deep charts may nest in `charts/` (Helm has no bound; real charts nest two or
+/// three deep).
+const MAX_SUBCHART_DEPTH: usize = 5;
+
+/// Checks one chart's files (keyed by path below its directory, `shown` naming that
+/// directory in errors) as Helm's loader reads them: Chart.yaml; for a v1 chart the
+/// dependencies of `requirements.yaml`, for a v2 chart no `requirements.yaml`; every
+/// entry of `charts/` loads as a chart (a directory or a `.tgz`, checked the same way,
+/// recursively); every declared dependency is there under its name with a version its
+/// constraint admits (Helm refuses to install a chart whose dependency is missing,
+/// whatever its `condition`, and silently ignores the condition and alias of one whose
+/// version does not match).
+fn check_chart_tree(
+    files: &BTreeMap<String, Vec<u8>>,
+    shown: &str,
+    limits: &ArchiveLimits,
+    depth: usize,
+) -> Result<ChartMetadata, ChartErrorKind> {
+    let chart_yaml_path = format!("{shown}/Chart.yaml");
     let chart_yaml = files
         .get("Chart.yaml")
         .ok_or_else(|| ChartErrorKind::MissingChartYaml {
             path: chart_yaml_path.clone(),
         })?;
-    let id = parse_chart_yaml(chart_yaml, &chart_yaml_path, limits)?;
-    if let Some(expected) = expected_name
-        && expected != id.name
-    {
-        return Err(ChartErrorKind::NameMismatch {
-            path: chart_yaml_path,
-            expected: expected.to_owned(),
-            found: id.name,
+    let mut meta = parse_chart_yaml(chart_yaml, &chart_yaml_path, limits)?;
+    let mut declared_in = chart_yaml_path.clone();
+    if let Some(requirements) = files.get("requirements.yaml") {
+        let path = format!("{shown}/requirements.yaml");
+        if meta.api_version != ChartApiVersion::V1 {
+            return Err(ChartErrorKind::RequirementsInV2 { path });
+        }
+        if let Some(deps) = meta::parse_requirements(requirements, &path)? {
+            meta.dependencies = deps;
+            declared_in = path;
+        }
+    }
+
+    // charts/: one chart per first path component, as Helm groups them; names starting
+    // with `.` or `_` and `.prov` files are not charts to Helm.
+    let mut subcharts: BTreeMap<&str, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
+    for (path, data) in files {
+        let Some(rest) = path.strip_prefix("charts/") else {
+            continue;
+        };
+        if rest.starts_with(['.', '_']) || rest.ends_with(".prov") {
+            continue;
+        }
+        let (group, inner) = rest.split_once('/').unwrap_or((rest, ""));
+        subcharts
+            .entry(group)
+            .or_default()
+            .insert(inner.to_owned(), data.clone());
+    }
+    if !subcharts.is_empty() && depth >= MAX_SUBCHART_DEPTH {
+        return Err(ChartErrorKind::Dependency {
+            path: format!("{shown}/charts"),
+            reason: format!("subcharts nest deeper than {MAX_SUBCHART_DEPTH} levels"),
         });
     }
-    if top != id.name {
-        return Err(ChartErrorKind::TopDirMismatch {
-            dir: top,
-            name: id.name,
-        });
+    let mut found: Vec<(String, ChartVersion)> = Vec::new();
+    for (group, sub_files) in &subcharts {
+        let sub_shown = format!("{shown}/charts/{group}");
+        let sub = if group.ends_with(".tgz") {
+            let Some(bytes) = sub_files.get("") else {
+                return Err(ChartErrorKind::Dependency {
+                    path: sub_shown,
+                    reason: "a directory named like an archive; Helm cannot load it".to_owned(),
+                });
+            };
+            read_archive(bytes, None, limits, depth + 1)
+                .map_err(|e| nested(&sub_shown, e))?
+                .id
+        } else {
+            if sub_files.contains_key("") {
+                return Err(ChartErrorKind::Dependency {
+                    path: sub_shown,
+                    reason: "a file in charts/ that is neither a chart directory nor a .tgz; \
+                             Helm fails to load the chart"
+                        .to_owned(),
+                });
+            }
+            let m = check_chart_tree(sub_files, &sub_shown, limits, depth + 1)?;
+            ChartId {
+                api_version: m.api_version,
+                name: m.name,
+                version: m.version,
+            }
+        };
+        found.push((sub.name, sub.version));
     }
-    Ok(ChartArchive {
-        id,
-        files,
-        sha256: hex::encode(Sha256::digest(bytes)),
-        size,
-    })
+    for dep in &meta.dependencies {
+        let same_name: Vec<&ChartVersion> = found
+            .iter()
+            .filter(|(name, _)| *name == dep.name)
+            .map(|(_, v)| v)
+            .collect();
+        if same_name.is_empty() {
+            return Err(ChartErrorKind::Dependency {
+                path: declared_in,
+                reason: format!(
+                    "dependency `{}` is not in charts/ (as a directory or a .tgz); helm \
+                     install and upgrade refuse the chart whatever its condition (run `helm \
+                     dependency build` before publishing)",
+                    dep.name
+                ),
+            });
+        }
+        let Some(constraint) = &dep.version else {
+            continue;
+        };
+        let mut matched = false;
+        for version in &same_name {
+            matched |= constraint_matches(constraint, version).map_err(|reason| {
+                ChartErrorKind::Dependency {
+                    path: declared_in.clone(),
+                    reason: format!("dependency `{}`: {reason}", dep.name),
+                }
+            })?;
+        }
+        if !matched {
+            return Err(ChartErrorKind::Dependency {
+                path: declared_in,
+                reason: format!(
+                    "dependency `{}` wants version `{constraint}`, charts/ holds {}; Helm \
+                     would not match them (and would ignore its condition and alias)",
+                    dep.name,
+                    same_name
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+    }
+    Ok(meta)
+}
+
+/// An error inside a subchart archive, named by where the archive sits.
+fn nested(at: &str, kind: ChartErrorKind) -> ChartErrorKind {
+    ChartErrorKind::Dependency {
+        path: at.to_owned(),
+        reason: kind.to_string(),
+    }
+}
+
+/// Refuses the extension records whose reading differs between tar readers: a pax
+/// record that does not parse or names a key twice (Go keeps the last, the tar crate
+/// the first), a pax `path` the header's own name is not the start of (Go's writer
+/// puts the ASCII prefix of the path there, so anything else is a second name), a pax
+/// `linkpath`, and GNU long-name records (which `helm package` never writes, and which
+/// Go and the tar crate cut at NUL bytes differently).
+fn check_path_records<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    effective: &[u8],
+    shown: &str,
+) -> Result<(), ChartErrorKind> {
+    let refuse = |reason: &'static str| ChartErrorKind::AmbiguousEntry {
+        path: shown.to_owned(),
+        reason,
+    };
+    let header_name = entry.header().path_bytes().into_owned();
+    let mut pax_path: Option<Vec<u8>> = None;
+    let extensions = entry
+        .pax_extensions()
+        .map_err(|_| refuse("its pax header cannot be read"))?;
+    if let Some(extensions) = extensions {
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for record in extensions {
+            let record = record.map_err(|_| refuse("a pax record that does not parse"))?;
+            let key = record.key_bytes().to_vec();
+            if keys.contains(&key) {
+                return Err(refuse("a pax record repeats a key"));
+            }
+            if key == b"linkpath" {
+                return Err(refuse("a pax linkpath record"));
+            }
+            if key == b"path" {
+                pax_path = Some(record.value_bytes().to_vec());
+            }
+            keys.push(key);
+        }
+    }
+    match pax_path {
+        Some(path) => {
+            let ascii: Vec<u8> = path.iter().copied().filter(u8::is_ascii).collect();
+            let stem = header_name.strip_suffix(b"/").unwrap_or(&header_name);
+            if !(path.starts_with(stem) || ascii.starts_with(stem)) {
+                return Err(refuse(
+                    "a pax path record that disagrees with the header's name",
+                ));
+            }
+        }
+        None if effective != header_name.as_slice() => {
+            return Err(refuse("a GNU long-name record"));
+        }
+        None => {}
+    }
+    Ok(())
 }
 
 /// Splits an entry path into its components, refusing anything that could name a place
@@ -375,6 +591,131 @@ mod tests {
         );
         assert_eq!(chart.size, bytes.len() as u64);
         assert_eq!(chart.sha256, hex::encode(Sha256::digest(&bytes)));
+    }
+
+    #[test]
+    fn a_v1_chart_takes_its_dependencies_from_requirements_yaml() {
+        let sub = tgz(&[(
+            "database/Chart.yaml",
+            EntryType::Regular,
+            b"apiVersion: v1\nname: database\nversion: v0.3.0\n",
+        )]);
+        let bytes = tgz(&[
+            (
+                "demo/Chart.yaml",
+                EntryType::Regular,
+                b"apiVersion: v1\nname: demo\nversion: 1.0.0\n",
+            ),
+            (
+                "demo/requirements.yaml",
+                EntryType::Regular,
+                b"dependencies:\n- name: database\n  version: ~0.3.0\n  condition: database.enabled\n",
+            ),
+            ("demo/requirements.lock", EntryType::Regular, b"dependencies: []\n"),
+            ("demo/charts/database-v0.3.0.tgz", EntryType::Regular, &sub),
+        ]);
+        let chart = read(&bytes).unwrap();
+        assert_eq!(chart.id.api_version, crate::chart::ChartApiVersion::V1);
+        // Without the subchart, helm install refuses it; so does the reader.
+        let bytes = tgz(&[
+            (
+                "demo/Chart.yaml",
+                EntryType::Regular,
+                b"apiVersion: v1\nname: demo\nversion: 1.0.0\n",
+            ),
+            (
+                "demo/requirements.yaml",
+                EntryType::Regular,
+                b"dependencies:\n- name: database\n  version: ~0.3.0\n",
+            ),
+            (
+                "demo/charts/database/Chart.yaml",
+                EntryType::Regular,
+                b"apiVersion: v2\nname: postgres\nversion: 0.3.0\n",
+            ),
+        ]);
+        let err = read(&bytes).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("dependency `database` is not in charts/"),
+            "{err}"
+        );
+        // A broken subchart is the chart's problem, named by where it sits.
+        let bytes = tgz(&[
+            ("demo/Chart.yaml", EntryType::Regular, CHART_YAML),
+            ("demo/charts/README.md", EntryType::Regular, b"# stray"),
+        ]);
+        let err = read(&bytes).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("demo/charts/README.md: a file in charts/"),
+            "{err}"
+        );
+    }
+
+    /// An archive whose `demo/values.yaml` entry comes after `pax` records.
+    fn with_pax(pax: &[(&str, &[u8])], name: &str) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_mode(0o644);
+        header.set_size(CHART_YAML.len() as u64);
+        builder
+            .append_data(&mut header, "demo/Chart.yaml", CHART_YAML)
+            .unwrap();
+        builder.append_pax_extensions(pax.iter().copied()).unwrap();
+        let mut header = tar::Header::new_ustar();
+        header.set_mode(0o644);
+        header.set_size(3);
+        builder
+            .append_data(&mut header, name, &b"a: 1"[..3])
+            .unwrap();
+        let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+        gz.write_all(&builder.into_inner().unwrap()).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn records_tar_readers_read_differently_are_refused() {
+        let ambiguous = |bytes: &[u8], needle: &str| match read(bytes) {
+            Err(ChartError {
+                kind: ChartErrorKind::AmbiguousEntry { reason, .. },
+                ..
+            }) => assert!(reason.contains(needle), "{reason}"),
+            other => panic!("{needle}: {other:?}"),
+        };
+        ambiguous(
+            &with_pax(
+                &[("path", b"demo/a.yaml"), ("path", b"demo/b.yaml")],
+                "demo/a.yaml",
+            ),
+            "repeats a key",
+        );
+        ambiguous(
+            &with_pax(&[("path", b"demo/templates/x.yaml")], "demo/values.yaml"),
+            "disagrees with the header's name",
+        );
+        ambiguous(
+            &with_pax(&[("linkpath", b"/etc/passwd")], "demo/values.yaml"),
+            "linkpath",
+        );
+        // A pax path the header name starts, as Go writes long names, is fine.
+        let long = format!("demo/templates/{}.yaml", "x".repeat(120));
+        read(&with_pax(&[("path", long.as_bytes())], &long[..100])).unwrap();
+        // GNU long-name records (the tar crate writes one for a long name in a GNU header).
+        ambiguous(
+            &tgz(&[
+                ("demo/Chart.yaml", EntryType::Regular, CHART_YAML),
+                (&long, EntryType::Regular, b"x"),
+            ]),
+            "GNU long-name record",
+        );
+        // A regular file whose name ends with a slash is a directory to Go.
+        let err = read(&tgz(&[
+            ("demo/Chart.yaml", EntryType::Regular, CHART_YAML),
+            ("demo/values.yaml/", EntryType::Regular, b"a: 1"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("ends with `/`"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! It refuses absolute paths, `..`, links, device and fifo entries, more entries or bytes
 //! than [`ArchiveLimits`] allow (counted while inflating, so a gzip bomb stops early),
 //! and anything but exactly one top-level directory named like the chart; then it checks
-//! `Chart.yaml` (apiVersion v2, a DNS-1123 name, a semver version).
+//! `Chart.yaml` as Helm reads it (see [`meta`]: apiVersion v1 or v2, a DNS-1123 name, a
+//! version Helm accepts), and every subchart in `charts/` and declared dependency.
 //!
 //! The packer ([`pack_dir`]) turns a chart directory into a byte-identical `.tgz` for the
 //! same input, the way `helm package` lays it out (one top directory named after the
@@ -13,14 +14,14 @@
 
 mod archive;
 pub mod helmignore;
+pub mod meta;
 mod pack;
 
-use serde::Deserialize;
-
 pub use archive::ChartArchive;
+pub use meta::{ChartApiVersion, ChartMetadata, Dependency};
 pub use pack::{PackedChart, pack_dir};
 
-use crate::yaml::{self, YamlError};
+use crate::format::{ChartVersion, VersionError};
 
 /// Bounds for reading (and packing) one chart archive.
 #[derive(Clone, Debug)]
@@ -52,26 +53,15 @@ impl Default for ArchiveLimits {
     }
 }
 
-/// The fields of `Chart.yaml` coxswain relies on; the rest of the file is Helm's business
-/// and is ignored here.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChartMeta {
-    /// `v2` for Helm 3 and 4 charts.
-    pub api_version: String,
-    /// The chart's name.
-    pub name: String,
-    /// The chart's version, as written.
-    pub version: String,
-}
-
-/// A checked `Chart.yaml`: apiVersion v2, a valid name, a semver version.
+/// A checked `Chart.yaml`: apiVersion v1 or v2, a valid name, a version Helm accepts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChartId {
+    /// `v1` (Helm 2 charts, which Helm 3 and 4 still install) or `v2`.
+    pub api_version: ChartApiVersion,
     /// The chart's name (DNS-1123 label).
     pub name: String,
-    /// The chart's version.
-    pub version: semver::Version,
+    /// The chart's version, as written (`v1.14.2` stays `v1.14.2`).
+    pub version: ChartVersion,
 }
 
 /// A chart archive or directory that was refused; `origin` names the archive or directory.
@@ -164,6 +154,14 @@ pub enum ChartErrorKind {
         /// Which rule it breaks.
         reason: &'static str,
     },
+    /// An entry whose name or metadata tar readers could read differently.
+    #[error("entry {path}: {reason}; tar readers could read it differently")]
+    AmbiguousEntry {
+        /// The entry, as the tar crate reads it.
+        path: String,
+        /// Which record.
+        reason: &'static str,
+    },
     /// A symbolic link entry.
     #[error("entry {path} is a symbolic link to {target}")]
     Symlink {
@@ -225,16 +223,19 @@ pub enum ChartErrorKind {
         /// Where it was expected.
         path: String,
     },
-    /// `Chart.yaml` is not readable YAML of the expected shape.
-    #[error("cannot read {path}")]
-    ChartYaml {
+    /// `Chart.yaml` (or a v1 chart's `requirements.yaml`) is not valid YAML, or says
+    /// something Helm could read differently (see [`meta`]).
+    #[error("{path}: {reason}")]
+    ChartYamlRefused {
         /// The file.
         path: String,
-        /// The parser's error (boxed: it is large and rare).
-        source: Box<YamlError>,
+        /// What is wrong.
+        reason: String,
     },
-    /// `apiVersion` is not `v2`.
-    #[error("{path}: apiVersion is {found:?}, only \"v2\" (Helm 3 and later) is supported")]
+    /// `apiVersion` is neither `v1` nor `v2`.
+    #[error(
+        "{path}: apiVersion is {found:?}; Helm 4 loads \"v1\" and \"v2\" charts only (\"invalid chart apiVersion\")"
+    )]
     ApiVersion {
         /// The file.
         path: String,
@@ -252,15 +253,35 @@ pub enum ChartErrorKind {
         /// The name.
         name: String,
     },
-    /// The chart version is not semver.
+    /// The chart version is not one Helm accepts.
     #[error("{path}: version {version:?} is not a semantic version")]
     InvalidVersion {
         /// The file.
         path: String,
         /// The version as written.
         version: String,
-        /// The parser's error.
-        source: semver::Error,
+        /// Why.
+        source: VersionError,
+    },
+    /// A declared dependency that Helm would not find in `charts/`, or a `charts/`
+    /// entry Helm cannot load.
+    #[error("{path}: {reason}")]
+    Dependency {
+        /// The Chart.yaml (or requirements.yaml) that declares it, or the entry.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A v2 chart with `requirements.yaml`: Helm reads that file into the chart's
+    /// metadata over Chart.yaml's.
+    #[error(
+        "{path}: a v2 chart with requirements.yaml; Helm 3 and 4 read it over Chart.yaml \
+         (its dependencies, and any other key, replace Chart.yaml's): move the dependencies \
+         into Chart.yaml and delete it"
+    )]
+    RequirementsInV2 {
+        /// The requirements.yaml.
+        path: String,
     },
     /// The chart is not the one the caller expected.
     #[error("{path}: name is {found:?}, expected {expected:?}")]
@@ -332,41 +353,33 @@ pub fn is_valid_chart_name(name: &str) -> bool {
         && bytes.last() != Some(&b'-')
 }
 
-/// Parses and checks `Chart.yaml` bytes; `path` names the file in errors.
+/// Parses and checks `Chart.yaml` bytes (see [`meta`]); `path` names the file in errors.
 pub fn parse_chart_yaml(
     bytes: &[u8],
     path: &str,
     limits: &ArchiveLimits,
-) -> Result<ChartId, ChartErrorKind> {
-    let meta: ChartMeta =
-        yaml::from_slice(bytes, path, yaml::Limits::bytes(limits.chart_yaml_bytes)).map_err(
-            |source| ChartErrorKind::ChartYaml {
-                path: path.to_owned(),
-                source: Box::new(source),
-            },
-        )?;
-    if meta.api_version != "v2" {
-        return Err(ChartErrorKind::ApiVersion {
+) -> Result<ChartMetadata, ChartErrorKind> {
+    if bytes.len() > limits.chart_yaml_bytes {
+        return Err(ChartErrorKind::FileTooLarge {
             path: path.to_owned(),
-            found: meta.api_version,
+            size: bytes.len() as u64,
+            limit: limits.chart_yaml_bytes as u64,
         });
     }
-    if !is_valid_chart_name(&meta.name) {
-        return Err(ChartErrorKind::InvalidName {
+    meta::parse_chart_yaml(bytes, path)
+}
+
+/// Checks a chart's name for coxswain's use (a DNS-1123 label: release and object
+/// names derive from it).
+pub fn check_chart_name(meta: &ChartMetadata, path: &str) -> Result<(), ChartErrorKind> {
+    if is_valid_chart_name(&meta.name) {
+        Ok(())
+    } else {
+        Err(ChartErrorKind::InvalidName {
             path: path.to_owned(),
-            name: meta.name,
-        });
+            name: meta.name.clone(),
+        })
     }
-    let version =
-        semver::Version::parse(&meta.version).map_err(|source| ChartErrorKind::InvalidVersion {
-            path: path.to_owned(),
-            version: meta.version.clone(),
-            source,
-        })?;
-    Ok(ChartId {
-        name: meta.name,
-        version,
-    })
 }
 
 #[cfg(test)]
@@ -393,24 +406,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.name, "sso");
-        assert_eq!(ok.version, semver::Version::parse("1.2.3-rc.1").unwrap());
-
-        let err = parse_chart_yaml(
-            b"apiVersion: v1\nname: a\nversion: 1.0.0\n",
-            "a/Chart.yaml",
-            &limits,
-        )
-        .unwrap_err();
-        assert!(matches!(err, ChartErrorKind::ApiVersion { .. }), "{err}");
-        let err = parse_chart_yaml(
+        assert_eq!(ok.version.to_string(), "1.2.3-rc.1");
+        let bad = parse_chart_yaml(
             b"apiVersion: v2\nname: A_b\nversion: 1.0.0\n",
             "a/Chart.yaml",
             &limits,
         )
-        .unwrap_err();
+        .unwrap();
+        let err = check_chart_name(&bad, "a/Chart.yaml").unwrap_err();
         assert!(matches!(err, ChartErrorKind::InvalidName { .. }), "{err}");
         let err = parse_chart_yaml(
-            b"apiVersion: v2\nname: a\nversion: \"1.0\"\n",
+            b"apiVersion: v2\nname: a\nversion: \"1.0.0-01\"\n",
             "a/Chart.yaml",
             &limits,
         )
@@ -420,8 +426,15 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("a/Chart.yaml"), "{err}");
-        let err = parse_chart_yaml(b"apiVersion: v2\nversion: 1.0.0\n", "a/Chart.yaml", &limits)
-            .unwrap_err();
-        assert!(matches!(err, ChartErrorKind::ChartYaml { .. }), "{err}");
+        let err = parse_chart_yaml(
+            b"apiVersion: v2\nname: a\nversion: 1.0.0\n",
+            "a/Chart.yaml",
+            &ArchiveLimits {
+                chart_yaml_bytes: 10,
+                ..limits
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, ChartErrorKind::FileTooLarge { .. }), "{err}");
     }
 }

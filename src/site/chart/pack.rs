@@ -3,8 +3,7 @@
 //! Same input, same bytes: entries in sorted order (directory before its contents,
 //! siblings by byte order of their names), every header with mtime 0, uid/gid 0, no user
 //! or group names, mode 0644 for files and 0755 for directories (execute bits are never
-//! needed in a chart), GNU tar headers (long paths use GNU long-name records, which Helm
-//! reads), and a gzip header without timestamp or file name (OS byte 255, "unknown").
+//! needed in a chart), GNU tar headers (long paths use a pax `path` record, as Go's tar writer does), and a gzip header without timestamp or file name (OS byte 255, "unknown").
 //! The gzip stream comes from flate2's backend at its default level: byte-identical
 //! output is promised for the same coxswain build, not across compressor versions (the
 //! digest is taken from the bytes actually published, so that never breaks a channel).
@@ -16,7 +15,9 @@ use flate2::{Compression, GzBuilder};
 use tar::{EntryType, Header};
 
 use super::helmignore::Rules;
-use super::{ArchiveLimits, ChartArchive, ChartError, ChartErrorKind, parse_chart_yaml};
+use super::{
+    ArchiveLimits, ChartArchive, ChartError, ChartErrorKind, check_chart_name, parse_chart_yaml,
+};
 
 /// A packed chart: the archive's bytes and what reading them back gave.
 #[derive(Clone, Debug)]
@@ -55,6 +56,7 @@ pub fn pack_dir(dir: &Path, limits: &ArchiveLimits) -> Result<PackedChart, Chart
     };
     let id = parse_chart_yaml(&chart_yaml, &chart_yaml_path.display().to_string(), limits)
         .map_err(fail)?;
+    check_chart_name(&id, &chart_yaml_path.display().to_string()).map_err(fail)?;
     let rules = match read_source_file(&dir.join(".helmignore"), limits.file_bytes) {
         Ok(bytes) => Rules::parse(&String::from_utf8_lossy(&bytes)).map_err(fail)?,
         Err(ChartErrorKind::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -197,6 +199,9 @@ fn walk(
     Ok(())
 }
 
+/// The size of a tar header's name field.
+const NAME_FIELD: usize = 100;
+
 fn build_tar(top: &str, items: &[Item]) -> std::io::Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut append = |path: &str, kind: EntryType, data: &[u8]| {
@@ -211,7 +216,17 @@ fn build_tar(top: &str, items: &[Item]) -> std::io::Result<Vec<u8>> {
         header.set_mtime(0);
         header.set_uid(0);
         header.set_gid(0);
-        builder.append_data(&mut header, path, data)
+        if path.len() <= NAME_FIELD {
+            return builder.append_data(&mut header, path, data);
+        }
+        // A long path goes in a pax `path` record, with its first 100 bytes in the
+        // header, as Go's writer (`helm package`) does it; the reader refuses GNU
+        // long-name records.
+        builder.append_pax_extensions([("path", path.as_bytes())])?;
+        let name = &mut header.as_old_mut().name;
+        name.copy_from_slice(&path.as_bytes()[..NAME_FIELD]);
+        header.set_cksum();
+        builder.append(&header, data)
     };
     append(&format!("{top}/"), EntryType::Directory, &[])?;
     for item in items {

@@ -130,6 +130,9 @@ impl PublishOptions {
 /// [`PublishError::Write`].
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    /// More than one problem; each is reported (a publish reports all it finds).
+    #[error("{} problems, nothing was written:{}", .0.len(), list_problems(.0))]
+    Several(Vec<PublishError>),
     /// No signing key was given.
     #[error("no signing key given: pass at least one --key")]
     NoKeys,
@@ -156,9 +159,13 @@ pub enum PublishError {
     },
     /// A chart's `Chart.yaml` disagrees with the spec.
     #[error(
-        "release `{release}`: {origin}: Chart.yaml {field} is {found:?}, the spec expects {expected:?}"
+        "release `{release}`: {origin}: Chart.yaml {field} is {found:?}, but {} {expected:?}",
+        if *.from_directory { "the directory is named" } else { "the spec asks for" }
     )]
     ChartMismatch {
+        /// The expectation is the directory's name: a chart directory is named like its
+        /// chart (the rule of `helm lint` and chart-testing).
+        from_directory: bool,
         /// The release.
         release: String,
         /// The archive or directory.
@@ -331,6 +338,13 @@ pub enum PublishError {
     Write(#[source] SiteError),
 }
 
+fn list_problems(problems: &[PublishError]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("\n  - {}", describe(p)))
+        .collect()
+}
+
 /// One release in the publish summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseSummary {
@@ -459,43 +473,33 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
     if !opts.allow_outside_spec_dir {
         check_spec_paths(&spec, &spec_dir)?;
     }
+    // Every problem of the spec is collected and reported together (values, charts, the
+    // prior index), so one CI run shows all of them; nothing is written when any is found.
+    let mut problems: Vec<PublishError> = Vec::new();
     let mut values = Vec::with_capacity(spec.releases.len());
     for release in &spec.releases {
-        let v = release
-            .effective_values(&spec_dir)
-            .map_err(|source| PublishError::Values {
-                release: release.name.clone(),
-                source: Box::new(source),
-            })?;
-        values.push(v);
+        match release.effective_values(&spec_dir) {
+            Ok(v) => values.push(v),
+            Err(source) => {
+                problems.push(PublishError::Values {
+                    release: release.name.clone(),
+                    source: Box::new(source),
+                });
+                values.push(serde_json::Map::new());
+            }
+        }
     }
 
     let prior_location = opts
         .previous
         .clone()
         .unwrap_or_else(|| opts.out.display().to_string());
-    let prior = load_prior(opts, &prior_location, &spec.channel).await?;
-    let sequence = match (&prior, opts.sequence) {
-        (_, Some(0)) => return Err(PublishError::ZeroSequence),
-        (None, None) => {
-            return Err(PublishError::NoPrior {
-                channel: spec.channel.clone(),
-                location: prior_location,
-            });
+    let (prior, sequence) = match prior_and_sequence(opts, &prior_location, &spec.channel).await {
+        Ok(found) => found,
+        Err(e) => {
+            problems.push(e);
+            (None, 0)
         }
-        (None, Some(given)) => given,
-        (Some(p), Some(given)) if given <= p.index.sequence => {
-            return Err(PublishError::SequenceNotAbove {
-                given,
-                prior: p.index.sequence,
-            });
-        }
-        (Some(_), Some(given)) => given,
-        (Some(p), None) => p
-            .index
-            .sequence
-            .checked_add(1)
-            .ok_or(PublishError::SequenceOverflow(p.index.sequence))?,
     };
     if sequence > crate::format::MAX_SEQUENCE {
         return Err(PublishError::SequenceTooHigh(sequence));
@@ -543,8 +547,15 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
         .unwrap_or_default();
     for (release, values) in spec.releases.iter().zip(values) {
         bar.set_message(format!("chart of {}", release.name));
-        let resolved = sources::resolve(&release.name, &release.chart, &source_opts).await?;
+        let resolved = sources::resolve(&release.name, &release.chart, &source_opts).await;
         bar.inc(1);
+        let resolved = match resolved {
+            Ok(resolved) => resolved,
+            Err(e) => {
+                problems.push(e);
+                continue;
+            }
+        };
         let digest = Sha256Digest::of(&resolved.bytes);
         let mut entry = IndexRelease {
             name: release.name.clone(),
@@ -582,6 +593,12 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
         releases.push(entry);
     }
     bar.finish_and_clear();
+    if problems.len() == 1 {
+        return Err(problems.remove(0));
+    }
+    if !problems.is_empty() {
+        return Err(PublishError::Several(problems));
+    }
 
     let index = ChannelIndex {
         api_version: ApiVersion::V1,
@@ -719,6 +736,38 @@ fn check_spec_paths(spec: &ChannelSpec, spec_dir: &Path) -> Result<(), PublishEr
         }
     }
     Ok(())
+}
+
+/// The prior index (if any) and the sequence this publish takes.
+async fn prior_and_sequence(
+    opts: &PublishOptions,
+    prior_location: &str,
+    channel: &str,
+) -> Result<(Option<Prior>, u64), PublishError> {
+    let prior = load_prior(opts, prior_location, channel).await?;
+    let sequence = match (&prior, opts.sequence) {
+        (_, Some(0)) => return Err(PublishError::ZeroSequence),
+        (None, None) => {
+            return Err(PublishError::NoPrior {
+                channel: channel.to_owned(),
+                location: prior_location.to_owned(),
+            });
+        }
+        (None, Some(given)) => given,
+        (Some(p), Some(given)) if given <= p.index.sequence => {
+            return Err(PublishError::SequenceNotAbove {
+                given,
+                prior: p.index.sequence,
+            });
+        }
+        (Some(_), Some(given)) => given,
+        (Some(p), None) => p
+            .index
+            .sequence
+            .checked_add(1)
+            .ok_or(PublishError::SequenceOverflow(p.index.sequence))?,
+    };
+    Ok((prior, sequence))
 }
 
 /// Signs `bytes` with every key, in keyid order, so the envelope does not depend on the

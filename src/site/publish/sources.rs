@@ -24,7 +24,7 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use crate::chart::{ArchiveLimits, ChartArchive, pack_dir};
-use crate::format::{ChartSource, OciChart, RepoChart, Sha256Digest};
+use crate::format::{ChartSource, ChartVersion, OciChart, RepoChart, Sha256Digest};
 use crate::site::{self, Fetched, HttpFetcher, RedirectRule, SiteError};
 use crate::site_verify::describe;
 use crate::yaml;
@@ -135,6 +135,7 @@ fn check_identity(
 ) -> Result<(), PublishError> {
     if archive.name() != expected_name {
         return Err(PublishError::ChartMismatch {
+            from_directory: expected_version.is_none(),
             release: release.to_owned(),
             origin: origin.to_owned(),
             field: "name",
@@ -143,10 +144,12 @@ fn check_identity(
         });
     }
     if let Some(version) = expected_version {
-        // Compared as versions (semver's equality includes build metadata).
-        let same = semver::Version::parse(version).is_ok_and(|v| v == *archive.version());
+        // Compared by precedence, as Helm picks a chart version (`1.14.2` finds
+        // `v1.14.2`); the index keeps Chart.yaml's spelling.
+        let same = ChartVersion::parse(version).is_ok_and(|v| v.same_as(archive.version()));
         if !same {
             return Err(PublishError::ChartMismatch {
+                from_directory: false,
                 release: release.to_owned(),
                 origin: origin.to_owned(),
                 field: "version",
@@ -223,15 +226,16 @@ async fn resolve_repo(
                 describe(&e)
             ))
         })?;
-    let wanted = semver::Version::parse(&repo.version)
+    let wanted = ChartVersion::parse(&repo.version)
         .map_err(|e| source_err(format!("version {}: {e}", repo.version)))?;
     let entry = index
         .entries
         .get(&repo.name)
         .and_then(|list| {
-            list.iter().find(|e| {
-                let v = e.version.strip_prefix('v').unwrap_or(&e.version);
-                semver::Version::parse(v).is_ok_and(|v| v == wanted)
+            // The exact spelling first, then any spelling of the same version.
+            list.iter().find(|e| e.version == repo.version).or_else(|| {
+                list.iter()
+                    .find(|e| ChartVersion::parse(&e.version).is_ok_and(|v| v.same_as(&wanted)))
             })
         })
         .ok_or_else(|| {

@@ -1,0 +1,233 @@
+//! Differential test against the real helm 4 and helm 3: for every archive coxswain's
+//! reader accepts (the testdata stack, and generated variants: a `v`-prefixed version,
+//! short and leading-zero versions, a v1 chart with `requirements.yaml` and a packed
+//! subchart, a chart without `apiVersion`, a template path longer than tar's name
+//! field), `helm show chart` must read the same name,
+//! version and apiVersion, and every template `helm template` renders must be a file
+//! coxswain holds. For the hostile Chart.yaml cases coxswain refuses, helm is shown to
+//! read something other than what the file seems to say, which is why they are refused.
+//!
+//! Needs `COXSWAIN_TEST_HELM` (helm 4) and `COXSWAIN_TEST_HELM3`; fails without them.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use coxswain::chart::{ArchiveLimits, ChartArchive, pack_dir};
+use serde::Deserialize;
+
+fn helms() -> Vec<PathBuf> {
+    ["COXSWAIN_TEST_HELM", "COXSWAIN_TEST_HELM3"]
+        .iter()
+        .map(|var| match std::env::var_os(var) {
+            Some(path) if !path.is_empty() => PathBuf::from(path),
+            _ => panic!("{var} is not set: the differential test needs helm 4 and helm 3"),
+        })
+        .collect()
+}
+
+/// Runs `helm` with its homes in `sandbox`; stdout, or stderr as the error.
+fn run(helm: &Path, sandbox: &Path, args: &[&str]) -> Result<String, String> {
+    let output = Command::new(helm)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", sandbox)
+        .env("HELM_CACHE_HOME", sandbox.join("cache"))
+        .env("HELM_CONFIG_HOME", sandbox.join("config"))
+        .env("HELM_DATA_HOME", sandbox.join("data"))
+        .env("KUBECONFIG", sandbox.join("no-kubeconfig"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", helm.display()));
+    if output.status.success() {
+        Ok(String::from_utf8(output.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Shown {
+    api_version: String,
+    name: String,
+    version: String,
+}
+
+fn write(dir: &Path, path: &str, data: &str) {
+    let full = dir.join(path);
+    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+    std::fs::write(full, data).unwrap();
+}
+
+const CM: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-{{ .Chart.Name }}\n";
+
+/// Chart directories to pack: testdata's stack and generated variants.
+fn accepted_sources(work: &Path) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/charts");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("Chart.yaml").is_file())
+        .collect();
+    dirs.sort();
+    for (name, chart_yaml) in [
+        (
+            "vprefixed",
+            "apiVersion: v2\nname: vprefixed\nversion: v1.14.2\n",
+        ),
+        ("short", "apiVersion: v2\nname: short\nversion: \"1.2\"\n"),
+        (
+            "zeros",
+            "apiVersion: v2\nname: zeros\nversion: 01.02.3-rc.1+b.007\n",
+        ),
+        ("noapi", "name: noapi\nversion: 0.1.0\n"),
+        (
+            "legacy",
+            "apiVersion: v1\nname: legacy\nversion: v0.9.0\nappVersion: 1.0\n",
+        ),
+    ] {
+        let dir = work.join("src").join(name);
+        write(&dir, "Chart.yaml", chart_yaml);
+        write(&dir, "templates/cm.yaml", CM);
+        dirs.push(dir);
+    }
+    // A template path over tar's 100-byte name field: packed with a pax `path` record.
+    write(
+        &work.join("src/vprefixed"),
+        &format!("templates/{}/{}.yaml", "d".repeat(70), "f".repeat(70)),
+        CM.replace("{{ .Chart.Name }}", "long").as_str(),
+    );
+    // The v1 chart takes its dependency from requirements.yaml, packed as a .tgz.
+    let legacy = work.join("src/legacy");
+    write(
+        &legacy,
+        "requirements.yaml",
+        "dependencies:\n- name: database\n  version: ~0.3.0\n  condition: database.enabled\n",
+    );
+    let sub = work.join("sub/database");
+    write(
+        &sub,
+        "Chart.yaml",
+        "apiVersion: v1\nname: database\nversion: 0.3.1\n",
+    );
+    write(&sub, "templates/cm.yaml", CM);
+    let packed = pack_dir(&sub, &ArchiveLimits::default()).unwrap();
+    std::fs::create_dir_all(legacy.join("charts")).unwrap();
+    std::fs::write(legacy.join("charts/database-0.3.1.tgz"), packed.bytes).unwrap();
+    dirs
+}
+
+#[test]
+fn helm_reads_what_coxswain_accepts_the_same_way() {
+    let work = tempfile::tempdir().unwrap();
+    let sources = accepted_sources(work.path());
+    for helm in helms() {
+        for dir in &sources {
+            let packed = pack_dir(dir, &ArchiveLimits::default())
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            let chart: &ChartArchive = &packed.archive;
+            let tgz = work
+                .path()
+                .join(format!("{}-{}.tgz", chart.name(), chart.version()));
+            std::fs::write(&tgz, &packed.bytes).unwrap();
+            let tgz = tgz.to_str().unwrap();
+            let label = format!("{} on {}", helm.display(), chart.name());
+
+            let shown = run(&helm, work.path(), &["show", "chart", tgz])
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            let shown: Shown = coxswain::yaml::from_slice(
+                shown.as_bytes(),
+                "helm show chart",
+                coxswain::yaml::Limits::bytes(1 << 20),
+            )
+            .unwrap();
+            assert_eq!(shown.name, chart.name(), "{label}");
+            assert_eq!(shown.version, chart.version().as_str(), "{label}");
+            assert_eq!(shown.api_version, chart.id.api_version.as_str(), "{label}");
+
+            let rendered = run(
+                &helm,
+                work.path(),
+                &[
+                    "template",
+                    "rel",
+                    tgz,
+                    "--kube-version",
+                    "1.35.0",
+                    "--include-crds",
+                ],
+            )
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+            let ours: BTreeSet<String> = chart
+                .files
+                .keys()
+                .map(|p| format!("{}/{p}", chart.name()))
+                .collect();
+            let mut sources = 0;
+            for line in rendered.lines() {
+                let Some(source) = line.strip_prefix("# Source: ") else {
+                    continue;
+                };
+                sources += 1;
+                // Templates of packed subcharts live inside their .tgz.
+                let in_packed_subchart = ours.iter().any(|f| {
+                    f.ends_with(".tgz")
+                        && source.starts_with(&format!(
+                            "{}/",
+                            f.rsplit_once('-').map_or(f.as_str(), |(base, _)| base)
+                        ))
+                });
+                assert!(
+                    ours.contains(source) || in_packed_subchart,
+                    "{label}: helm rendered {source}, which coxswain does not hold"
+                );
+            }
+            assert!(sources > 0, "{label}: helm rendered nothing");
+        }
+    }
+}
+
+#[test]
+fn what_coxswain_refuses_in_chart_yaml_helm_reads_differently() {
+    // Each of these is refused by coxswain (tests/bad_charts.rs); here helm shows why:
+    // the version it reads is not the one the file seems to say.
+    let work = tempfile::tempdir().unwrap();
+    for (name, chart_yaml, seems, helm_reads) in [
+        (
+            "float",
+            "apiVersion: v2\nname: float\nversion: 1.10\n",
+            "1.10",
+            "1.1",
+        ),
+        (
+            "integer",
+            "apiVersion: v2\nname: integer\nversion: 010\n",
+            "010",
+            "8",
+        ),
+    ] {
+        let dir = work.path().join(name);
+        write(&dir, "Chart.yaml", chart_yaml);
+        write(&dir, "templates/cm.yaml", CM);
+        let err = pack_dir(&dir, &ArchiveLimits::default()).unwrap_err();
+        assert!(err.to_string().contains("Chart.yaml"), "{err}");
+        for helm in helms() {
+            let shown = run(
+                &helm,
+                work.path(),
+                &["show", "chart", dir.to_str().unwrap()],
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let shown: Shown = coxswain::yaml::from_slice(
+                shown.as_bytes(),
+                "helm show chart",
+                coxswain::yaml::Limits::bytes(1 << 20),
+            )
+            .unwrap();
+            assert_ne!(shown.version, seems, "{name}: helm agrees after all");
+            assert_eq!(shown.version, helm_reads, "{name}");
+        }
+    }
+}
