@@ -224,6 +224,9 @@ enum Failure {
     /// This revision was deployed, but its health is not known (the agent
     /// stopped, or the API server did not answer); why.
     Interrupted(u32, String),
+    /// helm failed while the API server did not answer: the call was cut
+    /// off and says nothing about the chart; why.
+    CutOff(String),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -527,6 +530,21 @@ impl Executor<'_> {
                     stopped: true,
                 };
             }
+            Err(Failure::CutOff(why)) => {
+                let message = format!(
+                    "helm was cut off by the API server: {why}; the next check repairs the release and applies the sequence again"
+                );
+                self.finished(ns, name, &message);
+                let mut outcome = skipped(action, sequence, message);
+                outcome.state = ReleaseState::Upgrading;
+                return Applied {
+                    outcome,
+                    operations: Vec::new(),
+                    undo: None,
+                    failure: None,
+                    stopped: true,
+                };
+            }
             Err(Failure::Failed(revision, why)) => (revision, Some(why)),
         };
         if failure.is_none() {
@@ -733,11 +751,18 @@ impl Executor<'_> {
         };
         let values = serde_json::Value::Object(action.target.values.clone());
         let id = ReleaseId::new(ns, name);
-        let revision = self
-            .ops
-            .upgrade(&id, chart, &values, &opts)
-            .await
-            .map_err(|why| Failure::Failed(None, why))?;
+        let revision = match self.ops.upgrade(&id, chart, &values, &opts).await {
+            Ok(revision) => revision,
+            Err(why) => {
+                // Rolling back (and failing the sequence) for an outage would
+                // blame the chart; the intent stays and the next check
+                // repairs whatever helm left.
+                if let Some(down) = self.ops.api_unreachable().await {
+                    return Err(Failure::CutOff(format!("{why} ({down})")));
+                }
+                return Err(Failure::Failed(None, why));
+            }
+        };
         self.progress(
             ns,
             name,
@@ -1302,6 +1327,43 @@ mod tests {
             "{}",
             c.message
         );
+    }
+
+    #[tokio::test]
+    async fn an_upgrade_cut_off_by_an_api_outage_is_not_rolled_back_and_keeps_its_intent() {
+        let ops = Script {
+            api_down: true,
+            ..Script::default()
+        };
+        ops.upgrades.lock().unwrap().insert(
+            "a".into(),
+            Err("helm upgrade for release a/a failed: connection refused".into()),
+        );
+        let (journal, gate) = (MemoryJournal::default(), Gate::new());
+        let report = run(&ops, &journal, &gate, RollbackPolicy::Channel).await;
+        assert_eq!(ops.calls(), ["upgrade a/a"], "no rollback, b waits");
+        assert!(report.failure.is_none(), "the sequence is not failed");
+        let a = outcome(&report, "a");
+        assert_eq!(a.state, ReleaseState::Upgrading, "{a:?}");
+        assert!(
+            a.message.contains("cut off by the API server"),
+            "{}",
+            a.message
+        );
+        assert_eq!(
+            journal.current().len(),
+            1,
+            "the intent stays for the repair"
+        );
+        // The same error while the API answers is the chart's failure.
+        let ops = Script::default();
+        ops.upgrades.lock().unwrap().insert(
+            "a".into(),
+            Err("helm upgrade for release a/a failed: bad template".into()),
+        );
+        let (journal, gate) = (MemoryJournal::default(), Gate::new());
+        let report = run(&ops, &journal, &gate, RollbackPolicy::Release).await;
+        assert!(report.failure.is_some());
     }
 
     #[tokio::test]

@@ -67,6 +67,10 @@ pub trait Operator: Send + Sync {
         options: &'a HealthOptions,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<HealthDetail, String>>;
+    /// Why the API server does not answer now, or `None` when it does: a
+    /// helm call that failed while it did not answer was cut off, it said
+    /// nothing about the release.
+    fn api_unreachable(&self) -> BoxFuture<'_, Option<String>>;
 }
 
 /// The [`Operator`] on real parts.
@@ -233,6 +237,10 @@ impl Operator for ClusterOperator<'_> {
             }
         })
     }
+
+    fn api_unreachable(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(self.health.api_unreachable())
+    }
 }
 
 /// A scripted [`Operator`] for unit tests: records every call, answers
@@ -258,6 +266,8 @@ pub mod script {
         pub fail_rollback: bool,
         /// A health check never ends (until the grace period does).
         pub hang_health: bool,
+        /// The API server does not answer (for `api_unreachable`).
+        pub api_down: bool,
     }
 
     impl Script {
@@ -389,6 +399,13 @@ pub mod script {
                 .pop_front()
                 .unwrap_or_else(|| Ok(healthy()));
             Box::pin(async move { answer })
+        }
+
+        fn api_unreachable(&self) -> BoxFuture<'_, Option<String>> {
+            let down = self.api_down;
+            Box::pin(async move {
+                down.then(|| "the API server did not answer: connection refused".to_owned())
+            })
         }
     }
 }
