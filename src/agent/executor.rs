@@ -518,32 +518,13 @@ impl Executor<'_> {
                 let message = format!(
                     "revision {revision} deployed; its health was not confirmed ({why}): checked again at the next check"
                 );
-                self.finished(ns, name, &message);
-                let mut outcome = skipped(action, sequence, message);
-                outcome.state = ReleaseState::Upgrading;
-                outcome.revision = Some(revision);
-                return Applied {
-                    outcome,
-                    operations: Vec::new(),
-                    undo: None,
-                    failure: None,
-                    stopped: true,
-                };
+                return self.left_upgrading(action, sequence, Some(revision), message);
             }
             Err(Failure::CutOff(why)) => {
                 let message = format!(
                     "helm was cut off by the API server: {why}; the next check repairs the release and applies the sequence again"
                 );
-                self.finished(ns, name, &message);
-                let mut outcome = skipped(action, sequence, message);
-                outcome.state = ReleaseState::Upgrading;
-                return Applied {
-                    outcome,
-                    operations: Vec::new(),
-                    undo: None,
-                    failure: None,
-                    stopped: true,
-                };
+                return self.left_upgrading(action, sequence, None, message);
             }
             Err(Failure::Failed(revision, why)) => (revision, Some(why)),
         };
@@ -783,6 +764,31 @@ impl Executor<'_> {
                 .map_err(|why| Failure::Failed(Some(revision), why))?;
         }
         Ok(revision)
+    }
+
+    /// An operation that stopped without a verdict (the agent stopping, the
+    /// API server gone): the release stays `upgrading`, its intent stays
+    /// recorded, and the next check (or the next leader) takes it up.
+    fn left_upgrading(
+        &self,
+        action: &Action,
+        sequence: u64,
+        revision: Option<u32>,
+        message: String,
+    ) -> Applied {
+        self.finished(&action.namespace, &action.release, &message);
+        let mut outcome = skipped(action, sequence, message);
+        outcome.state = ReleaseState::Upgrading;
+        if revision.is_some() {
+            outcome.revision = revision;
+        }
+        Applied {
+            outcome,
+            operations: Vec::new(),
+            undo: None,
+            failure: None,
+            stopped: true,
+        }
     }
 
     /// Removes the intent of a finished operation; a failure to write is
