@@ -9,9 +9,10 @@
 //!
 //! Needs `COXSWAIN_TEST_HELM` (helm 4) and `COXSWAIN_TEST_HELM3`; fails without them.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use coxswain::chart::{ArchiveLimits, ChartArchive, pack_dir};
 use serde::Deserialize;
@@ -26,19 +27,9 @@ fn helms() -> Vec<PathBuf> {
         .collect()
 }
 
-/// Runs `helm` with its homes in `sandbox`; stdout, or stderr as the error.
+/// Runs `helm` with its homes in `sandbox` and no cluster; stdout, or stderr as the error.
 fn run(helm: &Path, sandbox: &Path, args: &[&str]) -> Result<String, String> {
-    let output = Command::new(helm)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", sandbox)
-        .env("HELM_CACHE_HOME", sandbox.join("cache"))
-        .env("HELM_CONFIG_HOME", sandbox.join("config"))
-        .env("HELM_DATA_HOME", sandbox.join("data"))
-        .env("KUBECONFIG", sandbox.join("no-kubeconfig"))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", helm.display()));
+    let output = support::chart::helm_output(helm, sandbox, None, args);
     if output.status.success() {
         Ok(String::from_utf8(output.stdout).unwrap())
     } else {
@@ -65,13 +56,7 @@ const CM: &str =
 
 /// Chart directories to pack: testdata's stack and generated variants.
 fn accepted_sources(work: &Path) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/charts");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("Chart.yaml").is_file())
-        .collect();
-    dirs.sort();
+    let mut dirs = support::testdata_chart_dirs();
     for (name, chart_yaml) in [
         (
             "vprefixed",

@@ -37,19 +37,7 @@ fn run_helm(sandbox: &Path, args: &[&str]) -> String {
 }
 
 fn testdata_charts() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/charts");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("Chart.yaml").is_file())
-        .collect();
-    dirs.sort();
-    assert!(
-        dirs.len() >= 5,
-        "expected the testdata stack in {}",
-        root.display()
-    );
-    dirs
+    support::testdata_chart_dirs()
 }
 
 fn paths(chart: &ChartArchive) -> BTreeSet<String> {

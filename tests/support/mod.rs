@@ -73,3 +73,20 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The chart directories of testdata/charts (the stack), sorted.
+pub fn testdata_chart_dirs() -> Vec<PathBuf> {
+    let root = testdata("charts");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("Chart.yaml").is_file())
+        .collect();
+    dirs.sort();
+    assert!(
+        dirs.len() >= 5,
+        "expected the testdata stack in {}",
+        root.display()
+    );
+    dirs
+}
