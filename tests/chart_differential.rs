@@ -1,5 +1,6 @@
 //! Differential test against the real helm 4 and helm 3: for every archive coxswain's
-//! reader accepts (the testdata stack, and generated variants: a `v`-prefixed version,
+//! reader accepts (the testdata stack, the real public charts of testdata/charts-real,
+//! and generated variants: a `v`-prefixed version,
 //! short and leading-zero versions, a v1 chart with `requirements.yaml` and a packed
 //! subchart, a chart without `apiVersion`, a template path longer than tar's name
 //! field), `helm show chart` must read the same name,
@@ -57,6 +58,7 @@ const CM: &str =
 /// Chart directories to pack: testdata's stack and generated variants.
 fn accepted_sources(work: &Path) -> Vec<PathBuf> {
     let mut dirs = support::testdata_chart_dirs();
+    dirs.extend(support::real_chart_dirs());
     for (name, chart_yaml) in [
         (
             "vprefixed",

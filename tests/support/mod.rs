@@ -90,3 +90,25 @@ pub fn testdata_chart_dirs() -> Vec<PathBuf> {
     );
     dirs
 }
+
+/// The real public charts vendored under testdata/charts-real (current and
+/// previous upstream versions), sorted.
+pub fn real_chart_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for set in ["current", "previous"] {
+        let root = testdata("charts-real").join(set);
+        dirs.extend(
+            std::fs::read_dir(&root)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.join("Chart.yaml").is_file()),
+        );
+    }
+    dirs.sort();
+    assert!(
+        dirs.len() >= 8,
+        "expected the real charts in {}",
+        testdata("charts-real").display()
+    );
+    dirs
+}

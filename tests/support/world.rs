@@ -178,7 +178,14 @@ impl World {
     /// The stable spec with this world's namespaces, absolute paths, only
     /// `releases`, and `edit` applied to each release's YAML mapping.
     pub fn spec(&self, channel: &str, edit: impl Fn(&str, &mut Value)) -> PathBuf {
-        let text = std::fs::read_to_string(testdata("channels/stable.yaml")).unwrap();
+        self.spec_from("channels/stable.yaml", channel, edit)
+    }
+
+    /// [`World::spec`] from another spec under testdata (`rel`, e.g. `channels/real-charts.yaml`).
+    pub fn spec_from(&self, rel: &str, channel: &str, edit: impl Fn(&str, &mut Value)) -> PathBuf {
+        let file = testdata(rel);
+        let base = file.parent().unwrap().to_path_buf();
+        let text = std::fs::read_to_string(&file).unwrap();
         let mut doc: Value = serde_saphyr::from_str(&text).unwrap();
         doc["channel"] = channel.into();
         let releases = doc["releases"].as_array_mut().unwrap();
@@ -187,13 +194,13 @@ impl World {
             let name = r["name"].as_str().unwrap().to_owned();
             r["namespace"] = self.rns(&name).into();
             let path = r["chart"]["path"].as_str().unwrap().to_owned();
-            r["chart"]["path"] = testdata("channels").join(path).to_str().unwrap().into();
+            r["chart"]["path"] = base.join(path).to_str().unwrap().into();
             if let Some(vf) = r
                 .get("valuesFile")
                 .and_then(Value::as_str)
                 .map(str::to_owned)
             {
-                r["valuesFile"] = testdata("channels").join(vf).to_str().unwrap().into();
+                r["valuesFile"] = base.join(vf).to_str().unwrap().into();
             }
             if let Some(deps) = r.get_mut("dependsOn").and_then(Value::as_array_mut) {
                 let keep: Vec<Value> = deps
@@ -228,8 +235,13 @@ impl World {
 
     /// Publishes the next sequence of the stable spec with `edit` applied; returns it.
     pub fn publish(&mut self, edit: impl Fn(&str, &mut Value)) -> u64 {
+        self.publish_from("channels/stable.yaml", edit)
+    }
+
+    /// [`World::publish`] of another spec under testdata, into the stable channel.
+    pub fn publish_from(&mut self, rel: &str, edit: impl Fn(&str, &mut Value)) -> u64 {
         self.sequence += 1;
-        let spec = self.spec("stable", edit);
+        let spec = self.spec_from(rel, "stable", edit);
         let site = self.site();
         self.publish_to(&spec, &site, self.sequence);
         self.sequence
