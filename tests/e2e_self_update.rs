@@ -11,14 +11,25 @@
 //!    fails its health check and is rolled back by the running agent;
 //! 4. a good new version goes through.
 //!
-//! The test cluster's pods run no containers, so the new version cannot be
-//! shown taking the Lease here (docs/agent.md says so).
+//! A second test runs the agent as a controller whose identity is its
+//! release's pod, updates the agent's release to a good version, and plays
+//! the kubelet the test cluster lacks: when the rollout deletes the old pod,
+//! its process gets SIGTERM and exits, and a process with the new pod's
+//! identity starts; the new one takes the Lease and finds the release
+//! healthy at the new sequence without upgrading it again.
 //!
 //! Run with `cargo xtask e2e`.
 
 mod support;
 
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::ListParams;
 use serde_json::Value;
+use support::cluster::{pod_condition, wait_for};
 use support::world::{World, release, set};
 
 const AGENT: &str = "agent";
@@ -134,4 +145,110 @@ async fn the_agents_own_release_goes_last_waits_for_the_others_and_is_rolled_bac
     let history = w.history(AGENT);
     assert_eq!(history.last().unwrap()["status"], "deployed");
     assert_eq!(release(&w.status().await, AGENT)["state"], "upToDate");
+}
+
+/// The agent release's pods that are not being deleted: (name, image tag, Ready).
+async fn agent_pods(w: &World) -> Vec<(String, String, bool)> {
+    let pods: Api<Pod> = Api::namespaced(w.client.clone(), w.rns(AGENT));
+    pods.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            let image = p.spec.as_ref().unwrap().containers[0].image.clone();
+            let tag = image
+                .unwrap_or_default()
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .to_owned();
+            let ready = pod_condition(&p, "Ready").as_deref() == Some("True");
+            (p.metadata.name.unwrap(), tag, ready)
+        })
+        .collect()
+}
+
+/// The Lease's holder in the subscription's namespace.
+async fn lease_holder(w: &World) -> Option<String> {
+    let leases: Api<Lease> = Api::namespaced(w.client.clone(), &w.ns.name);
+    leases
+        .get_opt("coxswain-agent")
+        .await
+        .ok()??
+        .spec?
+        .holder_identity
+}
+
+#[tokio::test]
+async fn a_new_agent_version_takes_the_lease_from_the_old_one() {
+    const WAIT: Duration = Duration::from_secs(90);
+    let mut w = World::new("self-lease", &["certs", AGENT]).await;
+    w.subscribe(|s| s.interval = coxswain::duration::Duration::from_secs(5))
+        .await;
+    publish(&mut w, "0.1.0", "1.14.0");
+    let (code, out, err) = once(&w);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let old = wait_for("the agent's pod is Ready", WAIT, || async {
+        let pods = agent_pods(&w).await;
+        match pods.as_slice() {
+            [(name, _, true)] => Some(name.clone()),
+            _ => None,
+        }
+    })
+    .await;
+
+    // The old version runs as the leader, with its pod's identity.
+    let me = format!("{}/{AGENT}", w.rns(AGENT));
+    let lease_args = ["--lease-duration", "6s", "--agent-release", me.as_str()];
+    let mut old_agent = w.start_agent_with(&lease_args, &[("POD_NAME", old.as_str())]);
+    wait_for("the old pod's agent leads", WAIT, || async {
+        (lease_holder(&w).await.as_deref() == Some(old.as_str())).then_some(())
+    })
+    .await;
+    let revisions = w.history(AGENT).len();
+
+    // A good new version: the rollout makes a new pod Ready, then deletes the old one.
+    publish(&mut w, "0.2.0", "1.14.0");
+    let new = wait_for("the rollout replaced the old pod", WAIT, || async {
+        let pods = agent_pods(&w).await;
+        match pods.as_slice() {
+            [(name, tag, true)] if *name != old && tag == "0.2.0" => Some(name.clone()),
+            _ => None,
+        }
+    })
+    .await;
+    // The kubelet would now stop the old pod's process: SIGTERM, graceful exit.
+    assert!(
+        old_agent.stop(),
+        "the old agent exits 0 on SIGTERM:\n{}",
+        old_agent.logs()
+    );
+
+    // The new pod's process takes the Lease and finds its release healthy.
+    let new_agent = w.start_agent_with(&lease_args, &[("POD_NAME", new.as_str())]);
+    wait_for("the new pod's agent takes the Lease", WAIT, || async {
+        (lease_holder(&w).await.as_deref() == Some(new.as_str())).then_some(())
+    })
+    .await;
+    let status = wait_for("the new agent reports sequence 2 applied", WAIT, || async {
+        let status = w.status().await;
+        let agent = status["releases"]
+            .as_array()?
+            .iter()
+            .find(|r| r["name"] == AGENT)?
+            .clone();
+        (status["acceptedSequence"] == w.sequence && agent["state"] == "upToDate").then_some(status)
+    })
+    .await;
+    let history = w.history(AGENT);
+    assert_eq!(
+        history.len(),
+        revisions + 1,
+        "one upgrade, not repeated by the new leader: {history:#?}\n{status:#}\nold agent:\n{}\nnew agent:\n{}",
+        old_agent.logs(),
+        new_agent.logs()
+    );
+    assert_eq!(history.last().unwrap()["status"], "deployed");
 }
