@@ -4,12 +4,14 @@
 #![forbid(unsafe_code)]
 
 // Three zones: the channel format and its verification, the update site
-// (publishing, serving, reading), and the cluster agent. The re-exports keep
+// (publishing, serving, reading), and the cluster agent; beside them the
+// maintainers' upstream tools. The re-exports keep
 // the short paths (`coxswain::format`, `coxswain::helm`, ...) that the rest
 // of the code and the tests use.
 pub mod agent;
 pub mod channel;
 pub mod site;
+pub mod upstream;
 
 // Shared by every zone.
 pub mod atomic;

@@ -626,6 +626,34 @@ fn spec_health_option_not_a_bool() {
 }
 
 #[test]
+fn spec_update_policies_that_cannot_be_followed() {
+    for (file, says) in [
+        (
+            "update-bad-track.yaml",
+            "update.chart: `newest` is neither patch, minor, major nor none, nor a semver range",
+        ),
+        (
+            "update-image-with-tag.yaml",
+            "update.images[0].repository: `nginx:1.27`: `nginx:1.27` is not a repository path component",
+        ),
+        (
+            "update-bad-pattern.yaml",
+            "update.images[0].pattern: `(\\d+` is not a regular expression",
+        ),
+        (
+            "update-empty-values-path.yaml",
+            "update.images[0].tag: `image..tag` is not a dotted values path (an empty key)",
+        ),
+    ] {
+        let err = spec_invalid(file, &["release `wiki`", says]);
+        assert!(
+            matches!(err, ValidationError::BadUpdatePolicy { .. }),
+            "{file}: {err:?}"
+        );
+    }
+}
+
+#[test]
 fn spec_two_chart_forms() {
     let err = spec_refused("two-chart-forms.yaml", &["bad/spec/two-chart-forms.yaml"]);
     assert!(

@@ -7,6 +7,7 @@ mod keygen;
 mod publish;
 mod serve;
 mod trust;
+mod upstream;
 mod verify;
 
 use anyhow::Result;
@@ -28,6 +29,7 @@ enum Command {
     Verify(verify::Args),
     Serve(serve::Args),
     Agent(agent::Args),
+    Upstream(upstream::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -39,6 +41,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Verify(args) => verify::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Agent(args) => agent::run(args).await,
+        Command::Upstream(args) => upstream::run(args).await,
     }
 }
 

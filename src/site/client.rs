@@ -726,7 +726,10 @@ impl RedirectRule {
 
 /// The HTTP client: rustls with the platform's roots, bounded connect and total time, and
 /// the redirects `rule` allows.
-fn http_client(limits: &Limits, rule: RedirectRule) -> Result<reqwest::Client, SiteError> {
+pub(crate) fn http_client(
+    limits: &Limits,
+    rule: RedirectRule,
+) -> Result<reqwest::Client, SiteError> {
     reqwest::Client::builder()
         .user_agent(concat!("coxswain/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(limits.connect_timeout)

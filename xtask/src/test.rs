@@ -76,6 +76,9 @@ pub fn run() -> Result<()> {
                 ("COXSWAIN_TEST_PROMETHEUS", &tools.prometheus),
                 ("COXSWAIN_TEST_CHROMIUM", &tools.chromium),
                 ("COXSWAIN_TEST_CHROMEDRIVER", &tools.chromedriver),
+                // tests/upstream.rs reads a real registry filled by crane.
+                ("COXSWAIN_TEST_CRANE", &tools.crane),
+                ("COXSWAIN_TEST_REGISTRY", &tools.registry),
             ],
         )
     })?;

@@ -168,6 +168,14 @@ pub enum ValidationError {
         #[source]
         error: semver::Error,
     },
+    /// An `update` block `coxswain upstream check` cannot follow.
+    #[error("release `{release}`: update.{reason}")]
+    BadUpdatePolicy {
+        /// The release.
+        release: String,
+        /// Which field and what is wrong with it.
+        reason: String,
+    },
     /// A chart source that cannot be used.
     #[error("release `{release}`: chart {reason}")]
     BadChartSource {

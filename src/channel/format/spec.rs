@@ -80,6 +80,49 @@ pub struct ReleaseSpec {
     /// Semver range of installed chart versions that may upgrade directly to this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_from: Option<String>,
+    /// What `coxswain upstream check` may move this release to: newer chart versions
+    /// and image tags. Read only by the maintainers' tools; not part of the index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<UpdatePolicy>,
+}
+
+/// Which upstream versions `coxswain upstream check` proposes for a release.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdatePolicy {
+    /// Newer chart versions taken: `patch` (same major.minor), `minor` (same major),
+    /// `major` (any), `none`, or a semver range such as `~1.14` or `>=2, <4`. Default:
+    /// `minor`. Pre-releases only when the range names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart: Option<String>,
+    /// Container images whose tags are set in this release's values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageUpdate>,
+}
+
+/// One container image whose tag (and optionally digest) lives in a release's values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ImageUpdate {
+    /// The image repository without tag, e.g. `docker.io/traefik`, `ghcr.io/org/app`,
+    /// `nginx` (Docker Hub's `library/nginx`).
+    pub repository: String,
+    /// The dotted values path of the tag, e.g. `image.tag`; set in the spec's inline
+    /// `values` or its `valuesFile`.
+    pub tag: String,
+    /// Newer tags taken, as for `chart`: `patch`, `minor` (default), `major`, `none`
+    /// or a semver range. Tags are read as versions (`v1.2.3` and `1.2` too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<String>,
+    /// A regular expression a tag must match to be considered, e.g.
+    /// `^(\d+\.\d+\.\d+)-alpine$`; its first capture group (else the whole tag) is
+    /// read as the version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// The dotted values path where the tag's manifest digest (`sha256:…`) is pinned
+    /// alongside the tag, when wanted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// Where a chart comes from: exactly one of the four forms.
@@ -172,6 +215,41 @@ impl Document for ChannelSpec {
             r.health.validate(&r.name)?;
             check_range(&r.name, r.upgrade_from.as_deref())?;
             r.chart.validate(&r.name)?;
+            if let Some(update) = &r.update {
+                update.validate(&r.name)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl UpdatePolicy {
+    fn validate(&self, release: &str) -> Result<(), ValidationError> {
+        let bad = |reason: String| ValidationError::BadUpdatePolicy {
+            release: release.to_owned(),
+            reason,
+        };
+        if let Some(chart) = &self.chart {
+            crate::upstream::Track::parse(chart).map_err(|e| bad(format!("chart: {e}")))?;
+        }
+        for (i, image) in self.images.iter().enumerate() {
+            let at = format!("images[{i}]");
+            crate::upstream::ImageRef::parse(&image.repository)
+                .map_err(|e| bad(format!("{at}.repository: {e}")))?;
+            if let Some(versions) = &image.versions {
+                crate::upstream::Track::parse(versions)
+                    .map_err(|e| bad(format!("{at}.versions: {e}")))?;
+            }
+            if let Some(pattern) = &image.pattern {
+                crate::upstream::tag_pattern(pattern)
+                    .map_err(|e| bad(format!("{at}.pattern: {e}")))?;
+            }
+            for (field, path) in [("tag", Some(&image.tag)), ("digest", image.digest.as_ref())] {
+                if let Some(path) = path {
+                    crate::upstream::values_path(path)
+                        .map_err(|e| bad(format!("{at}.{field}: {e}")))?;
+                }
+            }
         }
         Ok(())
     }
@@ -524,6 +602,7 @@ releases:
             depends_on: vec![],
             health: Health::default(),
             upgrade_from: None,
+            update: None,
         };
         let values = release.effective_values(dir.path()).unwrap();
         assert_eq!(
