@@ -10,6 +10,7 @@ use coxswain::chart::{ArchiveLimits, pack_dir};
 use coxswain::format::{
     ChannelIndex, Sha256Digest, Timestamp, TrustRoot, read_json, to_json_pretty,
 };
+use coxswain::publish::promote::{PromoteOptions, promote};
 use coxswain::publish::{Change, PublishError, PublishOptions, publish};
 use coxswain::site::{Limits, Site};
 use coxswain::site_verify::{SiteReport, SiteVerifyOptions, verify_site};
@@ -95,13 +96,23 @@ fn trust_for(channel_key: &SigningKey) -> TrustRoot {
 
 /// Verifies the channel in the site directory `site` with `coxswain verify`'s library code.
 async fn verify_dir(site: &Path, channel: &str, channel_key: &SigningKey) -> SiteReport {
+    verify_dir_at(site, channel, channel_key, now()).await
+}
+
+/// [`verify_dir`] at the time `at`.
+async fn verify_dir_at(
+    site: &Path,
+    channel: &str,
+    channel_key: &SigningKey,
+    at: Timestamp,
+) -> SiteReport {
     let trust = to_json_pretty(&trust_for(channel_key)).unwrap();
     let opts = SiteVerifyOptions {
         anchor: trust,
         anchor_origin: "trust.json".into(),
         channel: channel.into(),
         min_sequence: 0,
-        now: now(),
+        now: at,
         archive_limits: ArchiveLimits::default(),
     };
     let site = Site::dir(site, Limits::default()).unwrap();
@@ -717,4 +728,161 @@ async fn every_problem_of_a_spec_is_reported_in_one_run_and_nothing_is_written()
         "{text}"
     );
     assert!(!site.exists(), "nothing is written on refusal");
+}
+
+/// The stable spec (optionally with wiki bumped) published as channel `beta` at `at`.
+async fn publish_beta(dir: &Path, site: &Path, bump_wiki: bool, at: Timestamp) -> ChannelIndex {
+    let spec = stable_copy(dir, bump_wiki);
+    let text = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("channel: stable", "channel: beta");
+    let beta = dir.join(format!("beta-{bump_wiki}.yaml"));
+    std::fs::write(&beta, text).unwrap();
+    let mut opts = options(&beta, site, None);
+    opts.now = at;
+    if !site.join("channels/beta/index.json").exists() {
+        opts.sequence = Some(1);
+    }
+    publish(&opts).await.unwrap();
+    read_index(site, "beta")
+}
+
+fn promote_options(site: &Path, at: Timestamp) -> PromoteOptions {
+    PromoteOptions {
+        site: site.to_path_buf(),
+        from: "beta".into(),
+        to: "stable".into(),
+        keys: vec![key(1)],
+        trust: None,
+        min_soak: coxswain::duration::Duration::from_secs(24 * 3600),
+        releases: None,
+        valid_for: coxswain::duration::Duration::from_days(14),
+        keep_previous: 3,
+        now: at,
+        site_limits: Limits::default(),
+    }
+}
+
+fn later(hours: i64) -> Timestamp {
+    Timestamp::from_unix(1_800_000_000 + hours * 3600).unwrap()
+}
+
+/// Promotion takes beta's entries byte for byte after the soak, keeps stable's own
+/// sequence and expiry, carries stable's older entries, promotes subsets, and refuses
+/// (writing nothing) what is too young, unknown, older than stable, or no change.
+#[tokio::test]
+async fn promote_takes_the_exact_beta_entries_after_the_soak() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    let beta1 = publish_beta(dir.path(), &site, false, now()).await;
+
+    // Too young: 23 hours after beta#1.
+    let before = snapshot(&site);
+    let err = promote(&promote_options(&site, later(23)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "promotion refused: beta#1 was published 23h0m ago, at {}; --min-soak 1d asks for 1h0m more",
+            now()
+        )
+    );
+    assert_eq!(
+        snapshot(&site),
+        before,
+        "a refused promotion writes nothing"
+    );
+
+    // After the soak: stable#1 holds beta#1's entries exactly.
+    let report = promote(&promote_options(&site, later(25))).await.unwrap();
+    assert_eq!(report.from, ("beta".to_owned(), 1));
+    assert_eq!(report.to, ("stable".to_owned(), None, 1));
+    let stable1 = read_index(&site, "stable");
+    assert_eq!(stable1.channel, "stable");
+    assert_eq!(stable1.sequence, 1);
+    assert_eq!(stable1.published, later(25));
+    assert_eq!(
+        stable1.releases, beta1.releases,
+        "no previous entries yet on either side"
+    );
+    let report = verify_dir_at(&site, "stable", &key(1), later(25)).await;
+    assert!(
+        report.releases.iter().all(|r| r.is_ok()),
+        "{}",
+        report.render()
+    );
+
+    // Nothing new on beta: nothing to promote.
+    let before = snapshot(&site);
+    let err = promote(&promote_options(&site, later(26)))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("nothing to promote: stable already holds exactly what beta#1 offers"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&site), before);
+
+    // beta#2 bumps wiki; promoting only wiki leaves the rest of stable as it was.
+    let beta2 = publish_beta(dir.path(), &site, true, later(30)).await;
+    let mut opts = promote_options(&site, later(60));
+    opts.releases = Some(vec!["wiki".into()]);
+    promote(&opts).await.unwrap();
+    let stable2 = read_index(&site, "stable");
+    assert_eq!(stable2.sequence, 2);
+    let wiki = |i: &ChannelIndex| {
+        i.releases
+            .iter()
+            .find(|r| r.name == "wiki")
+            .unwrap()
+            .clone()
+    };
+    let beta_wiki = wiki(&beta2);
+    let stable_wiki = wiki(&stable2);
+    assert_eq!(stable_wiki.chart, beta_wiki.chart);
+    assert_eq!(stable_wiki.values, beta_wiki.values);
+    assert_eq!(
+        stable_wiki.previous.len(),
+        1,
+        "stable's old wiki is pinnable"
+    );
+    assert_eq!(stable_wiki.previous[0].chart, wiki(&stable1).chart);
+    for r in stable2.releases.iter().filter(|r| r.name != "wiki") {
+        let was = stable1.releases.iter().find(|s| s.name == r.name).unwrap();
+        assert_eq!(r, was, "{} must stay as stable had it", r.name);
+    }
+
+    // Refusals, each writing nothing.
+    let before = snapshot(&site);
+    let mut unknown = promote_options(&site, later(60));
+    unknown.releases = Some(vec!["wiki".into(), "chat".into()]);
+    let err = promote(&unknown).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "promotion refused: beta#2 has no release `chat`"
+    );
+    // beta#3 goes back to wiki 1.0.0, older than what stable now has.
+    publish_beta(dir.path(), &site, false, later(61)).await;
+    let before_downgrade = snapshot(&site);
+    let err = promote(&promote_options(&site, later(90)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "promotion refused: stable already holds something newer: wiki (stable#2 holds 1.1.0, newer than beta#3's 1.0.0)"
+    );
+    assert_eq!(snapshot(&site), before_downgrade);
+    assert_ne!(before, before_downgrade, "beta#3 was published in between");
+    // Another key's signature on beta is not accepted.
+    let mut other_key = promote_options(&site, later(90));
+    other_key.keys = vec![key(2)];
+    let err = promote(&other_key).await.unwrap_err();
+    assert!(
+        support::chain(&err).contains("valid signature(s) by accepted keys"),
+        "{}",
+        support::chain(&err)
+    );
+    assert_eq!(snapshot(&site), before_downgrade);
 }

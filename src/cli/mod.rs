@@ -4,6 +4,7 @@
 
 mod agent;
 mod keygen;
+mod promote;
 mod publish;
 mod serve;
 mod trust;
@@ -26,6 +27,7 @@ enum Command {
     Keygen(keygen::Args),
     Trust(trust::Args),
     Publish(publish::Args),
+    Promote(promote::Args),
     Verify(verify::Args),
     Serve(serve::Args),
     Agent(agent::Args),
@@ -38,6 +40,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Keygen(args) => keygen::run(args),
         Command::Trust(args) => trust::run(args).await,
         Command::Publish(args) => publish::run(args).await,
+        Command::Promote(args) => promote::run(args).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Agent(args) => agent::run(args).await,

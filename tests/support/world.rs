@@ -18,7 +18,12 @@ use super::{repo, test_key_file, testdata};
 
 /// The agent binary under test.
 pub fn coxswain() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_coxswain"))
+    // A measurement may run the tests against another build (the static release build
+    // of the image); by default, the binary of this test build.
+    match std::env::var_os("COXSWAIN_TEST_COXSWAIN") {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_coxswain")),
+    }
 }
 
 /// Runs the coxswain binary; returns (exit code, stdout, stderr).

@@ -34,6 +34,7 @@
 //! signatures); tests inject `now`.
 
 mod previous;
+pub mod promote;
 pub mod sources;
 
 use std::collections::{BTreeMap, HashMap};
@@ -130,6 +131,9 @@ impl PublishOptions {
 /// [`PublishError::Write`].
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    /// A promotion was refused (see [`promote`]).
+    #[error("promotion refused: {0}")]
+    Promote(String),
     /// More than one problem; each is reported (a publish reports all it finds).
     #[error("{} problems, nothing was written:{}", .0.len(), list_problems(.0))]
     Several(Vec<PublishError>),
@@ -390,51 +394,7 @@ pub struct PublishReport {
 impl PublishReport {
     /// The summary table: release, namespace, chart version, short digest, change.
     pub fn table(&self) -> String {
-        let header = [
-            "RELEASE",
-            "NAMESPACE",
-            "CHART",
-            "DIGEST",
-            "PREVIOUS",
-            "CHANGE",
-        ];
-        let rows: Vec<[String; 6]> = self
-            .releases
-            .iter()
-            .map(|r| {
-                [
-                    r.name.clone(),
-                    r.namespace.clone(),
-                    format!("{} {}", r.chart, r.version),
-                    format!("sha256:{}", &r.digest.hex()[..12]),
-                    r.previous.to_string(),
-                    r.change.to_string(),
-                ]
-            })
-            .collect();
-        let mut widths = header.map(str::len);
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let mut out = String::new();
-        let mut line = |cells: &[&str]| {
-            let mut text = String::new();
-            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-                if i + 1 == cells.len() {
-                    text.push_str(cell);
-                } else {
-                    let _ = write!(text, "{cell:<w$}  ");
-                }
-            }
-            out.push_str(text.trim_end());
-            out.push('\n');
-        };
-        line(&header);
-        for row in &rows {
-            line(&row.each_ref().map(String::as_str));
-        }
+        let mut out = release_table(&self.releases);
         let prior = self
             .prior_sequence
             .map_or_else(|| "no prior index".to_owned(), |p| format!("prior {p}"));
@@ -450,6 +410,56 @@ impl PublishReport {
         );
         out
     }
+}
+
+/// One row per release: name, namespace, chart version, short digest, previous entries,
+/// change (shared by publish and promote).
+pub fn release_table(releases: &[ReleaseSummary]) -> String {
+    let header = [
+        "RELEASE",
+        "NAMESPACE",
+        "CHART",
+        "DIGEST",
+        "PREVIOUS",
+        "CHANGE",
+    ];
+    let rows: Vec<[String; 6]> = releases
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.namespace.clone(),
+                format!("{} {}", r.chart, r.version),
+                format!("sha256:{}", &r.digest.hex()[..12]),
+                r.previous.to_string(),
+                r.change.to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[&str]| {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                let _ = write!(text, "{cell:<w$}  ");
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&header);
+    for row in &rows {
+        line(&row.each_ref().map(String::as_str));
+    }
+    out
 }
 
 /// The prior index and the site it came from (older charts are copied from there).
@@ -855,15 +865,39 @@ async fn load_prior(
     location: &str,
     channel: &str,
 ) -> Result<Option<Prior>, PublishError> {
-    let read_err = |source| PublishError::PriorRead {
-        location: location.to_owned(),
-        source,
-    };
     let is_url = location.contains("://");
     if !is_url && opts.previous.is_none() && !Path::new(location).exists() {
         return Ok(None);
     }
-    let site = Site::open(location, opts.site_limits.clone()).map_err(read_err)?;
+    let reader = IndexReader {
+        keys: &opts.keys,
+        trust: opts.prior_trust.as_ref(),
+        limits: &opts.site_limits,
+    };
+    load_index(&reader, location, channel).await
+}
+
+/// Who may have signed an index read back from a site, and the read's limits.
+struct IndexReader<'a> {
+    /// Keys whose signature alone is enough (the keys that sign the new index).
+    keys: &'a [SigningKey],
+    /// Instead: a trust root whose channel keys and threshold decide.
+    trust: Option<&'a TrustRoot>,
+    limits: &'a site::Limits,
+}
+
+/// Reads and checks a channel's index on a site: signed as `reader` accepts, for that
+/// channel. `Ok(None)` only when the site has no index for the channel.
+async fn load_index(
+    reader: &IndexReader<'_>,
+    location: &str,
+    channel: &str,
+) -> Result<Option<Prior>, PublishError> {
+    let read_err = |source| PublishError::PriorRead {
+        location: location.to_owned(),
+        source,
+    };
+    let site = Site::open(location, reader.limits.clone()).map_err(read_err)?;
     let index_path = SitePath::index(channel).map_err(read_err)?;
     let shown = site.location(&index_path);
     let index_bytes = match site.read(&index_path, DocKind::Index).await {
@@ -882,12 +916,12 @@ async fn load_prior(
             reason: format!("its signature envelope is unreadable: {}", describe(&e)),
         }
     })?;
-    let own_keys: Vec<(String, VerifyingKey)> = opts
+    let own_keys: Vec<(String, VerifyingKey)> = reader
         .keys
         .iter()
         .map(|k| (keys::keyid(&k.verifying_key()), k.verifying_key()))
         .collect();
-    let (accepted, threshold): (BTreeMap<&str, VerifyingKey>, u32) = match &opts.prior_trust {
+    let (accepted, threshold): (BTreeMap<&str, VerifyingKey>, u32) = match reader.trust {
         Some(root) => (
             root.role_keys(RoleName::Channel),
             root.role(RoleName::Channel).threshold,

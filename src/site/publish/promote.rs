@@ -1,0 +1,327 @@
+//! `coxswain promote`: the next index of one channel (stable) made from the exact
+//! entries of another (beta) on the same site — same chart archives (digest, size,
+//! URL), values, `dependsOn`, health and `upgradeFrom`; nothing is repacked or
+//! re-resolved, so what stable gets is byte for byte what beta was tested with.
+//!
+//! The source index is read back and its signature checked (by the signing keys, or
+//! by a trust root's channel keys after a rotation) before anything is taken from it,
+//! and it must have soaked for `min_soak` since it was published. The target channel
+//! keeps its own sequence (+1) and gets its own expiry; its older entries are carried
+//! forward as a publish does. Refused, with nothing written: a source younger than the
+//! soak, a release the source does not have, a promotion that would move a release of
+//! the target to an older chart version, or one that changes nothing.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use super::previous::{Change, carry_forward};
+use super::{
+    IndexReader, PublishError, ReleaseSummary, load_index, present_with_digest, sign_sorted,
+};
+use crate::duration::Duration;
+use crate::format::index::ChannelIndexKind;
+use crate::format::{
+    ApiVersion, ChannelIndex, ChartVersion, IndexRelease, Timestamp, TrustRoot, read_json,
+    to_json_pretty,
+};
+use crate::keys::SigningKey;
+use crate::site::{self, SitePath, SiteWriter};
+
+/// What a promotion needs.
+#[derive(Debug, Clone)]
+pub struct PromoteOptions {
+    /// The site directory: read and written.
+    pub site: PathBuf,
+    /// The channel promoted from (`beta`).
+    pub from: String,
+    /// The channel promoted to (`stable`).
+    pub to: String,
+    /// The keys that sign the new index (at least one).
+    pub keys: Vec<SigningKey>,
+    /// Accept indexes signed by this root's channel keys instead of one of `keys`.
+    pub trust: Option<TrustRoot>,
+    /// How long the source index must have been published.
+    pub min_soak: Duration,
+    /// Only these releases (the others keep the target's entries); all when `None`.
+    pub releases: Option<Vec<String>>,
+    /// How long the new index stays valid.
+    pub valid_for: Duration,
+    /// How many older entries per release stay pinnable.
+    pub keep_previous: usize,
+    /// Now: the new index's `published`, and the soak's reference.
+    pub now: Timestamp,
+    /// Limits for reading the site.
+    pub site_limits: site::Limits,
+}
+
+/// What a promotion did.
+#[derive(Debug)]
+pub struct PromoteReport {
+    /// The source channel and the sequence taken.
+    pub from: (String, u64),
+    /// The target channel, its prior sequence and the new one.
+    pub to: (String, Option<u64>, u64),
+    /// Per release of the new index.
+    pub releases: Vec<ReleaseSummary>,
+    /// The new index's path.
+    pub index_path: PathBuf,
+}
+
+fn refused(reason: String) -> PublishError {
+    PublishError::Promote(reason)
+}
+
+/// Promotes; see the module documentation.
+pub async fn promote(opts: &PromoteOptions) -> Result<PromoteReport, PublishError> {
+    if opts.keys.is_empty() {
+        return Err(PublishError::NoKeys);
+    }
+    if opts.from == opts.to {
+        return Err(refused(format!("--from and --to are both `{}`", opts.from)));
+    }
+    let location = opts.site.display().to_string();
+    let reader = IndexReader {
+        keys: &opts.keys,
+        trust: opts.trust.as_ref(),
+        limits: &opts.site_limits,
+    };
+    let source = load_index(&reader, &location, &opts.from)
+        .await?
+        .ok_or_else(|| {
+            refused(format!(
+                "{location} has no index for channel `{}`",
+                opts.from
+            ))
+        })?
+        .index;
+    let target = load_index(&reader, &location, &opts.to)
+        .await?
+        .map(|p| p.index);
+
+    // Soaked long enough?
+    let age = opts.now.datetime() - source.published.datetime();
+    let soak = time::Duration::seconds(i64::try_from(opts.min_soak.as_secs()).unwrap_or(i64::MAX));
+    if age < soak {
+        let left = soak - age;
+        return Err(refused(format!(
+            "{}#{} was published {} ago, at {}; --min-soak {} asks for {} more",
+            opts.from,
+            source.sequence,
+            human(age),
+            source.published,
+            opts.min_soak,
+            human(left)
+        )));
+    }
+
+    let chosen: Vec<&IndexRelease> = match &opts.releases {
+        None => source.releases.iter().collect(),
+        Some(names) => {
+            let mut chosen = Vec::new();
+            for name in names {
+                let found = source
+                    .releases
+                    .iter()
+                    .find(|r| &r.name == name)
+                    .ok_or_else(|| {
+                        refused(format!(
+                            "{}#{} has no release `{name}`",
+                            opts.from, source.sequence
+                        ))
+                    })?;
+                chosen.push(found);
+            }
+            chosen
+        }
+    };
+    let target_by_name: HashMap<&str, &IndexRelease> = target
+        .as_ref()
+        .map(|t| t.releases.iter().map(|r| (r.name.as_str(), r)).collect())
+        .unwrap_or_default();
+
+    // Never an older chart than the target already has.
+    let mut downgrades = Vec::new();
+    for r in &chosen {
+        if let Some(t) = target_by_name.get(r.name.as_str())
+            && let (Ok(new), Ok(old)) = (
+                ChartVersion::parse(&r.chart.version),
+                ChartVersion::parse(&t.chart.version),
+            )
+            && new.cmp_precedence(&old) == std::cmp::Ordering::Less
+        {
+            downgrades.push(format!(
+                "{} ({}#{} holds {}, newer than {}#{}'s {})",
+                r.name,
+                opts.to,
+                target.as_ref().map_or(0, |t| t.sequence),
+                t.chart.version,
+                opts.from,
+                source.sequence,
+                r.chart.version
+            ));
+        }
+    }
+    if !downgrades.is_empty() {
+        return Err(refused(format!(
+            "{} already holds something newer: {}",
+            opts.to,
+            downgrades.join("; ")
+        )));
+    }
+
+    // The new target: the chosen entries as they are in the source; with a subset, the
+    // target's other releases stay as they were.
+    let mut releases: Vec<IndexRelease> = Vec::new();
+    let mut summaries = Vec::new();
+    let mut any_change = false;
+    let mut push = |entry: IndexRelease, change: Change| {
+        summaries.push(ReleaseSummary {
+            name: entry.name.clone(),
+            namespace: entry.namespace.clone(),
+            chart: entry.chart.name.clone(),
+            version: entry.chart.version.clone(),
+            digest: entry.chart.digest,
+            change,
+            previous: entry.previous.len(),
+        });
+        releases.push(entry);
+    };
+    let chosen_names: Vec<&str> = chosen.iter().map(|r| r.name.as_str()).collect();
+    for r in &chosen {
+        let mut entry = (*r).clone();
+        entry.previous = Vec::new();
+        let (previous, change) = carry_forward(
+            target_by_name.get(r.name.as_str()).copied(),
+            &entry,
+            opts.keep_previous,
+        );
+        entry.previous = previous;
+        any_change |= change.is_change();
+        push(entry, change);
+    }
+    if let Some(t) = &target {
+        for r in &t.releases {
+            if !chosen_names.contains(&r.name.as_str()) {
+                if opts.releases.is_some() {
+                    push(r.clone(), Change::Unchanged);
+                } else {
+                    // Promoting everything: the target becomes exactly the source's set.
+                    any_change = true;
+                }
+            }
+        }
+    }
+    if !any_change {
+        return Err(refused(format!(
+            "nothing to promote: {} already holds exactly what {}#{} offers{}",
+            opts.to,
+            opts.from,
+            source.sequence,
+            if opts.releases.is_some() {
+                " for these releases"
+            } else {
+                ""
+            }
+        )));
+    }
+
+    // Every chart the new index names must be on the site with its digest.
+    let writer = SiteWriter::new(&opts.site);
+    let mut missing = Vec::new();
+    for r in &releases {
+        for chart in std::iter::once(&r.chart).chain(r.previous.iter().map(|p| &p.chart)) {
+            if !present_with_digest(&writer, &chart.digest, chart.size) {
+                missing.push(format!("{} {} ({})", r.name, chart.version, chart.digest));
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(refused(format!(
+            "charts missing from the site or changed: {}",
+            crate::bounded::bounded_list(&missing, 10)
+        )));
+    }
+
+    let prior_sequence = target.as_ref().map(|t| t.sequence);
+    let sequence = match prior_sequence {
+        None => 1,
+        Some(s) => s
+            .checked_add(1)
+            .filter(|s| *s <= crate::format::MAX_SEQUENCE)
+            .ok_or(PublishError::SequenceOverflow(s))?,
+    };
+    if opts.valid_for > crate::format::MAX_INDEX_VALIDITY {
+        return Err(PublishError::ValidForTooLong(opts.valid_for));
+    }
+    let expires = opts
+        .now
+        .checked_add(opts.valid_for)
+        .ok_or(PublishError::ExpiryOverflow(opts.valid_for, opts.now))?;
+    let index = ChannelIndex {
+        api_version: ApiVersion::V1,
+        kind: ChannelIndexKind::ChannelIndex,
+        channel: opts.to.clone(),
+        sequence,
+        published: opts.now,
+        expires,
+        releases,
+    };
+    let index_bytes = to_json_pretty(&index).map_err(PublishError::Serialize)?;
+    // What agents will parse must pass the reader agents use (dependsOn of a subset
+    // included: a promoted release needing one the target lacks is refused here).
+    read_json::<ChannelIndex>(&index_bytes, "the new index")
+        .map_err(|e| PublishError::InvalidOutput(Box::new(e)))?;
+    let sig_bytes =
+        to_json_pretty(&sign_sorted(&opts.keys, &index_bytes)).map_err(PublishError::Serialize)?;
+    let sig_path = SitePath::index_signatures(&index.channel).map_err(PublishError::Write)?;
+    let index_path = SitePath::index(&index.channel).map_err(PublishError::Write)?;
+    writer
+        .check_target(&sig_path)
+        .and_then(|()| writer.check_target(&index_path))
+        .map_err(PublishError::Write)?;
+    writer
+        .write(&sig_path, &sig_bytes)
+        .map_err(PublishError::Write)?;
+    let index_file = writer
+        .write(&index_path, &index_bytes)
+        .map_err(PublishError::Write)?;
+    Ok(PromoteReport {
+        from: (opts.from.clone(), source.sequence),
+        to: (opts.to.clone(), prior_sequence, sequence),
+        releases: summaries,
+        index_path: index_file,
+    })
+}
+
+/// A duration for people: `3h12m`, `2d4h`, `45s`.
+fn human(d: time::Duration) -> String {
+    let secs = d.whole_seconds().max(0);
+    let (days, hours, minutes, seconds) = (
+        secs / 86_400,
+        secs % 86_400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
+    match (days, hours, minutes) {
+        (0, 0, 0) => format!("{seconds}s"),
+        (0, 0, m) => format!("{m}m{seconds}s"),
+        (0, h, m) => format!("{h}h{m}m"),
+        (d, h, _) => format!("{d}d{h}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(human(time::Duration::seconds(45)), "45s");
+        assert_eq!(human(time::Duration::seconds(125)), "2m5s");
+        assert_eq!(human(time::Duration::seconds(3 * 3600 + 720)), "3h12m");
+        assert_eq!(
+            human(time::Duration::seconds(2 * 86_400 + 4 * 3600)),
+            "2d4h"
+        );
+    }
+}
