@@ -462,6 +462,41 @@ pub fn release_table(releases: &[ReleaseSummary]) -> String {
     out
 }
 
+/// A channel's signature envelope and index in a site, checked as write targets.
+struct IndexFiles {
+    signatures: SitePath,
+    index: SitePath,
+}
+
+impl IndexFiles {
+    /// The two paths of `channel`, refused when either would land outside the site.
+    fn checked(writer: &SiteWriter, channel: &str) -> Result<Self, PublishError> {
+        let signatures = SitePath::index_signatures(channel).map_err(PublishError::Write)?;
+        let index = SitePath::index(channel).map_err(PublishError::Write)?;
+        writer
+            .check_target(&signatures)
+            .and_then(|()| writer.check_target(&index))
+            .map_err(PublishError::Write)?;
+        Ok(Self { signatures, index })
+    }
+
+    /// Writes the signatures, then the index (a reader that finds the new index finds
+    /// its signatures); returns the index's path.
+    fn write(
+        &self,
+        writer: &SiteWriter,
+        signatures: &[u8],
+        index: &[u8],
+    ) -> Result<PathBuf, PublishError> {
+        writer
+            .write(&self.signatures, signatures)
+            .map_err(PublishError::Write)?;
+        writer
+            .write(&self.index, index)
+            .map_err(PublishError::Write)
+    }
+}
+
 /// The prior index and the site it came from (older charts are copied from there).
 struct Prior {
     index: ChannelIndex,
@@ -656,16 +691,11 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
     }
 
     // Nothing is written when any document would land outside the site through a link.
-    let sig_path = SitePath::index_signatures(&index.channel).map_err(PublishError::Write)?;
-    let index_path = SitePath::index(&index.channel).map_err(PublishError::Write)?;
     for digest in charts.keys().chain(missing.keys()) {
         let path = SitePath::chart(&digest.hex()).map_err(PublishError::Write)?;
         writer.check_target(&path).map_err(PublishError::Write)?;
     }
-    writer
-        .check_target(&sig_path)
-        .and_then(|()| writer.check_target(&index_path))
-        .map_err(PublishError::Write)?;
+    let index_files = IndexFiles::checked(&writer, &index.channel)?;
 
     let mut charts_written = 0;
     for (digest, bytes) in charts.iter().chain(missing.iter()) {
@@ -677,12 +707,7 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
         writer.write(&path, bytes).map_err(PublishError::Write)?;
         charts_written += 1;
     }
-    writer
-        .write(&sig_path, &sig_bytes)
-        .map_err(PublishError::Write)?;
-    let index_file = writer
-        .write(&index_path, &index_bytes)
-        .map_err(PublishError::Write)?;
+    let index_file = index_files.write(&writer, &sig_bytes, &index_bytes)?;
 
     Ok(PublishReport {
         channel: index.channel,

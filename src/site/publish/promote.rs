@@ -16,7 +16,8 @@ use std::path::PathBuf;
 
 use super::previous::{Change, carry_forward};
 use super::{
-    IndexReader, PublishError, ReleaseSummary, load_index, present_with_digest, sign_sorted,
+    IndexFiles, IndexReader, PublishError, ReleaseSummary, load_index, present_with_digest,
+    sign_sorted,
 };
 use crate::duration::Duration;
 use crate::format::index::ChannelIndexKind;
@@ -25,7 +26,7 @@ use crate::format::{
     to_json_pretty,
 };
 use crate::keys::SigningKey;
-use crate::site::{self, SitePath, SiteWriter};
+use crate::site::{self, SiteWriter};
 
 /// What a promotion needs.
 #[derive(Debug, Clone)]
@@ -273,18 +274,8 @@ pub async fn promote(opts: &PromoteOptions) -> Result<PromoteReport, PublishErro
         .map_err(|e| PublishError::InvalidOutput(Box::new(e)))?;
     let sig_bytes =
         to_json_pretty(&sign_sorted(&opts.keys, &index_bytes)).map_err(PublishError::Serialize)?;
-    let sig_path = SitePath::index_signatures(&index.channel).map_err(PublishError::Write)?;
-    let index_path = SitePath::index(&index.channel).map_err(PublishError::Write)?;
-    writer
-        .check_target(&sig_path)
-        .and_then(|()| writer.check_target(&index_path))
-        .map_err(PublishError::Write)?;
-    writer
-        .write(&sig_path, &sig_bytes)
-        .map_err(PublishError::Write)?;
-    let index_file = writer
-        .write(&index_path, &index_bytes)
-        .map_err(PublishError::Write)?;
+    let index_file =
+        IndexFiles::checked(&writer, &index.channel)?.write(&writer, &sig_bytes, &index_bytes)?;
     Ok(PromoteReport {
         from: (opts.from.clone(), source.sequence),
         to: (opts.to.clone(), prior_sequence, sequence),
