@@ -760,6 +760,7 @@ fn promote_options(site: &Path, at: Timestamp) -> PromoteOptions {
         keep_previous: 3,
         now: at,
         site_limits: Limits::default(),
+        gate_keys: Vec::new(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! and an arm in [`run`].
 
 mod agent;
+mod gate;
 mod keygen;
 mod promote;
 mod publish;
@@ -32,6 +33,7 @@ enum Command {
     Serve(serve::Args),
     Agent(agent::Args),
     Upstream(upstream::Args),
+    Gate(gate::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -45,6 +47,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve::run(args).await,
         Command::Agent(args) => agent::run(args).await,
         Command::Upstream(args) => upstream::run(args).await,
+        Command::Gate(args) => gate::run(args).await,
     }
 }
 

@@ -57,6 +57,14 @@ pub struct Args {
     /// key rotation).
     #[arg(long, value_name = "TRUST")]
     trust: Option<PathBuf>,
+    /// Require a passing gate record (`coxswain gate --record`) for the source's exact
+    /// index at SITE/channels/<from>/gate.json, signed by one of the --gate-key keys.
+    #[arg(long, requires = "gate_keys")]
+    require_gate: bool,
+    /// A public key (NAME.pub) whose signature on the gate record counts; repeat for
+    /// several.
+    #[arg(long = "gate-key", value_name = "PUB", requires = "require_gate")]
+    gate_keys: Vec<PathBuf>,
 }
 
 pub async fn run(args: Args) -> Result<()> {
@@ -85,6 +93,11 @@ pub async fn run(args: Args) -> Result<()> {
         keep_previous: args.keep_previous,
         now: Timestamp::now(),
         site_limits: coxswain::site::Limits::default(),
+        gate_keys: args
+            .gate_keys
+            .iter()
+            .map(|p| keys::read_verifying_key(p))
+            .collect::<Result<Vec<_>, _>>()?,
     };
     let report = promote(&opts)
         .await

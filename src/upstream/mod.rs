@@ -1,18 +1,22 @@
-//! The maintainers' side of auto-updating: `coxswain upstream check` finds newer chart
-//! versions and image tags upstream, within each release's `update:` policy, and can
-//! write them into the spec (and its values files) in place.
+//! The maintainers' pipeline around a channel: `coxswain upstream check` finds newer
+//! chart versions and image tags upstream, within each release's `update:` policy, and
+//! can write them into the spec (and its values files) in place; `coxswain gate` proves
+//! a published channel on a test cluster.
 //!
 //! - [`policy`]: tracks (`patch`/`minor`/`major`/ranges), image references, tag
 //!   patterns, values paths — pure;
 //! - [`registry`]: the OCI distribution API (tags, manifest digests, chart configs)
 //!   with the anonymous bearer-token flow of public registries;
 //! - [`repo`]: a classic Helm repository's `index.yaml`;
-//! - [`edit`]: rewriting only the bytes of the scalars that change.
+//! - [`edit`]: rewriting only the bytes of the scalars that change;
+//! - [`gate`]: a published channel applied to a test cluster, `helm test` for every
+//!   release, JUnit and a signed gate record.
 //!
-//! Nothing here touches an update site or a cluster: the output is a changed spec
-//! for a pull request, which CI then publishes.
+//! `upstream check` touches no site and no cluster: its output is a changed spec for a
+//! pull request, which CI then publishes.
 
 pub mod edit;
+pub mod gate;
 pub mod policy;
 pub mod registry;
 pub mod repo;

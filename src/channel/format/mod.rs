@@ -8,6 +8,7 @@
 //! [`ChannelSpec`] is YAML read by [`read_yaml`]. The JSON Schemas in
 //! `channel-schema/` are generated from these types by [`schemas`].
 
+pub mod gate;
 pub mod index;
 pub mod signatures;
 pub mod spec;
@@ -26,6 +27,7 @@ use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+pub use gate::{GateRecord, GateRelease};
 pub use index::{ChannelIndex, IndexChart, IndexRelease, PreviousRelease};
 pub use signatures::{SignatureEntry, Signatures};
 pub use spec::{ChannelSpec, ChartSource, OciChart, ReleaseSpec, RepoChart};
@@ -365,6 +367,7 @@ pub fn schemas() -> Vec<(&'static str, String)> {
         one::<ChannelIndex>("ChannelIndex"),
         one::<Signatures>("Signatures"),
         one::<TrustRoot>("TrustRoot"),
+        one::<GateRecord>("GateRecord"),
     ]
 }
 

@@ -500,6 +500,8 @@ impl IndexFiles {
 /// The prior index and the site it came from (older charts are copied from there).
 struct Prior {
     index: ChannelIndex,
+    /// The SHA-256 of the index's bytes.
+    digest: Sha256Digest,
     site: Site,
     index_path: SitePath,
 }
@@ -987,6 +989,7 @@ async fn load_index(
     }
     Ok(Some(Prior {
         index,
+        digest: Sha256Digest::of(&index_bytes),
         site,
         index_path,
     }))

@@ -26,7 +26,16 @@ use crate::format::{
     to_json_pretty,
 };
 use crate::keys::SigningKey;
-use crate::site::{self, SiteWriter};
+use std::collections::BTreeMap;
+
+use ed25519_dalek::VerifyingKey;
+
+use crate::format::trust::RoleName;
+use crate::format::{GateRecord, Sha256Digest, Signatures};
+use crate::keys;
+use crate::site::{self, DocKind, SitePath, SiteWriter};
+use crate::site_verify::describe;
+use crate::verify::check_threshold;
 
 /// What a promotion needs.
 #[derive(Debug, Clone)]
@@ -53,6 +62,9 @@ pub struct PromoteOptions {
     pub now: Timestamp,
     /// Limits for reading the site.
     pub site_limits: site::Limits,
+    /// Require a passing gate record for the source's exact index, signed by one of
+    /// these keys (`channels/<from>/gate.json` and `gate.json.sig`); no check when empty.
+    pub gate_keys: Vec<VerifyingKey>,
 }
 
 /// What a promotion did.
@@ -93,8 +105,11 @@ pub async fn promote(opts: &PromoteOptions) -> Result<PromoteReport, PublishErro
                 "{location} has no index for channel `{}`",
                 opts.from
             ))
-        })?
-        .index;
+        })?;
+    if !opts.gate_keys.is_empty() {
+        check_gate(opts, &source.site, source.index.sequence, &source.digest).await?;
+    }
+    let source = source.index;
     let target = load_index(&reader, &location, &opts.to)
         .await?
         .map(|p| p.index);
@@ -282,6 +297,66 @@ pub async fn promote(opts: &PromoteOptions) -> Result<PromoteReport, PublishErro
         releases: summaries,
         index_path: index_file,
     })
+}
+
+/// Refuses unless the source channel's gate record is signed by a gate key, names the
+/// source's exact index (channel, sequence, digest) and passed.
+async fn check_gate(
+    opts: &PromoteOptions,
+    site: &site::Site,
+    sequence: u64,
+    digest: &Sha256Digest,
+) -> Result<(), PublishError> {
+    let record_path = SitePath::parse(&format!("channels/{}/gate.json", opts.from))
+        .map_err(PublishError::Write)?;
+    let sig_path = SitePath::parse(&format!("channels/{}/gate.json.sig", opts.from))
+        .map_err(PublishError::Write)?;
+    let shown = site.location(&record_path);
+    let no_gate = |why: String| {
+        refused(format!(
+            "{}#{sequence} has no passing gate record: {why}",
+            opts.from
+        ))
+    };
+    let bytes = site
+        .read(&record_path, DocKind::Signatures)
+        .await
+        .map_err(|e| no_gate(describe(&e)))?;
+    let sig_bytes = site
+        .read(&sig_path, DocKind::Signatures)
+        .await
+        .map_err(|e| no_gate(describe(&e)))?;
+    let signatures: Signatures =
+        read_json(&sig_bytes, &site.location(&sig_path)).map_err(|e| no_gate(describe(&e)))?;
+    let ids: Vec<String> = opts.gate_keys.iter().map(keys::keyid).collect();
+    let accepted: BTreeMap<&str, VerifyingKey> = ids
+        .iter()
+        .map(String::as_str)
+        .zip(opts.gate_keys.iter().copied())
+        .collect();
+    check_threshold(&bytes, &signatures, &accepted, 1, RoleName::Channel, &shown)
+        .map_err(|e| no_gate(format!("{shown} is not signed by a gate key ({e})")))?;
+    let record: GateRecord = read_json(&bytes, &shown).map_err(|e| no_gate(describe(&e)))?;
+    if record.channel != opts.from || record.sequence != sequence || record.index != *digest {
+        return Err(no_gate(format!(
+            "{shown} is for {}#{} (index {}), not this index ({digest})",
+            record.channel, record.sequence, record.index
+        )));
+    }
+    if !record.passed {
+        let failed: Vec<&str> = record
+            .releases
+            .iter()
+            .filter(|r| !r.passed)
+            .map(|r| r.name.as_str())
+            .collect();
+        return Err(no_gate(format!(
+            "the gate failed at {} ({})",
+            record.checked,
+            crate::bounded::bounded_list(&failed, 10)
+        )));
+    }
+    Ok(())
 }
 
 /// A duration for people: `3h12m`, `2d4h`, `45s`.
