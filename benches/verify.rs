@@ -78,6 +78,7 @@ fn index_verification(c: &mut Criterion) {
         published,
         expires: "2026-12-10T03:00:00Z".parse().expect("a timestamp"),
         releases: (0..RELEASES).map(release).collect(),
+        withdrawn: Vec::new(),
     };
     let bytes = to_json_pretty(&index).expect("serializable");
     let sig_bytes = to_json_pretty(&keys::sign(&bytes, std::slice::from_ref(&channel_key)))

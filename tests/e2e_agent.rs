@@ -251,6 +251,39 @@ async fn broken_upgrade_is_rolled_back_and_not_retried() {
     let status = w.status().await;
     assert_eq!(status["handledRetry"], "1");
 
+    // The maintainers withdraw the failed sequence: the next one brings back the
+    // first one's releases, and the cluster says why its failure was taken back.
+    let (code, out, err) = run(&[
+        "withdraw",
+        "--site",
+        w.site().to_str().unwrap(),
+        "--channel",
+        "stable",
+        "--sequence",
+        &seq.to_string(),
+        "--reason",
+        "sso 24.0.6 never becomes ready",
+        "--key",
+        w.key.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    w.sequence += 1;
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "{out}{err}");
+    let status = w.status().await;
+    assert!(status["failedSequence"].is_null(), "{status}");
+    assert_eq!(
+        status["withdrawn"],
+        serde_json::json!([{"sequence": seq, "reason": "sso 24.0.6 never becomes ready"}])
+    );
+    let events = w.events().await;
+    assert!(
+        events.iter().any(|(r, n)| r == "SequenceWithdrawn"
+            && n.contains(&format!("sequence {seq}, which failed here, was withdrawn"))
+            && n.contains("sso 24.0.6 never becomes ready")),
+        "{events:?}"
+    );
+
     // A newer sequence that fixes sso is applied, dependents follow.
     let seq = w.publish(|name, r| {
         if name == "wiki" {

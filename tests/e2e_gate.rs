@@ -3,7 +3,8 @@
 //! `helm test` Job) is gated on the cluster, the signed gate record lets it be
 //! promoted; a second sequence whose wiki test fails (and whose channel does
 //! not ask the agent to run it) fails the gate in `helm test`, gets a failed
-//! record, and is not promoted, nor with the older record.
+//! record, and is not promoted, nor with the older record; it is withdrawn, and
+//! the cluster goes back to the first sequence's releases and shows the reason.
 //!
 //! Run with `cargo xtask e2e`.
 
@@ -150,4 +151,52 @@ async fn a_gated_sequence_is_promoted_and_a_failing_one_is_not() {
         serde_json::from_slice(&std::fs::read(w.site().join("channels/prod/index.json")).unwrap())
             .unwrap();
     assert_eq!(prod["sequence"], 1, "prod stays at stable#1's set");
+
+    // Withdrawn: stable#3 brings back stable#1's releases with the reason on record;
+    // the cluster goes back and says why, and the gate passes again.
+    let reason = "wiki's smoke test fails on 2.5.301";
+    let (code, stdout, err) = run(&[
+        "withdraw",
+        "--site",
+        w.site().to_str().unwrap(),
+        "--channel",
+        "stable",
+        "--sequence",
+        "2",
+        "--reason",
+        reason,
+        "--key",
+        w.key.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {err}");
+    assert!(
+        stdout.contains("withdrew stable#2: stable#3 offers the releases of #1"),
+        "{stdout}"
+    );
+    let wiki_before = w.history("wiki").len();
+    let (code, stdout, err) = gate(&w, out.path(), &gate_key);
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {err}");
+    assert!(stdout.contains("gate stable#3"), "{stdout}");
+    let history = w.history("wiki");
+    assert_eq!(
+        history.len(),
+        wiki_before + 1,
+        "wiki went back: {history:?}"
+    );
+    let sub: Value =
+        serde_json::to_value(w.subs().get("gate").await.unwrap().status.unwrap()).unwrap();
+    assert_eq!(
+        sub["withdrawn"],
+        serde_json::json!([{"sequence": 2, "reason": reason}])
+    );
+    // What the agent installed again is what sequence 1 had: the old image tag.
+    let values = String::from_utf8(support::world::succeed(
+        std::process::Command::new(helm4())
+            .args(["get", "values", "wiki", "-o", "json", "--namespace"])
+            .arg(w.rns("wiki"))
+            .arg("--kubeconfig")
+            .arg(kubeconfig_path()),
+    ))
+    .unwrap();
+    assert!(values.contains("2.5.300"), "{values}");
 }

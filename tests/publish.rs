@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use coxswain::chart::{ArchiveLimits, pack_dir};
 use coxswain::format::{
-    ChannelIndex, Sha256Digest, Timestamp, TrustRoot, read_json, to_json_pretty,
+    ChannelIndex, Sha256Digest, Timestamp, TrustRoot, Withdrawn, read_json, to_json_pretty,
 };
 use coxswain::publish::promote::{PromoteOptions, promote};
+use coxswain::publish::withdraw::{WithdrawOptions, withdraw};
 use coxswain::publish::{Change, PublishError, PublishOptions, publish};
 use coxswain::site::{Limits, Site};
 use coxswain::site_verify::{SiteReport, SiteVerifyOptions, verify_site};
@@ -204,7 +205,8 @@ async fn publishing_again_takes_the_next_sequence_and_duplicates_nothing() {
             .all(|r| r.change == Change::Unchanged && r.previous == 0)
     );
     let second = snapshot(&site);
-    // Only the index and its signature changed; the charts were left alone.
+    // Only the index and its signature changed, and the new sequence's kept copies; the
+    // charts were left alone.
     let changed: Vec<&PathBuf> = second
         .keys()
         .filter(|k| first.get(*k) != second.get(*k))
@@ -212,6 +214,8 @@ async fn publishing_again_takes_the_next_sequence_and_duplicates_nothing() {
     assert_eq!(
         changed,
         [
+            Path::new("channels/stable/history/42.json"),
+            Path::new("channels/stable/history/42.json.sig"),
             Path::new("channels/stable/index.json"),
             Path::new("channels/stable/index.json.sig")
         ]
@@ -303,7 +307,8 @@ async fn the_same_input_gives_the_same_bytes() {
         publish(&options(&stable_spec(), site, None)).await.unwrap();
     }
     let (sa, sb) = (snapshot(&a), snapshot(&b));
-    assert_eq!(sa.len(), 7);
+    // Five charts, the index and its signature, and two kept copies of each.
+    assert_eq!(sa.len(), 11);
     assert!(sa == sb, "two publishes of the same input differ");
     // Key order on the command line does not matter either.
     let c = dir.path().join("c");
@@ -886,4 +891,108 @@ async fn promote_takes_the_exact_beta_entries_after_the_soak() {
         support::chain(&err)
     );
     assert_eq!(snapshot(&site), before_downgrade);
+}
+
+fn withdraw_options(site: &Path, sequence: u64, reason: &str) -> WithdrawOptions {
+    WithdrawOptions {
+        site: site.to_path_buf(),
+        channel: "stable".into(),
+        sequence,
+        reason: reason.into(),
+        keys: vec![key(1)],
+        trust: None,
+        valid_for: coxswain::duration::Duration::from_days(14),
+        now: later(5),
+        site_limits: Limits::default(),
+    }
+}
+
+/// Withdrawing the newest sequence publishes the next one with the releases of the one
+/// before (from the copy publish keeps) and the reason on record, carried by later
+/// publishes; what cannot be withdrawn is refused with nothing written.
+#[tokio::test]
+async fn withdraw_goes_back_to_the_last_good_releases_and_keeps_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    let spec = stable_copy(dir.path(), false);
+    let bumped = stable_copy(dir.path(), true);
+    publish(&options(&spec, &site, Some(1))).await.unwrap();
+    let good = read_index(&site, "stable");
+    // Every publish keeps a copy of its index and signature.
+    for file in ["history/1.json", "history/1.json.sig"] {
+        assert!(site.join("channels/stable").join(file).is_file(), "{file}");
+    }
+
+    // The first sequence has nothing to go back to.
+    let before = snapshot(&site);
+    let err = withdraw(&withdraw_options(&site, 1, "bad"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("is the channel's first sequence"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&site), before);
+
+    publish(&options(&bumped, &site, None)).await.unwrap();
+    let bad = read_index(&site, "stable");
+    assert_ne!(bad.releases, good.releases);
+
+    // Refusals write nothing.
+    let before = snapshot(&site);
+    for (opts, says) in [
+        (
+            withdraw_options(&site, 1, "old"),
+            "stable#1 is not the newest sequence (stable#2 is)",
+        ),
+        (
+            withdraw_options(&site, 2, "  "),
+            "the reason must have 1 to 1000 characters, not 0",
+        ),
+        (
+            WithdrawOptions {
+                keys: vec![key(2)],
+                ..withdraw_options(&site, 2, "wrong key")
+            },
+            "valid signature(s) by accepted keys",
+        ),
+    ] {
+        let err = withdraw(&opts).await.unwrap_err();
+        assert!(
+            support::chain(&err).contains(says),
+            "{}",
+            support::chain(&err)
+        );
+        assert_eq!(snapshot(&site), before);
+    }
+
+    let report = withdraw(&withdraw_options(&site, 2, "wiki 1.1.0 breaks logins"))
+        .await
+        .unwrap();
+    assert_eq!((report.sequence, report.restored), (3, 1));
+    let third = read_index(&site, "stable");
+    assert_eq!(third.sequence, 3);
+    assert_eq!(
+        third.releases, good.releases,
+        "exactly the last good releases"
+    );
+    assert_eq!(
+        third.withdrawn,
+        vec![Withdrawn {
+            sequence: 2,
+            reason: "wiki 1.1.0 breaks logins".into()
+        }]
+    );
+    let verified = verify_dir_at(&site, "stable", &key(1), later(5)).await;
+    assert!(
+        verified.releases.iter().all(|r| r.is_ok()),
+        "{}",
+        verified.render()
+    );
+
+    // A later publish keeps the withdrawal on record.
+    let mut next = options(&spec, &site, None);
+    next.now = later(6);
+    publish(&next).await.unwrap();
+    assert_eq!(read_index(&site, "stable").withdrawn, third.withdrawn);
 }

@@ -274,6 +274,11 @@ pub struct ChannelSubscriptionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_sequence: Option<FailedSequence>,
 
+    /// The sequences the channel's maintainers withdrew, with their reasons, as the
+    /// newest index lists them (the newest 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withdrawn: Vec<crate::format::Withdrawn>,
+
     /// The value of the `coxswain.dev/retry` annotation the agent last acted on;
     /// setting the annotation to any other value retries once.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -33,6 +33,8 @@ pub mod reason {
     pub const UNREACHABLE: &str = "Unreachable";
     /// A failed sequence is not retried until a newer one or the retry annotation.
     pub const WAITING: &str = "WaitingForNewerSequence";
+    /// A sequence that failed here was withdrawn by the channel's maintainers.
+    pub const WITHDRAWN: &str = "SequenceWithdrawn";
     /// A release a killed helm or agent left behind was repaired.
     pub const REPAIRED: &str = "Repaired";
     /// Such a repair failed (it is tried again at the next check).

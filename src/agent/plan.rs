@@ -1350,6 +1350,7 @@ mod tests {
             published: "2026-11-26T03:00:00Z".parse().unwrap(),
             expires: "2026-12-10T03:00:00Z".parse().unwrap(),
             releases,
+            withdrawn: Vec::new(),
         }
     }
 

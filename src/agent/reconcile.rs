@@ -717,6 +717,23 @@ async fn record(
             ));
         }
     }
+    // Sequences the maintainers withdrew: said once when this cluster failed on one.
+    let withdrawn: Vec<crate::format::Withdrawn> =
+        index.withdrawn.iter().rev().take(10).cloned().collect();
+    if let Some(failed) = status.failed_for(&spec.server, &spec.channel)
+        && let Some(w) = withdrawn.iter().find(|w| w.sequence == failed.sequence)
+        && !status.withdrawn.contains(w)
+    {
+        let _ = tx.send(Note::warning(
+            reason::WITHDRAWN,
+            "Withdraw",
+            format!(
+                "sequence {}, which failed here, was withdrawn by the channel's maintainers: {}",
+                w.sequence, w.reason
+            ),
+        ));
+    }
+    status.withdrawn = withdrawn;
     if let Some(w) = &waiting {
         let said = status
             .last_check

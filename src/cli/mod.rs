@@ -11,6 +11,7 @@ mod serve;
 mod trust;
 mod upstream;
 mod verify;
+mod withdraw;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -34,6 +35,7 @@ enum Command {
     Agent(agent::Args),
     Upstream(upstream::Args),
     Gate(gate::Args),
+    Withdraw(withdraw::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -48,6 +50,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Agent(args) => agent::run(args).await,
         Command::Upstream(args) => upstream::run(args).await,
         Command::Gate(args) => gate::run(args).await,
+        Command::Withdraw(args) => withdraw::run(args).await,
     }
 }
 

@@ -103,6 +103,16 @@ impl SitePath {
         Self::parse(&format!("channels/{channel}/index.json"))
     }
 
+    /// `channels/<channel>/history/<sequence>.json`: the index of that sequence, kept.
+    pub fn history(channel: &str, sequence: u64) -> Result<Self, SiteError> {
+        Self::parse(&format!("channels/{channel}/history/{sequence}.json"))
+    }
+
+    /// `channels/<channel>/history/<sequence>.json.sig`.
+    pub fn history_signatures(channel: &str, sequence: u64) -> Result<Self, SiteError> {
+        Self::parse(&format!("channels/{channel}/history/{sequence}.json.sig"))
+    }
+
     /// `channels/<channel>/index.json.sig`.
     pub fn index_signatures(channel: &str) -> Result<Self, SiteError> {
         Self::parse(&format!("channels/{channel}/index.json.sig"))

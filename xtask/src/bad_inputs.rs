@@ -137,6 +137,7 @@ fn base_index() -> Result<ChannelIndex> {
             release("wiki", chart("wiki", "1.4.2", CHART_BYTES), &["sso"]),
             release("chat", chart("chat", "0.9.0", b"chat 0.9.0"), &["sso"]),
         ],
+        withdrawn: Vec::new(),
     })
 }
 

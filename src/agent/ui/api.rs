@@ -55,6 +55,8 @@ pub struct SubscriptionDocument {
     pub accepted_sequence: Option<u64>,
     /// A sequence that failed and is not retried on its own.
     pub failed_sequence: Option<FailedSequence>,
+    /// Sequences the maintainers withdrew, with their reasons (newest first).
+    pub withdrawn: Vec<crate::format::Withdrawn>,
     /// The last check.
     pub last_check: Option<LastCheck>,
     /// When the next check is due.
@@ -166,6 +168,7 @@ pub async fn status_document(agent: &AgentState, namespace: &str) -> StatusDocum
                 expires_soon,
                 accepted_sequence: status.accepted_sequence,
                 failed_sequence: status.failed_sequence.clone(),
+                withdrawn: status.withdrawn.clone(),
                 last_check: status.last_check.clone(),
                 next_check: view.next_check,
                 message: state.message.clone(),

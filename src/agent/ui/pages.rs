@@ -417,6 +417,11 @@ fn facts(sub: &SubscriptionDocument, now: Timestamp) -> Markup {
                     None => span.muted { "after the current one" },
                 }
             }
+            @for w in &sub.withdrawn {
+                dt { "Withdrawn" } dd.notice {
+                    "Sequence " strong { (w.sequence) } " was withdrawn by the channel's maintainers: " (w.reason)
+                }
+            }
             @if let Some(f) = &sub.failed_sequence {
                 dt { "Failed sequence" } dd.notice.bad {
                     strong { (f.sequence) } " failed " (time_tag(f.at)) ": " (f.reason)

@@ -43,7 +43,28 @@ pub struct ChannelIndex {
     pub expires: Timestamp,
     /// The releases.
     pub releases: Vec<IndexRelease>,
+    /// Earlier sequences the maintainers withdrew, with their reasons (carried forward by
+    /// every later publish). Agents that meet one in their status say so; the entries of
+    /// a withdrawing sequence are the last good ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withdrawn: Vec<Withdrawn>,
 }
+
+/// A withdrawn sequence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Withdrawn {
+    /// The sequence withdrawn.
+    pub sequence: u64,
+    /// Why, for the people who see it in a cluster's status and web UI.
+    pub reason: String,
+}
+
+/// Most withdrawn sequences an index lists.
+pub const MAX_WITHDRAWN: usize = 1_000;
+
+/// Longest reason of a withdrawn sequence, in characters.
+pub const MAX_WITHDRAWN_REASON: usize = 1_000;
 
 /// A chart archive on the site.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -223,6 +244,34 @@ impl Document for ChannelIndex {
                 expires: self.expires,
             });
         }
+        if self.withdrawn.len() > MAX_WITHDRAWN {
+            return Err(ValidationError::BadWithdrawn(format!(
+                "{} entries; at most {MAX_WITHDRAWN}",
+                self.withdrawn.len()
+            )));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for w in &self.withdrawn {
+            if w.sequence == 0 || w.sequence >= self.sequence {
+                return Err(ValidationError::BadWithdrawn(format!(
+                    "sequence {} is not below this index's {}",
+                    w.sequence, self.sequence
+                )));
+            }
+            if !seen.insert(w.sequence) {
+                return Err(ValidationError::BadWithdrawn(format!(
+                    "sequence {} is listed twice",
+                    w.sequence
+                )));
+            }
+            let len = w.reason.chars().count();
+            if w.reason.trim().is_empty() || len > MAX_WITHDRAWN_REASON {
+                return Err(ValidationError::BadWithdrawn(format!(
+                    "sequence {}: the reason must have 1 to {MAX_WITHDRAWN_REASON} characters, not {len}",
+                    w.sequence
+                )));
+            }
+        }
         check_release_graph(self.releases.iter().map(|r| GraphNode {
             name: &r.name,
             namespace: &r.namespace,
@@ -305,6 +354,7 @@ pub(crate) mod tests {
             published: "2026-11-26T03:00:00Z".parse().unwrap(),
             expires: "2026-12-10T03:00:00Z".parse().unwrap(),
             releases: vec![sso, wiki],
+            withdrawn: Vec::new(),
         }
     }
 

@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 pub use gate::{GateRecord, GateRelease};
-pub use index::{ChannelIndex, IndexChart, IndexRelease, PreviousRelease};
+pub use index::{ChannelIndex, IndexChart, IndexRelease, PreviousRelease, Withdrawn};
 pub use signatures::{SignatureEntry, Signatures};
 pub use spec::{ChannelSpec, ChartSource, OciChart, ReleaseSpec, RepoChart};
 pub use trust::{KeyEntry, KeyScheme, Role, Roles, TrustRoot};
@@ -170,6 +170,9 @@ pub enum ValidationError {
         #[source]
         error: semver::Error,
     },
+    /// A `withdrawn` list that cannot be right.
+    #[error("withdrawn: {0}")]
+    BadWithdrawn(String),
     /// An `update` block `coxswain upstream check` cannot follow.
     #[error("release `{release}`: update.{reason}")]
     BadUpdatePolicy {

@@ -36,6 +36,7 @@
 mod previous;
 pub mod promote;
 pub mod sources;
+pub mod withdraw;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -131,6 +132,9 @@ impl PublishOptions {
 /// [`PublishError::Write`].
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    /// A withdrawal was refused (see [`withdraw`]).
+    #[error("withdrawal refused: {0}")]
+    Withdraw(String),
     /// A promotion was refused (see [`promote`]).
     #[error("promotion refused: {0}")]
     Promote(String),
@@ -462,35 +466,52 @@ pub fn release_table(releases: &[ReleaseSummary]) -> String {
     out
 }
 
-/// A channel's signature envelope and index in a site, checked as write targets.
+/// A channel's signature envelope and index in a site, and their copies under
+/// `channels/<channel>/history/<sequence>.json` (what `withdraw` goes back to), checked
+/// as write targets.
 struct IndexFiles {
     signatures: SitePath,
     index: SitePath,
+    history_signatures: SitePath,
+    history: SitePath,
 }
 
 impl IndexFiles {
-    /// The two paths of `channel`, refused when either would land outside the site.
-    fn checked(writer: &SiteWriter, channel: &str) -> Result<Self, PublishError> {
-        let signatures = SitePath::index_signatures(channel).map_err(PublishError::Write)?;
-        let index = SitePath::index(channel).map_err(PublishError::Write)?;
-        writer
-            .check_target(&signatures)
-            .and_then(|()| writer.check_target(&index))
-            .map_err(PublishError::Write)?;
-        Ok(Self { signatures, index })
+    /// The paths of `channel` at `sequence`, refused when any would land outside the site.
+    fn checked(writer: &SiteWriter, channel: &str, sequence: u64) -> Result<Self, PublishError> {
+        let files = Self {
+            signatures: SitePath::index_signatures(channel).map_err(PublishError::Write)?,
+            index: SitePath::index(channel).map_err(PublishError::Write)?,
+            history_signatures: SitePath::history_signatures(channel, sequence)
+                .map_err(PublishError::Write)?,
+            history: SitePath::history(channel, sequence).map_err(PublishError::Write)?,
+        };
+        for path in [
+            &files.signatures,
+            &files.index,
+            &files.history_signatures,
+            &files.history,
+        ] {
+            writer.check_target(path).map_err(PublishError::Write)?;
+        }
+        Ok(files)
     }
 
-    /// Writes the signatures, then the index (a reader that finds the new index finds
-    /// its signatures); returns the index's path.
+    /// Writes the history copies, then the signatures, then the index (a reader that
+    /// finds the new index finds its signatures); returns the index's path.
     fn write(
         &self,
         writer: &SiteWriter,
         signatures: &[u8],
         index: &[u8],
     ) -> Result<PathBuf, PublishError> {
-        writer
-            .write(&self.signatures, signatures)
-            .map_err(PublishError::Write)?;
+        for (path, bytes) in [
+            (&self.history_signatures, signatures),
+            (&self.history, index),
+            (&self.signatures, signatures),
+        ] {
+            writer.write(path, bytes).map_err(PublishError::Write)?;
+        }
         writer
             .write(&self.index, index)
             .map_err(PublishError::Write)
@@ -655,6 +676,11 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
         published: opts.now,
         expires,
         releases,
+        // A withdrawal stays on record in every later sequence.
+        withdrawn: prior
+            .as_ref()
+            .map(|p| p.index.withdrawn.clone())
+            .unwrap_or_default(),
     };
     let index_bytes = to_json_pretty(&index).map_err(PublishError::Serialize)?;
     if index_bytes.len() as u64 > opts.site_limits.index_bytes {
@@ -697,7 +723,7 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
         let path = SitePath::chart(&digest.hex()).map_err(PublishError::Write)?;
         writer.check_target(&path).map_err(PublishError::Write)?;
     }
-    let index_files = IndexFiles::checked(&writer, &index.channel)?;
+    let index_files = IndexFiles::checked(&writer, &index.channel, index.sequence)?;
 
     let mut charts_written = 0;
     for (digest, bytes) in charts.iter().chain(missing.iter()) {
@@ -920,19 +946,37 @@ async fn load_index(
     location: &str,
     channel: &str,
 ) -> Result<Option<Prior>, PublishError> {
+    load_index_at(reader, location, channel, None).await
+}
+
+/// [`load_index`] of the copy kept for `sequence` under `history/` when given.
+async fn load_index_at(
+    reader: &IndexReader<'_>,
+    location: &str,
+    channel: &str,
+    sequence: Option<u64>,
+) -> Result<Option<Prior>, PublishError> {
     let read_err = |source| PublishError::PriorRead {
         location: location.to_owned(),
         source,
     };
     let site = Site::open(location, reader.limits.clone()).map_err(read_err)?;
-    let index_path = SitePath::index(channel).map_err(read_err)?;
+    let (index_path, sig_path) = match sequence {
+        None => (
+            SitePath::index(channel).map_err(read_err)?,
+            SitePath::index_signatures(channel).map_err(read_err)?,
+        ),
+        Some(n) => (
+            SitePath::history(channel, n).map_err(read_err)?,
+            SitePath::history_signatures(channel, n).map_err(read_err)?,
+        ),
+    };
     let shown = site.location(&index_path);
     let index_bytes = match site.read(&index_path, DocKind::Index).await {
         Ok(bytes) => bytes,
         Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(read_err(e)),
     };
-    let sig_path = SitePath::index_signatures(channel).map_err(read_err)?;
     let sig_bytes = site
         .read(&sig_path, DocKind::Signatures)
         .await
@@ -986,6 +1030,14 @@ async fn load_index(
             expected: channel.to_owned(),
             found: index.channel,
         });
+    }
+    if let Some(n) = sequence
+        && index.sequence != n
+    {
+        return Err(PublishError::Withdraw(format!(
+            "{shown} holds sequence {}, not {n}",
+            index.sequence
+        )));
     }
     Ok(Some(Prior {
         index,

@@ -281,6 +281,10 @@ pub async fn promote(opts: &PromoteOptions) -> Result<PromoteReport, PublishErro
         published: opts.now,
         expires,
         releases,
+        withdrawn: target
+            .as_ref()
+            .map(|t| t.withdrawn.clone())
+            .unwrap_or_default(),
     };
     let index_bytes = to_json_pretty(&index).map_err(PublishError::Serialize)?;
     // What agents will parse must pass the reader agents use (dependsOn of a subset
@@ -289,8 +293,11 @@ pub async fn promote(opts: &PromoteOptions) -> Result<PromoteReport, PublishErro
         .map_err(|e| PublishError::InvalidOutput(Box::new(e)))?;
     let sig_bytes =
         to_json_pretty(&sign_sorted(&opts.keys, &index_bytes)).map_err(PublishError::Serialize)?;
-    let index_file =
-        IndexFiles::checked(&writer, &index.channel)?.write(&writer, &sig_bytes, &index_bytes)?;
+    let index_file = IndexFiles::checked(&writer, &index.channel, index.sequence)?.write(
+        &writer,
+        &sig_bytes,
+        &index_bytes,
+    )?;
     Ok(PromoteReport {
         from: (opts.from.clone(), source.sequence),
         to: (opts.to.clone(), prior_sequence, sequence),
