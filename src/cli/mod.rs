@@ -54,6 +54,27 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Reads the private keys of `--key` flags.
+fn signing_keys(paths: &[std::path::PathBuf]) -> Result<Vec<coxswain::keys::SigningKey>> {
+    Ok(paths
+        .iter()
+        .map(|p| coxswain::keys::read_signing_key(p))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Reads an optional trust root file (`--trust`, `--prior-trust`).
+fn trust_root(path: Option<&std::path::Path>) -> Result<Option<coxswain::format::TrustRoot>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let cap = coxswain::format::trust::MAX_TRUST_BYTES;
+    let bytes = coxswain::format::spec::read_capped(path, cap)?;
+    Ok(Some(coxswain::format::read_json(
+        &bytes,
+        &path.display().to_string(),
+    )?))
+}
+
 /// Logs go to stderr; `COXSWAIN_LOG` takes a tracing filter (default `info`).
 /// `coxswain agent --log-format json` writes one JSON object per line.
 pub fn init_logging(cli: &Cli) {

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use coxswain::duration::Duration;
-use coxswain::format::{Timestamp, read_json};
+use coxswain::format::Timestamp;
 use coxswain::keys;
 use coxswain::publish::promote::{PromoteOptions, promote};
 use coxswain::publish::{DEFAULT_VALID_FOR, release_table};
@@ -68,19 +68,8 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    let keys = args
-        .keys
-        .iter()
-        .map(|p| keys::read_signing_key(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let trust = match &args.trust {
-        Some(path) => {
-            let cap = coxswain::format::trust::MAX_TRUST_BYTES;
-            let bytes = coxswain::format::spec::read_capped(path, cap)?;
-            Some(read_json(&bytes, &path.display().to_string())?)
-        }
-        None => None,
-    };
+    let keys = super::signing_keys(&args.keys)?;
+    let trust = super::trust_root(args.trust.as_deref())?;
     let opts = PromoteOptions {
         site: args.site,
         from: args.from,

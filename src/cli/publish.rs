@@ -6,8 +6,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use coxswain::duration::Duration;
-use coxswain::format::{Timestamp, read_json};
-use coxswain::keys;
+use coxswain::format::Timestamp;
 use coxswain::publish::{PublishOptions, publish};
 
 /// Publish a channel: package every chart, build the next index, sign it, write the site.
@@ -69,19 +68,8 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    let keys = args
-        .keys
-        .iter()
-        .map(|p| keys::read_signing_key(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let prior_trust = match &args.prior_trust {
-        Some(path) => {
-            let cap = coxswain::format::trust::MAX_TRUST_BYTES;
-            let bytes = coxswain::format::spec::read_capped(path, cap)?;
-            Some(read_json(&bytes, &path.display().to_string())?)
-        }
-        None => None,
-    };
+    let keys = super::signing_keys(&args.keys)?;
+    let prior_trust = super::trust_root(args.prior_trust.as_deref())?;
     let mut opts = PublishOptions::new(args.spec, keys, args.out, Timestamp::now());
     opts.previous = args.previous;
     opts.sequence = args.sequence;

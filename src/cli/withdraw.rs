@@ -6,8 +6,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use coxswain::duration::Duration;
-use coxswain::format::{Timestamp, read_json};
-use coxswain::keys;
+use coxswain::format::Timestamp;
 use coxswain::publish::DEFAULT_VALID_FOR;
 use coxswain::publish::withdraw::{WithdrawOptions, withdraw};
 
@@ -47,19 +46,8 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    let keys = args
-        .keys
-        .iter()
-        .map(|p| keys::read_signing_key(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let trust = match &args.trust {
-        Some(path) => {
-            let cap = coxswain::format::trust::MAX_TRUST_BYTES;
-            let bytes = coxswain::format::spec::read_capped(path, cap)?;
-            Some(read_json(&bytes, &path.display().to_string())?)
-        }
-        None => None,
-    };
+    let keys = super::signing_keys(&args.keys)?;
+    let trust = super::trust_root(args.trust.as_deref())?;
     let opts = WithdrawOptions {
         site: args.site,
         channel: args.channel,

@@ -466,6 +466,49 @@ pub fn release_table(releases: &[ReleaseSummary]) -> String {
     out
 }
 
+/// The sequence after `prior` (1 for a new channel) and the expiry `valid_for` after
+/// `now`, for an index that `promote` or `withdraw` derives from others.
+fn next_sequence(
+    prior: Option<u64>,
+    now: Timestamp,
+    valid_for: Duration,
+) -> Result<(u64, Timestamp), PublishError> {
+    let sequence = match prior {
+        None => 1,
+        Some(s) => s
+            .checked_add(1)
+            .filter(|s| *s <= crate::format::MAX_SEQUENCE)
+            .ok_or(PublishError::SequenceOverflow(s))?,
+    };
+    if valid_for > crate::format::MAX_INDEX_VALIDITY {
+        return Err(PublishError::ValidForTooLong(valid_for));
+    }
+    let expires = now
+        .checked_add(valid_for)
+        .ok_or(PublishError::ExpiryOverflow(valid_for, now))?;
+    Ok((sequence, expires))
+}
+
+/// Serializes `index`, checks it with the reader agents use, signs it with `keys` and
+/// writes it with its copies into the site directory `site`; returns the index's path.
+fn write_derived_index(
+    site: &Path,
+    index: &ChannelIndex,
+    keys: &[SigningKey],
+) -> Result<PathBuf, PublishError> {
+    let index_bytes = to_json_pretty(index).map_err(PublishError::Serialize)?;
+    read_json::<ChannelIndex>(&index_bytes, "the new index")
+        .map_err(|e| PublishError::InvalidOutput(Box::new(e)))?;
+    let sig_bytes =
+        to_json_pretty(&sign_sorted(keys, &index_bytes)).map_err(PublishError::Serialize)?;
+    let writer = SiteWriter::new(site);
+    IndexFiles::checked(&writer, &index.channel, index.sequence)?.write(
+        &writer,
+        &sig_bytes,
+        &index_bytes,
+    )
+}
+
 /// A channel's signature envelope and index in a site, and their copies under
 /// `channels/<channel>/history/<sequence>.json` (what `withdraw` goes back to), checked
 /// as write targets.

@@ -16,14 +16,13 @@ use std::path::PathBuf;
 
 use super::previous::{Change, carry_forward};
 use super::{
-    IndexFiles, IndexReader, PublishError, ReleaseSummary, load_index, present_with_digest,
-    sign_sorted,
+    IndexReader, PublishError, ReleaseSummary, load_index, next_sequence, present_with_digest,
+    write_derived_index,
 };
 use crate::duration::Duration;
 use crate::format::index::ChannelIndexKind;
 use crate::format::{
     ApiVersion, ChannelIndex, ChartVersion, IndexRelease, Timestamp, TrustRoot, read_json,
-    to_json_pretty,
 };
 use crate::keys::SigningKey;
 use std::collections::BTreeMap;
@@ -259,20 +258,7 @@ pub async fn promote(opts: &PromoteOptions) -> Result<PromoteReport, PublishErro
     }
 
     let prior_sequence = target.as_ref().map(|t| t.sequence);
-    let sequence = match prior_sequence {
-        None => 1,
-        Some(s) => s
-            .checked_add(1)
-            .filter(|s| *s <= crate::format::MAX_SEQUENCE)
-            .ok_or(PublishError::SequenceOverflow(s))?,
-    };
-    if opts.valid_for > crate::format::MAX_INDEX_VALIDITY {
-        return Err(PublishError::ValidForTooLong(opts.valid_for));
-    }
-    let expires = opts
-        .now
-        .checked_add(opts.valid_for)
-        .ok_or(PublishError::ExpiryOverflow(opts.valid_for, opts.now))?;
+    let (sequence, expires) = next_sequence(prior_sequence, opts.now, opts.valid_for)?;
     let index = ChannelIndex {
         api_version: ApiVersion::V1,
         kind: ChannelIndexKind::ChannelIndex,
@@ -286,18 +272,9 @@ pub async fn promote(opts: &PromoteOptions) -> Result<PromoteReport, PublishErro
             .map(|t| t.withdrawn.clone())
             .unwrap_or_default(),
     };
-    let index_bytes = to_json_pretty(&index).map_err(PublishError::Serialize)?;
-    // What agents will parse must pass the reader agents use (dependsOn of a subset
-    // included: a promoted release needing one the target lacks is refused here).
-    read_json::<ChannelIndex>(&index_bytes, "the new index")
-        .map_err(|e| PublishError::InvalidOutput(Box::new(e)))?;
-    let sig_bytes =
-        to_json_pretty(&sign_sorted(&opts.keys, &index_bytes)).map_err(PublishError::Serialize)?;
-    let index_file = IndexFiles::checked(&writer, &index.channel, index.sequence)?.write(
-        &writer,
-        &sig_bytes,
-        &index_bytes,
-    )?;
+    // A promoted subset whose dependsOn names a release the target lacks is refused by
+    // the agents' reader here.
+    let index_file = write_derived_index(&opts.site, &index, &opts.keys)?;
     Ok(PromoteReport {
         from: (opts.from.clone(), source.sequence),
         to: (opts.to.clone(), prior_sequence, sequence),

@@ -10,14 +10,14 @@
 
 use std::path::PathBuf;
 
-use super::{IndexFiles, IndexReader, PublishError, load_index, load_index_at, sign_sorted};
+use super::{
+    IndexReader, PublishError, load_index, load_index_at, next_sequence, write_derived_index,
+};
 use crate::duration::Duration;
 use crate::format::index::{ChannelIndexKind, MAX_WITHDRAWN_REASON};
-use crate::format::{
-    ApiVersion, ChannelIndex, Timestamp, TrustRoot, Withdrawn, read_json, to_json_pretty,
-};
+use crate::format::{ApiVersion, ChannelIndex, Timestamp, TrustRoot, Withdrawn};
 use crate::keys::SigningKey;
-use crate::site::{self, SiteWriter};
+use crate::site;
 
 /// What a withdrawal needs.
 #[derive(Debug, Clone)]
@@ -112,18 +112,7 @@ pub async fn withdraw(opts: &WithdrawOptions) -> Result<WithdrawReport, PublishE
             opts.channel, opts.channel, opts.sequence
         )));
     }
-    let sequence = current
-        .sequence
-        .checked_add(1)
-        .filter(|s| *s <= crate::format::MAX_SEQUENCE)
-        .ok_or(PublishError::SequenceOverflow(current.sequence))?;
-    if opts.valid_for > crate::format::MAX_INDEX_VALIDITY {
-        return Err(PublishError::ValidForTooLong(opts.valid_for));
-    }
-    let expires = opts
-        .now
-        .checked_add(opts.valid_for)
-        .ok_or(PublishError::ExpiryOverflow(opts.valid_for, opts.now))?;
+    let (sequence, expires) = next_sequence(Some(current.sequence), opts.now, opts.valid_for)?;
     let mut withdrawn = current.withdrawn.clone();
     withdrawn.push(Withdrawn {
         sequence: opts.sequence,
@@ -141,17 +130,7 @@ pub async fn withdraw(opts: &WithdrawOptions) -> Result<WithdrawReport, PublishE
         releases: last_good.releases,
         withdrawn,
     };
-    let index_bytes = to_json_pretty(&index).map_err(PublishError::Serialize)?;
-    read_json::<ChannelIndex>(&index_bytes, "the new index")
-        .map_err(|e| PublishError::InvalidOutput(Box::new(e)))?;
-    let sig_bytes =
-        to_json_pretty(&sign_sorted(&opts.keys, &index_bytes)).map_err(PublishError::Serialize)?;
-    let writer = SiteWriter::new(&opts.site);
-    let index_path = IndexFiles::checked(&writer, &index.channel, index.sequence)?.write(
-        &writer,
-        &sig_bytes,
-        &index_bytes,
-    )?;
+    let index_path = write_derived_index(&opts.site, &index, &opts.keys)?;
     Ok(WithdrawReport {
         sequence,
         restored: before,
