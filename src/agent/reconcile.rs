@@ -438,7 +438,7 @@ async fn repair_stuck(
             })
             .collect();
         repair(ctx, sub, status, &decided, timeouts, options).await?;
-        observed.installed = read_installed(&ctx.helm, &observed.namespaces, &ctx.history)
+        observed.installed = read_installed(ctx.records(), &observed.namespaces)
             .await
             .map_err(|e| Stop::error(format!("reading installed releases: {}", describe(&e))))?;
     }
