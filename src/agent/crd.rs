@@ -161,8 +161,8 @@ pub struct ChannelSubscriptionSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub values: BTreeMap<String, ReleaseValues>,
 
-    /// How many releases of one dependency layer are upgraded at the same time
-    /// (1 to 16). Dependencies always finish before their dependents start.
+    /// How many releases are upgraded at the same time (1 to 16); each starts
+    /// as soon as its own dependencies finished.
     #[serde(default = "default_concurrency")]
     #[schemars(range(min = 1, max = 16))]
     pub concurrency: u16,

@@ -41,6 +41,7 @@ pub mod ops;
 pub mod plan;
 pub mod reconcile;
 pub mod repair;
+pub mod schedule;
 pub mod status;
 pub mod ui;
 pub mod view;

@@ -560,6 +560,23 @@ impl HelmCli {
         values: &serde_json::Value,
         opts: &UpgradeOptions,
     ) -> Result<Release, HelmError> {
+        self.upgrade_install_manifest(release, namespace, chart, values, opts)
+            .await
+            .map(|(release, _)| release)
+    }
+
+    /// [`HelmCli::upgrade_install`], with the manifest of the new revision
+    /// as helm 3 and 4 print it in `upgrade -o json` (no `helm get manifest`
+    /// needed after it). The manifest may hold rendered Secrets: the caller
+    /// must not log it.
+    pub async fn upgrade_install_manifest(
+        &self,
+        release: &str,
+        namespace: &str,
+        chart: &Path,
+        values: &serde_json::Value,
+        opts: &UpgradeOptions,
+    ) -> Result<(Release, String), HelmError> {
         check_names(release, namespace)?;
         let values_file = self.values_file(release, namespace, values)?;
         let argv = args::upgrade(
@@ -580,7 +597,11 @@ impl HelmCli {
         );
         let out = self.call(call).await?;
         drop(values_file);
-        parse_json(HelmCommand::UpgradeInstall, release, namespace, &out.stdout)
+        let made: Release =
+            parse_json(HelmCommand::UpgradeInstall, release, namespace, &out.stdout)?;
+        let manifest: ManifestOnly =
+            parse_json(HelmCommand::UpgradeInstall, release, namespace, &out.stdout)?;
+        Ok((made, manifest.manifest))
     }
 
     /// `helm rollback` to exactly `revision` (never "the previous one").
@@ -813,6 +834,14 @@ fn json_type(v: &serde_json::Value) -> &'static str {
         serde_json::Value::Array(_) => "a list",
         serde_json::Value::Object(_) => "a mapping",
     }
+}
+
+/// The `manifest` of helm's release JSON, read on its own so that
+/// [`Release`] (which `Debug` prints) never holds it.
+#[derive(serde::Deserialize)]
+struct ManifestOnly {
+    #[serde(default)]
+    manifest: String,
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(
