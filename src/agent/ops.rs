@@ -118,12 +118,12 @@ impl Operator for ClusterOperator<'_> {
     ) -> BoxFuture<'a, Result<Upgraded, String>> {
         Box::pin(async move {
             self.helm
-                .upgrade_install_manifest(&id.name, &id.namespace, chart, values, opts)
+                .upgrade_install(&id.name, &id.namespace, chart, values, opts)
                 .await
-                .map(|(r, manifest)| Upgraded {
-                    revision: r.version,
+                .map(|made| Upgraded {
+                    revision: made.version,
                     // An empty manifest is what older output looks like: ask helm.
-                    manifest: Some(manifest).filter(|m| !m.is_empty()),
+                    manifest: Some(made.manifest.as_str().to_owned()).filter(|m| !m.is_empty()),
                 })
                 .map_err(|e| helm_failure("helm upgrade", &e))
         })

@@ -550,8 +550,10 @@ impl HelmCli {
 
     /// `helm upgrade --install`: installs or upgrades `release` from a chart
     /// archive or directory with exactly `values` (`--reset-values`). Returns
-    /// the new revision. Does not wait for readiness (hooks excepted) and never
-    /// rolls back; the caller checks health.
+    /// the new revision, with its manifest as helm 3 and 4 print it in
+    /// `upgrade -o json` (no `helm get manifest` needed after it). Does not
+    /// wait for readiness (hooks excepted) and never rolls back; the caller
+    /// checks health.
     pub async fn upgrade_install(
         &self,
         release: &str,
@@ -559,24 +561,7 @@ impl HelmCli {
         chart: &Path,
         values: &serde_json::Value,
         opts: &UpgradeOptions,
-    ) -> Result<Release, HelmError> {
-        self.upgrade_install_manifest(release, namespace, chart, values, opts)
-            .await
-            .map(|(release, _)| release)
-    }
-
-    /// [`HelmCli::upgrade_install`], with the manifest of the new revision
-    /// as helm 3 and 4 print it in `upgrade -o json` (no `helm get manifest`
-    /// needed after it). The manifest may hold rendered Secrets: the caller
-    /// must not log it.
-    pub async fn upgrade_install_manifest(
-        &self,
-        release: &str,
-        namespace: &str,
-        chart: &Path,
-        values: &serde_json::Value,
-        opts: &UpgradeOptions,
-    ) -> Result<(Release, String), HelmError> {
+    ) -> Result<Upgraded, HelmError> {
         check_names(release, namespace)?;
         let values_file = self.values_file(release, namespace, values)?;
         let argv = args::upgrade(
@@ -601,7 +586,10 @@ impl HelmCli {
             parse_json(HelmCommand::UpgradeInstall, release, namespace, &out.stdout)?;
         let manifest: ManifestOnly =
             parse_json(HelmCommand::UpgradeInstall, release, namespace, &out.stdout)?;
-        Ok((made, manifest.manifest))
+        Ok(Upgraded {
+            release: made,
+            manifest: Manifest(manifest.manifest),
+        })
     }
 
     /// `helm rollback` to exactly `revision` (never "the previous one").
@@ -833,6 +821,41 @@ fn json_type(v: &serde_json::Value) -> &'static str {
         serde_json::Value::String(_) => "a string",
         serde_json::Value::Array(_) => "a list",
         serde_json::Value::Object(_) => "a mapping",
+    }
+}
+
+/// What `helm upgrade --install` made.
+#[derive(Debug, Clone)]
+pub struct Upgraded {
+    /// The new revision.
+    pub release: Release,
+    /// Its manifest.
+    pub manifest: Manifest,
+}
+
+impl std::ops::Deref for Upgraded {
+    type Target = Release;
+
+    fn deref(&self) -> &Release {
+        &self.release
+    }
+}
+
+/// A rendered manifest. It may hold rendered Secrets, so `Debug` prints
+/// only its size; never log [`Manifest::as_str`].
+#[derive(Clone, Default)]
+pub struct Manifest(String);
+
+impl Manifest {
+    /// The YAML documents.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Manifest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Manifest({} bytes)", self.0.len())
     }
 }
 
