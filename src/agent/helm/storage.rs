@@ -120,13 +120,17 @@ pub fn decode(name: &str, encoded: &[u8]) -> Result<Value, StorageError> {
 
 /// Decodes a record's `release` value into the parts of the release the
 /// agent reads (name, revision, status, description, chart): the values and
-/// the manifest are skipped, never kept.
+/// the manifest are skipped, and the rendered NOTES.txt (which may print
+/// values) is dropped, so nothing secret is kept.
 pub fn decode_release(name: &str, encoded: &[u8]) -> Result<Release, StorageError> {
     let json = decode_bytes(name, encoded)?;
-    serde_json::from_slice(&json).map_err(|e| StorageError::Malformed {
-        name: name.to_owned(),
-        reason: format!("not a helm release: {}", bounded(&e.to_string(), MAX_ECHO)),
-    })
+    let mut release: Release =
+        serde_json::from_slice(&json).map_err(|e| StorageError::Malformed {
+            name: name.to_owned(),
+            reason: format!("not a helm release: {}", bounded(&e.to_string(), MAX_ECHO)),
+        })?;
+    release.info.notes = String::new();
+    Ok(release)
 }
 
 /// Base64, then gunzip when gzipped (helm writes records of releases made
@@ -742,6 +746,18 @@ mod tests {
         let mut unlabelled = good.clone();
         unlabelled.metadata.labels.as_mut().unwrap().remove("name");
         refused(&unlabelled, "no `name` label");
+    }
+
+    #[test]
+    fn decoded_releases_keep_no_notes() {
+        let with_notes = serde_json::json!({
+            "name": "wiki", "version": 1,
+            "info": {"status": "deployed", "notes": "admin password: hunter2"},
+            "config": {"adminPassword": "hunter2"}, "manifest": "kind: Secret",
+        });
+        let release = decode_release("r", &encode(&with_notes).unwrap()).unwrap();
+        assert_eq!(release.info.notes, "");
+        assert!(!format!("{release:?}").contains("hunter2"));
     }
 
     #[test]
