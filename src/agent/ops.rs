@@ -92,6 +92,8 @@ pub struct ClusterOperator<'a> {
     pub health: &'a HealthCheck,
     /// For helm's storage.
     pub client: &'a kube::Client,
+    /// Where helm keeps its release records.
+    pub driver: crate::helm::storage::Driver,
     /// Fencing: an unlock starts only while the gate is open.
     pub gate: &'a Gate,
 }
@@ -186,11 +188,21 @@ impl Operator for ClusterOperator<'_> {
 
     fn revision<'a>(&'a self, id: &'a ReleaseId) -> BoxFuture<'a, Option<u32>> {
         Box::pin(async move {
-            self.helm
-                .status(&id.name, &id.namespace, None)
-                .await
-                .ok()
-                .map(|r| r.version)
+            // helm's records say it without a helm process; the labels suffice.
+            match crate::helm::storage::list_records(self.client, self.driver, &id.namespace).await
+            {
+                Ok(records) => records
+                    .iter()
+                    .filter(|r| r.release == id.name)
+                    .map(|r| r.revision)
+                    .max(),
+                Err(_) => self
+                    .helm
+                    .status(&id.name, &id.namespace, None)
+                    .await
+                    .ok()
+                    .map(|r| r.version),
+            }
         })
     }
 

@@ -230,6 +230,7 @@ async fn repair(
         helm: &ctx.helm,
         health: &ctx.health,
         client: &ctx.client,
+        driver: ctx.driver,
         gate: &ctx.gate,
     };
     let settings = RepairSettings {
@@ -639,6 +640,7 @@ async fn act(
             helm: &ctx.helm,
             health: &ctx.health,
             client: &ctx.client,
+            driver: ctx.driver,
             gate: &ctx.gate,
         };
         let executor = Executor {
