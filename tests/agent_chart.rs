@@ -316,7 +316,9 @@ fn rbac_is_the_agents_namespaced_role_and_helms_cluster_role() {
     assert_eq!(binding["subjects"][0]["name"], "coxswain");
     assert_eq!(binding["subjects"][0]["namespace"], "coxswain");
 
-    // (b) helm's ClusterRole, bound cluster-wide by default.
+    // (b) helm's ClusterRole, bound cluster-wide by default. The agent reads
+    // helm's release records through it too (list and get on secrets in the
+    // releases' namespaces), so the agent's own Role needs no list on secrets.
     let cluster_role = one(&objects, "ClusterRole");
     assert_eq!(
         cluster_role["rules"],

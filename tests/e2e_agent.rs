@@ -914,3 +914,143 @@ async fn orphans_are_left_installed_and_a_second_subscription_conflicts() {
         "{ingress}"
     );
 }
+
+/// How long the controller may take for three polls on a busy machine.
+const STEP: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// The helm binary behind a wrapper that notes each call's subcommand in a
+/// file, then runs the real helm: how many helm processes the agent spawned.
+struct CountedHelm {
+    log: std::path::PathBuf,
+}
+
+impl CountedHelm {
+    /// Puts the wrapper in `w`'s directory and makes it `w`'s helm.
+    fn install(w: &mut World) -> Self {
+        use std::os::unix::fs::PermissionsExt as _;
+        let log = w.dir.path().join("helm-calls");
+        let wrapper = w.dir.path().join("counted-helm");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\necho \"$1\" >> '{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                w.helm.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        w.helm = wrapper;
+        Self { log }
+    }
+
+    /// Every call so far, by subcommand.
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// The `resourceVersion` of the subscription and of every helm release
+/// record of the world: any write changes one.
+async fn written(w: &World) -> BTreeMap<String, String> {
+    use k8s_openapi::api::core::v1::Secret;
+    let mut out = BTreeMap::new();
+    let sub = w.subs().get("stack").await.unwrap();
+    out.insert(
+        "subscription".to_owned(),
+        sub.metadata.resource_version.unwrap(),
+    );
+    for ns in w.release_ns.values() {
+        let secrets: Api<Secret> = Api::namespaced(w.client.clone(), &ns.name);
+        let params = kube::api::ListParams::default().labels("owner=helm");
+        for s in secrets.list_metadata(&params).await.unwrap() {
+            out.insert(
+                format!("{}/{}", ns.name, s.metadata.name.unwrap()),
+                s.metadata.resource_version.unwrap(),
+            );
+        }
+    }
+    out
+}
+
+/// An unchanged channel costs no helm process and no write: what is installed
+/// is read from helm's release records, `helm version` is remembered in the
+/// cache directory; checked for `--once` and for the controller's polls.
+#[tokio::test]
+async fn an_unchanged_channel_spawns_no_helm_and_writes_nothing() {
+    let mut w = World::new("ag-noop", &STACK).await;
+    let helm = CountedHelm::install(&mut w);
+    w.publish(|_, _| {});
+    w.subscribe(|s| s.interval = coxswain::duration::Duration::from_secs(2))
+        .await;
+    let (code, out, err) = w.agent_once();
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("5 release(s) installed"), "{out}");
+    let installed = helm.calls();
+    assert_eq!(
+        installed.iter().filter(|c| *c == "upgrade").count(),
+        5,
+        "{installed:?}"
+    );
+    assert!(
+        !installed.iter().any(|c| c == "list" || c == "history"),
+        "installed state is read from helm's records, not from helm: {installed:?}"
+    );
+
+    // The first no-op check says "up to date" instead of "installed": one
+    // status write, and still no helm process.
+    let noop = || {
+        let (code, out, err) = w.agent_once();
+        assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+        assert!(
+            out.contains("every release is at its desired state"),
+            "{out}"
+        );
+    };
+    let no_helm_since_install = |what: &str| {
+        let calls = helm.calls();
+        assert_eq!(
+            calls[installed.len()..],
+            [] as [String; 0],
+            "{what} spawned helm"
+        );
+    };
+    noop();
+    no_helm_since_install("a no-op --once");
+    let before = written(&w).await;
+    noop();
+    no_helm_since_install("a no-op --once");
+    assert_eq!(written(&w).await, before, "a no-op --once wrote");
+
+    // The controller: several polls of the unchanged channel.
+    let agent = w.start_agent();
+    let polls = |text: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with("coxswain_index_fetches_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let http = reqwest::Client::new();
+    support::cluster::wait_for("three polls of the controller", STEP, || async {
+        let text = http
+            .get(format!("{}/metrics", agent.url))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        (polls(&text) >= 3.0).then_some(())
+    })
+    .await;
+    no_helm_since_install("the controller's no-op polls");
+    assert_eq!(
+        written(&w).await,
+        before,
+        "the controller's no-op polls wrote"
+    );
+}

@@ -72,6 +72,11 @@ async fn install_crashloop_rollback(helm: &HelmCli, client: &kube::Client, ns: &
         (1, ReleaseStatus::Deployed)
     );
     assert!(Fingerprint::parse(&first.info.description).is_some());
+    // The upgrade prints the manifest `helm get manifest` reads back (which
+    // adds a newline), with helm 3 and 4 alike.
+    let stored = helm.get_manifest("wiki", ns, None).await.unwrap();
+    assert!(first.manifest.as_str().contains("kind: Deployment"));
+    assert_eq!(first.manifest.as_str().trim_end(), stored.trim_end());
     let outcome = health(helm, &check, ns, HEALTH_TIMEOUT).await;
     assert_eq!(outcome, HealthOutcome::Healthy);
 

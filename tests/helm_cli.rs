@@ -137,6 +137,35 @@ async fn detects_the_major_version() {
 }
 
 #[tokio::test]
+async fn the_version_is_asked_once_per_binary() {
+    for (binary, major) in binaries() {
+        let sandbox = Sandbox::new();
+        let asked = |config| async {
+            let recorder = Arc::new(Recorder::default());
+            let helm = HelmCli::detect_with_observer(config, recorder.clone())
+                .await
+                .unwrap();
+            assert_eq!(helm.version().major, major, "{}", binary.display());
+            recorder.calls.lock().unwrap().len()
+        };
+        assert_eq!(asked(sandbox.config(&binary)).await, 1);
+        // Remembered in the state directory: the next process does not ask.
+        assert_eq!(asked(sandbox.config(&binary)).await, 0);
+        // Another binary (a copy: another inode) is asked again.
+        let copy = sandbox.dir.path().join("helm-copy");
+        std::fs::copy(&binary, &copy).unwrap();
+        assert_eq!(asked(sandbox.config(&copy)).await, 1);
+        assert_eq!(asked(sandbox.config(&copy)).await, 0);
+        // A remembered answer that is not a version is not believed.
+        let file = sandbox.dir.path().join("helm/helm-version");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let identity = text.lines().next().unwrap();
+        std::fs::write(&file, format!("{identity}\nv9.9.9\n")).unwrap();
+        assert_eq!(asked(sandbox.config(&copy)).await, 1);
+    }
+}
+
+#[tokio::test]
 async fn a_missing_binary_is_named_in_the_error() {
     let config = HelmConfig {
         binary: "/nonexistent/helm".into(),

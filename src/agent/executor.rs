@@ -1,4 +1,5 @@
-//! Runs a [`Plan`] through helm, layer by layer: upgrade, check health, test,
+//! Runs a [`Plan`] through helm in dependency order (each release as soon as
+//! its own dependencies are done, see [`schedule`]): upgrade, check health, test,
 //! and on failure roll back to exactly the revision noted before the upgrade
 //! (or uninstall a failed first install). Dependents of a failed release are
 //! skipped. With `rollbackPolicy: channel` every release this run already
@@ -12,7 +13,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use futures::StreamExt as _;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::crd::{
@@ -30,6 +30,7 @@ use super::events::{Note, reason};
 use super::gate::Gate;
 use super::intent::Journal;
 use super::ops::Operator;
+use super::schedule::{self, Admit};
 use crate::crd::Intent;
 
 /// How a plan is executed.
@@ -37,7 +38,7 @@ use crate::crd::Intent;
 pub struct ExecSettings {
     /// What a failure rolls back.
     pub policy: RollbackPolicy,
-    /// Releases of one layer run at the same time.
+    /// Most releases run at the same time (each when its dependencies are done).
     pub concurrency: usize,
     /// Health timeout per action (already resolved from the index and the spec).
     pub timeouts: BTreeMap<String, Duration>,
@@ -286,6 +287,113 @@ pub struct Progress {
     pub done: bool,
 }
 
+/// The state of one run of a plan, as the scheduler drives it.
+struct Run<'e, 'a> {
+    executor: &'e Executor<'a>,
+    sequence: u64,
+    policy: RollbackPolicy,
+    agent_release: Option<ReleaseId>,
+    report: ExecReport,
+    /// What succeeded, in the order it ended, and how to undo it.
+    done: Vec<(Action, Undo, ReleaseOutcome)>,
+    /// A failure under `rollbackPolicy: channel`: nothing more starts.
+    stop: bool,
+}
+
+impl Run<'_, '_> {
+    fn skip(&mut self, action: &Action, message: String) {
+        self.executor.note(Note::warning(
+            reason::SKIPPED,
+            "Skip",
+            format!("{}/{}: {message}", action.namespace, action.release),
+        ));
+        self.report
+            .outcomes
+            .push(skipped(action, self.sequence, message));
+    }
+}
+
+impl schedule::Hooks<Action> for Run<'_, '_> {
+    type Output = Applied;
+
+    fn admit(&mut self, action: &Action, blocker: Option<(&Action, &'static str)>) -> Admit {
+        let is_agent = self
+            .agent_release
+            .as_ref()
+            .is_some_and(|r| r.name == action.release && r.namespace == action.namespace);
+        let unfinished = self.report.failure.is_some() || !self.report.stopped.is_empty();
+        if is_agent && !self.stop && unfinished {
+            let message = "not attempted: the agent's own release is updated only when \
+                           every other release of the run is healthy"
+                .to_owned();
+            self.skip(action, message);
+            Admit::Skip("not attempted")
+        } else if self.stop {
+            let why = format!(
+                "not attempted: {} (rollbackPolicy channel)",
+                self.report
+                    .failure
+                    .as_deref()
+                    .unwrap_or("an earlier release failed")
+            );
+            self.report
+                .outcomes
+                .push(skipped(action, self.sequence, why));
+            Admit::Skip("not attempted")
+        } else if let Some((dependency, why)) = blocker {
+            let message = format!(
+                "waits for dependency `{}`, which {why} in this run",
+                dependency.release
+            );
+            self.report.operations.push(op(
+                action,
+                OperationKind::Skip,
+                self.sequence,
+                Timestamp::now(),
+                Instant::now(),
+                OperationResult::Succeeded,
+                message.clone(),
+                None,
+                None,
+                None,
+            ));
+            self.skip(action, message);
+            Admit::Skip("was skipped")
+        } else {
+            Admit::Run
+        }
+    }
+
+    fn finished(&mut self, action: &Action, applied: Applied) -> Option<&'static str> {
+        self.report.operations.extend(applied.operations);
+        if applied.stopped {
+            self.report.stopped.push(action.release.clone());
+            self.report.outcomes.push(applied.outcome);
+            return Some("was not finished");
+        }
+        let verdict = match applied.failure {
+            Some(why) => {
+                if self.report.failure.is_none() {
+                    self.report.failure = Some(format!("{}: {why}", action.release));
+                }
+                if self.policy == RollbackPolicy::Channel {
+                    self.stop = true;
+                }
+                Some("failed")
+            }
+            None => {
+                if let Some(undo) = applied.undo {
+                    self.done
+                        .push((action.clone(), undo, applied.outcome.clone()));
+                }
+                None
+            }
+        };
+        self.report.outcomes.push(applied.outcome);
+        verdict
+    }
+}
+
 impl Executor<'_> {
     fn send_progress(&self, namespace: &str, release: &str, message: String, done: bool) {
         if let Some(tx) = &self.progress {
@@ -314,117 +422,57 @@ impl Executor<'_> {
         }
     }
 
-    /// Executes `plan` with `settings`.
+    /// Executes `plan` with `settings`: each action starts as soon as the
+    /// actions it depends on ended (not when their whole layer did), at most
+    /// `settings.concurrency` at a time; the agent's own release waits for
+    /// every other one.
     pub async fn run(&self, plan: &Plan, settings: &ExecSettings) -> ExecReport {
-        let mut report = ExecReport::default();
-        // Releases that failed or were skipped in this run: their dependents wait.
-        let mut not_ready: BTreeMap<String, &'static str> = BTreeMap::new();
-        let mut done: Vec<(Action, Undo, ReleaseOutcome)> = Vec::new();
-        let mut stop = false;
-        for layer in &plan.layers {
-            let mut runnable = Vec::new();
-            for action in layer {
-                let blocker = action
+        let actions: Vec<Action> = plan.layers.iter().flatten().cloned().collect();
+        let is_agent = |action: &Action| {
+            settings
+                .agent_release
+                .as_ref()
+                .is_some_and(|r| r.name == action.release && r.namespace == action.namespace)
+        };
+        let depends_on: Vec<Vec<usize>> = actions
+            .iter()
+            .enumerate()
+            .map(|(i, action)| {
+                if is_agent(action) {
+                    return (0..i).collect();
+                }
+                action
                     .target
                     .depends_on
                     .iter()
-                    .find_map(|d| not_ready.get(d).map(|why| (d.clone(), *why)));
-                let is_agent = settings
-                    .agent_release
-                    .as_ref()
-                    .is_some_and(|r| r.name == action.release && r.namespace == action.namespace);
-                let unfinished = report.failure.is_some() || !report.stopped.is_empty();
-                if is_agent && !stop && unfinished {
-                    let message = "not attempted: the agent's own release is updated only when \
-                                   every other release of the run is healthy"
-                        .to_owned();
-                    self.note(Note::warning(
-                        reason::SKIPPED,
-                        "Skip",
-                        format!("{}/{}: {message}", action.namespace, action.release),
-                    ));
-                    report
-                        .outcomes
-                        .push(skipped(action, plan.sequence, message));
-                    not_ready.insert(action.release.clone(), "not attempted");
-                } else if stop {
-                    let why = format!(
-                        "not attempted: {} (rollbackPolicy channel)",
-                        report
-                            .failure
-                            .as_deref()
-                            .unwrap_or("an earlier release failed")
-                    );
-                    report.outcomes.push(skipped(action, plan.sequence, why));
-                    not_ready.insert(action.release.clone(), "not attempted");
-                } else if let Some((dependency, why)) = blocker {
-                    let message =
-                        format!("waits for dependency `{dependency}`, which {why} in this run");
-                    self.note(Note::warning(
-                        reason::SKIPPED,
-                        "Skip",
-                        format!("{}/{}: {message}", action.namespace, action.release),
-                    ));
-                    report.operations.push(op(
-                        action,
-                        OperationKind::Skip,
-                        plan.sequence,
-                        Timestamp::now(),
-                        Instant::now(),
-                        OperationResult::Succeeded,
-                        message.clone(),
-                        None,
-                        None,
-                        None,
-                    ));
-                    report
-                        .outcomes
-                        .push(skipped(action, plan.sequence, message));
-                    not_ready.insert(action.release.clone(), "was skipped");
-                } else {
-                    runnable.push(action);
-                }
-            }
-            let concurrency = settings.concurrency.max(1);
-            // Owned actions: a stream over borrowed ones trips the compiler's
-            // higher-ranked lifetime check where the future must be Send.
-            let owned: Vec<Action> = runnable.into_iter().cloned().collect();
-            let sequence = plan.sequence;
-            let results: Vec<(Action, Applied)> = futures::stream::iter(owned)
-                .map(|action: Action| async move {
-                    let applied = self.apply(&action, sequence, settings).await;
-                    (action, applied)
-                })
-                .buffer_unordered(concurrency)
-                .collect()
-                .await;
-            for (action, applied) in results {
-                report.operations.extend(applied.operations);
-                if applied.stopped {
-                    not_ready.insert(action.release.clone(), "was not finished");
-                    report.stopped.push(action.release.clone());
-                    report.outcomes.push(applied.outcome);
-                    continue;
-                }
-                match applied.failure {
-                    Some(why) => {
-                        not_ready.insert(action.release.clone(), "failed");
-                        if report.failure.is_none() {
-                            report.failure = Some(format!("{}: {why}", action.release));
-                        }
-                        if settings.policy == RollbackPolicy::Channel {
-                            stop = true;
-                        }
-                    }
-                    None => {
-                        if let Some(undo) = applied.undo {
-                            done.push((action.clone(), undo, applied.outcome.clone()));
-                        }
-                    }
-                }
-                report.outcomes.push(applied.outcome);
-            }
-        }
+                    .filter_map(|d| actions[..i].iter().position(|a| a.release == *d))
+                    .collect()
+            })
+            .collect();
+        let mut run = Run {
+            executor: self,
+            sequence: plan.sequence,
+            policy: settings.policy,
+            agent_release: settings.agent_release.clone(),
+            report: ExecReport::default(),
+            done: Vec::new(),
+            stop: false,
+        };
+        let sequence = plan.sequence;
+        schedule::run(
+            &actions,
+            &depends_on,
+            settings.concurrency,
+            &mut run,
+            |action: &Action| async move { self.apply(action, sequence, settings).await },
+        )
+        .await;
+        let Run {
+            mut report,
+            done,
+            stop,
+            ..
+        } = run;
         if stop {
             let cause = report.failure.clone().unwrap_or_default();
             // Newest change first, so dependents go back before what they depend on.
@@ -732,8 +780,8 @@ impl Executor<'_> {
         };
         let values = serde_json::Value::Object(action.target.values.clone());
         let id = ReleaseId::new(ns, name);
-        let revision = match self.ops.upgrade(&id, chart, &values, &opts).await {
-            Ok(revision) => revision,
+        let (revision, manifest) = match self.ops.upgrade(&id, chart, &values, &opts).await {
+            Ok(made) => (made.revision, made.manifest),
             Err(why) => {
                 // Rolling back (and failing the sequence) for an outage would
                 // blame the chart; the intent stays and the next check
@@ -749,7 +797,9 @@ impl Executor<'_> {
             name,
             format!("revision {revision} deployed; checking health (timeout {timeout})"),
         );
-        let (checked, detail) = self.check_health(action, timeout).await;
+        let (checked, detail) = self
+            .check_health(action, timeout, manifest.as_deref())
+            .await;
         *health = detail;
         match checked {
             Checked::Healthy => {}
@@ -835,11 +885,16 @@ impl Executor<'_> {
         &self,
         action: &Action,
         timeout: Duration,
+        manifest: Option<&str>,
     ) -> (Checked, Option<HealthDetail>) {
         let id = ReleaseId::new(&action.namespace, &action.release);
         let options = HealthOptions::from(&action.target.health);
         let check = async {
-            match self.ops.health(&id, &options, timeout.to_std()).await {
+            match self
+                .ops
+                .health(&id, &options, timeout.to_std(), manifest)
+                .await
+            {
                 Err(why) => (Checked::Unhealthy(why), None),
                 Ok(detail) => {
                     let why = detail
@@ -909,7 +964,8 @@ impl Executor<'_> {
             }
             Ok(made) => {
                 now_revision = made;
-                let (checked, detail) = self.check_health(action, timeout).await;
+                // A rollback prints no manifest: helm's is read.
+                let (checked, detail) = self.check_health(action, timeout, None).await;
                 health = detail;
                 match checked {
                     Checked::Healthy => Ok(()),
@@ -1380,6 +1436,12 @@ mod tests {
         assert_eq!(
             ops.calls(),
             ["upgrade a/a", "health a/a", "rollback a/a 1", "health a/a"]
+        );
+        // The upgrade's own manifest is checked (no `helm get manifest`);
+        // after the rollback, which prints none, helm's is read.
+        assert_eq!(
+            *ops.manifests.lock().unwrap(),
+            [Some("# manifest of 2".to_owned()), None]
         );
         let a = outcome(&report, "a");
         assert_eq!(a.state, ReleaseState::RolledBack, "{a:?}");

@@ -1,14 +1,26 @@
-//! What helm reports as installed, in the form the planner takes: `helm list`
-//! per namespace, then `helm history` per release to read the fingerprint of
-//! the deployed revision (through helm's "Rollback to N") and to note the
-//! revision a failed upgrade must return to.
+//! What is installed, in the form the planner takes, read from helm's own
+//! release records (the `owner=helm` Secrets, or ConfigMaps with
+//! `HELM_DRIVER=configmap`) without running helm: one LIST of the records'
+//! labels per namespace, and a record's contents only when its
+//! `resourceVersion` is new (a revision helm wrote or rewrote since). An
+//! unchanged cluster costs one metadata LIST per namespace and nothing else.
+//!
+//! Per release, as `helm list` shows it: the latest revision, its status,
+//! chart and time; the fingerprint of the deployed state, followed through
+//! helm's "Rollback to N"; and the revision a failed upgrade must return to.
+//!
+//! Why a LIST per check rather than a watch: the namespaces to read follow
+//! each subscription's index and change with it, the agent checks on a
+//! timer anyway, and labels alone answer an unchanged check; a watch per
+//! namespace would add streams to start, stop and resynchronise for no
+//! fewer requests per check that matter, and a watch of whole Secrets would
+//! keep every revision's values (secrets) in the agent's memory.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use crate::helm::{
-    Description, Fingerprint, HelmCli, HelmError, HistoryEntry, ListScope, ReleaseStatus,
-};
+use crate::helm::storage::{self, Driver, RecordMeta, StorageError};
+use crate::helm::{Description, Fingerprint, Release, ReleaseStatus};
 use crate::plan::{InstalledRelease, ReleaseId};
 
 /// Installed releases, and for each the revision to roll back to.
@@ -28,119 +40,174 @@ pub struct Installed {
 /// revisions by default, so a longer chain is never complete anyway).
 const MAX_HOPS: usize = 16;
 
-/// What `helm history` told about one revision of a release.
-#[derive(Debug, Clone)]
-struct Read {
-    fingerprint: Option<Fingerprint>,
-    rollback_to: Option<u32>,
-}
+/// `(namespace, record name)`.
+type CacheKey = (String, String);
 
-type CacheKey = (ReleaseId, u32, ReleaseStatus);
-
-/// Remembers, per release, what its history said at a given latest revision
-/// and status, so an unchanged release costs `helm list` only (a revision
-/// number never comes back with other contents).
+/// Decoded records by name, each with the `resourceVersion` it was read
+/// at: a record is read again only when helm rewrote it. Holds no values
+/// and no manifests (see [`storage::decode_release`]).
 #[derive(Debug, Default)]
-pub struct HistoryCache {
-    entries: Mutex<HashMap<CacheKey, Read>>,
+pub struct RecordCache {
+    entries: Mutex<HashMap<CacheKey, (String, Arc<Release>)>>,
 }
 
-impl HistoryCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Read>> {
+impl RecordCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, (String, Arc<Release>)>> {
         // A panic while holding this lock leaves plain data behind; keep using it.
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// The decoded record, from the cache when its `resourceVersion` is unchanged.
+    async fn get(
+        &self,
+        client: &kube::Client,
+        driver: Driver,
+        namespace: &str,
+        meta: &RecordMeta,
+    ) -> Result<Arc<Release>, StorageError> {
+        let key = (namespace.to_owned(), meta.record.clone());
+        if let Some((rv, release)) = self.lock().get(&key)
+            && *rv == meta.resource_version
+            && !rv.is_empty()
+        {
+            return Ok(release.clone());
+        }
+        let release = Arc::new(storage::read_record(client, driver, namespace, meta).await?);
+        self.lock()
+            .insert(key, (meta.resource_version.clone(), release.clone()));
+        Ok(release)
+    }
 }
 
-/// Reads the releases of `namespaces` from helm.
+/// Where helm keeps its records and a client to read them.
+#[derive(Clone, Copy)]
+pub struct Records<'a> {
+    /// The Kubernetes client.
+    pub client: &'a kube::Client,
+    /// Secrets or ConfigMaps.
+    pub driver: Driver,
+    /// Decoded records kept between checks.
+    pub cache: &'a RecordCache,
+}
+
+/// Reads the releases of `namespaces` from helm's records.
 pub async fn read_installed(
-    helm: &HelmCli,
+    records: Records<'_>,
     namespaces: &BTreeSet<String>,
-    cache: &HistoryCache,
-) -> Result<Installed, HelmError> {
+) -> Result<Installed, StorageError> {
     let mut out = Installed::default();
-    let mut seen = HashSet::new();
+    let mut seen: HashSet<CacheKey> = HashSet::new();
     for namespace in namespaces {
-        let entries = helm.list(&ListScope::Namespace(namespace.clone())).await?;
-        for entry in entries {
-            let id = ReleaseId::new(&entry.namespace, &entry.name);
-            let key = (id.clone(), entry.revision, entry.status);
-            let cached = cache.lock().get(&key).cloned();
-            let read = match cached {
-                Some(read) => read,
-                None => {
-                    let history = match helm.history(&entry.name, &entry.namespace, 0).await {
-                        Ok(h) => h,
-                        // Gone between list and history (uninstalled meanwhile).
-                        Err(e) if e.is_not_found() => continue,
-                        Err(e) => return Err(e),
-                    };
-                    let read = Read {
-                        fingerprint: deployed_fingerprint(&history),
-                        rollback_to: last_deployed(&history),
-                    };
-                    cache.lock().insert(key.clone(), read.clone());
-                    read
-                }
+        let metas = storage::list_records(records.client, records.driver, namespace).await?;
+        seen.extend(metas.iter().map(|m| (namespace.clone(), m.record.clone())));
+        let mut by_release: BTreeMap<&str, Vec<&RecordMeta>> = BTreeMap::new();
+        for meta in &metas {
+            by_release.entry(&meta.release).or_default().push(meta);
+        }
+        for (name, revisions) in by_release {
+            let Some(latest) = revisions.iter().copied().max_by_key(|m| m.revision) else {
+                continue;
             };
-            seen.insert(key);
-            let (chart_name, chart_version) = entry
-                .chart_name_version()
-                .map(|(n, v)| (n.to_owned(), v.to_owned()))
-                .unwrap_or_else(|| (entry.chart.clone(), String::new()));
-            if let Some(updated) = entry.updated {
+            let release = records
+                .cache
+                .get(records.client, records.driver, namespace, latest)
+                .await?;
+            let id = ReleaseId::new(namespace, name);
+            let fingerprint =
+                deployed_fingerprint(records, namespace, &revisions, &release).await?;
+            if let Some(updated) = release.info.last_deployed {
                 out.updated.insert(id.clone(), updated);
             }
-            if let Some(rev) = read.rollback_to {
+            let labelled: Vec<(u32, ReleaseStatus)> =
+                revisions.iter().map(|m| (m.revision, m.status)).collect();
+            if let Some(rev) = last_deployed(&labelled) {
                 out.rollback_to.insert(id, rev);
             }
+            let (chart_name, chart_version) = release
+                .chart
+                .as_ref()
+                .map(|c| (c.metadata.name.clone(), c.metadata.version.clone()))
+                .unwrap_or_default();
             out.releases.push(InstalledRelease {
-                name: entry.name.clone(),
-                namespace: entry.namespace.clone(),
+                name: name.to_owned(),
+                namespace: namespace.clone(),
                 chart_name,
                 chart_version,
-                status: entry.status,
-                revision: entry.revision,
-                fingerprint: read.fingerprint,
+                status: release.info.status,
+                revision: release.version,
+                fingerprint,
                 owner: None,
             });
         }
     }
-    // Forget releases of these namespaces that moved on or went away.
-    cache
+    // Forget records of these namespaces that went away.
+    records
+        .cache
         .lock()
-        .retain(|key, _| !namespaces.contains(&key.0.namespace) || seen.contains(key));
+        .retain(|key, _| !namespaces.contains(&key.0) || seen.contains(key));
     Ok(out)
 }
 
-/// The fingerprint of the latest revision, followed through "Rollback to N"
-/// (helm 3 says it only in the description; helm 4 also in `rollback_revision`).
-pub fn deployed_fingerprint(history: &[HistoryEntry]) -> Option<Fingerprint> {
-    let mut entry = history.iter().max_by_key(|e| e.revision)?;
+/// The fingerprint of the latest revision, followed through "Rollback to
+/// N"; reads the records of the revisions on the way only.
+async fn deployed_fingerprint(
+    records: Records<'_>,
+    namespace: &str,
+    revisions: &[&RecordMeta],
+    latest: &Arc<Release>,
+) -> Result<Option<Fingerprint>, StorageError> {
+    let mut current = latest.clone();
     for _ in 0..MAX_HOPS {
-        let target = match Description::parse(&entry.description) {
-            Description::Fingerprint(fp) => return Some(fp),
-            Description::RollbackTo(n) => n,
-            Description::Other => entry.rollback_revision.filter(|&n| n > 0)?,
+        let target = match hop(&current) {
+            Hop::Found(fp) => return Ok(Some(fp)),
+            Hop::To(target) => target,
+            Hop::Nowhere => return Ok(None),
         };
-        if target >= entry.revision {
-            return None;
-        }
-        entry = history.iter().find(|e| e.revision == target)?;
+        let Some(meta) = revisions.iter().find(|m| m.revision == target) else {
+            return Ok(None);
+        };
+        current = records
+            .cache
+            .get(records.client, records.driver, namespace, meta)
+            .await?;
     }
-    None
+    Ok(None)
+}
+
+/// Where one revision's description leads.
+#[derive(Debug, PartialEq, Eq)]
+enum Hop {
+    /// A coxswain fingerprint.
+    Found(Fingerprint),
+    /// "Rollback to N" (helm 3 says it only in the description; helm 4 also
+    /// in `rollback_revision`), to an older revision.
+    To(u32),
+    /// Neither.
+    Nowhere,
+}
+
+fn hop(release: &Release) -> Hop {
+    let target = match Description::parse(&release.info.description) {
+        Description::Fingerprint(fp) => return Hop::Found(fp),
+        Description::RollbackTo(n) => Some(n),
+        Description::Other => release.info.rollback_revision.filter(|&n| n > 0),
+    };
+    match target {
+        Some(n) if n < release.version => Hop::To(n),
+        _ => Hop::Nowhere,
+    }
 }
 
 /// The newest revision that is deployed, else the newest that was deployed
 /// once (superseded); `None` when no revision ever was.
-pub fn last_deployed(history: &[HistoryEntry]) -> Option<u32> {
+pub fn last_deployed(revisions: &[(u32, ReleaseStatus)]) -> Option<u32> {
     let newest = |status: ReleaseStatus| {
-        history
+        revisions
             .iter()
-            .filter(|e| e.status == status)
-            .map(|e| e.revision)
+            .filter(|(_, s)| *s == status)
+            .map(|(r, _)| *r)
             .max()
     };
     newest(ReleaseStatus::Deployed).or_else(|| newest(ReleaseStatus::Superseded))
@@ -150,57 +217,42 @@ pub fn last_deployed(history: &[HistoryEntry]) -> Option<u32> {
 mod tests {
     use super::*;
 
-    fn entry(revision: u32, status: &str, description: &str) -> HistoryEntry {
+    fn release(revision: u32, description: &str, rollback_revision: Option<u32>) -> Release {
         serde_json::from_value(serde_json::json!({
-            "revision": revision,
-            "status": status,
-            "chart": "wiki-1.0.0",
-            "description": description,
+            "name": "wiki",
+            "version": revision,
+            "info": {"status": "deployed", "description": description,
+                     "rollback_revision": rollback_revision},
         }))
         .unwrap()
     }
 
-    fn fp(seq: u64) -> String {
-        Fingerprint::new("stable", seq, [1; 32], [2; 32])
-            .unwrap()
-            .to_string()
+    fn fp(seq: u64) -> Fingerprint {
+        Fingerprint::new("stable", seq, [1; 32], [2; 32]).unwrap()
     }
 
     #[test]
-    fn fingerprint_is_followed_through_rollbacks() {
-        let h = vec![
-            entry(1, "superseded", &fp(1)),
-            entry(2, "superseded", &fp(2)),
-            entry(3, "deployed", "Rollback to 1"),
-        ];
-        assert_eq!(deployed_fingerprint(&h).unwrap().sequence, 1);
-        let h = vec![
-            entry(1, "superseded", &fp(1)),
-            entry(2, "superseded", "Rollback to 1"),
-            entry(3, "deployed", "Rollback to 2"),
-        ];
-        assert_eq!(deployed_fingerprint(&h).unwrap().sequence, 1);
-        // A rollback to a revision helm no longer keeps, or forwards, gives none.
-        let h = vec![entry(5, "deployed", "Rollback to 2")];
-        assert_eq!(deployed_fingerprint(&h), None);
-        let h = vec![entry(1, "superseded", "Rollback to 1")];
-        assert_eq!(deployed_fingerprint(&h), None);
-        let h = vec![entry(1, "deployed", "Install complete")];
-        assert_eq!(deployed_fingerprint(&h), None);
-        assert_eq!(deployed_fingerprint(&[]), None);
+    fn a_description_leads_to_a_fingerprint_or_an_older_revision() {
+        let found = release(2, &fp(7).to_string(), None);
+        assert_eq!(hop(&found), Hop::Found(fp(7)));
+        assert_eq!(hop(&release(3, "Rollback to 1", None)), Hop::To(1));
+        // Helm 4 also says it in `rollback_revision`.
+        assert_eq!(hop(&release(3, "rolled back", Some(2))), Hop::To(2));
+        // A rollback forwards, to itself or to 0 leads nowhere.
+        assert_eq!(hop(&release(1, "Rollback to 1", None)), Hop::Nowhere);
+        assert_eq!(hop(&release(2, "Rollback to 5", None)), Hop::Nowhere);
+        assert_eq!(hop(&release(2, "x", Some(0))), Hop::Nowhere);
+        assert_eq!(hop(&release(1, "Install complete", None)), Hop::Nowhere);
     }
 
     #[test]
     fn rollback_target_is_the_last_deployed_revision() {
-        let h = vec![
-            entry(1, "superseded", ""),
-            entry(2, "deployed", ""),
-            entry(3, "failed", ""),
-        ];
-        assert_eq!(last_deployed(&h), Some(2));
-        let h = vec![entry(1, "superseded", ""), entry(2, "failed", "")];
-        assert_eq!(last_deployed(&h), Some(1));
-        let h = vec![entry(1, "failed", "")];
-        assert_eq!(last_deployed(&h), None);
+        use ReleaseStatus::*;
+        assert_eq!(
+            last_deployed(&[(1, Superseded), (2, Deployed), (3, Failed)]),
+            Some(2)
+        );
+        assert_eq!(last_deployed(&[(1, Superseded), (2, Failed)]), Some(1));
+        assert_eq!(last_deployed(&[(1, Failed)]), None);
     }
 }

@@ -41,6 +41,7 @@ pub mod ops;
 pub mod plan;
 pub mod reconcile;
 pub mod repair;
+pub mod schedule;
 pub mod status;
 pub mod ui;
 pub mod view;
@@ -221,8 +222,11 @@ pub struct Context {
     pub fetcher: fetch::Fetcher,
     /// Events.
     pub events: events::Events,
-    /// What `helm history` said per release revision.
-    pub history: installed::HistoryCache,
+    /// Where helm keeps its release records (Secrets or ConfigMaps).
+    pub driver: crate::helm::storage::Driver,
+    /// helm's release records decoded so far (what is installed is read
+    /// from them, not from helm).
+    pub records: installed::RecordCache,
     /// The namespace served.
     pub namespace: String,
     /// What the UI reads.
@@ -281,6 +285,15 @@ impl UnwrittenHistory {
 pub const DEFAULT_STUCK_GRACE: Duration = Duration::from_secs(15 * 60);
 
 impl Context {
+    /// helm's release records, as [`installed::read_installed`] reads them.
+    pub fn records(&self) -> installed::Records<'_> {
+        installed::Records {
+            client: &self.client,
+            driver: self.driver,
+            cache: &self.records,
+        }
+    }
+
     async fn record(
         &self,
         key: &str,

@@ -306,7 +306,7 @@ pub(super) async fn observe(
         .map(|r| r.namespace.clone())
         .chain(status.releases.iter().map(|r| r.namespace.clone()))
         .collect();
-    let installed = read_installed(&ctx.helm, &namespaces, &ctx.history)
+    let installed = read_installed(ctx.records(), &namespaces)
         .await
         .map_err(|e| Stop::error(format!("reading installed releases: {}", describe(&e))))?;
 

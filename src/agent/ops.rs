@@ -21,16 +21,25 @@ use crate::helm::{
 use crate::plan::ReleaseId;
 use crate::site_verify::describe;
 
+/// What an upgrade made.
+pub struct Upgraded {
+    /// The new revision.
+    pub revision: u32,
+    /// Its manifest, as the upgrade printed it (may hold rendered Secrets:
+    /// never logged); the health check reads it instead of asking helm again.
+    pub manifest: Option<String>,
+}
+
 /// What the agent does to a release.
 pub trait Operator: Send + Sync {
-    /// `helm upgrade --install` with exactly `values`; the new revision.
+    /// `helm upgrade --install` with exactly `values`: the new revision.
     fn upgrade<'a>(
         &'a self,
         id: &'a ReleaseId,
         chart: &'a Path,
         values: &'a serde_json::Value,
         opts: &'a UpgradeOptions,
-    ) -> BoxFuture<'a, Result<u32, String>>;
+    ) -> BoxFuture<'a, Result<Upgraded, String>>;
     /// `helm test`.
     fn test<'a>(
         &'a self,
@@ -59,13 +68,15 @@ pub trait Operator: Send + Sync {
         revision: u32,
         status: ReleaseStatus,
     ) -> BoxFuture<'a, Result<(), String>>;
-    /// The health check of the latest revision, object by object; `Err`
-    /// when it could not run at all (the manifest could not be read).
+    /// The health check of the latest revision, object by object, from
+    /// `manifest` when the caller has it (else helm's); `Err` when it could
+    /// not run at all (the manifest could not be read).
     fn health<'a>(
         &'a self,
         id: &'a ReleaseId,
         options: &'a HealthOptions,
         timeout: Duration,
+        manifest: Option<&'a str>,
     ) -> BoxFuture<'a, Result<HealthDetail, String>>;
     /// Why the API server does not answer now, or `None` when it does: a
     /// helm call that failed while it did not answer was cut off, it said
@@ -81,6 +92,8 @@ pub struct ClusterOperator<'a> {
     pub health: &'a HealthCheck,
     /// For helm's storage.
     pub client: &'a kube::Client,
+    /// Where helm keeps its release records.
+    pub driver: crate::helm::storage::Driver,
     /// Fencing: an unlock starts only while the gate is open.
     pub gate: &'a Gate,
 }
@@ -104,12 +117,16 @@ impl Operator for ClusterOperator<'_> {
         chart: &'a Path,
         values: &'a serde_json::Value,
         opts: &'a UpgradeOptions,
-    ) -> BoxFuture<'a, Result<u32, String>> {
+    ) -> BoxFuture<'a, Result<Upgraded, String>> {
         Box::pin(async move {
             self.helm
                 .upgrade_install(&id.name, &id.namespace, chart, values, opts)
                 .await
-                .map(|r| r.version)
+                .map(|made| Upgraded {
+                    revision: made.version,
+                    // An empty manifest is what older output looks like: ask helm.
+                    manifest: Some(made.manifest.as_str().to_owned()).filter(|m| !m.is_empty()),
+                })
                 .map_err(|e| helm_failure("helm upgrade", &e))
         })
     }
@@ -171,11 +188,21 @@ impl Operator for ClusterOperator<'_> {
 
     fn revision<'a>(&'a self, id: &'a ReleaseId) -> BoxFuture<'a, Option<u32>> {
         Box::pin(async move {
-            self.helm
-                .status(&id.name, &id.namespace, None)
-                .await
-                .ok()
-                .map(|r| r.version)
+            // helm's records say it without a helm process; the labels suffice.
+            match crate::helm::storage::list_records(self.client, self.driver, &id.namespace).await
+            {
+                Ok(records) => records
+                    .iter()
+                    .filter(|r| r.release == id.name)
+                    .map(|r| r.revision)
+                    .max(),
+                Err(_) => self
+                    .helm
+                    .status(&id.name, &id.namespace, None)
+                    .await
+                    .ok()
+                    .map(|r| r.version),
+            }
         })
     }
 
@@ -206,15 +233,19 @@ impl Operator for ClusterOperator<'_> {
         id: &'a ReleaseId,
         options: &'a HealthOptions,
         timeout: Duration,
+        manifest: Option<&'a str>,
     ) -> BoxFuture<'a, Result<HealthDetail, String>> {
         Box::pin(async move {
             let started = std::time::Instant::now();
             let checked = async {
-                let manifest = self
-                    .helm
-                    .get_manifest(&id.name, &id.namespace, None)
-                    .await
-                    .map_err(|e| helm_failure("helm get manifest", &e))?;
+                let manifest = match manifest {
+                    Some(m) => m.to_owned(),
+                    None => self
+                        .helm
+                        .get_manifest(&id.name, &id.namespace, None)
+                        .await
+                        .map_err(|e| helm_failure("helm get manifest", &e))?,
+                };
                 let report = self
                     .health
                     .run(&manifest, &id.namespace, options, timeout)
@@ -258,6 +289,8 @@ pub mod script {
     pub struct Script {
         /// Every call, e.g. `upgrade apps/wiki`, in order.
         pub calls: Mutex<Vec<String>>,
+        /// The manifest each health check was given (`None`: helm's read).
+        pub manifests: Mutex<Vec<Option<String>>>,
         /// Health answers, first first; healthy when empty.
         pub health: Mutex<VecDeque<Result<HealthDetail, String>>>,
         /// Upgrade answers per release name; a new revision when absent.
@@ -323,7 +356,7 @@ pub mod script {
             _: &'a Path,
             _: &'a serde_json::Value,
             _: &'a UpgradeOptions,
-        ) -> BoxFuture<'a, Result<u32, String>> {
+        ) -> BoxFuture<'a, Result<Upgraded, String>> {
             self.log(format!("upgrade {id}"));
             let answer = self
                 .upgrades
@@ -332,7 +365,12 @@ pub mod script {
                 .get(&id.name)
                 .cloned()
                 .unwrap_or(Ok(2));
-            Box::pin(async move { answer })
+            Box::pin(async move {
+                answer.map(|revision| Upgraded {
+                    revision,
+                    manifest: Some(format!("# manifest of {revision}")),
+                })
+            })
         }
 
         fn test<'a>(&'a self, id: &'a ReleaseId, _: Duration) -> BoxFuture<'a, Result<(), String>> {
@@ -387,8 +425,13 @@ pub mod script {
             id: &'a ReleaseId,
             _: &'a HealthOptions,
             _: Duration,
+            manifest: Option<&'a str>,
         ) -> BoxFuture<'a, Result<HealthDetail, String>> {
             self.log(format!("health {id}"));
+            self.manifests
+                .lock()
+                .unwrap()
+                .push(manifest.map(str::to_owned));
             if self.hang_health {
                 return Box::pin(futures::future::pending());
             }

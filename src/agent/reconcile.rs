@@ -14,6 +14,7 @@
 //!
 //! and [`reconcile`] writes the status (and the UI's view and metrics).
 
+use futures::StreamExt as _;
 use std::collections::{BTreeMap, BTreeSet};
 
 use kube::{Api, ResourceExt};
@@ -229,6 +230,7 @@ async fn repair(
         helm: &ctx.helm,
         health: &ctx.health,
         client: &ctx.client,
+        driver: ctx.driver,
         gate: &ctx.gate,
     };
     let settings = RepairSettings {
@@ -438,7 +440,7 @@ async fn repair_stuck(
             })
             .collect();
         repair(ctx, sub, status, &decided, timeouts, options).await?;
-        observed.installed = read_installed(&ctx.helm, &observed.namespaces, &ctx.history)
+        observed.installed = read_installed(ctx.records(), &observed.namespaces)
             .await
             .map_err(|e| Stop::error(format!("reading installed releases: {}", describe(&e))))?;
     }
@@ -578,12 +580,19 @@ async fn act(
     if waiting.is_none() && !plan.is_noop() {
         let mut charts = BTreeMap::new();
         let mut timeouts = BTreeMap::new();
-        for action in plan.actions() {
-            let path = ctx
-                .fetcher
-                .chart(snapshot, &action.target.chart)
-                .await
-                .map_err(|e| fetch_stop(ctx, sub, &e, false))?;
+        // Every chart is downloaded and verified before the first change (a
+        // chart that fails applies nothing), several at a time.
+        // Owned charts: a stream over borrowed ones trips the compiler's
+        // higher-ranked lifetime check where the future must be Send.
+        let wanted: Vec<_> = plan.actions().map(|a| a.target.chart.clone()).collect();
+        let fetcher = &ctx.fetcher;
+        let fetched: Vec<_> = futures::stream::iter(wanted)
+            .map(|chart| async move { fetcher.chart(snapshot, &chart).await })
+            .buffered(usize::from(spec.concurrency).max(1))
+            .collect()
+            .await;
+        for (action, fetched) in plan.actions().zip(fetched) {
+            let path = fetched.map_err(|e| fetch_stop(ctx, sub, &e, false))?;
             charts.insert(action.release.clone(), path);
             timeouts.insert(
                 action.release.clone(),
@@ -631,6 +640,7 @@ async fn act(
             helm: &ctx.helm,
             health: &ctx.health,
             client: &ctx.client,
+            driver: ctx.driver,
             gate: &ctx.gate,
         };
         let executor = Executor {

@@ -550,7 +550,7 @@ async fn healthy(
     timeout: Duration,
 ) -> Verdict {
     tokio::select! {
-        checked = ops.health(id, options, timeout) => match checked {
+        checked = ops.health(id, options, timeout, None) => match checked {
             Err(why) => Verdict::Unhealthy(why),
             Ok(detail) if detail.healthy => Verdict::Healthy,
             Ok(detail) => {

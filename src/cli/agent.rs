@@ -196,10 +196,12 @@ pub async fn run(args: Args) -> Result<()> {
         .await
         .with_context(|| format!("helm binary {}", args.helm.display()))?;
     metrics.set_build_info(&helm.version().to_string());
+    let driver = helm.storage_driver()?;
     let ctx = Context {
         health: HealthCheck::new(client.clone()),
         events: agent::events::Events::new(client.clone()),
-        history: Default::default(),
+        driver,
+        records: Default::default(),
         fetcher: Fetcher::new(
             cache_dir.join("charts"),
             Limits {

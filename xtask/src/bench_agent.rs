@@ -960,7 +960,7 @@ fn agent_once(demo: &Demo, stack: &Stack, helm: &Path) -> Result<(i32, Duration,
 
 /// Waits for `child` with `wait4`, returning its exit code and CPU time (its own and
 /// that of the children it reaped).
-fn wait_rusage(child: &Child) -> Result<(i32, Duration)> {
+pub(crate) fn wait_rusage(child: &Child) -> Result<(i32, Duration)> {
     let pid = libc::pid_t::try_from(child.id()).context("the agent's pid does not fit pid_t")?;
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is a plain C struct for which all-zero bytes are a valid value.
@@ -1037,7 +1037,7 @@ fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> Result<bool
 
 /// A helm wrapper that runs helm 4 and appends its subcommand and bash's `times`
 /// (the shell's and helm's CPU) to a counter file; returns the counter's path.
-fn write_helm_wrapper(demo: &Demo, helm: &Path) -> Result<PathBuf> {
+pub(crate) fn write_helm_wrapper(demo: &Demo, helm: &Path) -> Result<PathBuf> {
     let counter = demo.work.join("helm-calls.txt");
     let script = format!(
         "#!/bin/bash\n\"{}\" \"$@\"\nrc=$?\n{{ echo \"call $1\"; times; }} >> \"{}\"\nexit $rc\n",
@@ -1053,7 +1053,7 @@ fn write_helm_wrapper(demo: &Demo, helm: &Path) -> Result<PathBuf> {
 }
 
 /// The helm subcommands called and the CPU time of the wrappers and helm.
-fn read_counter(path: &Path) -> Result<(Vec<String>, Duration)> {
+pub(crate) fn read_counter(path: &Path) -> Result<(Vec<String>, Duration)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut calls = Vec::new();
@@ -1237,7 +1237,7 @@ fn helm_one_by_one(demo: &Demo, stack: &Stack, values: &Path) -> Result<Duration
     Ok(started.elapsed())
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
+pub(crate) fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     let n = xs.len();
     if n == 0 {

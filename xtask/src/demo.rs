@@ -42,13 +42,13 @@ impl Demo {
             channel: "stable",
         })
     }
-    fn keys(&self) -> PathBuf {
+    pub(crate) fn keys(&self) -> PathBuf {
         self.work.join("keys")
     }
-    fn trust(&self) -> PathBuf {
+    pub(crate) fn trust(&self) -> PathBuf {
         self.work.join("trust.json")
     }
-    fn site(&self) -> PathBuf {
+    pub(crate) fn site(&self) -> PathBuf {
         self.work.join("site")
     }
 }

@@ -4,6 +4,7 @@ mod bad_charts;
 mod bad_inputs;
 mod bench;
 mod bench_agent;
+mod bench_noop;
 mod cargo;
 mod cluster;
 mod crd;
@@ -53,8 +54,16 @@ enum Command {
         /// hand-over after SIGKILL, restart after a kill during an upgrade, install time vs helm.
         #[arg(long)]
         agent: bool,
-        /// With --agent: how many runs the medians are taken over.
-        #[arg(long, default_value_t = 3, requires = "agent")]
+        /// Instead, measure what an unchanged channel costs `agent --once` (helm
+        /// processes, wall time) on a 5- and a 20-release stack, and the 20-release
+        /// upgrade at several `concurrency` settings, on the loopback cluster `bench-noop`.
+        #[arg(long, conflicts_with = "agent")]
+        noop: bool,
+        /// With --noop: a coxswain binary to compare with (e.g. main's), in interleaved rounds.
+        #[arg(long, requires = "noop")]
+        baseline: Option<std::path::PathBuf>,
+        /// With --agent or --noop: how many runs the medians are taken over.
+        #[arg(long, default_value_t = 3)]
         runs: usize,
     },
     /// Regenerate the hostile specs, signed indexes and trust roots in testdata/bad/ (deterministic).
@@ -85,6 +94,13 @@ fn main() -> Result<()> {
         Command::Demo { keep, no_cluster } => demo::run(&workspace_root(), keep, no_cluster),
         Command::Bench {
             record,
+            noop: true,
+            baseline,
+            runs,
+            ..
+        } => bench_noop::run(&workspace_root(), runs, baseline, record),
+        Command::Bench {
+            record,
             agent: false,
             ..
         } => bench::run(&workspace_root(), record),
@@ -92,6 +108,7 @@ fn main() -> Result<()> {
             record,
             agent: true,
             runs,
+            ..
         } => bench_agent::run(&workspace_root(), runs, record),
         Command::GenBadInputs => bad_inputs::write_all(&workspace_root()),
         Command::Tools => tools::run(),

@@ -85,6 +85,41 @@ impl HelmConfig {
     }
 }
 
+/// The file in `state_dir` that remembers which version a binary reported.
+const VERSION_FILE: &str = "helm-version";
+
+/// The binary as found on disk (through `PATH` when it is a bare name):
+/// canonical path, size, modification time and inode. `None` when it cannot
+/// be told, and then the version is asked every time.
+fn binary_identity(binary: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let found = if binary.components().count() > 1 {
+        binary.to_path_buf()
+    } else {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|dir| dir.join(binary))
+            .find(|p| p.is_file())?
+    };
+    let path = std::fs::canonicalize(found).ok()?;
+    let meta = std::fs::metadata(&path).ok()?;
+    Some(format!(
+        "{} {} {}.{} {}",
+        path.display(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ino()
+    ))
+}
+
+/// The version remembered in `file` for exactly this `identity`.
+fn remembered_version(file: &Path, identity: &str) -> Option<HelmVersion> {
+    let bytes = crate::fsread::read(file, crate::fsread::Rules::no_links(4096)).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    let (who, version) = text.split_once('\n')?;
+    (who == identity).then(|| HelmVersion::parse(version))?
+}
+
 /// The helm major versions coxswain speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HelmMajor {
@@ -392,11 +427,29 @@ impl HelmCli {
         Self::detect_with_observer(config, Arc::new(NoObserver)).await
     }
 
-    /// As [`HelmCli::detect`], reporting every call to `observer`.
+    /// As [`HelmCli::detect`], reporting every call to `observer`. With a
+    /// `state_dir`, the answer is kept there beside helm's own cache, keyed
+    /// by the binary's path, size, modification time and inode, so `helm
+    /// version` runs once per binary, not once per process.
     pub async fn detect_with_observer(
         config: HelmConfig,
         observer: Arc<dyn Observer>,
     ) -> Result<Self, HelmError> {
+        let remembered = config
+            .state_dir
+            .as_deref()
+            .map(|dir| dir.join(VERSION_FILE));
+        let identity = binary_identity(&config.binary);
+        if let (Some(file), Some(identity)) = (&remembered, &identity)
+            && let Some(version) = remembered_version(file, identity)
+        {
+            tracing::debug!(target: "coxswain::helm", binary = %config.binary.display(), %version, "helm version remembered");
+            return Ok(Self {
+                config,
+                version,
+                observer,
+            });
+        }
         let call = Call {
             command: HelmCommand::Version,
             release: None,
@@ -411,6 +464,15 @@ impl HelmCli {
             version: text.trim().chars().take(100).collect(),
         })?;
         tracing::debug!(target: "coxswain::helm", binary = %config.binary.display(), %version, "detected helm");
+        if let (Some(file), Some(identity)) = (&remembered, &identity) {
+            let text = format!("{identity}\n{version}\n");
+            if let Err(e) =
+                crate::atomic::write(file, text.as_bytes(), crate::atomic::WriteOptions::PUBLIC)
+            {
+                // Only a cost: the next process asks helm again.
+                tracing::debug!(target: "coxswain::helm", file = %file.display(), error = %e, "cannot remember the helm version");
+            }
+        }
         Ok(Self {
             config,
             version,
@@ -426,6 +488,20 @@ impl HelmCli {
     /// The configuration in use.
     pub fn config(&self) -> &HelmConfig {
         &self.config
+    }
+
+    /// Where this helm keeps its release records: `HELM_DRIVER` from the
+    /// extra environment, else from the agent's own (which helm inherits).
+    pub fn storage_driver(&self) -> Result<storage::Driver, storage::StorageError> {
+        let from_config = self
+            .config
+            .extra_env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "HELM_DRIVER")
+            .map(|(_, v)| v.clone());
+        let value = from_config.or_else(|| std::env::var_os("HELM_DRIVER"));
+        storage::Driver::from_helm_driver(value.as_deref().map(|v| v.to_string_lossy()).as_deref())
     }
 
     fn connection(&self) -> args::Connection<'_> {
@@ -474,8 +550,10 @@ impl HelmCli {
 
     /// `helm upgrade --install`: installs or upgrades `release` from a chart
     /// archive or directory with exactly `values` (`--reset-values`). Returns
-    /// the new revision. Does not wait for readiness (hooks excepted) and never
-    /// rolls back; the caller checks health.
+    /// the new revision, with its manifest as helm 3 and 4 print it in
+    /// `upgrade -o json` (no `helm get manifest` needed after it). Does not
+    /// wait for readiness (hooks excepted) and never rolls back; the caller
+    /// checks health.
     pub async fn upgrade_install(
         &self,
         release: &str,
@@ -483,7 +561,7 @@ impl HelmCli {
         chart: &Path,
         values: &serde_json::Value,
         opts: &UpgradeOptions,
-    ) -> Result<Release, HelmError> {
+    ) -> Result<Upgraded, HelmError> {
         check_names(release, namespace)?;
         let values_file = self.values_file(release, namespace, values)?;
         let argv = args::upgrade(
@@ -504,7 +582,14 @@ impl HelmCli {
         );
         let out = self.call(call).await?;
         drop(values_file);
-        parse_json(HelmCommand::UpgradeInstall, release, namespace, &out.stdout)
+        let made: Release =
+            parse_json(HelmCommand::UpgradeInstall, release, namespace, &out.stdout)?;
+        let manifest: ManifestOnly =
+            parse_json(HelmCommand::UpgradeInstall, release, namespace, &out.stdout)?;
+        Ok(Upgraded {
+            release: made,
+            manifest: Manifest(manifest.manifest),
+        })
     }
 
     /// `helm rollback` to exactly `revision` (never "the previous one").
@@ -737,6 +822,49 @@ fn json_type(v: &serde_json::Value) -> &'static str {
         serde_json::Value::Array(_) => "a list",
         serde_json::Value::Object(_) => "a mapping",
     }
+}
+
+/// What `helm upgrade --install` made.
+#[derive(Debug, Clone)]
+pub struct Upgraded {
+    /// The new revision.
+    pub release: Release,
+    /// Its manifest.
+    pub manifest: Manifest,
+}
+
+impl std::ops::Deref for Upgraded {
+    type Target = Release;
+
+    fn deref(&self) -> &Release {
+        &self.release
+    }
+}
+
+/// A rendered manifest. It may hold rendered Secrets, so `Debug` prints
+/// only its size; never log [`Manifest::as_str`].
+#[derive(Clone, Default)]
+pub struct Manifest(String);
+
+impl Manifest {
+    /// The YAML documents.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Manifest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Manifest({} bytes)", self.0.len())
+    }
+}
+
+/// The `manifest` of helm's release JSON, read on its own so that
+/// [`Release`] (which `Debug` prints) never holds it.
+#[derive(serde::Deserialize)]
+struct ManifestOnly {
+    #[serde(default)]
+    manifest: String,
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(

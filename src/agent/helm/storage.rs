@@ -26,7 +26,8 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::Value;
 
-use super::ReleaseStatus;
+use super::{Release, ReleaseStatus};
+use crate::bounded::{MAX_ECHO, bounded};
 
 /// Largest encoded record read (etcd refuses objects above ~1.5 MiB anyway).
 pub const MAX_RECORD_BYTES: usize = 4 * 1024 * 1024;
@@ -50,6 +51,15 @@ pub enum StorageError {
         #[source]
         source: kube::Error,
     },
+    /// The records of a namespace could not be listed.
+    #[error("cannot list helm's release records (owner=helm) in namespace {namespace}: {source}")]
+    List {
+        /// The namespace.
+        namespace: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
     /// Neither a Secret nor a ConfigMap of that name exists.
     #[error("helm release record {namespace}/{name} not found (neither Secret nor ConfigMap)")]
     NotFound {
@@ -65,6 +75,14 @@ pub enum StorageError {
         name: String,
         /// What is wrong.
         reason: String,
+    },
+    /// `HELM_DRIVER` names a driver whose records the agent cannot read.
+    #[error(
+        "HELM_DRIVER={driver}: coxswain reads helm's release records from Secrets or ConfigMaps only (HELM_DRIVER unset, `secret` or `configmap`)"
+    )]
+    UnsupportedDriver {
+        /// The value.
+        driver: String,
     },
     /// The record is not in the state the caller expected (someone moved on).
     #[error("helm release record {name} is {found}, not {expected}; left alone")]
@@ -86,6 +104,38 @@ pub fn record_name(release: &str, revision: u32) -> String {
 /// Decodes a record's `release` value (base64, then gzip when gzipped) into
 /// the release JSON, bounded.
 pub fn decode(name: &str, encoded: &[u8]) -> Result<Value, StorageError> {
+    let json = decode_bytes(name, encoded)?;
+    let value: Value = serde_json::from_slice(&json).map_err(|e| StorageError::Malformed {
+        name: name.to_owned(),
+        reason: format!("not JSON: {e}"),
+    })?;
+    if !value.is_object() {
+        return Err(StorageError::Malformed {
+            name: name.to_owned(),
+            reason: "not a JSON object".to_owned(),
+        });
+    }
+    Ok(value)
+}
+
+/// Decodes a record's `release` value into the parts of the release the
+/// agent reads (name, revision, status, description, chart): the values and
+/// the manifest are skipped, and the rendered NOTES.txt (which may print
+/// values) is dropped, so nothing secret is kept.
+pub fn decode_release(name: &str, encoded: &[u8]) -> Result<Release, StorageError> {
+    let json = decode_bytes(name, encoded)?;
+    let mut release: Release =
+        serde_json::from_slice(&json).map_err(|e| StorageError::Malformed {
+            name: name.to_owned(),
+            reason: format!("not a helm release: {}", bounded(&e.to_string(), MAX_ECHO)),
+        })?;
+    release.info.notes = String::new();
+    Ok(release)
+}
+
+/// Base64, then gunzip when gzipped (helm writes records of releases made
+/// before it compressed them as plain base64 JSON), bounded on both sides.
+fn decode_bytes(name: &str, encoded: &[u8]) -> Result<Vec<u8>, StorageError> {
     let malformed = |reason: String| StorageError::Malformed {
         name: name.to_owned(),
         reason,
@@ -114,12 +164,7 @@ pub fn decode(name: &str, encoded: &[u8]) -> Result<Value, StorageError> {
     } else {
         raw
     };
-    let value: Value =
-        serde_json::from_slice(&json).map_err(|e| malformed(format!("not JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(malformed("not a JSON object".to_owned()));
-    }
-    Ok(value)
+    Ok(json)
 }
 
 /// Encodes release JSON the way helm does (gzip, then base64).
@@ -258,6 +303,226 @@ fn relabel(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta
     labels.insert("modifiedAt".into(), now.to_string());
 }
 
+/// Where helm keeps its release records, from `HELM_DRIVER` as helm reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// Secrets (helm's default).
+    Secret,
+    /// ConfigMaps (`HELM_DRIVER=configmap`).
+    ConfigMap,
+}
+
+impl Driver {
+    /// The driver helm uses given its `HELM_DRIVER` (unset or empty: Secrets).
+    /// The SQL and memory drivers keep nothing the agent could read through
+    /// the Kubernetes API, so they are refused.
+    pub fn from_helm_driver(value: Option<&str>) -> Result<Self, StorageError> {
+        match value.unwrap_or_default() {
+            "" | "secret" | "secrets" => Ok(Self::Secret),
+            "configmap" | "configmaps" => Ok(Self::ConfigMap),
+            other => Err(StorageError::UnsupportedDriver {
+                driver: bounded(other, MAX_ECHO),
+            }),
+        }
+    }
+}
+
+/// One release record as its labels describe it (no data read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMeta {
+    /// The Secret's or ConfigMap's name (`sh.helm.release.v1.<name>.v<N>`).
+    pub record: String,
+    /// The release name (label `name`).
+    pub release: String,
+    /// The revision (label `version`).
+    pub revision: u32,
+    /// The revision's status (label `status`).
+    pub status: ReleaseStatus,
+    /// The object's `resourceVersion`: changes whenever helm rewrites it.
+    pub resource_version: String,
+}
+
+/// The label selector of helm's records.
+const OWNER_HELM: &str = "owner=helm";
+
+/// Lists the release records of `namespace`, labels only (one LIST of
+/// object metadata: the records' contents, which hold values, are not read).
+pub async fn list_records(
+    client: &kube::Client,
+    driver: Driver,
+    namespace: &str,
+) -> Result<Vec<RecordMeta>, StorageError> {
+    let params = kube::api::ListParams::default().labels(OWNER_HELM);
+    let api_err = |source| StorageError::List {
+        namespace: namespace.to_owned(),
+        source,
+    };
+    let items = match driver {
+        Driver::Secret => list_metadata::<Secret>(client, namespace, &params).await,
+        Driver::ConfigMap => list_metadata::<ConfigMap>(client, namespace, &params).await,
+    }
+    .map_err(api_err)?;
+    items.iter().map(record_meta).collect()
+}
+
+/// The metadata of the objects of kind `K` in `namespace` that `params` selects.
+async fn list_metadata<K>(
+    client: &kube::Client,
+    namespace: &str,
+    params: &kube::api::ListParams,
+) -> Result<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>, kube::Error>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let list = Api::<K>::namespaced(client.clone(), namespace)
+        .list_metadata(params)
+        .await?;
+    Ok(list.items.into_iter().map(|o| o.metadata).collect())
+}
+
+/// The record `name` of kind `K` in `namespace`.
+async fn get_record<K>(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<K, StorageError>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(|source| StorageError::Api {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            source,
+        })?
+        .ok_or_else(|| StorageError::NotFound {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })
+}
+
+/// A record's labels, checked.
+pub fn record_meta(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Result<RecordMeta, StorageError> {
+    let record = meta.name.clone().unwrap_or_default();
+    let malformed = |reason: String| StorageError::Malformed {
+        name: bounded(&record, MAX_ECHO),
+        reason,
+    };
+    let label = |key: &str| {
+        meta.labels
+            .as_ref()
+            .and_then(|l| l.get(key))
+            .map(String::as_str)
+            .ok_or_else(|| malformed(format!("no `{key}` label")))
+    };
+    let release = label("name")?.to_owned();
+    let version = label("version")?;
+    let revision = version
+        .parse::<u32>()
+        .ok()
+        .filter(|&v| v > 0)
+        .ok_or_else(|| {
+            malformed(format!(
+                "label `version` is `{}`, not a revision",
+                bounded(version, MAX_ECHO)
+            ))
+        })?;
+    let Ok(status) = label("status")?.parse();
+    if record != record_name(&release, revision) {
+        return Err(malformed(format!(
+            "its labels name release `{}` revision {revision}, not this record",
+            bounded(&release, MAX_ECHO)
+        )));
+    }
+    Ok(RecordMeta {
+        record,
+        release,
+        revision,
+        status,
+        resource_version: meta.resource_version.clone().unwrap_or_default(),
+    })
+}
+
+/// Reads and decodes one record (the release without its values and
+/// manifest), checking that it is the revision its name says.
+pub async fn read_record(
+    client: &kube::Client,
+    driver: Driver,
+    namespace: &str,
+    meta: &RecordMeta,
+) -> Result<Release, StorageError> {
+    let name = meta.record.as_str();
+    let encoded: Vec<u8> = match driver {
+        Driver::Secret => {
+            let secret: Secret = get_record(client, namespace, name).await?;
+            let payload = secret.data.as_ref().and_then(|d| d.get("release"));
+            record_payload(name, secret.type_.as_deref(), payload.map(|b| b.0.clone()))?
+        }
+        Driver::ConfigMap => {
+            let map: ConfigMap = get_record(client, namespace, name).await?;
+            let payload = map.data.as_ref().and_then(|d| d.get("release"));
+            // ConfigMaps have no type; helm's are known by their labels.
+            record_payload(
+                name,
+                Some(RECORD_TYPE),
+                payload.map(|s| s.clone().into_bytes()),
+            )?
+        }
+    };
+    let release = decode_release(name, &encoded)?;
+    check_release(meta, &release)?;
+    Ok(release)
+}
+
+/// The Secret type helm 3 and 4 give their records.
+pub const RECORD_TYPE: &str = "helm.sh/release.v1";
+
+/// The `release` value of a record of helm's type.
+fn record_payload(
+    name: &str,
+    type_: Option<&str>,
+    payload: Option<Vec<u8>>,
+) -> Result<Vec<u8>, StorageError> {
+    let malformed = |reason: String| StorageError::Malformed {
+        name: name.to_owned(),
+        reason,
+    };
+    if type_ != Some(RECORD_TYPE) {
+        return Err(malformed(format!(
+            "type is `{}`, not `{RECORD_TYPE}`",
+            bounded(type_.unwrap_or("(none)"), MAX_ECHO)
+        )));
+    }
+    payload.ok_or_else(|| malformed("no `release` key".to_owned()))
+}
+
+/// A decoded release must be the one its record's labels name.
+pub fn check_release(meta: &RecordMeta, release: &Release) -> Result<(), StorageError> {
+    if release.name != meta.release || release.version != meta.revision {
+        return Err(StorageError::Malformed {
+            name: meta.record.clone(),
+            reason: format!(
+                "holds release `{}` revision {}, not `{}` revision {}",
+                bounded(&release.name, MAX_ECHO),
+                release.version,
+                meta.release,
+                meta.revision
+            ),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +614,185 @@ mod tests {
         .to_string();
         assert!(e.contains("is deployed, not pending-upgrade"), "{e}");
         assert_eq!(status_of(&r), Some("deployed"));
+    }
+
+    /// Real records: `helm upgrade --install` (1), an upgrade with a coxswain
+    /// fingerprint (2), an upgrade (3, 4), `helm rollback wiki 2` (5), by the
+    /// real helm 3.22 and 4.3 (see `testdata/helm/records/README.md`).
+    fn fixture(helm: u8, revision: u32) -> Secret {
+        let path = format!(
+            "{}/testdata/helm/records/helm{helm}/sh.helm.release.v1.wiki.v{revision}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    fn payload(secret: &Secret) -> Option<Vec<u8>> {
+        secret.data.as_ref()?.get("release").map(|b| b.0.clone())
+    }
+
+    fn read_fixture(secret: &Secret) -> Result<Release, StorageError> {
+        let meta = record_meta(&secret.metadata)?;
+        let name = &meta.record;
+        let release = decode_release(
+            name,
+            &record_payload(name, secret.type_.as_deref(), payload(secret))?,
+        )?;
+        check_release(&meta, &release)?;
+        Ok(release)
+    }
+
+    #[test]
+    fn real_records_of_helm_3_and_4_decode() {
+        for helm in [3, 4] {
+            for revision in 1..=5 {
+                let secret = fixture(helm, revision);
+                let meta = record_meta(&secret.metadata).unwrap();
+                assert_eq!(meta.release, "wiki");
+                assert_eq!(meta.revision, revision);
+                let release = read_fixture(&secret).unwrap();
+                assert_eq!(release.version, revision);
+                assert_eq!(release.namespace, format!("fx{helm}"));
+                let chart = release.chart.as_ref().unwrap();
+                assert_eq!(
+                    (
+                        chart.metadata.name.as_str(),
+                        chart.metadata.version.as_str()
+                    ),
+                    ("wiki", "1.0.0")
+                );
+                assert!(release.info.last_deployed.is_some());
+                let want = if revision == 5 {
+                    ReleaseStatus::Deployed
+                } else {
+                    ReleaseStatus::Superseded
+                };
+                assert_eq!((meta.status, release.info.status), (want, want));
+            }
+            let fp = read_fixture(&fixture(helm, 2)).unwrap();
+            assert!(fp.info.description.starts_with("coxswain stable#2 "));
+            let rollback = read_fixture(&fixture(helm, 5)).unwrap();
+            assert_eq!(rollback.info.description, "Rollback to 2");
+            // Helm 4 also records the target on its own; helm 3 only in the text.
+            let target = if helm == 4 { Some(2) } else { None };
+            assert_eq!(rollback.info.rollback_revision, target);
+        }
+    }
+
+    #[test]
+    fn hostile_records_are_refused_naming_the_record() {
+        let good = fixture(4, 5);
+        let name = "sh.helm.release.v1.wiki.v5";
+        let refused = |secret: &Secret, want: &str| {
+            let e = read_fixture(secret).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+            assert!(e.contains(name), "{e}");
+        };
+        let with_payload = |bytes: &[u8]| {
+            let mut s = good.clone();
+            s.data
+                .as_mut()
+                .unwrap()
+                .insert("release".into(), ByteString(bytes.to_vec()));
+            s
+        };
+        refused(&with_payload(b"!!!"), "not base64");
+        refused(&with_payload(b"bm90IGpzb24="), "not a helm release");
+        let b64 = |raw: &[u8]| base64::engine::general_purpose::STANDARD.encode(raw);
+        let gz = |raw: &[u8]| {
+            let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            w.write_all(raw).unwrap();
+            w.finish().unwrap()
+        };
+        refused(
+            &with_payload(b64(&gz(b"[1]")).as_bytes()),
+            "not a helm release",
+        );
+        refused(
+            &with_payload(b64(&[0x1f, 0x8b, 0x08, 0, 1]).as_bytes()),
+            "not gzip",
+        );
+        // Another release's record under this name.
+        let other =
+            serde_json::json!({"name": "files", "version": 5, "info": {"status": "deployed"}});
+        refused(
+            &with_payload(&encode(&other).unwrap()),
+            "holds release `files` revision 5, not `wiki` revision 5",
+        );
+        let mut typed = good.clone();
+        typed.type_ = Some("Opaque".into());
+        refused(&typed, "type is `Opaque`, not `helm.sh/release.v1`");
+        let mut empty = good.clone();
+        empty.data = None;
+        refused(&empty, "no `release` key");
+        let relabel = |key: &str, value: &str| {
+            let mut s = good.clone();
+            s.metadata
+                .labels
+                .as_mut()
+                .unwrap()
+                .insert(key.into(), value.into());
+            s
+        };
+        refused(
+            &relabel("version", "five"),
+            "label `version` is `five`, not a revision",
+        );
+        refused(&relabel("version", "0"), "label `version` is `0`");
+        refused(
+            &relabel("version", "4"),
+            "its labels name release `wiki` revision 4",
+        );
+        let mut unlabelled = good.clone();
+        unlabelled.metadata.labels.as_mut().unwrap().remove("name");
+        refused(&unlabelled, "no `name` label");
+    }
+
+    #[test]
+    fn decoded_releases_keep_no_notes() {
+        let with_notes = serde_json::json!({
+            "name": "wiki", "version": 1,
+            "info": {"status": "deployed", "notes": "admin password: hunter2"},
+            "config": {"adminPassword": "hunter2"}, "manifest": "kind: Secret",
+        });
+        let release = decode_release("r", &encode(&with_notes).unwrap()).unwrap();
+        assert_eq!(release.info.notes, "");
+        assert!(!format!("{release:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn decode_release_refuses_a_gzip_bomb() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(b"{\"name\":\"").unwrap();
+        let spaces = vec![b'a'; 1024 * 1024];
+        for _ in 0..(MAX_RELEASE_JSON_BYTES / spaces.len() + 1) {
+            gz.write_all(&spaces).unwrap();
+        }
+        let bomb = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+        let e = decode_release("sh.helm.release.v1.a.v1", bomb.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inflates to more than"), "{e}");
+        assert!(e.contains("sh.helm.release.v1.a.v1"), "{e}");
+    }
+
+    #[test]
+    fn only_drivers_with_records_in_the_api_are_read() {
+        for (value, want) in [
+            (None, Driver::Secret),
+            (Some(""), Driver::Secret),
+            (Some("secret"), Driver::Secret),
+            (Some("configmap"), Driver::ConfigMap),
+            (Some("configmaps"), Driver::ConfigMap),
+        ] {
+            assert_eq!(Driver::from_helm_driver(value).unwrap(), want);
+        }
+        for value in ["sql", "memory"] {
+            let e = Driver::from_helm_driver(Some(value))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("HELM_DRIVER={value}: ")), "{e}");
+        }
     }
 
     #[test]

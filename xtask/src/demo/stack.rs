@@ -28,6 +28,14 @@ pub(crate) const ORDER: &[(&str, &str)] = &[
     ("files", "files"),
 ];
 
+/// `kubectl` arguments that wait until the ChannelSubscription CRD is served.
+pub const WAIT_FOR_CRD: [&str; 4] = [
+    "wait",
+    "--for=condition=Established",
+    "crd/channelsubscriptions.coxswain.dev",
+    "--timeout=30s",
+];
+
 /// What the cluster steps share besides [`Demo`].
 pub struct Stack<'a> {
     demo: &'a Demo,
@@ -161,12 +169,7 @@ impl Stack<'_> {
         heading("install the ChannelSubscription CRD");
         let crds = self.demo.root.join("charts/coxswain/crds");
         self.kubectl(&["apply", "--server-side", "-f", path_str(&crds)?])?;
-        self.kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "crd/channelsubscriptions.coxswain.dev",
-            "--timeout=30s",
-        ])?;
+        self.kubectl(&WAIT_FOR_CRD)?;
 
         heading("give the cluster the trust root and subscribe it to the channel");
         self.kubectl(&["create", "namespace", NAMESPACE])?;
