@@ -10,6 +10,7 @@ pub mod chart;
 pub mod cluster;
 pub mod proxy;
 pub mod registry;
+pub mod sources;
 pub mod world;
 
 /// The repository root.
