@@ -106,7 +106,9 @@ fn default_values_render_the_agent_and_its_rbac_and_nothing_optional() {
     assert_eq!(
         kinds_and_names(&objects),
         [
+            "ClusterRole/coxswain-coxswain-crds",
             "ClusterRole/coxswain-coxswain-helm",
+            "ClusterRoleBinding/coxswain-coxswain-crds",
             "ClusterRoleBinding/coxswain-coxswain-helm",
             "Deployment/coxswain",
             "PodDisruptionBudget/coxswain",
@@ -316,13 +318,42 @@ fn rbac_is_the_agents_namespaced_role_and_helms_cluster_role() {
     assert_eq!(binding["subjects"][0]["name"], "coxswain");
     assert_eq!(binding["subjects"][0]["namespace"], "coxswain");
 
+    // (a) and the CRDs of the crds policies: get, create, patch; never delete.
+    let named = |kind: &str, name: &str| -> Value {
+        of_kind(&objects, kind)
+            .into_iter()
+            .find(|o| o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind}/{name} missing"))
+            .clone()
+    };
+    assert_eq!(
+        named("ClusterRole", "coxswain-coxswain-crds")["rules"],
+        serde_json::json!([{
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["get", "create", "patch"]
+        }])
+    );
+    let crds_binding = named("ClusterRoleBinding", "coxswain-coxswain-crds");
+    assert_eq!(crds_binding["roleRef"]["name"], "coxswain-coxswain-crds");
+    assert_eq!(crds_binding["subjects"][0]["name"], "coxswain");
+    assert_eq!(crds_binding["subjects"][0]["namespace"], "coxswain");
+    let without = template(&helm(), &["--set", "rbac.crds=false"]);
+    assert!(
+        kinds_and_names(&without)
+            .iter()
+            .all(|k| !k.ends_with("-crds")),
+        "{:?}",
+        kinds_and_names(&without)
+    );
+
     // (b) helm's ClusterRole, bound cluster-wide by default.
-    let cluster_role = one(&objects, "ClusterRole");
+    let cluster_role = named("ClusterRole", "coxswain-coxswain-helm");
     assert_eq!(
         cluster_role["rules"],
         serde_json::json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}])
     );
-    let crb = one(&objects, "ClusterRoleBinding");
+    let crb = named("ClusterRoleBinding", "coxswain-coxswain-helm");
     assert_eq!(crb["roleRef"]["name"], cluster_role["metadata"]["name"]);
     assert_eq!(crb["subjects"][0]["name"], "coxswain");
 
@@ -343,11 +374,16 @@ fn rbac_is_the_agents_namespaced_role_and_helms_cluster_role() {
         assert_eq!(b["roleRef"]["name"], "coxswain-coxswain-helm");
         assert_eq!(b["subjects"][0]["namespace"], "coxswain");
     }
-    let crbs = of_kind(&objects, "ClusterRoleBinding");
-    assert_eq!(crbs.len(), 1);
+    let crbs: Vec<&str> = of_kind(&objects, "ClusterRoleBinding")
+        .into_iter()
+        .map(|b| b["roleRef"]["name"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        crbs[0]["roleRef"]["name"],
-        "coxswain-coxswain-helm-namespaces"
+        crbs,
+        [
+            "coxswain-coxswain-crds",
+            "coxswain-coxswain-helm-namespaces"
+        ]
     );
     let ns_role = of_kind(&objects, "ClusterRole")
         .into_iter()

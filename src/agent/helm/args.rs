@@ -298,6 +298,19 @@ mod tests {
         }
     }
 
+    /// `helm upgrade wiki /cache/wiki.tgz` in `apps` with `opts`, as words.
+    fn wiki_upgrade(major: HelmMajor, opts: &UpgradeOptions) -> Vec<String> {
+        words(&upgrade(
+            major,
+            &no_conn(),
+            "wiki",
+            "apps",
+            Path::new("/cache/wiki.tgz"),
+            Path::new("/tmp/values-x.json"),
+            opts,
+        ))
+    }
+
     #[test]
     fn upgrade_never_waits_rolls_back_or_puts_values_on_the_command_line() {
         let opts = UpgradeOptions {
@@ -310,15 +323,7 @@ mod tests {
             history_max: Some(10),
         };
         for major in [HelmMajor::V3, HelmMajor::V4] {
-            let argv = words(&upgrade(
-                major,
-                &no_conn(),
-                "wiki",
-                "apps",
-                Path::new("/cache/wiki.tgz"),
-                Path::new("/tmp/values-x.json"),
-                &opts,
-            ));
+            let argv = wiki_upgrade(major, &opts);
             assert_never_blocks_or_leaks(&argv);
             assert_eq!(&argv[..3], ["upgrade", "wiki", "/cache/wiki.tgz"]);
             for must in [
@@ -352,6 +357,22 @@ mod tests {
                     assert!(argv.contains(&"--wait=hookOnly".to_owned()));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn skip_crds_is_passed_to_both_majors_when_asked() {
+        let opts = UpgradeOptions {
+            skip_crds: true,
+            ..UpgradeOptions::default()
+        };
+        for major in [HelmMajor::V3, HelmMajor::V4] {
+            let argv = wiki_upgrade(major, &opts);
+            assert_eq!(
+                argv.iter().filter(|w| *w == "--skip-crds").count(),
+                1,
+                "{argv:?}"
+            );
         }
     }
 

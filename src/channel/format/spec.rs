@@ -80,6 +80,53 @@ pub struct ReleaseSpec {
     /// Semver range of installed chart versions that may upgrade directly to this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_from: Option<String>,
+    /// What happens to the CustomResourceDefinitions in the chart's `crds/`; unset:
+    /// Helm's own rule (created at the first install, never changed afterwards).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crds: Option<CrdPolicy>,
+}
+
+/// The CRD policy of a release: what the agent does with the
+/// CustomResourceDefinitions in its chart's `crds/` before each install or
+/// upgrade. Helm itself creates them at the first install only and never
+/// changes them afterwards, so a chart version that needs a new CRD field
+/// breaks; no policy ever deletes a CRD (that would delete every custom
+/// resource of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CrdPolicy {
+    /// Never create or change them, not even at the first install (helm gets
+    /// `--skip-crds`): the cluster's administrators manage them.
+    Skip,
+    /// Create the ones missing from the cluster, before every install and
+    /// upgrade; leave existing ones as they are.
+    Create,
+    /// Create the missing ones and update the existing ones to the chart's
+    /// (server-side apply, taking over conflicting fields), before every
+    /// install and upgrade; never delete one.
+    CreateReplace,
+}
+
+impl CrdPolicy {
+    /// The name as written in a spec (`skip`, `create`, `createReplace`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Skip => "skip",
+            Self::Create => "create",
+            Self::CreateReplace => "createReplace",
+        }
+    }
+
+    /// Whether coxswain applies the chart's CRDs itself (and so reads them).
+    pub fn applies(self) -> bool {
+        !matches!(self, Self::Skip)
+    }
+}
+
+impl std::fmt::Display for CrdPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Where a chart comes from: exactly one of the four forms.
@@ -524,6 +571,7 @@ releases:
             depends_on: vec![],
             health: Health::default(),
             upgrade_from: None,
+            crds: None,
         };
         let values = release.effective_values(dir.path()).unwrap();
         assert_eq!(

@@ -157,6 +157,20 @@ pub enum PublishError {
         #[source]
         source: ChartError,
     },
+    /// A release whose CRD policy has coxswain apply the chart's `crds/`, where
+    /// `crds/` holds what coxswain would not apply.
+    #[error("release `{release}`: crds {policy}: {origin}")]
+    Crds {
+        /// The release.
+        release: String,
+        /// Its policy.
+        policy: crate::format::CrdPolicy,
+        /// The chart.
+        origin: String,
+        /// What is wrong (boxed: it is large and rare).
+        #[source]
+        source: Box<crate::chart::crds::CrdError>,
+    },
     /// A chart's `Chart.yaml` disagrees with the spec.
     #[error(
         "release `{release}`: {origin}: Chart.yaml {field} is {found:?}, but {} {expected:?}",
@@ -556,6 +570,22 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
                 continue;
             }
         };
+        if let Some(policy) = release.crds.filter(|p| p.applies())
+            && let Err(source) =
+                crate::chart::crds::chart_crds(&resolved.archive, &opts.archive_limits)
+        {
+            problems.push(PublishError::Crds {
+                release: release.name.clone(),
+                policy,
+                origin: format!(
+                    "chart {} {}",
+                    resolved.archive.name(),
+                    resolved.archive.version()
+                ),
+                source: Box::new(source),
+            });
+            continue;
+        }
         let digest = Sha256Digest::of(&resolved.bytes);
         let mut entry = IndexRelease {
             name: release.name.clone(),
@@ -571,6 +601,7 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
             depends_on: release.depends_on.clone(),
             health: release.health,
             upgrade_from: release.upgrade_from.clone(),
+            crds: release.crds,
             previous: Vec::new(),
         };
         let keep = usize::try_from(spec.keep_previous).unwrap_or(usize::MAX);
