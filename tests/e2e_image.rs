@@ -17,10 +17,10 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cluster::kubeconfig_path;
+use support::registry::Registry;
 use support::world::{World, succeed};
 
 fn env_path(name: &str) -> PathBuf {
@@ -56,64 +56,6 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     }
     out.sort();
     out
-}
-
-/// A running `registry serve`, killed by pid on drop.
-struct Registry {
-    child: std::process::Child,
-    host: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let host = format!("127.0.0.1:{port}");
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
-                dir.path().join("storage").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(env_path("COXSWAIN_TEST_REGISTRY"))
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let registry = Self {
-            child,
-            host,
-            _dir: dir,
-        };
-        let started = Instant::now();
-        while crane(&["catalog", &registry.host]).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the registry did not answer on {} within 30s",
-                registry.host
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        registry
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `crane ARGS --insecure` (plain HTTP on loopback); stdout, or stderr as the error.
@@ -164,7 +106,7 @@ async fn the_image_is_reproducible_pushes_to_a_registry_and_its_binaries_run_the
     );
 
     // A real registry, a real client: push, then everything is read back from the registry.
-    let registry = Registry::start();
+    let registry = Registry::start(None);
     let reference = format!("{}/coxswain:e2e", registry.host);
     crane(&["push", a.to_str().unwrap(), &reference]).expect("crane push");
     let pulled = String::from_utf8(crane(&["digest", &reference]).unwrap()).unwrap();

@@ -9,6 +9,7 @@ use coxswain::keys::{self, SigningKey};
 pub mod chart;
 pub mod cluster;
 pub mod proxy;
+pub mod registry;
 pub mod world;
 
 /// The repository root.

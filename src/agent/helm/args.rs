@@ -130,6 +130,34 @@ pub(crate) fn upgrade(
     a.connection(conn)
 }
 
+/// How `helm pull` reaches an OCI registry.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PullOptions<'a> {
+    /// The registry speaks plain HTTP (`--plain-http`).
+    pub plain_http: bool,
+    /// The CA bundle for the registry's TLS certificate (`--ca-file`).
+    pub ca_file: Option<&'a Path>,
+}
+
+/// `helm pull REF --version V --destination DIR`, no cluster involved.
+pub(crate) fn pull(
+    reference: &str,
+    version: &str,
+    destination: &Path,
+    opts: &PullOptions<'_>,
+) -> Vec<OsString> {
+    let mut a = Argv::new(&["pull"]);
+    // An OCI reference starts with `oci://`, so helm cannot take it for a flag.
+    a.push(reference)
+        .push("--version")
+        .push(version)
+        .push("--destination")
+        .push(destination)
+        .flag(opts.plain_http, "--plain-http")
+        .opt("--ca-file", opts.ca_file.map(Path::as_os_str));
+    a.0
+}
+
 pub(crate) fn rollback(
     major: HelmMajor,
     conn: &Connection<'_>,
@@ -374,6 +402,48 @@ mod tests {
                 "{argv:?}"
             );
         }
+    }
+
+    #[test]
+    fn pull_passes_plain_http_and_the_ca_file_only_when_set() {
+        let dest = Path::new("/tmp/pull");
+        let plain = words(&pull(
+            "oci://r.example/charts/app",
+            "1.2.3",
+            dest,
+            &PullOptions::default(),
+        ));
+        assert_eq!(
+            plain,
+            [
+                "pull",
+                "oci://r.example/charts/app",
+                "--version",
+                "1.2.3",
+                "--destination",
+                "/tmp/pull"
+            ]
+        );
+        let http = words(&pull(
+            "oci://r.example/charts/app",
+            "1.2.3",
+            dest,
+            &PullOptions {
+                plain_http: true,
+                ca_file: None,
+            },
+        ));
+        assert_eq!(&http[6..], ["--plain-http"]);
+        let ca = words(&pull(
+            "oci://r.example/charts/app",
+            "1.2.3",
+            dest,
+            &PullOptions {
+                plain_http: false,
+                ca_file: Some(Path::new("/ci/ca.pem")),
+            },
+        ));
+        assert_eq!(&ca[6..], ["--ca-file", "/ci/ca.pem"]);
     }
 
     #[test]

@@ -164,6 +164,14 @@ pub struct OciChart {
     pub reference: String,
     /// The exact chart version (semver).
     pub version: String,
+    /// The registry speaks plain HTTP, not HTTPS (a registry on a private network
+    /// or loopback); helm gets `--plain-http`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plain_http: bool,
+    /// A PEM file of the certificate authority the registry's TLS certificate
+    /// chains to (a private CA), relative to the spec; helm gets `--ca-file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// How the agent checks a release after upgrading it.
@@ -260,6 +268,19 @@ impl ChartSource {
                         "oci ref `{}` must be `oci://host/path` without tag or digest (the version goes in `version`)",
                         oci.reference
                     )));
+                }
+                if oci.plain_http && oci.ca_file.is_some() {
+                    return Err(bad(
+                        "oci sets both plainHttp and caFile: a CA is for a registry that speaks \
+                         HTTPS, plainHttp turns HTTPS off; keep the one that fits the registry",
+                    ));
+                }
+                if oci
+                    .ca_file
+                    .as_ref()
+                    .is_some_and(|f| f.as_os_str().is_empty())
+                {
+                    return Err(bad("oci caFile is empty"));
                 }
                 check_version(release, &oci.version).map(drop)
             }
@@ -500,6 +521,14 @@ releases:
             "oci://r.example/wiki:1.0",
         ));
         assert!(matches!(err, ValidationError::BadChartSource { .. }));
+        let err = invalid(&SPEC.replace(
+            "version: 1.0.0}",
+            "version: 1.0.0, plainHttp: true, caFile: ca.pem}",
+        ));
+        assert!(
+            err.to_string().contains("oci sets both plainHttp and caFile"),
+            "{err}"
+        );
         let err = invalid(&SPEC.replace("timeout: 90s", "timeout: 0s"));
         assert!(matches!(err, ValidationError::ZeroDuration { .. }));
     }

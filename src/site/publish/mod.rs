@@ -743,7 +743,12 @@ fn check_spec_paths(spec: &ChannelSpec, spec_dir: &Path) -> Result<(), PublishEr
         match &release.chart {
             crate::format::spec::ChartSource::Path(p) => paths.push(("chart.path", p)),
             crate::format::spec::ChartSource::Archive(p) => paths.push(("chart.archive", p)),
-            _ => {}
+            crate::format::spec::ChartSource::Oci(oci) => {
+                if let Some(ca) = &oci.ca_file {
+                    paths.push(("chart.oci.caFile", ca));
+                }
+            }
+            crate::format::spec::ChartSource::Repo(_) => {}
         }
         for (field, path) in paths {
             let Ok(real) = dir.join(path).canonicalize() else {

@@ -48,6 +48,9 @@ const MAX_REPO_INDEX_BYTES: usize = 64 << 20;
 /// How long `helm pull` may take.
 const HELM_PULL_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Largest CA bundle accepted for `caFile`.
+const MAX_CA_FILE_BYTES: u64 = 1 << 20;
+
 /// Most bytes of helm's error output kept for a message.
 const HELM_STDERR_BYTES: usize = 4096;
 
@@ -297,14 +300,24 @@ async fn resolve_oci(
     let source_err = |reason: String| source_error(release, reason);
     let temp = tempfile::tempdir()
         .map_err(|e| source_err(format!("cannot create a temporary directory: {e}")))?;
+    let ca_file = oci.ca_file.as_ref().map(|f| opts.spec_dir.join(f));
+    if let Some(ca) = &ca_file
+        && let Err(e) = read_file_capped(ca, MAX_CA_FILE_BYTES)
+    {
+        return Err(source_err(format!("chart.oci.caFile: {e}")));
+    }
+    let pull = crate::helm::PullOptions {
+        plain_http: oci.plain_http,
+        ca_file: ca_file.as_deref(),
+    };
     let mut command = tokio::process::Command::new(&opts.helm);
     command
-        .arg("pull")
-        .arg(&oci.reference)
-        .arg("--version")
-        .arg(&oci.version)
-        .arg("--destination")
-        .arg(temp.path())
+        .args(crate::helm::pull_args(
+            &oci.reference,
+            &oci.version,
+            temp.path(),
+            &pull,
+        ))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -338,8 +351,11 @@ async fn resolve_oci(
             .into_iter()
             .rev()
             .collect();
+        let hint = oci_hint(&stderr, oci)
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
         return Err(source_err(format!(
-            "`{helm} pull {} --version {}` failed ({}): {}",
+            "`{helm} pull {} --version {}` failed ({}): {}{hint}",
             oci.reference,
             oci.version,
             output.status,
@@ -362,6 +378,42 @@ async fn resolve_oci(
     let origin = format!("{}:{}", oci.reference, oci.version);
     let expected_name = oci.reference.rsplit('/').next().unwrap_or_default();
     downloaded(release, bytes, origin, expected_name, &oci.version, opts)
+}
+
+/// Which spec field to set when helm could not reach a registry for a TLS or
+/// HTTP reason, from helm's error output.
+fn oci_hint(stderr: &str, oci: &OciChart) -> Option<&'static str> {
+    if stderr.contains("server gave HTTP response to HTTPS client") {
+        return Some(
+            "the registry speaks plain HTTP: set `chart.oci.plainHttp: true` for this release",
+        );
+    }
+    // An HTTPS server answers a plain HTTP request with 400 Bad Request.
+    if oci.plain_http
+        && (stderr.contains("Client sent an HTTP request to an HTTPS server")
+            || stderr.contains("status code 400"))
+    {
+        return Some(
+            "a 400 answer to plain HTTP: if the registry speaks HTTPS, remove \
+             `chart.oci.plainHttp`",
+        );
+    }
+    let untrusted = [
+        "x509:",
+        "certificate signed by unknown authority",
+        "failed to verify certificate",
+    ];
+    if untrusted.iter().any(|t| stderr.contains(t)) {
+        return Some(if oci.ca_file.is_some() {
+            "the registry's TLS certificate does not verify against `chart.oci.caFile`: \
+             check that the file holds the CA that signed it, and that the certificate names \
+             the registry's host"
+        } else {
+            "the registry's TLS certificate is not trusted: set `chart.oci.caFile` to the PEM \
+             file of the private CA that signed it"
+        });
+    }
+    None
 }
 
 /// A downloaded archive (repository or registry): read safely, then checked against the
@@ -401,6 +453,44 @@ fn chart_error(release: &str, source: crate::chart::ChartError) -> PublishError 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tls_or_http_failure_names_the_field_to_set() {
+        let mut oci = OciChart {
+            reference: "oci://127.0.0.1:5000/charts/app".into(),
+            version: "1.0.0".into(),
+            plain_http: false,
+            ca_file: None,
+        };
+        let http = "Error: Get \"https://127.0.0.1:5000/v2/\": http: server gave HTTP response to HTTPS client";
+        assert!(
+            oci_hint(http, &oci)
+                .unwrap()
+                .contains("`chart.oci.plainHttp: true`")
+        );
+        let tls = "Error: ... tls: failed to verify certificate: x509: certificate signed by unknown authority";
+        assert!(
+            oci_hint(tls, &oci)
+                .unwrap()
+                .contains("set `chart.oci.caFile`")
+        );
+        oci.ca_file = Some("ca.pem".into());
+        assert!(
+            oci_hint(tls, &oci)
+                .unwrap()
+                .contains("does not verify against `chart.oci.caFile`")
+        );
+        assert_eq!(oci_hint("Error: manifest unknown", &oci), None);
+        let bad_request = "GET \"http://127.0.0.1:5000/v2/charts/app/manifests/1.0.0\": response status code 400: Bad Request";
+        assert_eq!(oci_hint(bad_request, &oci), None);
+        oci.ca_file = None;
+        oci.plain_http = true;
+        assert!(
+            oci_hint(bad_request, &oci)
+                .unwrap()
+                .contains("remove `chart.oci.plainHttp`")
+        );
+    }
 
     #[test]
     fn repo_index_ignores_what_it_does_not_need() {
