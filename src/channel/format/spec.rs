@@ -153,6 +153,55 @@ pub struct RepoChart {
     pub name: String,
     /// The exact chart version (semver).
     pub version: String,
+    /// HTTP basic auth, with the credentials read from the environment of
+    /// `coxswain publish` (never written in the spec, argv or logs); sent to
+    /// the repository's own origin only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<RepoAuth>,
+    /// A PEM file of the certificate authority the repository's TLS certificate
+    /// chains to (a private CA), relative to the spec; trusted besides the
+    /// system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Basic-auth credentials for a Helm repository, by the names of the
+/// environment variables that hold them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RepoAuth {
+    /// The variable holding the user name, e.g. `CHARTS_USERNAME`.
+    pub username_env: String,
+    /// The variable holding the password or token, e.g. `CHARTS_PASSWORD`.
+    pub password_env: String,
+}
+
+/// Whether `name` is a plain environment variable name (`[A-Za-z_][A-Za-z0-9_]*`).
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Whether an `http://` URL's host is on this machine (loopback), where
+/// credentials in clear never cross a network.
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A chart in an OCI registry.
@@ -252,6 +301,31 @@ impl ChartSource {
                 }
                 if repo.name.is_empty() {
                     return Err(bad("repository chart name is empty"));
+                }
+                if let Some(auth) = &repo.auth {
+                    for (field, name) in [
+                        ("usernameEnv", &auth.username_env),
+                        ("passwordEnv", &auth.password_env),
+                    ] {
+                        if !is_env_name(name) {
+                            return Err(bad(&format!(
+                                "repo auth.{field} `{name}` is not an environment variable name"
+                            )));
+                        }
+                    }
+                    if repo.url.starts_with("http://") && !is_loopback_http(&repo.url) {
+                        return Err(bad(&format!(
+                            "repo auth with `{}` would send the password in clear: use https://",
+                            repo.url
+                        )));
+                    }
+                }
+                if repo
+                    .ca_file
+                    .as_ref()
+                    .is_some_and(|f| f.as_os_str().is_empty())
+                {
+                    return Err(bad("repo caFile is empty"));
                 }
                 check_version(release, &repo.version).map(drop)
             }
@@ -526,7 +600,36 @@ releases:
             "version: 1.0.0, plainHttp: true, caFile: ca.pem}",
         ));
         assert!(
-            err.to_string().contains("oci sets both plainHttp and caFile"),
+            err.to_string()
+                .contains("oci sets both plainHttp and caFile"),
+            "{err}"
+        );
+        let auth = |url: &str, user: &str| {
+            SPEC.replace("https://charts.example.org", url).replace(
+                "version: 24.0.1}",
+                &format!(
+                    "version: 24.0.1, auth: {{usernameEnv: {user}, passwordEnv: CHARTS_PASSWORD}}}}"
+                ),
+            )
+        };
+        let ok = ChannelSpec::from_yaml(
+            auth("https://charts.example.org", "CHARTS_USER").as_bytes(),
+            "s.yaml",
+        )
+        .unwrap();
+        assert!(
+            matches!(&ok.releases[2].chart, ChartSource::Repo(r) if r.auth.as_ref().unwrap().password_env == "CHARTS_PASSWORD")
+        );
+        ChannelSpec::from_yaml(
+            auth("http://127.0.0.1:8080/charts", "U").as_bytes(),
+            "s.yaml",
+        )
+        .unwrap();
+        let err = invalid(&auth("http://charts.example.org", "U"));
+        assert!(err.to_string().contains("password in clear"), "{err}");
+        let err = invalid(&auth("https://charts.example.org", "\"$HOME\""));
+        assert!(
+            err.to_string().contains("not an environment variable name"),
             "{err}"
         );
         let err = invalid(&SPEC.replace("timeout: 90s", "timeout: 0s"));

@@ -192,14 +192,7 @@ async fn resolve_repo(
     opts: &SourceOptions,
 ) -> Result<ResolvedChart, PublishError> {
     let source_err = |reason: String| source_error(release, reason);
-    let fetch_err = |source| PublishError::Fetch {
-        release: release.to_owned(),
-        source,
-    };
-    // A Helm repository's charts commonly live on another host (release downloads, object
-    // stores), so its redirects may change origin; never from https down to http.
-    let fetcher = HttpFetcher::with_redirects(&opts.site_limits, RedirectRule::AnyOrigin)
-        .map_err(fetch_err)?;
+    let fetch_err = |source| repo_fetch_error(release, repo, source);
     // Helm resolves relative chart URLs against the repository URL as a directory.
     let base = if repo.url.ends_with('/') {
         repo.url.clone()
@@ -208,6 +201,11 @@ async fn resolve_repo(
     };
     let base =
         Url::parse(&base).map_err(|e| source_err(format!("repository url {}: {e}", repo.url)))?;
+    let (roots, auth) = repo_access(repo, &base, &opts.spec_dir).map_err(source_err)?;
+    // A Helm repository's charts commonly live on another host (release downloads, object
+    // stores), so its redirects may change origin; never from https down to http.
+    let fetcher = HttpFetcher::with_access(&opts.site_limits, RedirectRule::AnyOrigin, roots, auth)
+        .map_err(fetch_err)?;
     let index_url = base
         .join("index.yaml")
         .map_err(|e| source_err(format!("repository url {}: {e}", repo.url)))?;
@@ -278,6 +276,89 @@ async fn resolve_repo(
         }
     }
     downloaded(release, bytes, origin, &repo.name, &repo.version, opts)
+}
+
+/// The extra CA roots (`caFile`) and the credentials (`auth`, from the
+/// environment) of a repository; errors name the spec field.
+fn repo_access(
+    repo: &RepoChart,
+    base: &Url,
+    spec_dir: &Path,
+) -> Result<(Vec<reqwest::Certificate>, Option<site::BasicAuth>), String> {
+    let mut roots = Vec::new();
+    if let Some(file) = &repo.ca_file {
+        let path = spec_dir.join(file);
+        let pem = read_file_capped(&path, MAX_CA_FILE_BYTES)
+            .map_err(|e| format!("chart.repo.caFile: {e}"))?;
+        roots = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|certs| !certs.is_empty())
+            .ok_or_else(|| {
+                format!(
+                    "chart.repo.caFile: {} holds no PEM certificate",
+                    path.display()
+                )
+            })?;
+    }
+    let auth = match &repo.auth {
+        None => None,
+        Some(auth) => {
+            let var =
+                |field: &str, name: &str| {
+                    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| {
+                    format!(
+                        "chart.repo.auth.{field}: the environment variable {name} is not set \
+                         (or empty, or not UTF-8); publish reads the repository's credentials \
+                         from there"
+                    )
+                })
+                };
+            Some(site::BasicAuth::new(
+                base,
+                var("usernameEnv", &auth.username_env)?,
+                var("passwordEnv", &auth.password_env)?,
+            ))
+        }
+    };
+    Ok((roots, auth))
+}
+
+/// A repository download that failed, with the spec field to set when the
+/// reason is credentials or TLS.
+fn repo_fetch_error(release: &str, repo: &RepoChart, source: SiteError) -> PublishError {
+    let hint = match &source {
+        SiteError::Status {
+            status: 401 | 403, ..
+        } => Some(match &repo.auth {
+            None => "the repository asks for credentials: set `chart.repo.auth` \
+                     (usernameEnv, passwordEnv: the environment variables that hold them)"
+                .to_owned(),
+            Some(auth) => format!(
+                "the repository refused the credentials from ${} and ${}",
+                auth.username_env, auth.password_env
+            ),
+        }),
+        SiteError::Connect { .. } | SiteError::Transfer { .. }
+            if describe(&source).contains("certificate") =>
+        {
+            Some(if repo.ca_file.is_some() {
+                "the repository's TLS certificate does not verify against `chart.repo.caFile`"
+                    .to_owned()
+            } else {
+                "the repository's TLS certificate is not trusted: set `chart.repo.caFile` to \
+                 the PEM file of the private CA that signed it"
+                    .to_owned()
+            })
+        }
+        _ => None,
+    };
+    match hint {
+        Some(hint) => source_error(release, format!("{}; {hint}", describe(&source))),
+        None => PublishError::Fetch {
+            release: release.to_owned(),
+            source,
+        },
+    }
 }
 
 /// A bounded GET of a whole document.
