@@ -106,9 +106,7 @@ fn default_values_render_the_agent_and_its_rbac_and_nothing_optional() {
     assert_eq!(
         kinds_and_names(&objects),
         [
-            "ClusterRole/coxswain-coxswain-crds",
             "ClusterRole/coxswain-coxswain-helm",
-            "ClusterRoleBinding/coxswain-coxswain-crds",
             "ClusterRoleBinding/coxswain-coxswain-helm",
             "Deployment/coxswain",
             "PodDisruptionBudget/coxswain",
@@ -318,33 +316,34 @@ fn rbac_is_the_agents_namespaced_role_and_helms_cluster_role() {
     assert_eq!(binding["subjects"][0]["name"], "coxswain");
     assert_eq!(binding["subjects"][0]["namespace"], "coxswain");
 
-    // (a) and the CRDs of the crds policies: get, create, patch; never delete.
-    let named = |kind: &str, name: &str| -> Value {
-        of_kind(&objects, kind)
+    // (a) with rbac.crds: the CRDs of the crds policies, cluster-wide: get,
+    // create, patch; never delete. Off by default.
+    let named_in = |objects: &[Value], kind: &str, name: &str| -> Value {
+        of_kind(objects, kind)
             .into_iter()
             .find(|o| o["metadata"]["name"] == name)
             .unwrap_or_else(|| panic!("{kind}/{name} missing"))
             .clone()
     };
+    let named = |kind: &str, name: &str| named_in(&objects, kind, name);
+    let with_crds = template(&helm(), &["--set", "rbac.crds=true"]);
     assert_eq!(
-        named("ClusterRole", "coxswain-coxswain-crds")["rules"],
+        named_in(&with_crds, "ClusterRole", "coxswain-coxswain-crds")["rules"],
         serde_json::json!([{
             "apiGroups": ["apiextensions.k8s.io"],
             "resources": ["customresourcedefinitions"],
             "verbs": ["get", "create", "patch"]
         }])
     );
-    let crds_binding = named("ClusterRoleBinding", "coxswain-coxswain-crds");
+    let crds_binding = named_in(&with_crds, "ClusterRoleBinding", "coxswain-coxswain-crds");
     assert_eq!(crds_binding["roleRef"]["name"], "coxswain-coxswain-crds");
     assert_eq!(crds_binding["subjects"][0]["name"], "coxswain");
     assert_eq!(crds_binding["subjects"][0]["namespace"], "coxswain");
-    let without = template(&helm(), &["--set", "rbac.crds=false"]);
     assert!(
-        kinds_and_names(&without)
+        kinds_and_names(&objects)
             .iter()
             .all(|k| !k.ends_with("-crds")),
-        "{:?}",
-        kinds_and_names(&without)
+        "off by default"
     );
 
     // (b) helm's ClusterRole, bound cluster-wide by default.
@@ -378,13 +377,7 @@ fn rbac_is_the_agents_namespaced_role_and_helms_cluster_role() {
         .into_iter()
         .map(|b| b["roleRef"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        crbs,
-        [
-            "coxswain-coxswain-crds",
-            "coxswain-coxswain-helm-namespaces"
-        ]
-    );
+    assert_eq!(crbs, ["coxswain-coxswain-helm-namespaces"]);
     let ns_role = of_kind(&objects, "ClusterRole")
         .into_iter()
         .find(|r| r["metadata"]["name"] == "coxswain-coxswain-helm-namespaces")
