@@ -55,6 +55,7 @@ fn release(i: usize) -> IndexRelease {
         depends_on,
         health: Health::default(),
         upgrade_from: Some(">=1.0.0, <2.0.0".to_owned()),
+        crds: None,
         previous: Vec::new(),
     };
     if i % 20 == 0 {

@@ -316,15 +316,45 @@ fn rbac_is_the_agents_namespaced_role_and_helms_cluster_role() {
     assert_eq!(binding["subjects"][0]["name"], "coxswain");
     assert_eq!(binding["subjects"][0]["namespace"], "coxswain");
 
+    // (a) with rbac.crds: the CRDs of the crds policies, cluster-wide: get,
+    // create, patch; never delete. Off by default.
+    let named_in = |objects: &[Value], kind: &str, name: &str| -> Value {
+        of_kind(objects, kind)
+            .into_iter()
+            .find(|o| o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind}/{name} missing"))
+            .clone()
+    };
+    let named = |kind: &str, name: &str| named_in(&objects, kind, name);
+    let with_crds = template(&helm(), &["--set", "rbac.crds=true"]);
+    assert_eq!(
+        named_in(&with_crds, "ClusterRole", "coxswain-coxswain-crds")["rules"],
+        serde_json::json!([{
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["get", "create", "patch"]
+        }])
+    );
+    let crds_binding = named_in(&with_crds, "ClusterRoleBinding", "coxswain-coxswain-crds");
+    assert_eq!(crds_binding["roleRef"]["name"], "coxswain-coxswain-crds");
+    assert_eq!(crds_binding["subjects"][0]["name"], "coxswain");
+    assert_eq!(crds_binding["subjects"][0]["namespace"], "coxswain");
+    assert!(
+        kinds_and_names(&objects)
+            .iter()
+            .all(|k| !k.ends_with("-crds")),
+        "off by default"
+    );
+
     // (b) helm's ClusterRole, bound cluster-wide by default. The agent reads
     // helm's release records through it too (list and get on secrets in the
     // releases' namespaces), so the agent's own Role needs no list on secrets.
-    let cluster_role = one(&objects, "ClusterRole");
+    let cluster_role = named("ClusterRole", "coxswain-coxswain-helm");
     assert_eq!(
         cluster_role["rules"],
         serde_json::json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}])
     );
-    let crb = one(&objects, "ClusterRoleBinding");
+    let crb = named("ClusterRoleBinding", "coxswain-coxswain-helm");
     assert_eq!(crb["roleRef"]["name"], cluster_role["metadata"]["name"]);
     assert_eq!(crb["subjects"][0]["name"], "coxswain");
 
@@ -345,12 +375,11 @@ fn rbac_is_the_agents_namespaced_role_and_helms_cluster_role() {
         assert_eq!(b["roleRef"]["name"], "coxswain-coxswain-helm");
         assert_eq!(b["subjects"][0]["namespace"], "coxswain");
     }
-    let crbs = of_kind(&objects, "ClusterRoleBinding");
-    assert_eq!(crbs.len(), 1);
-    assert_eq!(
-        crbs[0]["roleRef"]["name"],
-        "coxswain-coxswain-helm-namespaces"
-    );
+    let crbs: Vec<&str> = of_kind(&objects, "ClusterRoleBinding")
+        .into_iter()
+        .map(|b| b["roleRef"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(crbs, ["coxswain-coxswain-helm-namespaces"]);
     let ns_role = of_kind(&objects, "ClusterRole")
         .into_iter()
         .find(|r| r["metadata"]["name"] == "coxswain-coxswain-helm-namespaces")

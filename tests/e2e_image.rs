@@ -91,7 +91,7 @@ async fn the_image_is_reproducible_pushes_to_a_registry_and_its_binaries_run_the
     );
 
     // A real registry, a real client: push, then everything is read back from the registry.
-    let registry = Registry::start();
+    let registry = Registry::start(None);
     let reference = format!("{}/coxswain:e2e", registry.host);
     crane(&["push", a.to_str().unwrap(), &reference]).expect("crane push");
     let pulled = String::from_utf8(crane(&["digest", &reference]).unwrap()).unwrap();

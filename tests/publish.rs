@@ -438,6 +438,67 @@ async fn a_chart_yaml_name_mismatch_is_refused_and_nothing_is_written() {
     assert!(snapshot(&site) == before);
 }
 
+/// A release whose crds policy has coxswain apply the chart's crds/ while
+/// crds/ holds another kind of object: refused, naming the release, the file
+/// and the kind; nothing is written. Without a policy the chart publishes.
+#[tokio::test]
+async fn crds_that_coxswain_would_apply_must_be_crds_only() {
+    let spec = root().join("testdata/bad/publish/crds-not-a-crd.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    let err = publish(&options(&spec, &site, Some(1))).await.unwrap_err();
+    match &err {
+        PublishError::Crds {
+            release,
+            policy,
+            source,
+            ..
+        } => {
+            let coxswain::chart::crds::CrdError::NotACrd { file, kind, .. } = source.as_ref()
+            else {
+                panic!("expected NotACrd, got {source:?}");
+            };
+            assert_eq!(release, "widgets");
+            assert_eq!(*policy, coxswain::format::CrdPolicy::CreateReplace);
+            assert_eq!(
+                (file.as_str(), kind.as_str()),
+                ("crds/operator-settings.yaml", "ConfigMap")
+            );
+        }
+        other => panic!("expected Crds(NotACrd), got {other:?}"),
+    }
+    assert_eq!(
+        support::chain(&err),
+        "release `widgets`: crds createReplace: chart widgets 1.0.0: crds/operator-settings.yaml \
+         document 1: ConfigMap (v1) in crds/; coxswain applies only CustomResourceDefinition \
+         objects (apiextensions.k8s.io/v1) from crds/: move it to templates/"
+    );
+    assert!(!site.exists(), "nothing is written on refusal");
+
+    // skip (and no policy) leave crds/ to helm: the chart publishes.
+    let text = std::fs::read_to_string(&spec).unwrap();
+    let skip = dir.path().join("skip.yaml");
+    std::fs::write(
+        &skip,
+        text.replace("crds: createReplace", "crds: skip").replace(
+            "path: charts/widgets",
+            &format!(
+                "path: {}",
+                root().join("testdata/bad/publish/charts/widgets").display()
+            ),
+        ),
+    )
+    .unwrap();
+    let mut opts = options(&skip, &site, Some(1));
+    opts.allow_outside_spec_dir = true;
+    publish(&opts).await.unwrap();
+    let index = read_index(&site, "stable");
+    assert_eq!(
+        index.releases[0].crds,
+        Some(coxswain::format::CrdPolicy::Skip)
+    );
+}
+
 #[tokio::test]
 async fn a_dependency_cycle_is_named_and_nothing_is_written() {
     let spec = root().join("testdata/bad/publish/dependency-cycle.yaml");

@@ -34,7 +34,7 @@ fn upstream(args: &[&str]) -> (i32, String, String) {
 async fn finds_and_writes_newer_charts_and_images_from_a_real_registry_and_repository() {
     let work = tempfile::tempdir().unwrap();
     let work = work.path();
-    let registry = Registry::start();
+    let registry = Registry::start(None);
     let host = registry.host.clone();
     let home = work.join("helm");
 

@@ -17,6 +17,9 @@ pub mod reason {
     pub const INSTALLED: &str = "Installed";
     /// A release was upgraded and passed its health check.
     pub const UPGRADED: &str = "Upgraded";
+    /// The CRDs of a release's chart were created or updated before its
+    /// install or upgrade (its `crds` policy); the message names them.
+    pub const CRDS_APPLIED: &str = "CrdsApplied";
     /// An install or upgrade failed (helm or the health check).
     pub const UPGRADE_FAILED: &str = "UpgradeFailed";
     /// A release was rolled back to the revision noted before its upgrade.

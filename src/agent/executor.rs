@@ -26,11 +26,13 @@ use crate::helm::UpgradeOptions;
 use crate::plan::{Action, ActionKind, Plan, ReleaseId};
 use crate::site_verify::describe;
 
+use super::crds::{CrdApply, CrdChanges};
 use super::events::{Note, reason};
 use super::gate::Gate;
 use super::intent::Journal;
 use super::ops::Operator;
 use super::schedule::{self, Admit};
+use crate::chart::crds::ChartCrd;
 use crate::crd::Intent;
 
 /// How a plan is executed.
@@ -48,6 +50,9 @@ pub struct ExecSettings {
     pub rollback_to: BTreeMap<ReleaseId, u32>,
     /// Local chart archive per release, downloaded and verified before.
     pub charts: BTreeMap<String, PathBuf>,
+    /// The CRDs of the chart's `crds/` per release whose CRD policy has the
+    /// agent apply them, read from the verified archive.
+    pub crds: BTreeMap<String, Vec<ChartCrd>>,
     /// The agent's own release: changed only when every other release of
     /// the run ended healthy (the planner puts it last).
     pub agent_release: Option<ReleaseId>,
@@ -559,7 +564,13 @@ impl Executor<'_> {
                 stopped: true,
             };
         }
-        let (result, health) = self.upgrade_and_check(action, settings, timeout).await;
+        let (result, health, crds_done) = self.upgrade_and_check(action, settings, timeout).await;
+        // The CRDs stay as applied whatever follows (they are never deleted),
+        // so the operation says so, failed or not.
+        let with_crds = |text: String| match &crds_done {
+            Some(line) => format!("{text}; {line}"),
+            None => text,
+        };
         let (new_revision, failure) = match result {
             Ok(revision) => (Some(revision), None),
             Err(Failure::Interrupted(revision, why)) => {
@@ -595,6 +606,7 @@ impl Executor<'_> {
                     new_revision.unwrap_or_default()
                 ),
             };
+            let message = with_crds(message);
             self.note(Note::normal(
                 if kind == OperationKind::Install {
                     reason::INSTALLED
@@ -615,7 +627,7 @@ impl Executor<'_> {
                 started,
                 clock,
                 OperationResult::Succeeded,
-                action.reason.clone(),
+                with_crds(action.reason.clone()),
                 noted,
                 new_revision,
                 health,
@@ -664,7 +676,7 @@ impl Executor<'_> {
             started,
             clock,
             OperationResult::Failed,
-            why.clone(),
+            with_crds(why.clone()),
             noted,
             new_revision,
             health,
@@ -749,12 +761,64 @@ impl Executor<'_> {
         action: &Action,
         settings: &ExecSettings,
         timeout: Duration,
-    ) -> (Result<u32, Failure>, Option<HealthDetail>) {
+    ) -> (Result<u32, Failure>, Option<HealthDetail>, Option<String>) {
         let mut health = None;
+        let mut crds = None;
         let result = self
-            .upgrade_check_test(action, settings, timeout, &mut health)
+            .upgrade_check_test(action, settings, timeout, &mut health, &mut crds)
             .await;
-        (result, health)
+        (result, health, crds)
+    }
+
+    /// Applies the chart's CRDs when the release's policy asks for it, before
+    /// helm runs; what was written, for people (`None`: nothing).
+    async fn apply_crds(
+        &self,
+        action: &Action,
+        settings: &ExecSettings,
+        how: CrdApply,
+        timeout: Duration,
+    ) -> Result<Option<String>, Failure> {
+        let name = &action.release;
+        let ns = &action.namespace;
+        let policy = action.target.crds.map_or("", |p| p.as_str());
+        let Some(crds) = settings.crds.get(name) else {
+            return Err(Failure::Failed(
+                None,
+                format!("crds {policy}: the chart's CRDs were not read"),
+            ));
+        };
+        if crds.is_empty() {
+            return Ok(None);
+        }
+        self.progress(
+            ns,
+            name,
+            format!("crds {policy}: applying {} CRD(s) of the chart", crds.len()),
+        );
+        let id = ReleaseId::new(ns, name);
+        let changes: CrdChanges = match self.ops.apply_crds(&id, crds, how, timeout.to_std()).await
+        {
+            Ok(changes) => changes,
+            Err(why) => {
+                if let Some(down) = self.ops.api_unreachable().await {
+                    return Err(Failure::CutOff(format!("crds {policy}: {why} ({down})")));
+                }
+                return Err(Failure::Failed(None, format!("crds {policy}: {why}")));
+            }
+        };
+        let Some(done) = super::crds::summary(&changes) else {
+            return Ok(None);
+        };
+        let line = format!("crds {policy}: {done}");
+        tracing::info!(release = %id, policy, crds = %done, "applied the chart's CRDs");
+        self.note(Note::normal(
+            reason::CRDS_APPLIED,
+            "Upgrade",
+            format!("{id}: {line}"),
+        ));
+        self.progress(ns, name, line.clone());
+        Ok(Some(line))
     }
 
     async fn upgrade_check_test(
@@ -763,6 +827,7 @@ impl Executor<'_> {
         settings: &ExecSettings,
         timeout: Duration,
         health: &mut Option<HealthDetail>,
+        crds_done: &mut Option<String>,
     ) -> Result<u32, Failure> {
         let name = &action.release;
         let ns = &action.namespace;
@@ -772,10 +837,15 @@ impl Executor<'_> {
                 "chart archive was not downloaded".to_owned(),
             ));
         };
+        let crd_step = super::crds::step(action.target.crds);
+        if let Some(how) = crd_step.apply {
+            *crds_done = self.apply_crds(action, settings, how, timeout).await?;
+        }
         let opts = UpgradeOptions {
             description: Some(action.fingerprint.to_string()),
             timeout: timeout.to_std(),
             create_namespace: true,
+            skip_crds: crd_step.skip_crds,
             ..UpgradeOptions::default()
         };
         let values = serde_json::Value::Object(action.target.values.clone());
@@ -1271,6 +1341,7 @@ mod tests {
                 .into_iter()
                 .map(|(n, p)| (n.to_owned(), PathBuf::from(p)))
                 .collect(),
+            crds: BTreeMap::new(),
             agent_release: None,
         }
     }
@@ -1336,6 +1407,116 @@ mod tests {
         );
         assert_eq!(first.holder, "agent-0");
         assert!(journal.current().is_empty());
+    }
+
+    /// Runs the two-release plan with `a`'s CRD policy set to `policy` and
+    /// one CRD read from its chart; the report and the Events.
+    async fn run_with_crds(
+        ops: &Script,
+        policy: crate::format::CrdPolicy,
+    ) -> (ExecReport, Vec<Note>) {
+        let (journal, gate) = (MemoryJournal::default(), Gate::new());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let executor = Executor {
+            ops,
+            notes: Some(tx),
+            progress: None,
+            journal: &journal,
+            gate: &gate,
+            holder: "agent-0",
+        };
+        let mut plan = plan_of_two_upgrades();
+        for layer in &mut plan.layers {
+            for action in layer.iter_mut().filter(|a| a.release == "a") {
+                action.target.crds = Some(policy);
+            }
+        }
+        let mut settings = settings(RollbackPolicy::Release);
+        let crd = ChartCrd {
+            name: "widgets.example.test".into(),
+            file: "crds/widgets.yaml".into(),
+            object: serde_json::Map::new(),
+        };
+        settings.crds.insert("a".into(), vec![crd]);
+        let report = executor.run(&plan, &settings).await;
+        drop(executor);
+        let mut notes = Vec::new();
+        while let Ok(note) = rx.try_recv() {
+            notes.push(note);
+        }
+        (report, notes)
+    }
+
+    #[tokio::test]
+    async fn crds_are_applied_before_helm_which_then_skips_them() {
+        use crate::format::CrdPolicy;
+        let ops = Script::default();
+        let (report, notes) = run_with_crds(&ops, CrdPolicy::CreateReplace).await;
+        assert_eq!(
+            ops.calls(),
+            [
+                "crds a/a CreateOrUpdate widgets.example.test",
+                "upgrade a/a --skip-crds",
+                "health a/a",
+                "upgrade b/b",
+                "health b/b"
+            ]
+        );
+        assert!(report.failure.is_none(), "{report:?}");
+        let applied = notes.iter().find(|n| n.reason == reason::CRDS_APPLIED);
+        assert_eq!(
+            applied.map(|n| n.message.as_str()),
+            Some("a/a: crds createReplace: created widgets.example.test")
+        );
+        let op = &report.operations[0].operation;
+        assert!(
+            op.message
+                .ends_with("; crds createReplace: created widgets.example.test"),
+            "{op:?}"
+        );
+        assert!(outcome(&report, "a").message.contains("crds createReplace"));
+
+        // create leaves an existing CRD alone: no Event, nothing in the history.
+        let ops = Script {
+            crds_exist: true,
+            ..Script::default()
+        };
+        let (report, notes) = run_with_crds(&ops, CrdPolicy::Create).await;
+        assert_eq!(
+            ops.calls()[0],
+            "crds a/a CreateMissing widgets.example.test"
+        );
+        assert!(notes.iter().all(|n| n.reason != reason::CRDS_APPLIED));
+        assert!(!report.operations[0].operation.message.contains("crds"));
+
+        // skip: helm is told to skip them, coxswain does not touch them.
+        let ops = Script::default();
+        let (report, _) = run_with_crds(&ops, CrdPolicy::Skip).await;
+        assert_eq!(ops.calls()[0], "upgrade a/a --skip-crds");
+        assert!(report.failure.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_crd_that_cannot_be_applied_fails_the_release_before_helm() {
+        let ops = Script {
+            crds_fail: Some(
+                "CustomResourceDefinition widgets.example.test could not be updated: forbidden"
+                    .into(),
+            ),
+            ..Script::default()
+        };
+        let (report, _) = run_with_crds(&ops, crate::format::CrdPolicy::CreateReplace).await;
+        let calls = ops.calls();
+        assert!(
+            !calls.iter().any(|c| c.starts_with("upgrade a/a")),
+            "helm must not run: {calls:?}"
+        );
+        let failure = report.failure.clone().unwrap_or_default();
+        assert!(
+            failure.contains("crds createReplace: CustomResourceDefinition widgets.example.test could not be updated"),
+            "{failure}"
+        );
+        assert_eq!(outcome(&report, "b").state, ReleaseState::Skipped);
     }
 
     async fn run_with_the_agents_release(ops: &Script) -> ExecReport {

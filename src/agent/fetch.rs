@@ -121,6 +121,13 @@ pub enum ChartFetchError {
     /// `coxswain verify` makes too).
     #[error(transparent)]
     Check(#[from] crate::site_verify::ChartCheckError),
+    /// The release's CRD policy has the agent apply the chart's `crds/`, and
+    /// they are not what the agent applies (publish refuses such a chart).
+    #[error("crds/")]
+    Crds(#[from] crate::chart::crds::CrdError),
+    /// The cached archive could not be read back.
+    #[error("cannot read the cached archive")]
+    CacheRead(#[source] crate::fsread::ReadError),
     /// The local chart cache could not be written (a full disk, a read-only
     /// or missing directory): the agent's problem, not the site's. Nothing is
     /// left behind; the next check downloads the chart again.
@@ -591,6 +598,34 @@ impl Fetcher {
         .map_err(|e| err(ChartFetchError::Check(e)))?;
         self.store(&path, bytes).await.map_err(err)?;
         Ok(path)
+    }
+
+    /// The CustomResourceDefinitions of `chart`'s `crds/`, read in memory from
+    /// the cached archive at `path` (what [`Fetcher::chart`] returned) after
+    /// its size and SHA-256 are checked against the verified index once more.
+    pub async fn chart_crds(
+        &self,
+        snapshot: &ChannelSnapshot,
+        chart: &IndexChart,
+        path: &Path,
+    ) -> Result<Vec<crate::chart::crds::ChartCrd>, FetchError> {
+        let err = |source: ChartFetchError| FetchError::Chart {
+            chart: format!("{} {}", chart.name, chart.version),
+            source: Box::new(source),
+        };
+        let cap = chart.size.min(self.limits.chart_bytes);
+        let read = crate::fsread::read(path, crate::fsread::Rules::regular(cap));
+        let bytes = read.map_err(|e| err(ChartFetchError::CacheRead(e)))?;
+        let archive = crate::site_verify::check_chart_bytes(
+            &snapshot.verified,
+            chart,
+            &bytes,
+            &path.display().to_string(),
+            &self.archive_limits,
+        )
+        .map_err(|e| err(ChartFetchError::Check(e)))?;
+        crate::chart::crds::chart_crds(&archive, &self.archive_limits)
+            .map_err(|e| err(ChartFetchError::Crds(e)))
     }
 
     /// Writes a verified archive to `path` in the cache, atomically: on any

@@ -26,6 +26,7 @@
 //! UI reads, and its [`Metrics`] what `/metrics` exposes (they only read).
 
 pub mod crd;
+pub mod crds;
 pub mod events;
 pub mod executor;
 pub mod fetch;

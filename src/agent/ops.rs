@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
+use super::crds::{CrdApply, CrdChanges};
 use super::executor::HealthDetail;
 use super::gate::Gate;
+use crate::chart::crds::ChartCrd;
 use crate::health::{HealthCheck, HealthOptions};
 use crate::helm::{
     HelmCli, ReleaseStatus, RollbackOptions, TestOptions, UninstallOptions, UpgradeOptions,
@@ -40,6 +42,15 @@ pub trait Operator: Send + Sync {
         values: &'a serde_json::Value,
         opts: &'a UpgradeOptions,
     ) -> BoxFuture<'a, Result<Upgraded, String>>;
+    /// Creates or updates the chart's CRDs as `how` says, before an install
+    /// or upgrade (see [`super::crds`]); what was done to each.
+    fn apply_crds<'a>(
+        &'a self,
+        id: &'a ReleaseId,
+        crds: &'a [ChartCrd],
+        how: CrdApply,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<CrdChanges, String>>;
     /// `helm test`.
     fn test<'a>(
         &'a self,
@@ -129,6 +140,16 @@ impl Operator for ClusterOperator<'_> {
                 })
                 .map_err(|e| helm_failure("helm upgrade", &e))
         })
+    }
+
+    fn apply_crds<'a>(
+        &'a self,
+        _: &'a ReleaseId,
+        crds: &'a [ChartCrd],
+        how: CrdApply,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<CrdChanges, String>> {
+        Box::pin(super::crds::apply(self.client, crds, how, timeout))
     }
 
     fn test<'a>(
@@ -301,6 +322,10 @@ pub mod script {
         pub hang_health: bool,
         /// The API server does not answer (for `api_unreachable`).
         pub api_down: bool,
+        /// Every CRD a chart carries exists in the cluster already.
+        pub crds_exist: bool,
+        /// Applying CRDs fails with this.
+        pub crds_fail: Option<String>,
     }
 
     impl Script {
@@ -355,9 +380,13 @@ pub mod script {
             id: &'a ReleaseId,
             _: &'a Path,
             _: &'a serde_json::Value,
-            _: &'a UpgradeOptions,
+            opts: &'a UpgradeOptions,
         ) -> BoxFuture<'a, Result<Upgraded, String>> {
-            self.log(format!("upgrade {id}"));
+            self.log(if opts.skip_crds {
+                format!("upgrade {id} --skip-crds")
+            } else {
+                format!("upgrade {id}")
+            });
             let answer = self
                 .upgrades
                 .lock()
@@ -371,6 +400,29 @@ pub mod script {
                     manifest: Some(format!("# manifest of {revision}")),
                 })
             })
+        }
+
+        fn apply_crds<'a>(
+            &'a self,
+            id: &'a ReleaseId,
+            crds: &'a [ChartCrd],
+            how: CrdApply,
+            _: Duration,
+        ) -> BoxFuture<'a, Result<CrdChanges, String>> {
+            let names: Vec<&str> = crds.iter().map(|c| c.name.as_str()).collect();
+            self.log(format!("crds {id} {how:?} {}", names.join(",")));
+            // Every CRD counts as missing, unless the script says otherwise.
+            let exists = self.crds_exist;
+            let answer = self.crds_fail.clone().map_or_else(
+                || {
+                    Ok(crds
+                        .iter()
+                        .map(|c| (c.name.clone(), super::super::crds::write_for(how, exists)))
+                        .collect())
+                },
+                Err,
+            );
+            Box::pin(async move { answer })
         }
 
         fn test<'a>(&'a self, id: &'a ReleaseId, _: Duration) -> BoxFuture<'a, Result<(), String>> {

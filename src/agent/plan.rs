@@ -39,8 +39,8 @@ use sha2::{Digest as _, Sha256};
 use crate::crd::ReleaseState;
 use crate::format::index::Health;
 use crate::format::{
-    ChannelIndex, ChartVersion, IndexChart, IndexRelease, PreviousRelease, is_older, parse_range,
-    same_version,
+    ChannelIndex, ChartVersion, CrdPolicy, IndexChart, IndexRelease, PreviousRelease, is_older,
+    parse_range, same_version,
 };
 use crate::helm::{Fingerprint, FingerprintError, ReleaseStatus};
 
@@ -185,6 +185,8 @@ pub struct Target {
     pub health: Health,
     /// Its dependencies.
     pub depends_on: Vec<String>,
+    /// What happens to the chart's `crds/` (unset: Helm's own rule).
+    pub crds: Option<CrdPolicy>,
 }
 
 impl fmt::Debug for Target {
@@ -202,6 +204,7 @@ impl fmt::Debug for Target {
             )
             .field("health", &self.health)
             .field("depends_on", &self.depends_on)
+            .field("crds", &self.crds)
             .finish()
     }
 }
@@ -624,6 +627,7 @@ struct Entry<'a> {
     depends_on: &'a [String],
     health: Health,
     upgrade_from: Option<&'a str>,
+    crds: Option<CrdPolicy>,
 }
 
 impl<'a> From<&'a IndexRelease> for Entry<'a> {
@@ -634,6 +638,7 @@ impl<'a> From<&'a IndexRelease> for Entry<'a> {
             depends_on: &r.depends_on,
             health: r.health,
             upgrade_from: r.upgrade_from.as_deref(),
+            crds: r.crds,
         }
     }
 }
@@ -646,6 +651,7 @@ impl<'a> From<&'a PreviousRelease> for Entry<'a> {
             depends_on: &r.depends_on,
             health: r.health,
             upgrade_from: r.upgrade_from.as_deref(),
+            crds: r.crds,
         }
     }
 }
@@ -1162,6 +1168,7 @@ fn action(
             values,
             health: entry.health,
             depends_on: entry.depends_on.to_vec(),
+            crds: entry.crds,
         },
         fingerprint,
         pinned,
@@ -1323,6 +1330,7 @@ mod tests {
             depends_on: deps.iter().map(|d| (*d).to_owned()).collect(),
             health: Health::default(),
             upgrade_from: None,
+            crds: None,
             previous: vec![],
         }
     }
@@ -2433,6 +2441,7 @@ mod tests {
                 depends_on: self.depends_on,
                 health: self.health,
                 upgrade_from: self.upgrade_from,
+                crds: self.crds,
                 previous: vec![],
             }
         }

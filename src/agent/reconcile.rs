@@ -579,6 +579,7 @@ async fn act(
     let mut report: Option<ExecReport> = None;
     if waiting.is_none() && !plan.is_noop() {
         let mut charts = BTreeMap::new();
+        let mut crds = BTreeMap::new();
         let mut timeouts = BTreeMap::new();
         // Every chart is downloaded and verified before the first change (a
         // chart that fails applies nothing), several at a time.
@@ -593,6 +594,14 @@ async fn act(
             .await;
         for (action, fetched) in plan.actions().zip(fetched) {
             let path = fetched.map_err(|e| fetch_stop(ctx, sub, &e, false))?;
+            if action.target.crds.is_some_and(|p| p.applies()) {
+                let read = ctx
+                    .fetcher
+                    .chart_crds(snapshot, &action.target.chart, &path)
+                    .await
+                    .map_err(|e| fetch_stop(ctx, sub, &e, false))?;
+                crds.insert(action.release.clone(), read);
+            }
             charts.insert(action.release.clone(), path);
             timeouts.insert(
                 action.release.clone(),
@@ -610,6 +619,7 @@ async fn act(
             default_timeout: spec.health_timeout,
             rollback_to: installed.rollback_to.clone(),
             charts,
+            crds,
             agent_release: ctx.agent_release.clone(),
         };
         // The accepted sequence is on record before the first change of it,

@@ -111,6 +111,32 @@ pub fn from_slice<T: DeserializeOwned>(
     origin: &str,
     limits: Limits,
 ) -> Result<T, YamlError> {
+    let text = checked_text(bytes, origin, limits)?;
+    serde_saphyr::from_str_with_options(text, options(limits))
+        .map_err(|error| classify(error, origin, limits))
+}
+
+/// Parses a stream of YAML documents (separated by `---`) into one `T` each, within
+/// `limits` for the whole stream and at most `max_documents` documents. Empty and null
+/// documents are skipped, as Helm and kubectl skip them.
+pub fn from_slice_multi<T: DeserializeOwned>(
+    bytes: &[u8],
+    origin: &str,
+    limits: Limits,
+    max_documents: usize,
+) -> Result<Vec<T>, YamlError> {
+    let text = checked_text(bytes, origin, limits)?;
+    let mut options = options(limits);
+    if let Some(budget) = options.budget.as_mut() {
+        budget.max_documents = max_documents;
+    }
+    serde_saphyr::from_multiple_with_options(text, options)
+        .map_err(|error| classify(error, origin, limits))
+}
+
+/// The input as text, when it is within the size cap (checked before anything
+/// is parsed) and UTF-8.
+fn checked_text<'a>(bytes: &'a [u8], origin: &str, limits: Limits) -> Result<&'a str, YamlError> {
     if bytes.len() > limits.max_bytes {
         return Err(YamlError::TooLarge {
             origin: origin.to_owned(),
@@ -118,12 +144,10 @@ pub fn from_slice<T: DeserializeOwned>(
             limit: limits.max_bytes,
         });
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| YamlError::NotUtf8 {
+    std::str::from_utf8(bytes).map_err(|e| YamlError::NotUtf8 {
         origin: origin.to_owned(),
         offset: e.valid_up_to(),
-    })?;
-    serde_saphyr::from_str_with_options(text, options(limits))
-        .map_err(|error| classify(error, origin, limits))
+    })
 }
 
 fn options(limits: Limits) -> Options {

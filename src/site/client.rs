@@ -583,6 +583,41 @@ pub struct HttpFetcher {
     client: reqwest::Client,
     connect_timeout: Duration,
     total_timeout: Duration,
+    auth: Option<BasicAuth>,
+}
+
+/// HTTP basic-auth credentials for one origin: sent only to URLs of that
+/// origin, never printed (`Debug` shows the origin alone).
+#[derive(Clone)]
+pub struct BasicAuth {
+    origin: reqwest::Url,
+    username: String,
+    password: String,
+}
+
+impl BasicAuth {
+    /// Credentials for the origin (scheme, host, port) of `url`.
+    pub fn new(url: &Url, username: String, password: String) -> Self {
+        Self {
+            origin: url.clone(),
+            username,
+            password,
+        }
+    }
+
+    fn applies_to(&self, url: &Url) -> bool {
+        self.origin.origin() == url.origin()
+    }
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "BasicAuth {{ origin: {}, .. }}",
+            self.origin.origin().ascii_serialization()
+        )
+    }
 }
 
 impl HttpFetcher {
@@ -594,8 +629,21 @@ impl HttpFetcher {
 
     /// A fetcher that follows the redirects `rule` allows.
     pub fn with_redirects(limits: &Limits, rule: RedirectRule) -> Result<Self, SiteError> {
+        Self::with_access(limits, rule, Vec::new(), None)
+    }
+
+    /// A fetcher that follows the redirects `rule` allows, trusts the `extra_roots`
+    /// besides the system's, and sends `auth` to its origin (only there; a redirect to
+    /// another host does not carry it).
+    pub fn with_access(
+        limits: &Limits,
+        rule: RedirectRule,
+        extra_roots: Vec<reqwest::Certificate>,
+        auth: Option<BasicAuth>,
+    ) -> Result<Self, SiteError> {
         Ok(HttpFetcher {
-            client: http_client(limits, rule)?,
+            auth,
+            client: http_client(limits, rule, extra_roots)?,
             connect_timeout: limits.connect_timeout,
             total_timeout: limits.total_timeout,
         })
@@ -639,6 +687,10 @@ impl HttpFetcher {
             }
         };
         let mut request = self.client.get(url.clone());
+        if let Some(auth) = self.auth.as_ref().filter(|a| a.applies_to(url)) {
+            // reqwest marks the header sensitive and drops it on a redirect to another host.
+            request = request.basic_auth(&auth.username, Some(&auth.password));
+        }
         if let Some(etag) = if_none_match {
             request = request.header(IF_NONE_MATCH, etag);
         }
@@ -739,8 +791,10 @@ impl RedirectRule {
 pub(crate) fn http_client(
     limits: &Limits,
     rule: RedirectRule,
+    extra_roots: Vec<reqwest::Certificate>,
 ) -> Result<reqwest::Client, SiteError> {
     reqwest::Client::builder()
+        .tls_certs_merge(extra_roots)
         .user_agent(concat!("coxswain/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(limits.connect_timeout)
         .timeout(limits.total_timeout)

@@ -89,7 +89,7 @@ impl Registry {
     /// A client with the timeouts of `limits`. Registries redirect blob downloads to
     /// storage on other hosts, so redirects may change origin (never https to http).
     pub fn new(limits: &Limits) -> Result<Self, UpstreamError> {
-        let http = crate::site::client::http_client(limits, RedirectRule::AnyOrigin)
+        let http = crate::site::client::http_client(limits, RedirectRule::AnyOrigin, Vec::new())
             .map_err(|e| UpstreamError::Client(e.to_string()))?;
         Ok(Registry {
             http,

@@ -113,6 +113,7 @@ fn release(name: &str, chart: IndexChart, depends_on: &[&str]) -> IndexRelease {
         depends_on: depends_on.iter().map(|s| s.to_string()).collect(),
         health: Health::default(),
         upgrade_from: None,
+        crds: None,
         previous: vec![],
     }
 }

@@ -14,7 +14,8 @@
 //! - `prometheus`: `promtool` (rule checks and unit tests) and `prometheus` (the
 //!   e2e tests scrape the agent with a real server);
 //! - `chromium` and `chromium-driver`: the browser tests of the web UI;
-//! - `musl-tools`: `musl-gcc`, for the static coxswain of the image.
+//! - `musl-tools`: `musl-gcc`, for the static coxswain of the image;
+//! - `openssl`: the private CAs and the TLS file server of the chart-source tests.
 
 use std::fs;
 use std::io::Write as _;
@@ -149,13 +150,15 @@ pub fn ensure() -> Result<Tools> {
 
 /// The binaries the tests take from Debian packages, with the package that
 /// ships each one.
-const DEBIAN_BINARIES: [(&str, &str); 5] = [
+const DEBIAN_BINARIES: [(&str, &str); 6] = [
     // The static coxswain of the image (`cargo xtask image`) compiles aws-lc with it.
     ("/usr/bin/musl-gcc", "musl-tools"),
     ("/usr/bin/promtool", "prometheus"),
     ("/usr/bin/prometheus", "prometheus"),
     ("/usr/bin/chromium", "chromium"),
     ("/usr/bin/chromedriver", "chromium-driver"),
+    // The private CAs and the TLS file server of tests/e2e_sources.rs.
+    ("/usr/bin/openssl", "openssl"),
 ];
 
 /// Paths of the binaries from Debian packages.
@@ -186,8 +189,14 @@ pub fn ensure_debian_packages() -> Result<DebianTools> {
             bail!("apt-get installed the Debian package {package}, but {binary} is still missing");
         }
     }
-    let [_musl_gcc, promtool, prometheus, chromium, chromedriver] =
-        DEBIAN_BINARIES.map(|(binary, _)| PathBuf::from(binary));
+    let [
+        _musl_gcc,
+        promtool,
+        prometheus,
+        chromium,
+        chromedriver,
+        _openssl,
+    ] = DEBIAN_BINARIES.map(|(binary, _)| PathBuf::from(binary));
     Ok(DebianTools {
         promtool,
         prometheus,
@@ -502,7 +511,13 @@ mod tests {
     fn each_missing_binary_names_its_package_once() {
         assert_eq!(
             missing_packages(|_| false),
-            ["musl-tools", "prometheus", "chromium", "chromium-driver"]
+            [
+                "musl-tools",
+                "prometheus",
+                "chromium",
+                "chromium-driver",
+                "openssl"
+            ]
         );
         assert_eq!(
             missing_packages(|path| path != "/usr/bin/promtool"),

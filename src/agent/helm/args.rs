@@ -130,6 +130,34 @@ pub(crate) fn upgrade(
     a.connection(conn)
 }
 
+/// How `helm pull` reaches an OCI registry.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PullOptions<'a> {
+    /// The registry speaks plain HTTP (`--plain-http`).
+    pub plain_http: bool,
+    /// The CA bundle for the registry's TLS certificate (`--ca-file`).
+    pub ca_file: Option<&'a Path>,
+}
+
+/// `helm pull REF --version V --destination DIR`, no cluster involved.
+pub(crate) fn pull(
+    reference: &str,
+    version: &str,
+    destination: &Path,
+    opts: &PullOptions<'_>,
+) -> Vec<OsString> {
+    let mut a = Argv::new(&["pull"]);
+    // An OCI reference starts with `oci://`, so helm cannot take it for a flag.
+    a.push(reference)
+        .push("--version")
+        .push(version)
+        .push("--destination")
+        .push(destination)
+        .flag(opts.plain_http, "--plain-http")
+        .opt("--ca-file", opts.ca_file.map(Path::as_os_str));
+    a.0
+}
+
 pub(crate) fn rollback(
     major: HelmMajor,
     conn: &Connection<'_>,
@@ -298,6 +326,19 @@ mod tests {
         }
     }
 
+    /// `helm upgrade wiki /cache/wiki.tgz` in `apps` with `opts`, as words.
+    fn wiki_upgrade(major: HelmMajor, opts: &UpgradeOptions) -> Vec<String> {
+        words(&upgrade(
+            major,
+            &no_conn(),
+            "wiki",
+            "apps",
+            Path::new("/cache/wiki.tgz"),
+            Path::new("/tmp/values-x.json"),
+            opts,
+        ))
+    }
+
     #[test]
     fn upgrade_never_waits_rolls_back_or_puts_values_on_the_command_line() {
         let opts = UpgradeOptions {
@@ -310,15 +351,7 @@ mod tests {
             history_max: Some(10),
         };
         for major in [HelmMajor::V3, HelmMajor::V4] {
-            let argv = words(&upgrade(
-                major,
-                &no_conn(),
-                "wiki",
-                "apps",
-                Path::new("/cache/wiki.tgz"),
-                Path::new("/tmp/values-x.json"),
-                &opts,
-            ));
+            let argv = wiki_upgrade(major, &opts);
             assert_never_blocks_or_leaks(&argv);
             assert_eq!(&argv[..3], ["upgrade", "wiki", "/cache/wiki.tgz"]);
             for must in [
@@ -353,6 +386,64 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn skip_crds_is_passed_to_both_majors_when_asked() {
+        let opts = UpgradeOptions {
+            skip_crds: true,
+            ..UpgradeOptions::default()
+        };
+        for major in [HelmMajor::V3, HelmMajor::V4] {
+            let argv = wiki_upgrade(major, &opts);
+            assert_eq!(
+                argv.iter().filter(|w| *w == "--skip-crds").count(),
+                1,
+                "{argv:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pull_passes_plain_http_and_the_ca_file_only_when_set() {
+        let dest = Path::new("/tmp/pull");
+        let plain = words(&pull(
+            "oci://r.example/charts/app",
+            "1.2.3",
+            dest,
+            &PullOptions::default(),
+        ));
+        assert_eq!(
+            plain,
+            [
+                "pull",
+                "oci://r.example/charts/app",
+                "--version",
+                "1.2.3",
+                "--destination",
+                "/tmp/pull"
+            ]
+        );
+        let http = words(&pull(
+            "oci://r.example/charts/app",
+            "1.2.3",
+            dest,
+            &PullOptions {
+                plain_http: true,
+                ca_file: None,
+            },
+        ));
+        assert_eq!(&http[6..], ["--plain-http"]);
+        let ca = words(&pull(
+            "oci://r.example/charts/app",
+            "1.2.3",
+            dest,
+            &PullOptions {
+                plain_http: false,
+                ca_file: Some(Path::new("/ci/ca.pem")),
+            },
+        ));
+        assert_eq!(&ca[6..], ["--ca-file", "/ci/ca.pem"]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! temporary files, and reports every call to tracing and an [`Observer`].
 
 mod args;
+pub(crate) use args::{PullOptions, pull as pull_args};
 mod error;
 mod fingerprint;
 mod process;

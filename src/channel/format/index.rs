@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use super::spec::Health;
+pub use super::spec::{CrdPolicy, Health};
 use super::{
     ApiVersion, ChartVersion, Document, GraphNode, Sha256Digest, Timestamp, ValidationError,
     VersionError, check_dns_label, check_range, check_release_graph, check_version,
@@ -104,6 +104,9 @@ pub struct IndexRelease {
     /// Semver range of installed versions that may upgrade directly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_from: Option<String>,
+    /// What the agent does with the chart's `crds/` (unset: Helm's own rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crds: Option<CrdPolicy>,
     /// Older entries, newest first, that admins may pin.
     #[serde(default)]
     pub previous: Vec<PreviousRelease>,
@@ -131,6 +134,9 @@ pub struct PreviousRelease {
     /// Its upgrade range then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_from: Option<String>,
+    /// Its CRD policy then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crds: Option<CrdPolicy>,
 }
 
 impl IndexRelease {
@@ -144,6 +150,7 @@ impl IndexRelease {
             depends_on: self.depends_on.clone(),
             health: self.health,
             upgrade_from: self.upgrade_from.clone(),
+            crds: self.crds,
         }
     }
 }
@@ -328,6 +335,7 @@ pub(crate) mod tests {
             depends_on: vec![],
             health: Health::default(),
             upgrade_from: Some(">=1.0.0".into()),
+            crds: None,
             previous: vec![],
         };
         let mut old = sso.to_previous();
@@ -344,6 +352,7 @@ pub(crate) mod tests {
             depends_on: vec!["sso".into()],
             health: Health::default(),
             upgrade_from: None,
+            crds: None,
             previous: vec![],
         };
         ChannelIndex {

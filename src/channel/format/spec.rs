@@ -84,6 +84,10 @@ pub struct ReleaseSpec {
     /// and image tags. Read only by the maintainers' tools; not part of the index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<UpdatePolicy>,
+    /// What happens to the CustomResourceDefinitions in the chart's `crds/`; unset:
+    /// Helm's own rule (created at the first install, never changed afterwards).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crds: Option<CrdPolicy>,
 }
 
 /// Which upstream versions `coxswain upstream check` proposes for a release.
@@ -125,6 +129,49 @@ pub struct ImageUpdate {
     pub digest: Option<String>,
 }
 
+/// The CRD policy of a release: what the agent does with the
+/// CustomResourceDefinitions in its chart's `crds/` before each install or
+/// upgrade. Helm itself creates them at the first install only and never
+/// changes them afterwards, so a chart version that needs a new CRD field
+/// breaks; no policy ever deletes a CRD (that would delete every custom
+/// resource of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CrdPolicy {
+    /// Never create or change them, not even at the first install (helm gets
+    /// `--skip-crds`): the cluster's administrators manage them.
+    Skip,
+    /// Create the ones missing from the cluster, before every install and
+    /// upgrade; leave existing ones as they are.
+    Create,
+    /// Create the missing ones and update the existing ones to the chart's
+    /// (server-side apply, taking over conflicting fields), before every
+    /// install and upgrade; never delete one.
+    CreateReplace,
+}
+
+impl CrdPolicy {
+    /// The name as written in a spec (`skip`, `create`, `createReplace`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Skip => "skip",
+            Self::Create => "create",
+            Self::CreateReplace => "createReplace",
+        }
+    }
+
+    /// Whether coxswain applies the chart's CRDs itself (and so reads them).
+    pub fn applies(self) -> bool {
+        !matches!(self, Self::Skip)
+    }
+}
+
+impl std::fmt::Display for CrdPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where a chart comes from: exactly one of the four forms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -149,6 +196,55 @@ pub struct RepoChart {
     pub name: String,
     /// The exact chart version (semver).
     pub version: String,
+    /// HTTP basic auth, with the credentials read from the environment of
+    /// `coxswain publish` (never written in the spec, argv or logs); sent to
+    /// the repository's own origin only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<RepoAuth>,
+    /// A PEM file of the certificate authority the repository's TLS certificate
+    /// chains to (a private CA), relative to the spec; trusted besides the
+    /// system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Basic-auth credentials for a Helm repository, by the names of the
+/// environment variables that hold them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RepoAuth {
+    /// The variable holding the user name, e.g. `CHARTS_USERNAME`.
+    pub username_env: String,
+    /// The variable holding the password or token, e.g. `CHARTS_PASSWORD`.
+    pub password_env: String,
+}
+
+/// Whether `name` is a plain environment variable name (`[A-Za-z_][A-Za-z0-9_]*`).
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Whether an `http://` URL's host is on this machine (loopback), where
+/// credentials in clear never cross a network.
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A chart in an OCI registry.
@@ -160,6 +256,14 @@ pub struct OciChart {
     pub reference: String,
     /// The exact chart version (semver).
     pub version: String,
+    /// The registry speaks plain HTTP, not HTTPS (a registry on a private network
+    /// or loopback); helm gets `--plain-http`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plain_http: bool,
+    /// A PEM file of the certificate authority the registry's TLS certificate
+    /// chains to (a private CA), relative to the spec; helm gets `--ca-file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// How the agent checks a release after upgrading it.
@@ -276,6 +380,31 @@ impl ChartSource {
                 if repo.name.is_empty() {
                     return Err(bad("repository chart name is empty"));
                 }
+                if let Some(auth) = &repo.auth {
+                    for (field, name) in [
+                        ("usernameEnv", &auth.username_env),
+                        ("passwordEnv", &auth.password_env),
+                    ] {
+                        if !is_env_name(name) {
+                            return Err(bad(&format!(
+                                "repo auth.{field} `{name}` is not an environment variable name"
+                            )));
+                        }
+                    }
+                    if repo.url.starts_with("http://") && !is_loopback_http(&repo.url) {
+                        return Err(bad(&format!(
+                            "repo auth with `{}` would send the password in clear: use https://",
+                            repo.url
+                        )));
+                    }
+                }
+                if repo
+                    .ca_file
+                    .as_ref()
+                    .is_some_and(|f| f.as_os_str().is_empty())
+                {
+                    return Err(bad("repo caFile is empty"));
+                }
                 check_version(release, &repo.version).map(drop)
             }
             ChartSource::Oci(oci) => {
@@ -291,6 +420,19 @@ impl ChartSource {
                         "oci ref `{}` must be `oci://host/path` without tag or digest (the version goes in `version`)",
                         oci.reference
                     )));
+                }
+                if oci.plain_http && oci.ca_file.is_some() {
+                    return Err(bad(
+                        "oci sets both plainHttp and caFile: a CA is for a registry that speaks \
+                         HTTPS, plainHttp turns HTTPS off; keep the one that fits the registry",
+                    ));
+                }
+                if oci
+                    .ca_file
+                    .as_ref()
+                    .is_some_and(|f| f.as_os_str().is_empty())
+                {
+                    return Err(bad("oci caFile is empty"));
                 }
                 check_version(release, &oci.version).map(drop)
             }
@@ -531,6 +673,43 @@ releases:
             "oci://r.example/wiki:1.0",
         ));
         assert!(matches!(err, ValidationError::BadChartSource { .. }));
+        let err = invalid(&SPEC.replace(
+            "version: 1.0.0}",
+            "version: 1.0.0, plainHttp: true, caFile: ca.pem}",
+        ));
+        assert!(
+            err.to_string()
+                .contains("oci sets both plainHttp and caFile"),
+            "{err}"
+        );
+        let auth = |url: &str, user: &str| {
+            SPEC.replace("https://charts.example.org", url).replace(
+                "version: 24.0.1}",
+                &format!(
+                    "version: 24.0.1, auth: {{usernameEnv: {user}, passwordEnv: CHARTS_PASSWORD}}}}"
+                ),
+            )
+        };
+        let ok = ChannelSpec::from_yaml(
+            auth("https://charts.example.org", "CHARTS_USER").as_bytes(),
+            "s.yaml",
+        )
+        .unwrap();
+        assert!(
+            matches!(&ok.releases[2].chart, ChartSource::Repo(r) if r.auth.as_ref().unwrap().password_env == "CHARTS_PASSWORD")
+        );
+        ChannelSpec::from_yaml(
+            auth("http://127.0.0.1:8080/charts", "U").as_bytes(),
+            "s.yaml",
+        )
+        .unwrap();
+        let err = invalid(&auth("http://charts.example.org", "U"));
+        assert!(err.to_string().contains("password in clear"), "{err}");
+        let err = invalid(&auth("https://charts.example.org", "\"$HOME\""));
+        assert!(
+            err.to_string().contains("not an environment variable name"),
+            "{err}"
+        );
         let err = invalid(&SPEC.replace("timeout: 90s", "timeout: 0s"));
         assert!(matches!(err, ValidationError::ZeroDuration { .. }));
     }
@@ -603,6 +782,7 @@ releases:
             health: Health::default(),
             upgrade_from: None,
             update: None,
+            crds: None,
         };
         let values = release.effective_values(dir.path()).unwrap();
         assert_eq!(

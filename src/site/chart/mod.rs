@@ -13,6 +13,7 @@
 //! chart), honouring `.helmignore` (see [`helmignore`]).
 
 mod archive;
+pub mod crds;
 pub mod helmignore;
 pub mod meta;
 mod pack;

@@ -165,6 +165,20 @@ pub enum PublishError {
         #[source]
         source: ChartError,
     },
+    /// A release whose CRD policy has coxswain apply the chart's `crds/`, where
+    /// `crds/` holds what coxswain would not apply.
+    #[error("release `{release}`: crds {policy}: {origin}")]
+    Crds {
+        /// The release.
+        release: String,
+        /// Its policy.
+        policy: crate::format::CrdPolicy,
+        /// The chart.
+        origin: String,
+        /// What is wrong (boxed: it is large and rare).
+        #[source]
+        source: Box<crate::chart::crds::CrdError>,
+    },
     /// A chart's `Chart.yaml` disagrees with the spec.
     #[error(
         "release `{release}`: {origin}: Chart.yaml {field} is {found:?}, but {} {expected:?}",
@@ -667,6 +681,22 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
                 continue;
             }
         };
+        if let Some(policy) = release.crds.filter(|p| p.applies())
+            && let Err(source) =
+                crate::chart::crds::chart_crds(&resolved.archive, &opts.archive_limits)
+        {
+            problems.push(PublishError::Crds {
+                release: release.name.clone(),
+                policy,
+                origin: format!(
+                    "chart {} {}",
+                    resolved.archive.name(),
+                    resolved.archive.version()
+                ),
+                source: Box::new(source),
+            });
+            continue;
+        }
         let digest = Sha256Digest::of(&resolved.bytes);
         let mut entry = IndexRelease {
             name: release.name.clone(),
@@ -682,6 +712,7 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
             depends_on: release.depends_on.clone(),
             health: release.health,
             upgrade_from: release.upgrade_from.clone(),
+            crds: release.crds,
             previous: Vec::new(),
         };
         let keep = usize::try_from(spec.keep_previous).unwrap_or(usize::MAX);
@@ -818,7 +849,12 @@ fn check_spec_paths(spec: &ChannelSpec, spec_dir: &Path) -> Result<(), PublishEr
         match &release.chart {
             crate::format::spec::ChartSource::Path(p) => paths.push(("chart.path", p)),
             crate::format::spec::ChartSource::Archive(p) => paths.push(("chart.archive", p)),
-            _ => {}
+            crate::format::spec::ChartSource::Oci(oci) => {
+                if let Some(ca) = &oci.ca_file {
+                    paths.push(("chart.oci.caFile", ca));
+                }
+            }
+            crate::format::spec::ChartSource::Repo(_) => {}
         }
         for (field, path) in paths {
             let Ok(real) = dir.join(path).canonicalize() else {

@@ -139,6 +139,7 @@ mod tests {
             depends_on: vec![],
             health: Health::default(),
             upgrade_from: None,
+            crds: None,
             previous: vec![],
         }
     }

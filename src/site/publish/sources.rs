@@ -48,6 +48,9 @@ const MAX_REPO_INDEX_BYTES: usize = 64 << 20;
 /// How long `helm pull` may take.
 const HELM_PULL_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Largest CA bundle accepted for `caFile`.
+const MAX_CA_FILE_BYTES: u64 = 1 << 20;
+
 /// Most bytes of helm's error output kept for a message.
 const HELM_STDERR_BYTES: usize = 4096;
 
@@ -189,14 +192,7 @@ async fn resolve_repo(
     opts: &SourceOptions,
 ) -> Result<ResolvedChart, PublishError> {
     let source_err = |reason: String| source_error(release, reason);
-    let fetch_err = |source| PublishError::Fetch {
-        release: release.to_owned(),
-        source,
-    };
-    // A Helm repository's charts commonly live on another host (release downloads, object
-    // stores), so its redirects may change origin; never from https down to http.
-    let fetcher = HttpFetcher::with_redirects(&opts.site_limits, RedirectRule::AnyOrigin)
-        .map_err(fetch_err)?;
+    let fetch_err = |source| repo_fetch_error(release, repo, source);
     // Helm resolves relative chart URLs against the repository URL as a directory.
     let base = if repo.url.ends_with('/') {
         repo.url.clone()
@@ -205,6 +201,11 @@ async fn resolve_repo(
     };
     let base =
         Url::parse(&base).map_err(|e| source_err(format!("repository url {}: {e}", repo.url)))?;
+    let (roots, auth) = repo_access(repo, &base, &opts.spec_dir).map_err(source_err)?;
+    // A Helm repository's charts commonly live on another host (release downloads, object
+    // stores), so its redirects may change origin; never from https down to http.
+    let fetcher = HttpFetcher::with_access(&opts.site_limits, RedirectRule::AnyOrigin, roots, auth)
+        .map_err(fetch_err)?;
     let index_url = base
         .join("index.yaml")
         .map_err(|e| source_err(format!("repository url {}: {e}", repo.url)))?;
@@ -277,6 +278,89 @@ async fn resolve_repo(
     downloaded(release, bytes, origin, &repo.name, &repo.version, opts)
 }
 
+/// The extra CA roots (`caFile`) and the credentials (`auth`, from the
+/// environment) of a repository; errors name the spec field.
+fn repo_access(
+    repo: &RepoChart,
+    base: &Url,
+    spec_dir: &Path,
+) -> Result<(Vec<reqwest::Certificate>, Option<site::BasicAuth>), String> {
+    let mut roots = Vec::new();
+    if let Some(file) = &repo.ca_file {
+        let path = spec_dir.join(file);
+        let pem = read_file_capped(&path, MAX_CA_FILE_BYTES)
+            .map_err(|e| format!("chart.repo.caFile: {e}"))?;
+        roots = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|certs| !certs.is_empty())
+            .ok_or_else(|| {
+                format!(
+                    "chart.repo.caFile: {} holds no PEM certificate",
+                    path.display()
+                )
+            })?;
+    }
+    let auth = match &repo.auth {
+        None => None,
+        Some(auth) => {
+            let var =
+                |field: &str, name: &str| {
+                    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| {
+                    format!(
+                        "chart.repo.auth.{field}: the environment variable {name} is not set \
+                         (or empty, or not UTF-8); publish reads the repository's credentials \
+                         from there"
+                    )
+                })
+                };
+            Some(site::BasicAuth::new(
+                base,
+                var("usernameEnv", &auth.username_env)?,
+                var("passwordEnv", &auth.password_env)?,
+            ))
+        }
+    };
+    Ok((roots, auth))
+}
+
+/// A repository download that failed, with the spec field to set when the
+/// reason is credentials or TLS.
+fn repo_fetch_error(release: &str, repo: &RepoChart, source: SiteError) -> PublishError {
+    let hint = match &source {
+        SiteError::Status {
+            status: 401 | 403, ..
+        } => Some(match &repo.auth {
+            None => "the repository asks for credentials: set `chart.repo.auth` \
+                     (usernameEnv, passwordEnv: the environment variables that hold them)"
+                .to_owned(),
+            Some(auth) => format!(
+                "the repository refused the credentials from ${} and ${}",
+                auth.username_env, auth.password_env
+            ),
+        }),
+        SiteError::Connect { .. } | SiteError::Transfer { .. }
+            if describe(&source).contains("certificate") =>
+        {
+            Some(if repo.ca_file.is_some() {
+                "the repository's TLS certificate does not verify against `chart.repo.caFile`"
+                    .to_owned()
+            } else {
+                "the repository's TLS certificate is not trusted: set `chart.repo.caFile` to \
+                 the PEM file of the private CA that signed it"
+                    .to_owned()
+            })
+        }
+        _ => None,
+    };
+    match hint {
+        Some(hint) => source_error(release, format!("{}; {hint}", describe(&source))),
+        None => PublishError::Fetch {
+            release: release.to_owned(),
+            source,
+        },
+    }
+}
+
 /// A bounded GET of a whole document.
 async fn fetch_bytes(fetcher: &HttpFetcher, url: &Url, cap: u64) -> Result<Vec<u8>, SiteError> {
     match fetcher.get(url, cap, None).await? {
@@ -297,14 +381,24 @@ async fn resolve_oci(
     let source_err = |reason: String| source_error(release, reason);
     let temp = tempfile::tempdir()
         .map_err(|e| source_err(format!("cannot create a temporary directory: {e}")))?;
+    let ca_file = oci.ca_file.as_ref().map(|f| opts.spec_dir.join(f));
+    if let Some(ca) = &ca_file
+        && let Err(e) = read_file_capped(ca, MAX_CA_FILE_BYTES)
+    {
+        return Err(source_err(format!("chart.oci.caFile: {e}")));
+    }
+    let pull = crate::helm::PullOptions {
+        plain_http: oci.plain_http,
+        ca_file: ca_file.as_deref(),
+    };
     let mut command = tokio::process::Command::new(&opts.helm);
     command
-        .arg("pull")
-        .arg(&oci.reference)
-        .arg("--version")
-        .arg(&oci.version)
-        .arg("--destination")
-        .arg(temp.path())
+        .args(crate::helm::pull_args(
+            &oci.reference,
+            &oci.version,
+            temp.path(),
+            &pull,
+        ))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -338,8 +432,11 @@ async fn resolve_oci(
             .into_iter()
             .rev()
             .collect();
+        let hint = oci_hint(&stderr, oci)
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
         return Err(source_err(format!(
-            "`{helm} pull {} --version {}` failed ({}): {}",
+            "`{helm} pull {} --version {}` failed ({}): {}{hint}",
             oci.reference,
             oci.version,
             output.status,
@@ -362,6 +459,42 @@ async fn resolve_oci(
     let origin = format!("{}:{}", oci.reference, oci.version);
     let expected_name = oci.reference.rsplit('/').next().unwrap_or_default();
     downloaded(release, bytes, origin, expected_name, &oci.version, opts)
+}
+
+/// Which spec field to set when helm could not reach a registry for a TLS or
+/// HTTP reason, from helm's error output.
+fn oci_hint(stderr: &str, oci: &OciChart) -> Option<&'static str> {
+    if stderr.contains("server gave HTTP response to HTTPS client") {
+        return Some(
+            "the registry speaks plain HTTP: set `chart.oci.plainHttp: true` for this release",
+        );
+    }
+    // An HTTPS server answers a plain HTTP request with 400 Bad Request.
+    if oci.plain_http
+        && (stderr.contains("Client sent an HTTP request to an HTTPS server")
+            || stderr.contains("status code 400"))
+    {
+        return Some(
+            "a 400 answer to plain HTTP: if the registry speaks HTTPS, remove \
+             `chart.oci.plainHttp`",
+        );
+    }
+    let untrusted = [
+        "x509:",
+        "certificate signed by unknown authority",
+        "failed to verify certificate",
+    ];
+    if untrusted.iter().any(|t| stderr.contains(t)) {
+        return Some(if oci.ca_file.is_some() {
+            "the registry's TLS certificate does not verify against `chart.oci.caFile`: \
+             check that the file holds the CA that signed it, and that the certificate names \
+             the registry's host"
+        } else {
+            "the registry's TLS certificate is not trusted: set `chart.oci.caFile` to the PEM \
+             file of the private CA that signed it"
+        });
+    }
+    None
 }
 
 /// A downloaded archive (repository or registry): read safely, then checked against the
@@ -401,6 +534,44 @@ fn chart_error(release: &str, source: crate::chart::ChartError) -> PublishError 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tls_or_http_failure_names_the_field_to_set() {
+        let mut oci = OciChart {
+            reference: "oci://127.0.0.1:5000/charts/app".into(),
+            version: "1.0.0".into(),
+            plain_http: false,
+            ca_file: None,
+        };
+        let http = "Error: Get \"https://127.0.0.1:5000/v2/\": http: server gave HTTP response to HTTPS client";
+        assert!(
+            oci_hint(http, &oci)
+                .unwrap()
+                .contains("`chart.oci.plainHttp: true`")
+        );
+        let tls = "Error: ... tls: failed to verify certificate: x509: certificate signed by unknown authority";
+        assert!(
+            oci_hint(tls, &oci)
+                .unwrap()
+                .contains("set `chart.oci.caFile`")
+        );
+        oci.ca_file = Some("ca.pem".into());
+        assert!(
+            oci_hint(tls, &oci)
+                .unwrap()
+                .contains("does not verify against `chart.oci.caFile`")
+        );
+        assert_eq!(oci_hint("Error: manifest unknown", &oci), None);
+        let bad_request = "GET \"http://127.0.0.1:5000/v2/charts/app/manifests/1.0.0\": response status code 400: Bad Request";
+        assert_eq!(oci_hint(bad_request, &oci), None);
+        oci.ca_file = None;
+        oci.plain_http = true;
+        assert!(
+            oci_hint(bad_request, &oci)
+                .unwrap()
+                .contains("remove `chart.oci.plainHttp`")
+        );
+    }
 
     #[test]
     fn repo_index_ignores_what_it_does_not_need() {
