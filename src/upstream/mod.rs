@@ -137,13 +137,35 @@ impl Upstream {
         })
     }
 
-    async fn index(&self, url: &str) -> Result<std::sync::Arc<repo::RepoIndex>, UpstreamError> {
+    async fn index(
+        &self,
+        repo: &crate::format::RepoChart,
+        spec_dir: &Path,
+    ) -> Result<std::sync::Arc<repo::RepoIndex>, UpstreamError> {
         let mut cache = self.indexes.lock().await;
-        if let Some(index) = cache.get(url) {
+        if let Some(index) = cache.get(&repo.url) {
             return Ok(index.clone());
         }
-        let index = std::sync::Arc::new(repo::fetch_index(url, &self.limits).await?);
-        cache.insert(url.to_owned(), index.clone());
+        let err = |reason: String| UpstreamError::Repository {
+            url: repo.url.clone(),
+            reason,
+        };
+        let opened = crate::publish::sources::open_repo(repo, spec_dir, &self.limits)
+            .await
+            .map_err(|e| match e {
+                crate::publish::sources::RepoOpenError::Spec(reason) => err(reason),
+                crate::publish::sources::RepoOpenError::Fetch(source) => {
+                    let text = crate::site::check::describe(&source);
+                    err(
+                        match crate::publish::sources::repo_fetch_hint(repo, &source) {
+                            Some(hint) => format!("{text}; {hint}"),
+                            None => text,
+                        },
+                    )
+                }
+            })?;
+        let index = std::sync::Arc::new(opened.index);
+        cache.insert(repo.url.clone(), index.clone());
         Ok(index)
     }
 }
@@ -195,7 +217,7 @@ async fn check_release(
     if track != Track::None {
         match &release.chart {
             ChartSource::Repo(repo) => {
-                let index = upstream.index(&repo.url).await?;
+                let index = upstream.index(repo, spec_dir).await?;
                 let current = parse_current(release, &repo.version)?;
                 let entries =
                     index

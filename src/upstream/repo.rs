@@ -1,16 +1,9 @@
-//! A classic Helm repository's `index.yaml`, read for the versions it lists.
+//! A classic Helm repository's `index.yaml`: what publish and `upstream check` read of
+//! it (opened by [`crate::publish::sources::open_repo`], the one path for that).
 
 use std::collections::BTreeMap;
 
-use reqwest::Url;
 use serde::Deserialize;
-
-use super::UpstreamError;
-use crate::site::{Fetched, HttpFetcher, Limits, RedirectRule};
-use crate::yaml;
-
-/// Largest `index.yaml` read: large public repositories ship tens of MB.
-pub const MAX_INDEX_BYTES: usize = 64 << 20;
 
 /// What `upstream check` reads of a repository index.
 #[derive(Debug, Default, Deserialize)]
@@ -26,6 +19,12 @@ pub struct RepoIndex {
 pub struct RepoEntry {
     /// The chart version as written.
     pub version: String,
+    /// Where the archive is (relative to the repository, or absolute).
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// The archive's sha256, when the index says.
+    #[serde(default)]
+    pub digest: Option<String>,
     /// The app version, if any.
     #[serde(default)]
     pub app_version: Option<serde_json::Value>,
@@ -52,41 +51,4 @@ fn scalar_text(value: &serde_json::Value) -> Option<String> {
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
-}
-
-/// Downloads and reads `<url>/index.yaml`, bounded in size and time.
-pub async fn fetch_index(url: &str, limits: &Limits) -> Result<RepoIndex, UpstreamError> {
-    let err = |reason: String| UpstreamError::Repository {
-        url: url.to_owned(),
-        reason,
-    };
-    // Helm resolves index.yaml against the repository URL as a directory.
-    let base = if url.ends_with('/') {
-        url.to_owned()
-    } else {
-        format!("{url}/")
-    };
-    let index_url = Url::parse(&base)
-        .and_then(|b| b.join("index.yaml"))
-        .map_err(|e| err(format!("not a URL: {e}")))?;
-    let fetcher = HttpFetcher::with_redirects(limits, RedirectRule::AnyOrigin)
-        .map_err(|e| err(e.to_string()))?;
-    let bytes = match fetcher.get(&index_url, MAX_INDEX_BYTES as u64, None).await {
-        Ok(Fetched::Modified { bytes, .. }) => bytes,
-        Ok(Fetched::NotModified) => return Err(err("answered 304 to a plain GET".to_owned())),
-        Err(e) => return Err(err(crate::site::check::describe(&e))),
-    };
-    let limits = yaml::Limits {
-        max_bytes: MAX_INDEX_BYTES,
-        max_depth: 64,
-        max_aliases: 10_000,
-        max_alias_replayed_events: 1_000_000,
-        max_nodes: 20_000_000,
-    };
-    yaml::from_slice(&bytes, index_url.as_str(), limits).map_err(|e| {
-        err(format!(
-            "cannot read index.yaml: {}",
-            crate::site::check::describe(&e)
-        ))
-    })
 }

@@ -16,17 +16,16 @@
 //! ([`ChartArchive::read`]) and its `Chart.yaml` name and version compared with what the
 //! spec asked for.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::Url;
-use serde::Deserialize;
 
 use crate::chart::{ArchiveLimits, ChartArchive, pack_dir};
 use crate::format::{ChartSource, ChartVersion, OciChart, RepoChart, Sha256Digest};
 use crate::site::{self, Fetched, HttpFetcher, RedirectRule, SiteError};
 use crate::site_verify::describe;
+use crate::upstream::repo::RepoIndex;
 use crate::yaml;
 
 use super::PublishError;
@@ -169,21 +168,78 @@ fn read_file_capped(path: &Path, cap: u64) -> Result<Vec<u8>, crate::fsread::Rea
     crate::fsread::read(path, crate::fsread::Rules::regular(cap))
 }
 
-/// The parts of a Helm repository `index.yaml` publish needs; everything else in it is
-/// ignored.
-#[derive(Debug, Deserialize)]
-struct RepoIndex {
-    #[serde(default)]
-    entries: BTreeMap<String, Vec<RepoEntry>>,
+/// A Helm repository as the spec describes it, opened: its base URL (a directory), a
+/// fetcher with the spec's CA and credentials, and its `index.yaml`.
+pub struct OpenedRepo {
+    /// The repository URL as a directory (relative chart URLs resolve against it).
+    pub base: Url,
+    /// The fetcher for its documents (redirects may change origin, never to http).
+    pub fetcher: HttpFetcher,
+    /// The index.
+    pub index: RepoIndex,
+    /// Where the index came from.
+    pub index_location: String,
 }
 
-#[derive(Debug, Deserialize)]
-struct RepoEntry {
-    version: String,
-    #[serde(default)]
-    urls: Vec<String>,
-    #[serde(default)]
-    digest: Option<String>,
+/// Why a repository could not be opened.
+#[derive(Debug)]
+pub enum RepoOpenError {
+    /// The spec's description of it is unusable (URL, CA file, credentials), or its
+    /// index is not readable.
+    Spec(String),
+    /// The download failed.
+    Fetch(SiteError),
+}
+
+/// Opens `repo`: the one path that reads a Helm repository's `index.yaml`, for publish
+/// and for `upstream check`. Bounded in size and time; the spec's CA and credentials
+/// apply.
+pub async fn open_repo(
+    repo: &RepoChart,
+    spec_dir: &Path,
+    limits: &site::Limits,
+) -> Result<OpenedRepo, RepoOpenError> {
+    let spec_err = |reason: String| RepoOpenError::Spec(reason);
+    // Helm resolves relative chart URLs against the repository URL as a directory.
+    let base = if repo.url.ends_with('/') {
+        repo.url.clone()
+    } else {
+        format!("{}/", repo.url)
+    };
+    let base =
+        Url::parse(&base).map_err(|e| spec_err(format!("repository url {}: {e}", repo.url)))?;
+    let (roots, auth) = repo_access(repo, &base, spec_dir).map_err(spec_err)?;
+    // A Helm repository's charts commonly live on another host (release downloads, object
+    // stores), so its redirects may change origin; never from https down to http.
+    let fetcher = HttpFetcher::with_access(limits, RedirectRule::AnyOrigin, roots, auth)
+        .map_err(RepoOpenError::Fetch)?;
+    let index_url = base
+        .join("index.yaml")
+        .map_err(|e| spec_err(format!("repository url {}: {e}", repo.url)))?;
+    let index_location = index_url.to_string();
+    let index_bytes = fetch_bytes(&fetcher, &index_url, MAX_REPO_INDEX_BYTES as u64)
+        .await
+        .map_err(RepoOpenError::Fetch)?;
+    let yaml_limits = yaml::Limits {
+        max_bytes: MAX_REPO_INDEX_BYTES,
+        max_depth: 64,
+        max_aliases: 10_000,
+        max_alias_replayed_events: 1_000_000,
+        max_nodes: 20_000_000,
+    };
+    let index: RepoIndex =
+        yaml::from_slice(&index_bytes, &index_location, yaml_limits).map_err(|e| {
+            spec_err(format!(
+                "cannot read the repository index: {}",
+                describe(&e)
+            ))
+        })?;
+    Ok(OpenedRepo {
+        base,
+        fetcher,
+        index,
+        index_location,
+    })
 }
 
 async fn resolve_repo(
@@ -193,39 +249,16 @@ async fn resolve_repo(
 ) -> Result<ResolvedChart, PublishError> {
     let source_err = |reason: String| source_error(release, reason);
     let fetch_err = |source| repo_fetch_error(release, repo, source);
-    // Helm resolves relative chart URLs against the repository URL as a directory.
-    let base = if repo.url.ends_with('/') {
-        repo.url.clone()
-    } else {
-        format!("{}/", repo.url)
-    };
-    let base =
-        Url::parse(&base).map_err(|e| source_err(format!("repository url {}: {e}", repo.url)))?;
-    let (roots, auth) = repo_access(repo, &base, &opts.spec_dir).map_err(source_err)?;
-    // A Helm repository's charts commonly live on another host (release downloads, object
-    // stores), so its redirects may change origin; never from https down to http.
-    let fetcher = HttpFetcher::with_access(&opts.site_limits, RedirectRule::AnyOrigin, roots, auth)
-        .map_err(fetch_err)?;
-    let index_url = base
-        .join("index.yaml")
-        .map_err(|e| source_err(format!("repository url {}: {e}", repo.url)))?;
-    let index_location = index_url.to_string();
-    let index_bytes = fetch_bytes(&fetcher, &index_url, MAX_REPO_INDEX_BYTES as u64)
+    let OpenedRepo {
+        base,
+        fetcher,
+        index,
+        index_location,
+    } = open_repo(repo, &opts.spec_dir, &opts.site_limits)
         .await
-        .map_err(fetch_err)?;
-    let limits = yaml::Limits {
-        max_bytes: MAX_REPO_INDEX_BYTES,
-        max_depth: 64,
-        max_aliases: 10_000,
-        max_alias_replayed_events: 1_000_000,
-        max_nodes: 20_000_000,
-    };
-    let index: RepoIndex =
-        yaml::from_slice(&index_bytes, &index_location, limits).map_err(|e| {
-            source_err(format!(
-                "cannot read the repository index: {}",
-                describe(&e)
-            ))
+        .map_err(|e| match e {
+            RepoOpenError::Spec(reason) => source_err(reason),
+            RepoOpenError::Fetch(source) => fetch_err(source),
         })?;
     let wanted = ChartVersion::parse(&repo.version)
         .map_err(|e| source_err(format!("version {}: {e}", repo.version)))?;
@@ -326,7 +359,18 @@ fn repo_access(
 /// A repository download that failed, with the spec field to set when the
 /// reason is credentials or TLS.
 fn repo_fetch_error(release: &str, repo: &RepoChart, source: SiteError) -> PublishError {
-    let hint = match &source {
+    match repo_fetch_hint(repo, &source) {
+        Some(hint) => source_error(release, format!("{}; {hint}", describe(&source))),
+        None => PublishError::Fetch {
+            release: release.to_owned(),
+            source,
+        },
+    }
+}
+
+/// What to set in the spec when a repository download failed for credentials or TLS.
+pub fn repo_fetch_hint(repo: &RepoChart, source: &SiteError) -> Option<String> {
+    match source {
         SiteError::Status {
             status: 401 | 403, ..
         } => Some(match &repo.auth {
@@ -339,7 +383,7 @@ fn repo_fetch_error(release: &str, repo: &RepoChart, source: SiteError) -> Publi
             ),
         }),
         SiteError::Connect { .. } | SiteError::Transfer { .. }
-            if describe(&source).contains("certificate") =>
+            if describe(source).contains("certificate") =>
         {
             Some(if repo.ca_file.is_some() {
                 "the repository's TLS certificate does not verify against `chart.repo.caFile`"
@@ -351,13 +395,6 @@ fn repo_fetch_error(release: &str, repo: &RepoChart, source: SiteError) -> Publi
             })
         }
         _ => None,
-    };
-    match hint {
-        Some(hint) => source_error(release, format!("{}; {hint}", describe(&source))),
-        None => PublishError::Fetch {
-            release: release.to_owned(),
-            source,
-        },
     }
 }
 
