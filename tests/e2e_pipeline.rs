@@ -55,7 +55,7 @@ async fn upstream_to_beta_to_gate_to_stable_and_a_bad_version_is_withdrawn() {
     // The gate's test cluster is the shared one; stable's cluster is our own.
     let gate_kubeconfig = kubeconfig_path();
     let _stable_cluster = OwnCluster::up("stable");
-    let mut w = World::new("pipeline", &["web"]).await;
+    let w = World::new("pipeline", &["web"]).await;
     let work = w.dir.path().to_path_buf();
     let home = work.join("helm-home");
     let gate_key = test_key_file(&work, "test-channel-2");
@@ -142,17 +142,20 @@ async fn upstream_to_beta_to_gate_to_stable_and_a_bad_version_is_withdrawn() {
         "{text}"
     );
     // Publish beta#1, gate it on the test cluster, promote it to stable.
-    ok(&[
-        "publish",
-        "--spec",
-        &spec_arg,
-        "--key",
-        &key,
-        "--out",
-        site.to_str().unwrap(),
-        "--sequence",
-        "1",
-    ]);
+    let publish = |extra: &[&str]| {
+        let mut args = vec![
+            "publish",
+            "--spec",
+            &spec_arg,
+            "--key",
+            &key,
+            "--out",
+            site.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        ok(&args)
+    };
+    publish(&["--sequence", "1"]);
     let gate_ns = format!("{}-gate", w.ns.name);
     let (code, out, err) = gate(&gate_ns);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
@@ -186,15 +189,7 @@ async fn upstream_to_beta_to_gate_to_stable_and_a_bad_version_is_withdrawn() {
     );
     let (code, out, err) = run(&["upstream", "check", "--spec", &spec_arg, "--write"]);
     assert_eq!(code, 2, "stdout: {out}\nstderr: {err}");
-    ok(&[
-        "publish",
-        "--spec",
-        &spec_arg,
-        "--key",
-        &key,
-        "--out",
-        site.to_str().unwrap(),
-    ]);
+    publish(&[]);
     let (code, out, err) = gate(&gate_ns);
     assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
     assert!(out.contains("FAIL  web 1.2.0"), "{out}");
