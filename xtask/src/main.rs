@@ -4,11 +4,13 @@ mod bad_charts;
 mod bad_inputs;
 mod bench;
 mod bench_agent;
+mod bench_serve;
 mod cargo;
 mod cluster;
 mod crd;
 mod demo;
 mod e2e;
+mod fuzz;
 mod image;
 mod paths;
 mod schema;
@@ -51,10 +53,14 @@ enum Command {
         /// Instead, benchmark the agent on the loopback cluster `bench`: no-op reconcile
         /// (requests, helm processes, writes, CPU), memory with leader election on, leader
         /// hand-over after SIGKILL, restart after a kill during an upgrade, install time vs helm.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "serve")]
         agent: bool,
-        /// With --agent: how many runs the medians are taken over.
-        #[arg(long, default_value_t = 3, requires = "agent")]
+        /// Instead, `coxswain serve` under load (benches/serve.rs): 10,000 idle connections
+        /// (RSS, a normal request meanwhile) and 64 concurrent downloads of a 50 MiB chart.
+        #[arg(long)]
+        serve: bool,
+        /// With --agent or --serve: how many runs the medians are taken over.
+        #[arg(long, default_value_t = 3)]
         runs: usize,
     },
     /// Regenerate the hostile specs, signed indexes and trust roots in testdata/bad/ (deterministic).
@@ -67,6 +73,9 @@ enum Command {
     Cluster(cluster::ClusterCommand),
     /// Run the e2e tests (tests/e2e_*.rs) against a loopback cluster.
     E2e(e2e::E2eArgs),
+    /// Fuzz the readers of hostile bytes (src/fuzz.rs) with AFL++ (cargo-afl, stable
+    /// toolchain); saves crashes and hangs under fuzz/regressions/.
+    Fuzz(fuzz::FuzzArgs),
     /// Run every check and test: fmt, clippy, unit and component tests, e2e (what CI runs).
     Test,
     /// Write the agent's container image as an OCI image layout (no container engine):
@@ -85,18 +94,22 @@ fn main() -> Result<()> {
         Command::Demo { keep, no_cluster } => demo::run(&workspace_root(), keep, no_cluster),
         Command::Bench {
             record,
-            agent: false,
-            ..
-        } => bench::run(&workspace_root(), record),
-        Command::Bench {
-            record,
             agent: true,
             runs,
+            ..
         } => bench_agent::run(&workspace_root(), runs, record),
+        Command::Bench {
+            record,
+            serve: true,
+            runs,
+            ..
+        } => bench_serve::run(&workspace_root(), runs, record),
+        Command::Bench { record, .. } => bench::run(&workspace_root(), record),
         Command::GenBadInputs => bad_inputs::write_all(&workspace_root()),
         Command::Tools => tools::run(),
         Command::Cluster(command) => cluster::run(command),
         Command::E2e(args) => e2e::run(&args),
+        Command::Fuzz(args) => fuzz::run(&workspace_root(), &args),
         Command::Test => test::run(),
         Command::Image(args) => image::run(&workspace_root(), &args),
     }
