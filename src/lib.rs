@@ -18,6 +18,7 @@ pub mod atomic;
 pub mod bounded;
 pub mod duration;
 pub mod fsread;
+pub mod fuzz;
 
 pub use agent::{crd, health, helm, metrics, plan, ui};
 pub use channel::{format, json, keys, trust, values, verify, yaml};

@@ -576,9 +576,14 @@ async fn serve(dir: &Path) -> (String, tokio::sync::oneshot::Sender<()>) {
     let url = coxswain::serve::display_url(listener.local_addr().unwrap());
     let router = coxswain::serve::router(dir, Default::default()).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(coxswain::serve::run(listener, router, async move {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(coxswain::serve::run(
+        listener,
+        router,
+        Default::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     (url, stop)
 }
 

@@ -25,11 +25,15 @@ struct Server {
 
 impl Server {
     async fn start(dir: &Path) -> Server {
+        Server::start_with(dir, ServeOptions::default()).await
+    }
+
+    async fn start_with(dir: &Path, options: ServeOptions) -> Server {
         let listener = serve::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let router = serve::router(dir, ServeOptions::default()).unwrap();
+        let router = serve::router(dir, options.clone()).unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let done = tokio::spawn(serve::run(listener, router, async {
+        let done = tokio::spawn(serve::run(listener, router, options, async {
             let _ = stopped.await;
         }));
         Server {
@@ -570,4 +574,213 @@ where
         }
     });
     addr
+}
+
+// ---- under abuse: idle and slow clients, the connection cap, streamed files ----
+
+fn options(max_connections: usize, header_read_timeout: Duration) -> ServeOptions {
+    ServeOptions {
+        max_connections,
+        header_read_timeout,
+        ..ServeOptions::default()
+    }
+}
+
+/// Reads until the server closes the connection or `limit` passes; whether it closed.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut sink = Vec::new();
+    matches!(
+        tokio::time::timeout(limit, stream.read_to_end(&mut sink)).await,
+        Ok(Ok(_)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test]
+async fn idle_and_slow_header_connections_are_closed_after_the_header_timeout() {
+    let (dir, _chart, _hex) = sample_site();
+    let server = Server::start_with(dir.path(), options(16, Duration::from_secs(1))).await;
+
+    // Connects and sends nothing.
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
+    // Sends a request head one byte at a time, never finishing it (slowloris).
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    let trickle = tokio::spawn(async move {
+        for byte in b"GET /channels/stable/index.json HTTP/1.1\r\nHost: x\r\nX-Slow: "
+            .iter()
+            .cycle()
+        {
+            if slow.write_all(&[*byte]).await.is_err() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    });
+    // A kept-alive connection that went quiet after one answered request.
+    let mut kept = TcpStream::connect(server.addr).await.unwrap();
+    kept.write_all(b"GET /channels/stable/index.json HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    kept.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+
+    // Far more than the 1 s timeout, so that a loaded machine does not fail the test.
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(30)).await,
+        "idle connection still open"
+    );
+    assert!(
+        closed_within(&mut kept, Duration::from_secs(30)).await,
+        "quiet keep-alive connection still open"
+    );
+    let cut = tokio::time::timeout(Duration::from_secs(30), trickle)
+        .await
+        .expect("the slow sender was not cut off")
+        .unwrap();
+    assert!(cut, "the slow sender's writes kept succeeding");
+
+    // The server still serves.
+    assert_eq!(
+        raw_status(server.addr, &get("/channels/stable/index.json")).await,
+        200
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_wait_until_a_slot_is_free() {
+    let (dir, _chart, _hex) = sample_site();
+    // A long header timeout: the idle connections hold their slots for the whole test.
+    let server = Server::start_with(dir.path(), options(2, Duration::from_secs(120))).await;
+    let first_idle = TcpStream::connect(server.addr).await.unwrap();
+    let _second_idle = TcpStream::connect(server.addr).await.unwrap();
+
+    // The kernel completes the handshake (backlog), but the server does not take the
+    // connection, so its request gets no answer while both slots are held.
+    let mut waiting = TcpStream::connect(server.addr).await.unwrap();
+    waiting
+        .write_all(get("/channels/stable/index.json").as_bytes())
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let early =
+        tokio::time::timeout(Duration::from_secs(2), waiting.read_to_end(&mut response)).await;
+    assert!(
+        early.is_err(),
+        "answered over the cap: {:?}",
+        String::from_utf8_lossy(&response)
+    );
+    assert!(response.is_empty());
+
+    // One idle client leaves: the waiting connection is taken and answered.
+    drop(first_idle);
+    tokio::time::timeout(Duration::from_secs(30), waiting.read_to_end(&mut response))
+        .await
+        .expect("no answer after a slot was freed")
+        .unwrap();
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    server.shutdown().await;
+}
+
+/// A site with one large chart-like file; returns it and its path on the site.
+fn large_file_site(len: usize) -> (tempfile::TempDir, Vec<u8>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    // Not compressible, not periodic at any small stride.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let bytes: Vec<u8> = (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    let hex = coxswain_sha256(&bytes);
+    SiteWriter::new(dir.path())
+        .write(&SitePath::chart(&hex).unwrap(), &bytes)
+        .unwrap();
+    (dir, bytes, format!("/charts/sha256-{hex}.tgz"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_files_stream_to_many_clients_and_a_slow_reader_gets_every_byte() {
+    let (dir, bytes, path) = large_file_site(24 << 20);
+    let server = Server::start(dir.path()).await;
+    let url = format!("{}{path}", server.url());
+    let want = strong_etag(&bytes);
+
+    let slow = {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let mut response = reqwest::get(&url).await.unwrap();
+            assert_eq!(response.status(), 200);
+            let mut got = Vec::new();
+            while let Some(chunk) = response.chunk().await.unwrap() {
+                got.extend_from_slice(&chunk);
+                // About 2 ms per 16 KiB: the fast downloads finish long before.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            got
+        })
+    };
+    let fast: Vec<_> = (0..12)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { reqwest::get(&url).await.unwrap().bytes().await.unwrap() })
+        })
+        .collect();
+    for download in fast {
+        let got = download.await.unwrap();
+        assert_eq!(got.len(), bytes.len());
+        assert_eq!(strong_etag(&got), want);
+    }
+    let got = slow.await.unwrap();
+    assert_eq!(got.len(), bytes.len());
+    assert_eq!(strong_etag(&got), want);
+    server.shutdown().await;
+}
+
+/// Streaming, shown by behaviour: a file changed in place (same inode, so no new
+/// ETag is computed) after the first megabyte was received reaches the client with its
+/// new tail, so the server read the tail from disk while sending, not before. (A publish
+/// never changes a file in place; this only makes the reads visible.)
+#[tokio::test]
+async fn a_file_body_is_read_from_disk_while_it_is_sent() {
+    let len = 32 << 20;
+    let (dir, bytes, path) = large_file_site(len);
+    let server = Server::start(dir.path()).await;
+    let mut response = reqwest::get(format!("{}{path}", server.url()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut got = Vec::new();
+    while got.len() < 1 << 20 {
+        got.extend_from_slice(&response.chunk().await.unwrap().expect("more body"));
+    }
+    // Loopback socket buffers hold a few MiB at most; the last 8 MiB cannot have been
+    // read yet.
+    let tail_start = len - (8 << 20);
+    {
+        use std::io::{Seek, SeekFrom};
+        let file_path = dir.path().join(path.trim_start_matches('/'));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(file_path)
+            .unwrap();
+        file.seek(SeekFrom::Start(tail_start as u64)).unwrap();
+        file.write_all(&vec![0xAB; len - tail_start]).unwrap();
+        file.sync_all().unwrap();
+    }
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(got.len(), len);
+    assert_eq!(&got[..tail_start], &bytes[..tail_start]);
+    assert!(
+        got[tail_start..].iter().all(|b| *b == 0xAB),
+        "the tail was sent as it was before the change"
+    );
+    server.shutdown().await;
 }

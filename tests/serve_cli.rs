@@ -73,3 +73,55 @@ fn serve_prints_its_address_serves_and_stops_on_sigterm() {
         "no access log line in {stderr:?}"
     );
 }
+
+#[test]
+fn serve_flags_set_the_header_timeout_and_refuse_a_zero_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_coxswain"))
+        .args(["serve", "--max-connections", "0", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--max-connections"), "{stderr}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coxswain"))
+        .args([
+            "serve",
+            "--header-timeout",
+            "1s",
+            "--listen",
+            "127.0.0.1:0",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .to_owned();
+    // An idle connection is closed by the server (read returns 0) well within 30 s.
+    let mut idle = std::net::TcpStream::connect(&addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let read = idle.read(&mut buf);
+    assert!(
+        matches!(read, Ok(0))
+            || read
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{read:?}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -167,7 +167,7 @@ async fn tampered_charts_fail_naming_the_release_and_the_reason() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
     std::fs::write(&wiki, bytes).unwrap();
-    // One byte more in certs' archive.
+    // One byte more in certs' archive: more than the signed size.
     let certs = chart_file(&f.site, &index, "certs");
     let mut bytes = std::fs::read(&certs).unwrap();
     bytes.push(0);
@@ -190,9 +190,21 @@ async fn tampered_charts_fail_naming_the_release_and_the_reason() {
             && wiki_line.contains("the index says"),
         "{wiki_line}"
     );
+    // The download is capped at the signed size: the extra byte is never read.
+    let certs_size = index
+        .releases
+        .iter()
+        .find(|r| r.name == "certs")
+        .unwrap()
+        .chart
+        .size;
     let certs_line = line("certs");
     assert!(certs_line.starts_with("FAIL"), "{certs_line}");
-    assert!(certs_line.contains("bytes, the index says"), "{certs_line}");
+    assert!(
+        certs_line.contains("chart certs ")
+            && certs_line.contains(&format!("is larger than the limit of {certs_size} bytes")),
+        "{certs_line}"
+    );
     assert!(line("sso").starts_with("ok"), "{stdout}");
     assert!(
         stderr.contains("2 of 5 release(s) in channel stable failed verification"),

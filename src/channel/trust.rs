@@ -62,6 +62,24 @@ pub enum TrustError {
     /// A key file problem.
     #[error(transparent)]
     Key(#[from] keys::KeyError),
+    /// The site holds more rotated roots than one walk follows.
+    #[error(
+        "the trust root walk from version {from} stopped after {steps} rotations, the most one walk follows"
+    )]
+    WalkTooManySteps {
+        /// The version the walk started from.
+        from: u64,
+        /// The rotations followed.
+        steps: u64,
+    },
+    /// The walk took longer than allowed (a slow site, or very many roots).
+    #[error("the trust root walk from version {from} took longer than {secs}s")]
+    WalkTimedOut {
+        /// The version the walk started from.
+        from: u64,
+        /// The time allowed.
+        secs: u64,
+    },
     /// Refused to replace an existing file.
     #[error("{0}: already exists (pass --force to replace it)")]
     Exists(PathBuf),
@@ -308,8 +326,54 @@ pub fn write_rotated(site_dir: &Path, signed: &SignedRoot) -> Result<PathBuf, Tr
     Ok(writer.write(&json, &signed.bytes)?)
 }
 
-/// Follows `trust/<N+1>.json` on `site` from `chain` until one is missing.
-pub async fn walk_site(site: &Site, mut chain: TrustChain) -> Result<TrustChain, TrustError> {
+/// How far one trust root walk may go.
+#[derive(Clone, Copy, Debug)]
+pub struct WalkBounds {
+    /// Most rotations followed (roots accepted after the starting one).
+    pub max_steps: u64,
+    /// Longest time for the whole walk, every request included.
+    pub max_time: std::time::Duration,
+}
+
+impl Default for WalkBounds {
+    /// 1,000 rotations (decades of yearly ones) and 5 minutes.
+    fn default() -> Self {
+        WalkBounds {
+            max_steps: 1_000,
+            max_time: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+/// Follows `trust/<N+1>.json` on `site` from `chain` until one is missing, within the
+/// default [`WalkBounds`].
+pub async fn walk_site(site: &Site, chain: TrustChain) -> Result<TrustChain, TrustError> {
+    walk_site_within(site, chain, WalkBounds::default()).await
+}
+
+/// [`walk_site`] within `bounds`: more rotations than `max_steps` or a walk longer than
+/// `max_time` is an error, and the chain is not advanced.
+pub async fn walk_site_within(
+    site: &Site,
+    chain: TrustChain,
+    bounds: WalkBounds,
+) -> Result<TrustChain, TrustError> {
+    let from = chain.current().version;
+    tokio::time::timeout(bounds.max_time, walk(site, chain, bounds.max_steps))
+        .await
+        .unwrap_or(Err(TrustError::WalkTimedOut {
+            from,
+            secs: bounds.max_time.as_secs(),
+        }))
+}
+
+async fn walk(
+    site: &Site,
+    mut chain: TrustChain,
+    max_steps: u64,
+) -> Result<TrustChain, TrustError> {
+    let from = chain.current().version;
+    let mut steps = 0;
     loop {
         let version = chain.next_version();
         let json = SitePath::trust_root(version);
@@ -318,6 +382,10 @@ pub async fn walk_site(site: &Site, mut chain: TrustChain) -> Result<TrustChain,
             Err(e) if e.is_not_found() => return Ok(chain),
             Err(e) => return Err(e.into()),
         };
+        if steps >= max_steps {
+            return Err(TrustError::WalkTooManySteps { from, steps });
+        }
+        steps += 1;
         let sig = SitePath::trust_root_signatures(version);
         let sig_bytes = site.read(&sig, DocKind::Signatures).await?;
         chain.advance(
@@ -462,6 +530,42 @@ mod tests {
         let chain = walk_site(&site, chain).await.unwrap();
         assert_eq!(chain.current().version, 3);
         assert_eq!(chain.current(), &r3.root);
+
+        // The walk is bounded in steps and in time.
+        let chain = TrustChain::anchor(&bytes, None, "trust.json").unwrap();
+        let bounds = WalkBounds {
+            max_steps: 1,
+            ..WalkBounds::default()
+        };
+        match walk_site_within(&site, chain.clone(), bounds).await {
+            Err(TrustError::WalkTooManySteps { from: 1, steps: 1 }) => {}
+            other => panic!("{other:?}"),
+        }
+        let bounds = WalkBounds {
+            max_steps: 2,
+            ..WalkBounds::default()
+        };
+        assert_eq!(
+            walk_site_within(&site, chain.clone(), bounds)
+                .await
+                .unwrap()
+                .current()
+                .version,
+            3
+        );
+        let bounds = WalkBounds {
+            max_time: std::time::Duration::ZERO,
+            ..WalkBounds::default()
+        };
+        let err = walk_site_within(&site, chain, bounds).await.unwrap_err();
+        assert!(
+            matches!(err, TrustError::WalkTimedOut { from: 1, secs: 0 }),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "the trust root walk from version 1 took longer than 0s"
+        );
 
         // A tampered rotated root stops the walk with a verification error.
         let p = SitePath::trust_root(3).under(&site_dir);

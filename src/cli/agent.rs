@@ -141,7 +141,7 @@ fn parse_listen(text: &str) -> Result<Listen, String> {
     })
 }
 
-fn parse_timeout(text: &str) -> Result<coxswain::duration::Duration, String> {
+pub(crate) fn parse_timeout(text: &str) -> Result<coxswain::duration::Duration, String> {
     let d = coxswain::duration::Duration::parse(text).map_err(|e| e.to_string())?;
     if d.as_secs() == 0 {
         return Err("a timeout of 0s would fail every request; write e.g. `60s`".into());

@@ -15,11 +15,10 @@
 //!    release rather than stopping at the first, so one run reports everything.
 
 use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 
 use crate::chart::{ArchiveLimits, ChartArchive};
 use crate::format::{IndexChart, Sha256Digest, Timestamp};
-use crate::site::{DocKind, Site, SiteError, SitePath};
+use crate::site::{DocKind, Fetched, Site, SiteError, SitePath};
 use crate::trust::{TrustError, walk_site};
 use crate::verify::{
     IndexPolicy, TrustChain, TrustedRoot, VerifiedIndex, VerifyError, verify_index,
@@ -247,7 +246,9 @@ pub async fn verify_site(
     };
     let fetched = fetch_verified_index(site, &trust, policy).await?;
     let index_path = SitePath::index(&opts.channel).map_err(fetch_err(opts.channel.clone()))?;
-    let mut archives: BTreeMap<Sha256Digest, Result<(Vec<u8>, String), String>> = BTreeMap::new();
+    // Outcomes, not archives: each archive is dropped once checked, so a verify holds
+    // one chart in memory at a time, however many the index pins.
+    let mut checked: BTreeMap<ChartKey, Result<(), String>> = BTreeMap::new();
     let mut releases = Vec::with_capacity(fetched.verified.index().releases.len());
     for release in &fetched.verified.index().releases {
         let mut problems = Vec::new();
@@ -259,7 +260,7 @@ pub async fn verify_site(
                 &index_path,
                 &fetched.verified,
                 chart,
-                &mut archives,
+                &mut checked,
                 &opts.archive_limits,
             )
             .await
@@ -281,46 +282,57 @@ pub async fn verify_site(
         trust_origin: trust.origin().to_owned(),
         index: fetched,
         releases,
-        charts_checked: archives.len(),
+        charts_checked: checked
+            .keys()
+            .map(|(digest, ..)| digest)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
     })
 }
 
-/// Fetches (once per digest) and checks one chart entry; the error is a one-line reason
-/// naming the chart.
+/// A chart entry as far as its check goes: the same archive may be pinned under another
+/// name or version, which is a different check.
+type ChartKey = (Sha256Digest, String, String);
+
+/// Fetches and checks one chart entry (once per digest, name and version), reading at
+/// most the entry's signed size; the error is a one-line reason naming the chart.
 async fn check_chart(
     site: &Site,
     index_path: &SitePath,
     verified: &VerifiedIndex,
     chart: &IndexChart,
-    archives: &mut BTreeMap<Sha256Digest, Result<(Vec<u8>, String), String>>,
+    checked: &mut BTreeMap<ChartKey, Result<(), String>>,
     limits: &ArchiveLimits,
 ) -> Result<(), String> {
+    let key = (chart.digest, chart.name.clone(), chart.version.clone());
+    if let Some(outcome) = checked.get(&key) {
+        return outcome.clone();
+    }
     let label = format!("chart {} {}", chart.name, chart.version);
-    let slot = match archives.entry(chart.digest) {
-        Entry::Occupied(known) => known.into_mut(),
-        Entry::Vacant(slot) => {
-            let fetched = match site.resolve(index_path, &chart.url) {
-                Ok(path) => {
-                    let location = site.location(&path);
-                    site.read(&path, DocKind::Chart)
-                        .await
-                        .map(|bytes| (bytes, location))
-                        .map_err(|e| format!("{label}: {}", describe(&e)))
-                }
-                Err(e) => Err(format!("{label}: {}", describe(&e))),
-            };
-            slot.insert(fetched)
-        }
-    };
-    let (bytes, location) = match slot {
-        Ok((bytes, location)) => (&*bytes, &*location),
-        Err(reason) => return Err(reason.clone()),
-    };
-    check_chart_bytes(verified, chart, bytes, location, limits).map_err(|e| match e {
-        ChartCheckError::Verify(e) => format!("{} ({location})", describe(&e)),
-        other => format!("{label}: {other}"),
-    })?;
-    Ok(())
+    let outcome = async {
+        let path = site
+            .resolve(index_path, &chart.url)
+            .map_err(|e| format!("{label}: {}", describe(&e)))?;
+        let location = site.location(&path);
+        // The signed size caps the download: a server sending more is cut off there.
+        let cap = chart.size.min(site.limits().cap(DocKind::Chart));
+        let bytes = match site.fetch(&path, cap, None).await {
+            Ok(Fetched::Modified { bytes, .. }) => bytes,
+            Ok(Fetched::NotModified) => {
+                return Err(format!("{label}: {location} answered 304 to a plain GET"));
+            }
+            Err(e) => return Err(format!("{label}: {}", describe(&e))),
+        };
+        check_chart_bytes(verified, chart, &bytes, &location, limits)
+            .map(drop)
+            .map_err(|e| match e {
+                ChartCheckError::Verify(e) => format!("{} ({location})", describe(&e)),
+                other => format!("{label}: {other}"),
+            })
+    }
+    .await;
+    checked.insert(key, outcome.clone());
+    outcome
 }
 
 /// Why a chart archive does not match its index entry.

@@ -16,11 +16,28 @@
 //!   and `Cache-Control` (content-addressed charts are immutable, the rest `no-cache`).
 //! - One access log line per request through `tracing`: method, path, status, bytes,
 //!   duration.
-//! - Files are read whole into memory, up to [`ServeOptions::max_file_bytes`].
+//! - Files are streamed from the open file in 32 KiB chunks, never read whole into memory
+//!   (the ETag of a file not seen before is computed by reading it once, in chunks too);
+//!   files over [`ServeOptions::max_file_bytes`] are refused.
+//!
+//! Under abuse (many idle, slow or hostile clients) its memory stays bounded:
+//!
+//! - At most [`ServeOptions::max_connections`] connections are served at once; the accept
+//!   loop takes no further connection until one closes, so the rest wait in the kernel's
+//!   listen backlog (and beyond it, in the clients' connect retries), never as tasks or
+//!   buffers of this process.
+//! - A connection must deliver a complete request head within
+//!   [`ServeOptions::header_read_timeout`] of the server's starting to wait for one (on a
+//!   new connection and between keep-alive requests), or it is closed: an idle or
+//!   slowloris client holds its slot for at most that long.
+//! - Request heads and buffered output are capped at 64 KiB per connection
+//!   (`CONNECTION_BUFFER_BYTES`).
+//! - A client that is served but reads its download slowly keeps its slot as long as it
+//!   reads; that costs one connection slot and a 32 KiB chunk, not the file.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -30,11 +47,18 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::io::ReaderStream;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use crate::site::{check_segment, if_none_match_matches, strong_etag};
+use crate::site::{check_segment, if_none_match_matches};
 
 /// Settings of the static server.
 #[derive(Clone, Debug)]
@@ -42,15 +66,37 @@ pub struct ServeOptions {
     /// Largest file served; larger ones get a 500 and a log line (the site's own readers
     /// refuse far smaller documents anyway).
     pub max_file_bytes: u64,
+    /// Connections served at once; further ones are not accepted until one closes.
+    pub max_connections: usize,
+    /// Time a connection has to send a complete request head, counted from when the
+    /// server starts waiting for one (on connect and between keep-alive requests).
+    pub header_read_timeout: Duration,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             max_file_bytes: 256 * 1024 * 1024,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         }
     }
 }
+
+/// Default of [`ServeOptions::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+
+/// Default of [`ServeOptions::header_read_timeout`].
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Read and write buffer cap per connection (hyper's `max_buf_size`): bounds a request head.
+const CONNECTION_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Chunk size of a streamed file body.
+const BODY_CHUNK_BYTES: usize = 32 * 1024;
+
+/// After shutdown is asked for, requests in flight get this long to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -71,9 +117,6 @@ pub enum ServeError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// The server failed while running.
-    #[error("the server failed")]
-    Run(#[source] std::io::Error),
 }
 
 /// Binds `addr` (`127.0.0.1:0` picks a free port; ask the listener for it).
@@ -132,16 +175,62 @@ pub fn router(dir: &Path, options: ServeOptions) -> Result<Router, ServeError> {
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight
-/// finish.
+/// finish (for up to 10 s), with the connection cap and header-read timeout of `options`.
 pub async fn run(
     listener: TcpListener,
     router: Router,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+    let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .max_buf_size(CONNECTION_BUFFER_BYTES);
+    let service = TowerToHyperService::new(router);
+    tokio::pin!(shutdown);
+    loop {
+        // The slot is taken before the accept: over the cap, connections stay in the
+        // kernel's backlog instead of becoming tasks here.
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                // Never closed; stop serving rather than spin if it were.
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, or a connection reset before it was
+                    // accepted: wait a little instead of spinning.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let connection =
+            graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
-        .map_err(ServeError::Run)
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after the shutdown grace period are cut off");
+    }
+    Ok(())
 }
 
 /// Completes on ctrl-c or, on Unix, SIGTERM.
@@ -284,8 +373,9 @@ enum Lookup {
     Found {
         etag: String,
         len: u64,
-        /// `None` when the caller did not need the body (HEAD or a matching ETag).
-        bytes: Option<Vec<u8>>,
+        /// The open file, at its start; `None` when the caller did not need the body
+        /// (HEAD or a matching ETag).
+        body: Option<std::fs::File>,
     },
 }
 
@@ -320,8 +410,8 @@ async fn handle(
         lookup_file(&lookup_state, &segments, is_head, wanted.as_deref())
     })
     .await;
-    let (etag, len, bytes) = match lookup {
-        Ok(Ok(Lookup::Found { etag, len, bytes })) => (etag, len, bytes),
+    let (etag, len, file) = match lookup {
+        Ok(Ok(Lookup::Found { etag, len, body })) => (etag, len, body),
         Ok(Ok(Lookup::Missing)) => return plain(StatusCode::NOT_FOUND),
         Ok(Ok(Lookup::TooLarge(len))) => {
             tracing::error!(
@@ -348,13 +438,16 @@ async fn handle(
     } else {
         StatusCode::OK
     };
-    let sent = match (&bytes, not_modified || is_head) {
-        (Some(bytes), false) => bytes.len() as u64,
-        _ => 0,
-    };
-    let body = match bytes {
-        Some(bytes) if !not_modified && !is_head => Body::from(bytes),
-        _ => Body::empty(),
+    let (body, sent) = match file {
+        Some(file) if !not_modified && !is_head => {
+            // `take`: a file that grows while it is sent still matches its Content-Length.
+            let reader = tokio::fs::File::from_std(file).take(len);
+            (
+                Body::from_stream(ReaderStream::with_capacity(reader, BODY_CHUNK_BYTES)),
+                len,
+            )
+        }
+        _ => (Body::empty(), 0),
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -412,7 +505,7 @@ fn lookup_file(
         tracing::warn!(path = %path.display(), "refusing a symlink that leaves the site");
         return Ok(Lookup::Missing);
     }
-    let file = match std::fs::File::open(&real) {
+    let mut file = match std::fs::File::open(&real) {
         Ok(file) => file,
         Err(e) if is_absent(&e) => return Ok(Lookup::Missing),
         Err(e) => return Err(e),
@@ -427,38 +520,54 @@ fn lookup_file(
         .lock()
         .ok()
         .and_then(|cache| cache.get(&key).cloned());
-    if let Some(etag) = cached {
-        let body_needed =
-            !is_head && !if_none_match.is_some_and(|h| if_none_match_matches(h, &etag));
-        if !body_needed {
-            return Ok(Lookup::Found {
-                etag,
-                len: meta.len(),
-                bytes: None,
-            });
+    let len = meta.len();
+    if len > state.options.max_file_bytes {
+        return Ok(Lookup::TooLarge(len));
+    }
+    let etag = match cached {
+        Some(etag) => etag,
+        None => {
+            let etag = file_etag(&mut file, len)?;
+            file.rewind()?;
+            if let Ok(mut cache) = state.etags.lock() {
+                if cache.len() >= ETAG_CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(key, etag.clone());
+            }
+            etag
         }
-    }
-    if meta.len() > state.options.max_file_bytes {
-        return Ok(Lookup::TooLarge(meta.len()));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.take(state.options.max_file_bytes.saturating_add(1))
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > state.options.max_file_bytes {
-        return Ok(Lookup::TooLarge(bytes.len() as u64));
-    }
-    let etag = strong_etag(&bytes);
-    if let Ok(mut cache) = state.etags.lock() {
-        if cache.len() >= ETAG_CACHE_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(key, etag.clone());
-    }
+    };
+    let body_needed = !is_head && !if_none_match.is_some_and(|h| if_none_match_matches(h, &etag));
     Ok(Lookup::Found {
         etag,
-        len: bytes.len() as u64,
-        bytes: Some(bytes),
+        len,
+        body: body_needed.then_some(file),
     })
+}
+
+/// The strong ETag ([`crate::site::strong_etag`]) of the first `len` bytes of `file`, read in chunks; a
+/// file shorter than its `stat` size (cut while read) is an error.
+fn file_etag(file: &mut std::fs::File, len: u64) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    let mut reader = file.take(len);
+    let mut buffer = vec![0u8; BODY_CHUNK_BYTES];
+    let mut read = 0u64;
+    loop {
+        let n = reader.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        read += n as u64;
+    }
+    if read != len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the file was cut while read ({read} of {len} bytes)"),
+        ));
+    }
+    Ok(format!("\"sha256-{}\"", hex::encode(hasher.finalize())))
 }
 
 fn is_absent(error: &std::io::Error) -> bool {
@@ -531,6 +640,21 @@ mod tests {
         ] {
             assert_eq!(classify_path(escape), Target::BadRequest, "{escape}");
         }
+    }
+
+    #[test]
+    fn a_file_etag_read_in_chunks_is_the_strong_etag_of_its_bytes() {
+        let bytes: Vec<u8> = (0..BODY_CHUNK_BYTES * 3 + 17).map(|i| i as u8).collect();
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, &bytes).unwrap();
+        file.rewind().unwrap();
+        assert_eq!(
+            file_etag(&mut file, bytes.len() as u64).unwrap(),
+            crate::site::strong_etag(&bytes)
+        );
+        file.rewind().unwrap();
+        let cut = file_etag(&mut file, bytes.len() as u64 + 1).unwrap_err();
+        assert_eq!(cut.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 
     #[test]

@@ -106,6 +106,39 @@ pub fn run(root: &Path, record: bool) -> Result<()> {
     Ok(())
 }
 
+/// Replaces the section of docs/performance.md that begins at `marker` with `report`
+/// (which begins with the marker): what came before is kept, and so is everything from
+/// `next` (the marker of the section after it) on; without `next` the section is the last.
+pub(crate) fn record_section(
+    root: &Path,
+    marker: &str,
+    next: Option<&str>,
+    report: &str,
+) -> Result<()> {
+    let path = root.join("docs/performance.md");
+    let existing =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let head = existing
+        .split_once(marker)
+        .map_or(existing.as_str(), |(head, _)| head);
+    let tail = next
+        .and_then(|next| {
+            existing
+                .split_once(next)
+                .map(|(_, tail)| format!("\n\n{next}{tail}"))
+        })
+        .unwrap_or_default();
+    // The last section ends the file with a newline; otherwise `tail` brings the end.
+    let end = if tail.is_empty() { "\n" } else { "" };
+    std::fs::write(
+        &path,
+        format!("{}\n\n{}{tail}{end}", head.trim_end(), report.trim_end()),
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
 /// The median point estimate criterion stored for `bench`, in nanoseconds.
 fn median_ns(target: &Path, bench: &Bench) -> Result<f64> {
     let path = target

@@ -114,21 +114,7 @@ pub fn run(root: &Path, runs: usize, record: bool) -> Result<()> {
     let report = render(&figures)?;
     println!("\n{report}");
     if record {
-        let path = root.join("docs/performance.md");
-        let existing = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let head = existing
-            .split_once(MARKER)
-            .map_or(existing.as_str(), |(head, _)| head);
-        let image = existing
-            .split_once(IMAGE_MARKER)
-            .map_or_else(String::new, |(_, tail)| format!("\n\n{IMAGE_MARKER}{tail}"));
-        std::fs::write(
-            &path,
-            format!("{}\n\n{}{image}", head.trim_end(), report.trim_end()),
-        )
-        .with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
+        crate::bench::record_section(root, MARKER, Some(IMAGE_MARKER), &report)?;
     }
     Ok(())
 }

@@ -7,9 +7,15 @@ use anyhow::{Context, Result, bail};
 
 /// Runs `cargo ARGS` in `root` (the cargo that runs this xtask), failing on a non-zero exit.
 pub fn run(root: &Path, args: &[&str]) -> Result<()> {
+    run_with_env(root, args, &[])
+}
+
+/// [`run`] with extra environment variables.
+pub fn run_with_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(root)
         .status()
         .with_context(|| format!("running cargo {}", args.join(" ")))?;

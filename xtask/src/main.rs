@@ -5,11 +5,13 @@ mod bad_inputs;
 mod bench;
 mod bench_agent;
 mod bench_noop;
+mod bench_serve;
 mod cargo;
 mod cluster;
 mod crd;
 mod demo;
 mod e2e;
+mod fuzz;
 mod image;
 mod paths;
 mod schema;
@@ -52,17 +54,21 @@ enum Command {
         /// Instead, benchmark the agent on the loopback cluster `bench`: no-op reconcile
         /// (requests, helm processes, writes, CPU), memory with leader election on, leader
         /// hand-over after SIGKILL, restart after a kill during an upgrade, install time vs helm.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "serve")]
         agent: bool,
         /// Instead, measure what an unchanged channel costs `agent --once` (helm
         /// processes, wall time) on a 5- and a 20-release stack, and the 20-release
         /// upgrade at several `concurrency` settings, on the loopback cluster `bench-noop`.
-        #[arg(long, conflicts_with = "agent")]
+        #[arg(long, conflicts_with_all = ["agent", "serve"])]
         noop: bool,
         /// With --noop: a coxswain binary to compare with (e.g. main's), in interleaved rounds.
         #[arg(long, requires = "noop")]
         baseline: Option<std::path::PathBuf>,
-        /// With --agent or --noop: how many runs the medians are taken over.
+        /// Instead, `coxswain serve` under load (benches/serve.rs): 10,000 idle connections
+        /// (RSS, a normal request meanwhile) and 64 concurrent downloads of a 50 MiB chart.
+        #[arg(long)]
+        serve: bool,
+        /// With --agent, --noop or --serve: how many runs the medians are taken over.
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
@@ -76,6 +82,9 @@ enum Command {
     Cluster(cluster::ClusterCommand),
     /// Run the e2e tests (tests/e2e_*.rs) against a loopback cluster.
     E2e(e2e::E2eArgs),
+    /// Fuzz the readers of hostile bytes (src/fuzz.rs) with AFL++ (cargo-afl, stable
+    /// toolchain); saves crashes and hangs under fuzz/regressions/.
+    Fuzz(fuzz::FuzzArgs),
     /// Run every check and test: fmt, clippy, unit and component tests, e2e (what CI runs).
     Test,
     /// Write the agent's container image as an OCI image layout (no container engine):
@@ -101,19 +110,22 @@ fn main() -> Result<()> {
         } => bench_noop::run(&workspace_root(), runs, baseline, record),
         Command::Bench {
             record,
-            agent: false,
-            ..
-        } => bench::run(&workspace_root(), record),
-        Command::Bench {
-            record,
             agent: true,
             runs,
             ..
         } => bench_agent::run(&workspace_root(), runs, record),
+        Command::Bench {
+            record,
+            serve: true,
+            runs,
+            ..
+        } => bench_serve::run(&workspace_root(), runs, record),
+        Command::Bench { record, .. } => bench::run(&workspace_root(), record),
         Command::GenBadInputs => bad_inputs::write_all(&workspace_root()),
         Command::Tools => tools::run(),
         Command::Cluster(command) => cluster::run(command),
         Command::E2e(args) => e2e::run(&args),
+        Command::Fuzz(args) => fuzz::run(&workspace_root(), &args),
         Command::Test => test::run(),
         Command::Image(args) => image::run(&workspace_root(), &args),
     }

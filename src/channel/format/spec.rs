@@ -517,9 +517,14 @@ pub enum SpecFileError {
 /// Reads a YAML values file (size-capped, budgeted); an empty file is an empty mapping.
 pub fn load_values_file(path: &Path) -> Result<Map<String, Value>, SpecFileError> {
     let bytes = read_capped(path, MAX_VALUES_BYTES)?;
+    read_values(&bytes, path)
+}
+
+/// Parses the bytes of a values file read from `path` (which names it in errors).
+pub fn read_values(bytes: &[u8], path: &Path) -> Result<Map<String, Value>, SpecFileError> {
     let origin = path.display().to_string();
     let value: Option<crate::values::YamlValue> =
-        yaml::from_slice(&bytes, &origin, yaml::Limits::bytes(MAX_VALUES_BYTES))?;
+        yaml::from_slice(bytes, &origin, yaml::Limits::bytes(MAX_VALUES_BYTES))?;
     let Some(value) = value else {
         return Ok(Map::new());
     };
