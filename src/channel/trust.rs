@@ -359,22 +359,33 @@ pub async fn walk_site_within(
     bounds: WalkBounds,
 ) -> Result<TrustChain, TrustError> {
     let from = chain.current().version;
-    tokio::time::timeout(bounds.max_time, walk(site, chain, bounds.max_steps))
+    let timed_out = TrustError::WalkTimedOut {
+        from,
+        secs: bounds.max_time.as_secs(),
+    };
+    // The timeout stops a read that hangs; the walk itself also checks the time before
+    // each step, so the bound holds however quickly a site answers.
+    tokio::time::timeout(bounds.max_time, walk(site, chain, bounds))
         .await
-        .unwrap_or(Err(TrustError::WalkTimedOut {
-            from,
-            secs: bounds.max_time.as_secs(),
-        }))
+        .unwrap_or(Err(timed_out))
 }
 
 async fn walk(
     site: &Site,
     mut chain: TrustChain,
-    max_steps: u64,
+    bounds: WalkBounds,
 ) -> Result<TrustChain, TrustError> {
+    let started = std::time::Instant::now();
     let from = chain.current().version;
+    let max_steps = bounds.max_steps;
     let mut steps = 0;
     loop {
+        if started.elapsed() >= bounds.max_time {
+            return Err(TrustError::WalkTimedOut {
+                from,
+                secs: bounds.max_time.as_secs(),
+            });
+        }
         let version = chain.next_version();
         let json = SitePath::trust_root(version);
         let bytes = match site.read(&json, DocKind::TrustRoot).await {
