@@ -415,15 +415,17 @@ async fn a_webhook_without_a_ready_endpoint_is_named() {
 async fn a_kind_nobody_serves_waits_and_a_cluster_scoped_kind_drops_its_namespace() {
     let client = client().await;
     let ns = TestNamespace::create(&client, "health-kinds").await;
+    // A group no test defines (e2e_crds installs a Widget CRD and, by design, never
+    // deletes it).
     let widget = ObjectRef {
-        api_version: "widgets.coxswain.test/v1".into(),
-        kind: "Widget".into(),
+        api_version: "unserved.coxswain.test/v1".into(),
+        kind: "Gadget".into(),
         namespace: Some(ns.name.clone()),
         name: "w".into(),
     };
     let reason = timed_out(&client, vec![widget], &HealthOptions::default()).await;
     assert!(
-        reason.contains("kind widgets.coxswain.test/v1 Widget is not served by the API server"),
+        reason.contains("kind unserved.coxswain.test/v1 Gadget is not served by the API server"),
         "{reason}"
     );
     // A cluster-scoped object given a namespace (helm ignores it; a guessed
