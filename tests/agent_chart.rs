@@ -518,6 +518,7 @@ fn every_value_set_renders_every_object_and_maps_onto_the_crd() {
     assert_eq!(flag(&args, "--listen"), "0.0.0.0:9090");
     assert_eq!(flag(&args, "--lease-duration"), "20s");
     assert_eq!(flag(&args, "--http-timeout"), "90s");
+    assert_eq!(flag(&args, "--fetch-deadline"), "7m");
     assert_eq!(
         env_of(c, "HTTPS_PROXY")["value"],
         "http://proxy.example.org:3128"

@@ -115,6 +115,7 @@ async fn verify_dir_at(
         min_sequence: 0,
         now: at,
         archive_limits: ArchiveLimits::default(),
+        deadline: coxswain::site_verify::DEFAULT_VERIFY_DEADLINE,
     };
     let site = Site::dir(site, Limits::default()).unwrap();
     verify_site(&site, &opts).await.unwrap()

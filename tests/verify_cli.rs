@@ -459,12 +459,39 @@ async fn redirecting_front(dir: PathBuf, redirect: &'static str, target: String)
                 let location = format!("{target}{path}");
                 return (StatusCode::FOUND, [(header::LOCATION, location)]).into_response();
             }
-            match std::fs::read(dir.join(file.trim_start_matches('/'))) {
-                Ok(bytes) => bytes.into_response(),
-                Err(_) => StatusCode::NOT_FOUND.into_response(),
-            }
+            file_or_404(&dir.join(file.trim_start_matches('/')))
         }
     });
+    listen(app).await
+}
+
+/// What an agent subscribed to `server`'s stable channel with `anchor` asks.
+fn stable_request<'a>(
+    server: &'a str,
+    anchor: &'a [u8],
+) -> coxswain::agent::fetch::FetchRequest<'a> {
+    coxswain::agent::fetch::FetchRequest {
+        server,
+        channel: "stable",
+        anchor,
+        anchor_origin: "trust.json",
+        min_sequence: 0,
+        trust_floor: None,
+        now: Timestamp::now(),
+    }
+}
+
+/// A file of the site as a response, or 404.
+fn file_or_404(path: &Path) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match std::fs::read(path) {
+        Ok(bytes) => bytes.into_response(),
+        Err(_) => axum::http::StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Serves `app` on a free loopback port; its base URL.
+async fn listen(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -543,15 +570,7 @@ async fn redirects_to_another_origin_are_refused_for_every_document() {
             coxswain::agent::fetch::RetryPolicy::default(),
         );
         let anchor = std::fs::read(&f.trust).unwrap();
-        let request = coxswain::agent::fetch::FetchRequest {
-            server: &front,
-            channel: "stable",
-            anchor: &anchor,
-            anchor_origin: "trust.json",
-            min_sequence: 0,
-            trust_floor: None,
-            now: Timestamp::now(),
-        };
+        let request = stable_request(&front, &anchor);
         let err = match fetcher.fetch(request).await {
             Err(e) => e,
             Ok(outcome) => {
@@ -615,4 +634,197 @@ async fn a_megabyte_keyid_in_the_trust_anchor_gives_a_bounded_message() {
         &stderr[..stderr.len().min(400)]
     );
     assert!(stderr.len() < 2_000, "{} bytes", stderr.len());
+}
+
+/// How [`slow_front`] answers one path.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// The file, after this long (each request well inside any per-request timeout).
+    After(Duration),
+    /// 503, at once: a transient failure, retried.
+    Unavailable,
+}
+
+/// A front for the site in `dir` that answers each path as `answer` says.
+async fn slow_front(dir: PathBuf, answer: fn(&str) -> Answer) -> String {
+    use axum::http::{StatusCode, Uri};
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().fallback(move |uri: Uri| {
+        let dir = dir.clone();
+        async move {
+            let path = uri.path().trim_start_matches('/').to_owned();
+            match answer(&path) {
+                Answer::Unavailable => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+                Answer::After(delay) => {
+                    tokio::time::sleep(delay).await;
+                    file_or_404(&dir.join(&path))
+                }
+            }
+        }
+    });
+    listen(app).await
+}
+
+/// Charts take 400 ms each, everything else answers at once.
+fn slow_charts(path: &str) -> Answer {
+    if path.starts_with("charts/") {
+        Answer::After(Duration::from_millis(400))
+    } else {
+        Answer::After(Duration::ZERO)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_whole_verify_stops_at_its_deadline_however_quickly_each_request_answers() {
+    use coxswain::site::{Limits, Site};
+    use coxswain::site_verify::{SiteVerifyError, SiteVerifyOptions, verify_site};
+
+    let f = fixture(&key(1), &key(2)).await;
+    let charts = index_of(&f.site).releases.len();
+    assert!(charts >= 3, "the fixture pins several charts");
+    let front = slow_front(f.site.clone(), slow_charts).await;
+    let site = Site::open(&front, Limits::default()).unwrap();
+    let opts = |deadline| SiteVerifyOptions {
+        anchor: std::fs::read(&f.trust).unwrap(),
+        anchor_origin: "trust.json".into(),
+        channel: "stable".into(),
+        min_sequence: 0,
+        now: Timestamp::now(),
+        archive_limits: coxswain::chart::ArchiveLimits::default(),
+        deadline,
+    };
+
+    // With time enough, the slow site verifies: the delay alone breaks nothing.
+    let report = verify_site(&site, &opts(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(report.is_ok(), "{}", report.render());
+
+    // Every request answers within 400 ms, far inside the 60 s per-request
+    // timeout, but the charts together take longer than the whole check may.
+    let started = Instant::now();
+    let err = verify_site(&site, &opts(Duration::from_millis(1000)))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(&err, SiteVerifyError::DeadlineExceeded { during, .. } if during.starts_with("checking chart ")),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().starts_with(
+            "verify of channel stable did not finish within 1s (the deadline for the whole check): it ran out while checking chart "
+        ),
+        "{err}"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "stopped at the deadline, took {took:?}"
+    );
+
+    // The command line: `--deadline`, the same message, exit 1.
+    let (output, stdout, stderr) = verify(&f.trust, &front, &["--deadline", "1s"]);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stderr.contains("did not finish within 1s (the deadline for the whole check)"),
+        "{stderr}"
+    );
+    let (output, _, stderr) = verify(&f.trust, &front, &["--deadline", "0s"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("0s would stop every request at once"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agents_fetch_stops_at_its_deadline_retries_included_and_keeps_nothing() {
+    use coxswain::agent::fetch::{FetchError, Fetcher, RetryPolicy};
+
+    let f = fixture(&key(1), &key(2)).await;
+    let anchor = std::fs::read(&f.trust).unwrap();
+    let request = |server| stable_request(server, &anchor);
+    // Retries alone would go on for about 10 s (100 retries, 100 ms apart).
+    let patient = RetryPolicy {
+        min_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(100),
+        max_retries: 100,
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let fetcher = || {
+        Fetcher::new(
+            cache.path().join("charts"),
+            coxswain::site::Limits::default(),
+            patient,
+        )
+        .with_deadline(Duration::from_millis(800))
+    };
+
+    // The index answers 503 every time: retried until the deadline, not 100 times.
+    let unavailable = slow_front(f.site.clone(), |path| {
+        if path.starts_with("channels/") {
+            Answer::Unavailable
+        } else {
+            Answer::After(Duration::ZERO)
+        }
+    })
+    .await;
+    let started = Instant::now();
+    let err = fetcher().fetch(request(&unavailable)).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(err, FetchError::DeadlineExceeded { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "channel stable from {unavailable}: not finished within 800ms (the deadline for the whole fetch, retries included)"
+        )
+    );
+    assert!(
+        err.is_unreachable(),
+        "a site too slow to answer is an outage"
+    );
+    assert_eq!(err.verification_reason(), None);
+
+    // Each chart download has the same deadline: a chart that takes 2 s is cut
+    // off, and nothing reaches the cache.
+    let slow = slow_front(f.site.clone(), |path| {
+        if path.starts_with("charts/") {
+            Answer::After(Duration::from_secs(2))
+        } else {
+            Answer::After(Duration::ZERO)
+        }
+    })
+    .await;
+    let fetcher = fetcher();
+    let outcome = fetcher.fetch(request(&slow)).await.unwrap();
+    let chart = &outcome.snapshot.verified.index().releases[0].chart;
+    let err = fetcher.chart(&outcome.snapshot, chart).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "chart {} {}: not finished within 800ms (the deadline for the whole fetch, retries included)",
+            chart.name, chart.version
+        )
+    );
+    assert!(err.is_unreachable());
+    let cached = std::fs::read_dir(cache.path().join("charts"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(cached, 0, "nothing is written to the cache");
+
+    // With time enough, the same slow chart is fetched and cached.
+    let fetcher = Fetcher::new(
+        cache.path().join("charts"),
+        coxswain::site::Limits::default(),
+        patient,
+    );
+    let path = fetcher.chart(&outcome.snapshot, chart).await.unwrap();
+    assert!(path.is_file());
 }

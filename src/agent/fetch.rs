@@ -100,6 +100,19 @@ pub enum FetchError {
     /// The index failed verification (signatures, channel, expiry, sequence).
     #[error("index verification failed")]
     Verify(#[source] Box<VerifyError>),
+    /// The whole fetch (every request of it, retries and their delays
+    /// included) did not finish within the fetcher's deadline: a site that
+    /// answers each request just inside `--http-timeout`, or a long trust-root
+    /// walk, cannot hold the agent for longer than this.
+    #[error(
+        "{what}: not finished within {after:?} (the deadline for the whole fetch, retries included)"
+    )]
+    DeadlineExceeded {
+        /// What was being fetched: `channel <name> from <server>` or `chart <name version>`.
+        what: String,
+        /// The deadline that ran out.
+        after: StdDuration,
+    },
     /// A chart archive is not what the index says, or not a safe chart.
     #[error("chart {chart}")]
     Chart {
@@ -147,6 +160,9 @@ impl FetchError {
     /// verification failures and local problems.
     pub fn is_unreachable(&self) -> bool {
         match self {
+            // A site too slow to finish within the deadline is an outage: the
+            // next check tries again.
+            Self::DeadlineExceeded { .. } => true,
             Self::Site { source, .. } => source.is_transient() || source.is_not_found(),
             // A chart the index names but the site does not have is the site's
             // defect, not an outage: only transient download failures count.
@@ -182,7 +198,9 @@ impl FetchError {
             Self::TrustRootRollback { .. } | Self::Trust { .. } => "trust_root",
             Self::Anchor { .. } => "anchor",
             Self::Chart { .. } => "chart",
-            Self::BadServer { .. } | Self::Site { .. } => "malformed",
+            Self::BadServer { .. } | Self::Site { .. } | Self::DeadlineExceeded { .. } => {
+                "malformed"
+            }
         })
     }
 
@@ -266,10 +284,18 @@ struct Memo {
 /// left behind by a killed writer: longer than any download and write takes.
 const STALE_TEMPORARY_AGE: StdDuration = StdDuration::from_secs(600);
 
+/// The default for [`Fetcher::with_deadline`]: a fetch is a handful of
+/// requests of at most `--http-timeout` each, retried a few times; five
+/// minutes leaves room for that and for a long trust-root walk, and still
+/// frees the agent well within a check interval.
+pub const DEFAULT_FETCH_DEADLINE: StdDuration = StdDuration::from_secs(300);
+
 /// Fetches and verifies channels and charts; shared by every reconcile.
 pub struct Fetcher {
     limits: Limits,
     retry: RetryPolicy,
+    /// How long one [`Fetcher::fetch`] or [`Fetcher::chart`] may take in all.
+    deadline: StdDuration,
     cache_dir: PathBuf,
     archive_limits: ArchiveLimits,
     sites: Mutex<HashMap<String, Site>>,
@@ -293,12 +319,25 @@ impl Fetcher {
         Self {
             limits,
             retry,
+            deadline: DEFAULT_FETCH_DEADLINE,
             cache_dir,
             archive_limits: ArchiveLimits::default(),
             sites: Mutex::new(HashMap::new()),
             memo: Mutex::new(HashMap::new()),
             swept: Mutex::new(None),
         }
+    }
+
+    /// The same fetcher with another overall deadline for each fetch of a
+    /// channel and each chart download (every request, retry and backoff
+    /// delay of it): per-request timeouts alone let a site that answers each
+    /// request just in time, or a long walk of trust roots, hold a check for
+    /// as long as it likes. Past the deadline the fetch fails with
+    /// [`FetchError::DeadlineExceeded`] (an outage: the next check retries)
+    /// and nothing of it is remembered or cached.
+    pub fn with_deadline(mut self, deadline: StdDuration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// Removes the partial downloads a killed agent left in the cache (they
@@ -403,8 +442,31 @@ impl Fetcher {
             .remove(&(server_key(server).to_owned(), channel.to_owned()));
     }
 
-    /// Fetches and verifies the channel's index.
+    /// Fetches and verifies the channel's index, within the fetcher's deadline.
     pub async fn fetch(&self, req: FetchRequest<'_>) -> Result<FetchOutcome, FetchError> {
+        let what = || format!("channel {} from {}", req.channel, req.server);
+        self.within(what, self.fetch_index(req)).await
+    }
+
+    /// Runs `fetch` within the deadline. A fetch cut off there leaves nothing
+    /// behind: the memo is written only after verification, as its last step,
+    /// and a chart reaches the cache by an atomic rename or not at all.
+    async fn within<T>(
+        &self,
+        what: impl FnOnce() -> String,
+        fetch: impl std::future::Future<Output = Result<T, FetchError>>,
+    ) -> Result<T, FetchError> {
+        tokio::time::timeout(self.deadline, fetch)
+            .await
+            .unwrap_or_else(|_| {
+                Err(FetchError::DeadlineExceeded {
+                    what: what(),
+                    after: self.deadline,
+                })
+            })
+    }
+
+    async fn fetch_index(&self, req: FetchRequest<'_>) -> Result<FetchOutcome, FetchError> {
         self.sweep_cache().await;
         let site = self.site(req.server).await?;
         let key = (server_key(req.server).to_owned(), req.channel.to_owned());
@@ -551,9 +613,18 @@ impl Fetcher {
     }
 
     /// The local path of `chart`, downloading it into the cache when it is not
-    /// there. Cached files are checked again (size and SHA-256) on every use,
-    /// and a damaged one is replaced.
+    /// there, within the fetcher's deadline. Cached files are checked again
+    /// (size and SHA-256) on every use, and a damaged one is replaced.
     pub async fn chart(
+        &self,
+        snapshot: &ChannelSnapshot,
+        chart: &IndexChart,
+    ) -> Result<PathBuf, FetchError> {
+        let what = || format!("chart {} {}", chart.name, chart.version);
+        self.within(what, self.fetch_chart(snapshot, chart)).await
+    }
+
+    async fn fetch_chart(
         &self,
         snapshot: &ChannelSnapshot,
         chart: &IndexChart,

@@ -118,6 +118,19 @@ pub struct Args {
         value_parser = parse_timeout
     )]
     http_timeout: coxswain::duration::Duration,
+    /// Time allowed for one whole fetch of a channel (trust roots, index and
+    /// signatures) and for each chart download, every request, retry and
+    /// backoff delay of it counted: a site that answers each request just
+    /// inside --http-timeout cannot hold a check longer than this. Past it
+    /// the check fails as `unreachable` and the next one tries again.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "COXSWAIN_FETCH_DEADLINE",
+        default_value = "5m",
+        value_parser = parse_timeout
+    )]
+    fetch_deadline: coxswain::duration::Duration,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -144,7 +157,7 @@ fn parse_listen(text: &str) -> Result<Listen, String> {
 pub(crate) fn parse_timeout(text: &str) -> Result<coxswain::duration::Duration, String> {
     let d = coxswain::duration::Duration::parse(text).map_err(|e| e.to_string())?;
     if d.as_secs() == 0 {
-        return Err("a timeout of 0s would fail every request; write e.g. `60s`".into());
+        return Err("0s would stop every request at once; write e.g. `60s`".into());
     }
     Ok(d)
 }
@@ -209,7 +222,8 @@ pub async fn run(args: Args) -> Result<()> {
                 ..Limits::default()
             },
             RetryPolicy::default(),
-        ),
+        )
+        .with_deadline(args.fetch_deadline.to_std()),
         client,
         helm,
         namespace,

@@ -33,6 +33,11 @@ pub struct Args {
     /// Refuse an index with a lower sequence (anti-rollback, as an agent that accepted N).
     #[arg(long, value_name = "N", default_value_t = 0)]
     min_sequence: u64,
+    /// How long the whole verify may take, every request of it counted (trust
+    /// roots, index, signatures, every chart): a site that answers each request
+    /// just inside its timeout is stopped here. Write e.g. `90s`, `10m`.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::cli::agent::parse_timeout)]
+    deadline: coxswain::duration::Duration,
     /// The site: a directory, or an http(s):// base URL.
     #[arg(value_name = "SITE_DIR_OR_URL")]
     site: String,
@@ -49,6 +54,7 @@ pub async fn run(args: Args) -> Result<()> {
         min_sequence: args.min_sequence,
         now: Timestamp::now(),
         archive_limits: ArchiveLimits::default(),
+        deadline: args.deadline.to_std(),
     };
     let report = verify_site(&site, &opts).await?;
     print!("{}", report.render());

@@ -42,7 +42,27 @@ pub enum SiteVerifyError {
     /// Following `trust/<N>.json` rotations failed.
     #[error(transparent)]
     Trust(#[from] TrustError),
+    /// The whole verify did not finish within its deadline (every request of
+    /// it counted, however quickly each one answered).
+    #[error(
+        "verify of channel {channel} did not finish within {after:?} (the deadline for the whole check): it ran out while {during}"
+    )]
+    DeadlineExceeded {
+        /// The channel being verified.
+        channel: String,
+        /// The deadline.
+        after: std::time::Duration,
+        /// The step it ran out in: `walking the trust roots`, `reading the index`,
+        /// `checking chart <name version>`.
+        during: String,
+    },
 }
+
+/// The default for [`SiteVerifyOptions::deadline`]: a verify reads a few
+/// documents and every chart once; ten minutes is far more than a healthy
+/// site of a thousand charts needs and bounds one that answers each request
+/// just inside its timeout.
+pub const DEFAULT_VERIFY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// An error and its causes on one line, `a: b: c` (what `coxswain` prints for errors),
 /// for problems reported as text.
@@ -128,6 +148,9 @@ pub struct SiteVerifyOptions {
     pub now: Timestamp,
     /// Limits for reading every chart archive.
     pub archive_limits: ArchiveLimits,
+    /// How long the whole verify may take, from the first request to the last
+    /// chart ([`DEFAULT_VERIFY_DEADLINE`] unless told otherwise).
+    pub deadline: std::time::Duration,
 }
 
 /// The outcome for one release.
@@ -237,14 +260,28 @@ pub async fn verify_site(
     site: &Site,
     opts: &SiteVerifyOptions,
 ) -> Result<SiteReport, SiteVerifyError> {
+    let deadline = tokio::time::Instant::now() + opts.deadline;
+    // Each step runs to the one deadline: the error names the step it ran out in.
+    let within = |during: String| {
+        move |_: tokio::time::error::Elapsed| SiteVerifyError::DeadlineExceeded {
+            channel: opts.channel.clone(),
+            after: opts.deadline,
+            during,
+        }
+    };
     let anchor = TrustChain::anchor(&opts.anchor, None, &opts.anchor_origin)?;
-    let trust = walk_site(site, anchor).await?.trusted(opts.now)?;
+    let walked = tokio::time::timeout_at(deadline, walk_site(site, anchor))
+        .await
+        .map_err(within("walking the trust roots".into()))?;
+    let trust = walked?.trusted(opts.now)?;
     let policy = IndexPolicy {
         channel: &opts.channel,
         min_sequence: opts.min_sequence,
         now: opts.now,
     };
-    let fetched = fetch_verified_index(site, &trust, policy).await?;
+    let fetched = tokio::time::timeout_at(deadline, fetch_verified_index(site, &trust, policy))
+        .await
+        .map_err(within("reading the index".into()))??;
     let index_path = SitePath::index(&opts.channel).map_err(fetch_err(opts.channel.clone()))?;
     // Outcomes, not archives: each archive is dropped once checked, so a verify holds
     // one chart in memory at a time, however many the index pins.
@@ -255,15 +292,18 @@ pub async fn verify_site(
         let entries =
             std::iter::once(&release.chart).chain(release.previous.iter().map(|p| &p.chart));
         for chart in entries {
-            if let Err(problem) = check_chart(
+            let check = check_chart(
                 site,
                 &index_path,
                 &fetched.verified,
                 chart,
                 &mut checked,
                 &opts.archive_limits,
-            )
-            .await
+            );
+            let during = || format!("checking chart {} {}", chart.name, chart.version);
+            if let Err(problem) = tokio::time::timeout_at(deadline, check)
+                .await
+                .map_err(|e| within(during())(e))?
             {
                 problems.push(problem);
             }

@@ -276,6 +276,7 @@ pub async fn gate(opts: &GateOptions) -> Result<GateReport, GateError> {
         min_sequence: 0,
         now: Timestamp::now(),
         archive_limits: crate::chart::ArchiveLimits::default(),
+        deadline: crate::site_verify::DEFAULT_VERIFY_DEADLINE,
     };
     let report = verify_site(&site, &verify)
         .await
