@@ -5,7 +5,8 @@
 //! message. Helm 4 in full, helm 3 for the upgrade/rollback path. A pod no
 //! node has room for times out with the scheduler's message; an object deleted
 //! after the upgrade fails the check by name; requests for ephemeral storage
-//! schedule on the fake nodes; a pending LoadBalancer Service, an unavailable
+//! schedule on the fake nodes; a change is seen through watches, not at the
+//! next poll; a pending LoadBalancer Service, an unavailable
 //! APIService, a webhook without endpoints and a kind nobody serves are named.
 //! (KWOK removes
 //! the old revision's pods at once, so the filter that ignores them is covered
@@ -201,21 +202,20 @@ fn check(client: &kube::Client) -> HealthCheck {
     HealthCheck::new(client.clone()).with_poll_interval(Duration::from_millis(500))
 }
 
+/// The wiki chart asking for more memory than any fake node has (1 TiB each).
+async fn install_unschedulable(helm: &HelmCli, ns: &str) {
+    let values = json!({"resources": {"requests": {"memory": "4Ti"}, "limits": {"memory": "4Ti"}}});
+    helm.upgrade_install("wiki", ns, &chart("wiki"), &values, &options(1))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn an_unschedulable_pod_times_out_with_the_schedulers_message() {
     let client = client().await;
     let ns = TestNamespace::create(&client, "health-unsched").await;
     let (helm, _home) = helm(helm4()).await;
-    // The fake nodes have 1 TiB of memory each.
-    helm.upgrade_install(
-        "wiki",
-        &ns.name,
-        &chart("wiki"),
-        &json!({"resources": {"requests": {"memory": "4Ti"}, "limits": {"memory": "4Ti"}}}),
-        &options(1),
-    )
-    .await
-    .unwrap();
+    install_unschedulable(&helm, &ns.name).await;
     let outcome = health(&helm, &check(&client), &ns.name, Duration::from_secs(10)).await;
     let HealthOutcome::TimedOut(reason) = &outcome else {
         panic!("an unschedulable pod must time out, got {outcome:?}");
@@ -230,6 +230,67 @@ async fn an_unschedulable_pod_times_out_with_the_schedulers_message() {
             "not scheduled (Unschedulable: 0/2 nodes are available: 2 Insufficient memory"
         ),
         "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_change_is_seen_through_watches_not_at_the_next_poll() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "health-watch").await;
+    let (helm, _home) = helm(helm4()).await;
+    install_unschedulable(&helm, &ns.name).await;
+    let manifest = helm.get_manifest("wiki", &ns.name, None).await.unwrap();
+    // A poll interval far beyond the test: without the watches, the check
+    // would look again only just before its 40 s timeout (checked by hand
+    // with `.without_watches()`: seen 37 s after the patch, 0 watches).
+    let check = HealthCheck::new(client.clone()).with_poll_interval(Duration::from_secs(600));
+    let namespace = ns.name.clone();
+    let running = tokio::spawn(async move {
+        check
+            .run(
+                &manifest,
+                &namespace,
+                &HealthOptions::default(),
+                Duration::from_secs(40),
+            )
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !running.is_finished(),
+        "the first look must find it not ready"
+    );
+    // Now it fits: a new ReplicaSet, pods that the fake nodes make ready.
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(client.clone(), &ns.name);
+    let fits = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "web", "resources": {"requests": {"memory": "64Mi"}, "limits": {"memory": "64Mi"}}}
+    ]}}}});
+    let patched = Instant::now();
+    deployments
+        .patch(
+            "wiki-web",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Strategic(fits),
+        )
+        .await
+        .unwrap();
+    let report = running.await.unwrap();
+    let seen_after = patched.elapsed();
+    eprintln!(
+        "ready {seen_after:?} after the patch; {} looks, {} watches",
+        report.polls, report.watches
+    );
+    assert_eq!(report.outcome, HealthOutcome::Healthy);
+    assert!(
+        report.watches >= 3,
+        "the Deployment, its pods and replica sets: {}",
+        report.watches
+    );
+    assert!(
+        seen_after < Duration::from_secs(20),
+        "woken by the change, not by the poll before the timeout: {seen_after:?}"
     );
 }
 

@@ -3,13 +3,15 @@
 //! release that crash-loops or cannot pull its image fails the check at once.
 //!
 //! [`rules`] holds the pure rules (one object in, [`Health`] out);
-//! [`HealthCheck`] polls the cluster until everything is current, something
-//! failed, or the timeout passed.
+//! [`HealthCheck`] reads the cluster until everything is current, something
+//! failed, or the timeout passed, looking again as soon as a watch sees a
+//! judged object or its pods change (`watch`), and at least every poll interval.
 
 mod manifest;
 mod pods;
 mod rules;
 mod runner;
+mod watch;
 
 use std::fmt;
 

@@ -1,5 +1,6 @@
-//! Polls the objects of a release until all are current, one failed, or the
-//! timeout passed.
+//! Reads and judges the objects of a release until all are current, one
+//! failed, or the timeout passed: again whenever a watch sees one of them (or
+//! their pods) change, and at the latest every poll interval.
 
 use std::time::{Duration, Instant};
 
@@ -18,10 +19,21 @@ use super::pods::label_selector;
 use super::rules::{
     Kind, Related, endpoint_slice_selector, evaluate_with, judge, judged_kind, webhook_services,
 };
+use super::watch::{Wakeups, watch_targets};
 use super::{Health, HealthOptions, ObjectRef};
 
-/// How often objects are read again.
+/// How often objects are read again when no watch woke the check before:
+/// the watches see a change within milliseconds; the poll is for what they
+/// do not cover (a kind served only later, a webhook's service in another
+/// namespace, a refused or interrupted watch).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The least time between two looks at the objects when watches wake the
+/// check, so that a burst of events (a rollout's pods) costs one look.
+const MIN_RECHECK_GAP: Duration = Duration::from_millis(100);
+
+/// The time the last look before the timeout is given to read everything.
+const FINAL_CHECK: Duration = Duration::from_secs(1);
 
 /// How long the API server has to answer the probe that tells an outage
 /// from a release that is not ready.
@@ -80,6 +92,9 @@ pub struct HealthReport {
     pub elapsed: Duration,
     /// How many times the objects were read.
     pub polls: u32,
+    /// How many watches woke the check when an object changed (0 when
+    /// watching is off).
+    pub watches: usize,
 }
 
 /// Why a health check could not be carried out at all (as opposed to finding
@@ -108,20 +123,30 @@ pub enum HealthError {
 pub struct HealthCheck {
     client: Client,
     poll_interval: Duration,
+    /// Whether watches wake the check when objects change.
+    watch: bool,
 }
 
 impl HealthCheck {
-    /// A check polling every [`DEFAULT_POLL_INTERVAL`].
+    /// A check that looks again whenever a watched object changes, and at
+    /// least every [`DEFAULT_POLL_INTERVAL`].
     pub fn new(client: Client) -> Self {
         Self {
             client,
             poll_interval: DEFAULT_POLL_INTERVAL,
+            watch: true,
         }
     }
 
     /// Polls every `interval` instead.
     pub fn with_poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
+        self
+    }
+
+    /// Without watches: only the poll interval (what benchmarks compare with).
+    pub fn without_watches(mut self) -> Self {
+        self.watch = false;
         self
     }
 
@@ -156,8 +181,10 @@ impl HealthCheck {
             })
             .collect();
         let mut kinds = KindCache::default();
+        let mut wakeups: Option<Wakeups> = None;
         loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let checked = Instant::now();
+            let remaining = deadline.saturating_duration_since(checked);
             // A hanging API call must not outlive the timeout either.
             let once = self.check_once(&objects, options, &mut kinds);
             match tokio::time::timeout(remaining, once).await {
@@ -172,6 +199,7 @@ impl HealthCheck {
                 objects: last.clone(),
                 elapsed: started.elapsed(),
                 polls,
+                watches: wakeups.as_ref().map_or(0, Wakeups::len),
             };
             if let Some(failed) = last.iter().find_map(|r| match &r.health {
                 Health::Failed(why) => Some(why.clone()),
@@ -183,7 +211,11 @@ impl HealthCheck {
             if waiting.is_empty() {
                 return Ok(report(HealthOutcome::Healthy));
             }
-            if Instant::now() + self.poll_interval >= deadline {
+            // The last check needs time to read everything before the deadline.
+            let last_call = deadline
+                .checked_sub(self.poll_interval.min(FINAL_CHECK))
+                .unwrap_or(started);
+            if Instant::now() >= last_call {
                 // Objects still "in progress" may only mean that they could
                 // not be read: ask the API server before blaming the release.
                 if let Some(why) = self.api_unreachable().await {
@@ -195,7 +227,31 @@ impl HealthCheck {
                 }
                 return Ok(report(HealthOutcome::TimedOut(why)));
             }
-            tokio::time::sleep(self.poll_interval).await;
+            // Watches start once the first check has resolved the kinds.
+            if wakeups.is_none() && self.watch {
+                wakeups = Some(Wakeups::start(
+                    &self.client,
+                    watch_targets(&kinds.of(&objects)),
+                ));
+            }
+            // Look again when a watched object changes, at the latest after the
+            // poll interval (for what no watch covers), and not before
+            // MIN_RECHECK_GAP since the last look: a rollout's burst of pod
+            // events is one more check, not dozens.
+            let poll =
+                tokio::time::sleep_until((checked + self.poll_interval).min(last_call).into());
+            match &wakeups {
+                Some(wakeups) => {
+                    tokio::select! {
+                        () = wakeups.changed() => {
+                            let gap = (checked + MIN_RECHECK_GAP).min(last_call);
+                            tokio::time::sleep_until(gap.into()).await;
+                        }
+                        () = poll => {}
+                    }
+                }
+                None => poll.await,
+            }
         }
     }
 
@@ -362,6 +418,18 @@ pub struct KindCache {
 }
 
 impl KindCache {
+    /// Each object with its kind's resource and scope, as far as discovery
+    /// has resolved them.
+    pub(crate) fn of(
+        &self,
+        objects: &[ObjectRef],
+    ) -> Vec<(ObjectRef, Option<(ApiResource, Scope)>)> {
+        objects
+            .iter()
+            .map(|object| (object.clone(), self.known.get(&kind_key(object)).cloned()))
+            .collect()
+    }
+
     /// The resource and scope of `object`'s kind; `None` when the API server
     /// does not serve it.
     async fn resolve(
@@ -369,11 +437,7 @@ impl KindCache {
         client: &Client,
         object: &ObjectRef,
     ) -> Result<Option<(ApiResource, Scope)>, kube::Error> {
-        let key = (
-            object.group().to_owned(),
-            object.version().to_owned(),
-            object.kind.clone(),
-        );
+        let key = kind_key(object);
         if let Some(found) = self.known.get(&key) {
             return Ok(Some(found.clone()));
         }
@@ -390,6 +454,14 @@ impl KindCache {
             Err(e) => Err(e),
         }
     }
+}
+
+fn kind_key(object: &ObjectRef) -> (String, String, String) {
+    (
+        object.group().to_owned(),
+        object.version().to_owned(),
+        object.kind.clone(),
+    )
 }
 
 /// An object of the manifest that the API server does not have. A Job is
