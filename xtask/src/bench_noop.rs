@@ -139,46 +139,82 @@ pub fn run(root: &Path, runs: usize, baseline: Option<PathBuf>, record: bool) ->
         }
 
         heading("generated stack: upgrades of all 20 releases by concurrency");
-        let (_, this) = &binaries[binaries.len() - 1];
         let mut sequence = 1;
         let levels = [1u16, 2, 4, 8];
-        let mut upgrades: Vec<Vec<f64>> = levels.iter().map(|_| Vec::new()).collect();
+        // upgrades[binary][level]: wall times; binaries alternate at each level.
+        let mut upgrades: Vec<Vec<Vec<f64>>> = binaries
+            .iter()
+            .map(|_| levels.iter().map(|_| Vec::new()).collect())
+            .collect();
         for round in 1..=runs {
-            for (i, &c) in levels.iter().enumerate() {
-                sequence += 1;
-                let spec = write_generated_spec(&twenty, sequence)?;
-                publish(&twenty, &spec, sequence)?;
-                b20.kubectl(&[
-                    "patch",
-                    "channelsubscription",
-                    "stack",
-                    "--namespace",
-                    b20.namespace,
-                    "--type",
-                    "merge",
-                    "-p",
-                    &format!("{{\"spec\":{{\"concurrency\":{c}}}}}"),
-                ])?;
-                let (code, wall, _) = b20.once(this, "cache-upgrade")?;
-                ensure!(code == 0, "the upgrade at concurrency {c} exited {code}");
-                println!(
-                    "  round {round} concurrency {c}: {:.2}s",
-                    wall.as_secs_f64()
-                );
-                upgrades[i].push(wall.as_secs_f64());
+            for (l, &c) in levels.iter().enumerate() {
+                for (i, (name, bin)) in binaries.iter().enumerate() {
+                    sequence += 1;
+                    let spec = write_generated_spec(&twenty, sequence)?;
+                    publish(&twenty, &spec, sequence)?;
+                    b20.kubectl(&[
+                        "patch",
+                        "channelsubscription",
+                        "stack",
+                        "--namespace",
+                        b20.namespace,
+                        "--type",
+                        "merge",
+                        "-p",
+                        &format!("{{\"spec\":{{\"concurrency\":{c}}}}}"),
+                    ])?;
+                    let (code, wall, _) = b20.once(bin, &format!("cache-upgrade-{i}"))?;
+                    ensure!(
+                        code == 0,
+                        "{name}: the upgrade at concurrency {c} exited {code}"
+                    );
+                    println!(
+                        "  round {round} concurrency {c} {name}: {:.2}s",
+                        wall.as_secs_f64()
+                    );
+                    upgrades[i][l].push(wall.as_secs_f64());
+                }
             }
         }
         writeln!(
             report,
-            "\nUpgrade of all 20 releases of the generated stack by `agent --once` (this build; \
-             a new image tag per release, health checked, no helm test), medians over {runs} rounds:\n"
+            "\nUpgrade of all 20 releases of the generated stack by `agent --once` (a new \
+             image tag per release, health checked, no helm test; each binary upgrades from \
+             the state the other left, in turn), medians over {runs} rounds:\n"
         )?;
-        writeln!(report, "| concurrency | wall time | vs. 1 |")?;
-        writeln!(report, "|---|---|---|")?;
-        let one = median(upgrades[0].clone());
-        for (c, walls) in levels.iter().zip(&upgrades) {
-            let m = median(walls.clone());
-            writeln!(report, "| {c} | {m:.2}s | {:.2}x |", one / m)?;
+        let names: Vec<&str> = binaries.iter().map(|(n, _)| n.as_str()).collect();
+        let this = binaries.len() - 1;
+        writeln!(
+            report,
+            "| concurrency | {} | this build vs. 1 |{}",
+            names.join(" | "),
+            if this > 0 {
+                " this build / baseline |"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            report,
+            "|---|{}---|{}",
+            "---|".repeat(names.len()),
+            if this > 0 { "---|" } else { "" }
+        )?;
+        let one = median(upgrades[this][0].clone());
+        for (l, c) in levels.iter().enumerate() {
+            let medians: Vec<f64> = upgrades.iter().map(|u| median(u[l].clone())).collect();
+            let cells: Vec<String> = medians.iter().map(|m| format!("{m:.2}s")).collect();
+            let ratio = if this > 0 {
+                format!(" {:.2}x |", medians[this] / medians[0])
+            } else {
+                String::new()
+            };
+            writeln!(
+                report,
+                "| {c} | {} | {:.2}x |{ratio}",
+                cells.join(" | "),
+                one / medians[this]
+            )?;
         }
         heading(&format!(
             "bring the cluster down (`cargo xtask cluster down --name {CLUSTER}`)"
