@@ -740,7 +740,76 @@ fn join_lines(text: &str) -> String {
         .join("\n\n")
 }
 
+/// How large the status written to the API server may grow, serialized: a
+/// third of etcd's default object limit (1.5 MiB), which the subscription
+/// (spec, metadata and managed fields) shares.
+pub const STATUS_BUDGET: usize = 512 * 1024;
+
+/// The longest message kept per release and per history entry (bytes).
+pub const MAX_RELEASE_MESSAGE: usize = 512;
+
+/// The longest message kept in `lastCheck` and each condition (bytes; the
+/// CRD allows a condition 32 KiB).
+pub const MAX_CHECK_MESSAGE: usize = 4096;
+
+/// How many releases keep a (shortened) message when the status would not
+/// fit otherwise.
+const MESSAGES_KEPT_WHEN_FULL: usize = 50;
+
 impl ChannelSubscriptionStatus {
+    /// Makes the status fit what the API server stores, however many releases
+    /// the channel has and however long their messages are (helm's errors, a
+    /// chart's `fail` text): every message is cut to its bound, and while the
+    /// serialized status is over [`STATUS_BUDGET`], in steps: release and
+    /// history messages to 64 bytes; then only the first
+    /// [`MESSAGES_KEPT_WHEN_FULL`] releases that are not up to date keep a
+    /// message, and the history its newest 10 entries. Fitting a fitted
+    /// status again changes nothing. Returns the serialized size.
+    pub fn fit(&mut self) -> usize {
+        use crate::bounded::bounded_bytes;
+        let cut = |text: &mut String, max: usize| {
+            if text.len() > max {
+                *text = bounded_bytes(text, max);
+            }
+        };
+        for release in &mut self.releases {
+            cut(&mut release.message, MAX_RELEASE_MESSAGE);
+        }
+        for op in &mut self.history {
+            cut(&mut op.message, MAX_RELEASE_MESSAGE);
+        }
+        for condition in &mut self.conditions {
+            cut(&mut condition.message, MAX_CHECK_MESSAGE);
+        }
+        if let Some(check) = &mut self.last_check {
+            cut(&mut check.message, MAX_CHECK_MESSAGE);
+        }
+        let size = |status: &Self| serde_json::to_vec(status).map_or(0, |bytes| bytes.len());
+        if size(self) <= STATUS_BUDGET {
+            return size(self);
+        }
+        for release in &mut self.releases {
+            cut(&mut release.message, 64);
+        }
+        for op in &mut self.history {
+            cut(&mut op.message, 64);
+        }
+        if size(self) <= STATUS_BUDGET {
+            return size(self);
+        }
+        let mut kept = 0;
+        for release in &mut self.releases {
+            if release.state != ReleaseState::UpToDate && kept < MESSAGES_KEPT_WHEN_FULL {
+                kept += 1;
+            } else {
+                release.message.clear();
+            }
+        }
+        let excess = self.history.len().saturating_sub(10);
+        self.history.drain(..excess);
+        size(self)
+    }
+
     /// The remembered state of `channel` on `server`, if it was ever accepted.
     pub fn accepted_for(&self, server: &str, channel: &str) -> Option<&AcceptedState> {
         let server = server_key(server);
@@ -1108,6 +1177,93 @@ mod tests {
             to_revision: Some(2),
             health: None,
         }
+    }
+
+    /// A status of `n` releases with the longest names, namespaces and
+    /// versions the index allows, each with `message`, and a full history.
+    fn big_status(n: usize, state: ReleaseState, message: &str) -> ChannelSubscriptionStatus {
+        let mut s = ChannelSubscriptionStatus::default();
+        for i in 0..n {
+            s.releases.push(ReleaseStatus {
+                name: format!("{i:0>53}"),
+                namespace: format!("{i:0>63}"),
+                version: Some(format!("1.0.0-{}", "r".repeat(58))),
+                desired_version: Some(format!("2.0.0-{}", "r".repeat(58))),
+                revision: Some(u32::MAX),
+                state,
+                message: message.to_owned(),
+                since: at(i as i64),
+                pinned: true,
+                held: true,
+            });
+        }
+        for i in 0..MAX_HISTORY as u64 {
+            s.push_history(Operation {
+                message: message.to_owned(),
+                ..op(i)
+            });
+        }
+        s.last_check = Some(LastCheck {
+            time: at(0),
+            result: CheckResult::Degraded,
+            message: message.repeat(4),
+        });
+        s
+    }
+
+    fn size(status: &ChannelSubscriptionStatus) -> usize {
+        serde_json::to_vec(status).unwrap().len()
+    }
+
+    #[test]
+    fn a_thousand_releases_fit_the_status_budget_whatever_their_messages() {
+        // Typical: up to date, no message; nothing to cut.
+        let mut quiet = big_status(1_000, ReleaseState::UpToDate, "");
+        let before = quiet.clone();
+        let typical = quiet.fit();
+        assert_eq!(quiet, before);
+        assert!(typical < STATUS_BUDGET, "{typical}");
+
+        // Hostile: every release failed with 64 KiB of control characters
+        // (a chart's `fail` text), which JSON writes six bytes each.
+        let hostile = "\u{1}".repeat(64 * 1024);
+        let mut loud = big_status(1_000, ReleaseState::Failed, &hostile);
+        assert!(size(&loud) > 300 * 1024 * 1024);
+        let fitted = loud.fit();
+        assert_eq!(fitted, size(&loud));
+        assert!(fitted <= STATUS_BUDGET, "{fitted} bytes");
+        assert_eq!(loud.releases.len(), 1_000, "every release keeps its entry");
+        let with_message = loud
+            .releases
+            .iter()
+            .filter(|r| !r.message.is_empty())
+            .count();
+        assert_eq!(with_message, MESSAGES_KEPT_WHEN_FULL);
+        assert!(
+            loud.releases[0].message.ends_with("more bytes)"),
+            "{}",
+            loud.releases[0].message
+        );
+        assert_eq!(loud.history.len(), 10);
+        assert!(loud.last_check.as_ref().unwrap().message.len() <= MAX_CHECK_MESSAGE);
+        // Fitting again changes nothing (the next check compares with it).
+        let again = loud.clone();
+        loud.fit();
+        assert_eq!(loud, again);
+
+        // In between: long messages are cut to their bound and nothing more.
+        let mut few = big_status(20, ReleaseState::Failed, &"e".repeat(10_000));
+        few.fit();
+        assert!(
+            few.releases
+                .iter()
+                .all(|r| r.message.len() <= MAX_RELEASE_MESSAGE
+                    && r.message.len() > MAX_RELEASE_MESSAGE - 30)
+        );
+        assert_eq!(few.history.len(), MAX_HISTORY);
+        eprintln!(
+            "1,000 releases: {typical} bytes up to date; {fitted} bytes fitted from the hostile case"
+        );
     }
 
     #[test]

@@ -160,6 +160,9 @@ pub async fn reconcile(ctx: &Context, sub: &ChannelSubscription) -> Result<Outco
             }
         }
     };
+    // What the API server stores is what the UI shows and the next check
+    // compares with.
+    status.fit();
     ctx.metrics.check_finished(&CheckReport {
         subscription: &key,
         channel: &spec.channel,

@@ -200,6 +200,24 @@ pub struct Summary {
     pub message: String,
 }
 
+/// How many releases a summary names; the rest are counted.
+const MAX_LISTED: usize = 5;
+
+/// The first [`MAX_LISTED`] items joined with `; `, and how many more there
+/// are: a summary stays one readable sentence with a thousand releases.
+fn listed(items: &[String]) -> String {
+    let mut text = items
+        .iter()
+        .take(MAX_LISTED)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if items.len() > MAX_LISTED {
+        text.push_str(&format!("; and {} more", items.len() - MAX_LISTED));
+    }
+    text
+}
+
 /// Summarises the release statuses of a reconcile.
 pub fn summarize(
     plan: &Plan,
@@ -236,7 +254,7 @@ pub fn summarize(
         return Summary {
             result: CheckResult::Degraded,
             verdict: Verdict::Degraded,
-            message: format!("{channel}: {}", list.join("; ")),
+            message: format!("{channel}: {}", listed(&list)),
         };
     }
     let stepping: Vec<String> = releases
@@ -257,7 +275,7 @@ pub fn summarize(
         return Summary {
             result: CheckResult::Applied,
             verdict: Verdict::Progressing,
-            message: format!("{channel}: {}", stepping.join("; ")),
+            message: format!("{channel}: {}", listed(&stepping)),
         };
     }
     let applied = report.map(|r| r.operations.len()).unwrap_or(0);
@@ -499,12 +517,24 @@ pub fn worth_writing(
     age.whole_seconds() < 0 || age.unsigned_abs() >= max_age
 }
 
-/// Writes the whole status with server-side apply.
+/// Writes the whole status with server-side apply, fitted to what the API
+/// server stores ([`ChannelSubscriptionStatus::fit`]).
 pub async fn write_status(
     api: &Api<ChannelSubscription>,
     name: &str,
     status: &ChannelSubscriptionStatus,
 ) -> Result<(), kube::Error> {
+    let mut status = status.clone();
+    let size = status.fit();
+    if size > crate::crd::STATUS_BUDGET {
+        tracing::warn!(
+            subscription = name,
+            bytes = size,
+            budget = crate::crd::STATUS_BUDGET,
+            releases = status.releases.len(),
+            "the status is larger than its budget even without messages; the API server may refuse it"
+        );
+    }
     let patch = serde_json::json!({
         "apiVersion": "coxswain.dev/v1alpha1",
         "kind": "ChannelSubscription",
@@ -713,6 +743,28 @@ mod tests {
             status.condition(condition::READY).unwrap().reason,
             "WaitingForNewerSequence"
         );
+    }
+
+    #[test]
+    fn a_summary_names_five_releases_and_counts_the_rest() {
+        let plan = two_release_plan();
+        let releases: Vec<ReleaseStatus> = (0..1_000)
+            .map(|i| {
+                let mut r = rs(&format!("r{i}"), ReleaseState::Blocked, at(0));
+                r.message = "no upgrade path".into();
+                r
+            })
+            .collect();
+        let summary = summarize(&plan, &releases, None, None);
+        assert_eq!(summary.verdict, Verdict::Degraded);
+        assert!(
+            summary.message.ends_with(
+                "r0: no upgrade path; r1: no upgrade path; r2: no upgrade path; r3: no upgrade path; r4: no upgrade path; and 995 more"
+            ),
+            "{}",
+            summary.message
+        );
+        assert_eq!(listed(&["a".into(), "b".into()]), "a; b");
     }
 
     #[test]
