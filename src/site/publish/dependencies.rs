@@ -147,7 +147,7 @@ pub enum DependencyError {
 
 /// Packs the chart in `dir` with its locked dependencies in `charts/` (see the module
 /// documentation).
-pub(super) async fn build(
+pub async fn build(
     release: &str,
     dir: &Path,
     opts: &SourceOptions,
@@ -171,6 +171,7 @@ pub(super) async fn build(
         ChartApiVersion::V1 => "requirements.lock",
         ChartApiVersion::V2 => "Chart.lock",
     };
+    refuse_repository_names(&declared).map_err(dep_err)?;
     let lock = read_lock(&dir.join(lock_name)).map_err(dep_err)?;
     check_in_sync(
         &contents,
@@ -238,7 +239,22 @@ fn read_lock(path: &Path) -> Result<ChartLock, DependencyError> {
     })
 }
 
-/// Refuses repository names, then compares the lock's digest with Helm's digest of the
+/// Refuses repositories named after helm's local `repositories.yaml` (`@name`,
+/// `alias:name`): what they stand for is not in the chart.
+fn refuse_repository_names(declared: &[Dependency]) -> Result<(), DependencyError> {
+    for dep in declared {
+        let repository = dep.repository.as_deref().unwrap_or_default();
+        if repository.starts_with('@') || repository.starts_with("alias:") {
+            return Err(DependencyError::RepositoryName {
+                dependency: dep.name.clone(),
+                repository: repository.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Compares the lock's digest with Helm's digest of the
 /// declared and locked dependencies (for a v1 chart, Helm 2's digest is accepted too).
 fn check_in_sync(
     contents: &ChartDirContents,
@@ -248,13 +264,6 @@ fn check_in_sync(
     lock_path: &Path,
 ) -> Result<(), DependencyError> {
     for dep in declared {
-        let repository = dep.repository.as_deref().unwrap_or_default();
-        if repository.starts_with('@') || repository.starts_with("alias:") {
-            return Err(DependencyError::RepositoryName {
-                dependency: dep.name.clone(),
-                repository: repository.to_owned(),
-            });
-        }
         if let Err(reason) = &dep.helm_json {
             return Err(DependencyError::Undigestible {
                 dependency: dep.name.clone(),
