@@ -130,7 +130,7 @@ async fn locked_repository_registry_and_file_dependencies_are_built_into_the_pub
     let app = app_chart(
         &spec_dir,
         &format!(
-            "- name: db\n  version: ~1.2.0\n  repository: {repo_url}\n  condition: db.enabled\n  tags: [backend]\n- name: cache\n  version: 0.3.0\n  repository: oci://{}/charts\n- name: common\n  version: 0.1.0\n  repository: file://../common\n  import-values: [defaults]\n",
+            "- name: db\n  version: ~1.2.0\n  repository: {repo_url}\n  condition: db.enabled\n  tags: [backend]\n- name: cache\n  version: 0.3.0\n  repository: oci://{}/charts\n  alias: store\n- name: common\n  version: 0.1.0\n  repository: file://../common\n  import-values: [defaults]\n",
             registry.host
         ),
     );
@@ -190,7 +190,7 @@ async fn locked_repository_registry_and_file_dependencies_are_built_into_the_pub
     for source in [
         "app/templates/cm.yaml",
         "app/charts/db/templates/cm.yaml",
-        "app/charts/cache/templates/cm.yaml",
+        "app/charts/store/templates/cm.yaml",
         "app/charts/common/templates/cm.yaml",
     ] {
         assert!(
