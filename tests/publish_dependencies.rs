@@ -9,7 +9,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use coxswain::chart::{ArchiveLimits, ChartArchive};
+use coxswain::chart::{ArchiveLimits, ChartArchive, pack_dir};
 use coxswain::format::Timestamp;
 use coxswain::publish::dependencies::DependencyError;
 use coxswain::publish::{PublishError, PublishOptions, publish};
@@ -280,6 +280,33 @@ async fn every_refusal_names_the_dependency_and_what_to_do() {
     publish(&options(&spec_path, &work.path().join("ok")))
         .await
         .unwrap_or_else(|e| panic!("{}", support::chain(&e)));
+
+    // Two dependencies each under the archive cap, together over it.
+    let extra = spec_dir.join("charts/extra");
+    write(
+        &extra.join("Chart.yaml"),
+        "apiVersion: v2\nname: extra\nversion: 0.1.0\n",
+    );
+    write(&extra.join("templates/cm.yaml"), CM);
+    relock(
+        &app,
+        "- name: common\n  version: 0.1.0\n  repository: file://../common\n- name: extra\n  version: 0.1.0\n  repository: file://../extra\n",
+        &home,
+    );
+    let one = pack_dir(&extra, &ArchiveLimits::default())
+        .unwrap()
+        .bytes
+        .len() as u64;
+    let mut small = options(&spec_path, &site);
+    small.archive_limits.compressed_bytes = one * 3 / 2;
+    let err = publish(&small).await.unwrap_err();
+    assert!(!site.exists());
+    assert!(
+        matches!(&err, PublishError::Dependencies { source, .. }
+            if matches!(**source, DependencyError::TooLarge { ref dependency, .. } if dependency == "extra")),
+        "{}",
+        support::chain(&err)
+    );
 
     // A repository named after helm's local repositories.yaml.
     std::fs::write(

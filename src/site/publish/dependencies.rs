@@ -119,6 +119,17 @@ pub enum DependencyError {
         /// Why.
         reason: String,
     },
+    /// The dependencies together are larger than a whole chart archive may be.
+    #[error(
+        "dependency `{dependency}`: with it, the dependencies add more than {limit} bytes, \
+         the limit of a whole chart archive"
+    )]
+    TooLarge {
+        /// The dependency that went over.
+        dependency: String,
+        /// The archive cap.
+        limit: u64,
+    },
     /// What was fetched or packed is not a chart the safe reader accepts.
     #[error("dependency `{dependency}`")]
     Chart {
@@ -181,14 +192,23 @@ pub async fn build(
         &dir.join(lock_name),
     )
     .map_err(dep_err)?;
+    // What is fetched stays within one archive's compressed cap in total, however many
+    // dependencies the lock names (the packed result must fit it anyway).
+    let mut added: u64 = 0;
     for locked in &lock.dependencies {
         if locked.repository.is_empty() {
             // Helm expects it in charts/ already; the archive reader checks it is.
             continue;
         }
-        place(&mut contents, locked, dir, opts)
+        added += place(&mut contents, locked, dir, opts)
             .await
             .map_err(dep_err)?;
+        if added > limits.compressed_bytes {
+            return Err(dep_err(DependencyError::TooLarge {
+                dependency: locked.name.clone(),
+                limit: limits.compressed_bytes,
+            }));
+        }
     }
     contents.pack(limits).map_err(chart_err)
 }
@@ -316,13 +336,13 @@ fn present(contents: &ChartDirContents, opts: &SourceOptions) -> Vec<(String, St
 }
 
 /// Puts one locked dependency into `charts/`: kept when already there at its version,
-/// else fetched; older archives of the same chart are left out.
+/// else fetched; older archives of the same chart are left out. Returns the bytes added.
 async fn place(
     contents: &mut ChartDirContents,
     locked: &LockedDependency,
     dir: &Path,
     opts: &SourceOptions,
-) -> Result<(), DependencyError> {
+) -> Result<u64, DependencyError> {
     let name = &locked.name;
     let same_version = |v: &str| {
         ChartVersion::parse(v)
@@ -346,14 +366,15 @@ async fn place(
         contents.remove_file(path);
     }
     if kept {
-        return Ok(());
+        return Ok(0);
     }
     let (bytes, archive) = fetch(locked, dir, opts).await?;
+    let size = bytes.len() as u64;
     contents.add_subchart_archive(
         &format!("{}-{}.tgz", archive.name(), archive.version()),
         bytes,
     );
-    Ok(())
+    Ok(size)
 }
 
 /// Fetches (or packs) one locked dependency and checks it is the chart and version the
