@@ -185,7 +185,7 @@ pub async fn build(
     refuse_repository_names(&declared).map_err(dep_err)?;
     let lock = read_lock(&dir.join(lock_name)).map_err(dep_err)?;
     check_in_sync(
-        &contents,
+        contents.meta.api_version,
         &declared,
         &declared_in,
         &lock,
@@ -277,7 +277,7 @@ fn refuse_repository_names(declared: &[Dependency]) -> Result<(), DependencyErro
 /// Compares the lock's digest with Helm's digest of the
 /// declared and locked dependencies (for a v1 chart, Helm 2's digest is accepted too).
 fn check_in_sync(
-    contents: &ChartDirContents,
+    api_version: ChartApiVersion,
     declared: &[Dependency],
     declared_in: &str,
     lock: &ChartLock,
@@ -297,7 +297,7 @@ fn check_in_sync(
     };
     let digest = helm_digest(declared, &lock.dependencies).map_err(undigestible)?;
     let in_sync = digest == lock.digest
-        || (contents.meta.api_version == ChartApiVersion::V1
+        || (api_version == ChartApiVersion::V1
             && helm2_digest(declared).map_err(undigestible)? == lock.digest);
     if in_sync {
         Ok(())
@@ -503,4 +503,94 @@ fn local_chart(
         }
     }
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chart::lock::parse_lock;
+    use crate::chart::meta::parse_requirements;
+
+    fn requirements(text: &str) -> Vec<Dependency> {
+        parse_requirements(text.as_bytes(), "requirements.yaml")
+            .unwrap()
+            .unwrap()
+    }
+
+    fn lock(digest: &str) -> ChartLock {
+        parse_lock(
+            format!(
+                "dependencies:\n- name: db\n  repository: https://charts.example.com\n  version: 1.2.3\ndigest: {digest}\n"
+            )
+            .as_bytes(),
+            "requirements.lock",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_lock_is_in_sync_only_with_helms_digest_and_helm2s_for_v1_charts() {
+        let declared = requirements(
+            "dependencies:\n- name: db\n  version: ~1.2.0\n  repository: https://charts.example.com\n",
+        );
+        let in_sync = |api, digest: &str| {
+            check_in_sync(
+                api,
+                &declared,
+                "requirements.yaml",
+                &lock(digest),
+                Path::new("l"),
+            )
+        };
+        let helm3 = helm_digest(&declared, &lock("x").dependencies).unwrap();
+        // Helm 2's digest: of `{"dependencies": declared}` only.
+        let helm2 = format!(
+            "sha256:{}",
+            crate::format::Sha256Digest::of(
+                br#"{"dependencies":[{"name":"db","version":"~1.2.0","repository":"https://charts.example.com"}]}"#
+            )
+            .hex()
+        );
+        in_sync(ChartApiVersion::V2, &helm3).unwrap();
+        in_sync(ChartApiVersion::V1, &helm3).unwrap();
+        in_sync(ChartApiVersion::V1, &helm2).unwrap();
+        for (api, digest) in [
+            (ChartApiVersion::V2, helm2.as_str()),
+            (ChartApiVersion::V1, "sha256:00"),
+        ] {
+            let err = in_sync(api, digest).unwrap_err();
+            assert!(matches!(err, DependencyError::OutOfSync { .. }), "{err}");
+            assert!(
+                err.to_string().contains("run `helm dependency update`"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn repository_names_and_unwritable_entries_are_refused() {
+        let declared = requirements(
+            "dependencies:\n- name: db\n  version: 1.0.0\n  repository: \"alias:stable\"\n",
+        );
+        let err = refuse_repository_names(&declared).unwrap_err();
+        assert!(
+            matches!(&err, DependencyError::RepositoryName { dependency, repository }
+                if dependency == "db" && repository == "alias:stable"),
+            "{err}"
+        );
+        let declared =
+            requirements("dependencies:\n- name: db\n  version: 1.0.0\n  import-values: [1.5]\n");
+        let err = check_in_sync(
+            ChartApiVersion::V2,
+            &declared,
+            "Chart.yaml",
+            &lock("sha256:00"),
+            Path::new("Chart.lock"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, DependencyError::Undigestible { dependency, .. } if dependency == "db"),
+            "{err}"
+        );
+    }
 }
