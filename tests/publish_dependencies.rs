@@ -8,6 +8,8 @@
 mod support;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use coxswain::chart::{ArchiveLimits, ChartArchive, pack_dir};
 use coxswain::format::Timestamp;
@@ -15,7 +17,7 @@ use coxswain::publish::dependencies::DependencyError;
 use coxswain::publish::{PublishError, PublishOptions, publish};
 use ed25519_dalek::SigningKey;
 use support::registry::Registry;
-use support::sources::{chart, helm, helm_ok, helm_stdout, serve_dir, write};
+use support::sources::{chart, helm, helm_ok, helm_stdout, serve_dir, spawn, write};
 
 fn options(spec: &Path, out: &Path) -> PublishOptions {
     let mut opts = PublishOptions::new(
@@ -79,6 +81,28 @@ fn helm_dependency_update(dir: &Path, home: &Path) {
     );
 }
 
+/// Serves `dir` like [`serve_dir`], counting the reads of `index.yaml`.
+async fn serve_counting(dir: PathBuf) -> (String, Arc<AtomicUsize>) {
+    let reads = Arc::new(AtomicUsize::new(0));
+    let counter = reads.clone();
+    let app = axum::Router::new().route(
+        "/{name}",
+        axum::routing::get(
+            move |axum::extract::Path(name): axum::extract::Path<String>| {
+                let (dir, counter) = (dir.clone(), counter.clone());
+                async move {
+                    if name == "index.yaml" {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    }
+                    std::fs::read(dir.join(name.replace('/', "")))
+                        .map_err(|_| axum::http::StatusCode::NOT_FOUND)
+                }
+            },
+        ),
+    );
+    (spawn(app).await, reads)
+}
+
 /// Chart.yaml of `app` declaring `deps`, locked by the real helm; charts/ removed, as
 /// a maintainer commits only the lock.
 fn relock(app: &Path, deps: &str, home: &Path) {
@@ -111,8 +135,9 @@ async fn locked_repository_registry_and_file_dependencies_are_built_into_the_pub
     let repo = work.path().join("repo");
     chart(work.path(), &repo, "db", "1.2.3", "1");
     chart(work.path(), &repo, "db", "1.2.4", "1");
+    chart(work.path(), &repo, "queue", "2.0.0", "1");
     helm_ok(&["repo", "index", repo.to_str().unwrap()], &home);
-    let repo_url = serve_dir(repo.clone()).await;
+    let (repo_url, index_reads) = serve_counting(repo.clone()).await;
     // An OCI registry holding cache 0.3.0, pushed by helm.
     let registry = Registry::start(None);
     let cache = chart(work.path(), &work.path().join("oci"), "cache", "0.3.0", "1");
@@ -130,7 +155,7 @@ async fn locked_repository_registry_and_file_dependencies_are_built_into_the_pub
     let app = app_chart(
         &spec_dir,
         &format!(
-            "- name: db\n  version: ~1.2.0\n  repository: {repo_url}\n  condition: db.enabled\n  tags: [backend]\n- name: cache\n  version: 0.3.0\n  repository: oci://{}/charts\n  alias: store\n- name: common\n  version: 0.1.0\n  repository: file://../common\n  import-values: [defaults]\n",
+            "- name: db\n  version: ~1.2.0\n  repository: {repo_url}\n  condition: db.enabled\n  tags: [backend]\n- name: queue\n  version: 2.0.0\n  repository: {repo_url}\n- name: cache\n  version: 0.3.0\n  repository: oci://{}/charts\n  alias: store\n- name: common\n  version: 0.1.0\n  repository: file://../common\n  import-values: [defaults]\n",
             registry.host
         ),
     );
@@ -153,6 +178,7 @@ async fn locked_repository_registry_and_file_dependencies_are_built_into_the_pub
     assert!(!site.exists());
 
     let spec_path = spec(&spec_dir, "{path: charts/app, dependencies: build}");
+    index_reads.store(0, Ordering::SeqCst);
     let before = {
         let mut b = before;
         b.retain(|(p, _)| p != Path::new("spec.yaml"));
@@ -161,6 +187,11 @@ async fn locked_repository_registry_and_file_dependencies_are_built_into_the_pub
     publish(&options(&spec_path, &site))
         .await
         .unwrap_or_else(|e| panic!("{}", support::chain(&e)));
+    assert_eq!(
+        index_reads.load(Ordering::SeqCst),
+        1,
+        "db and queue come from one repository: its index is read once"
+    );
     let mut after = snapshot(&spec_dir);
     after.retain(|(p, _)| p != Path::new("spec.yaml"));
     assert!(after == before, "the chart directory was changed");
@@ -177,7 +208,8 @@ async fn locked_repository_registry_and_file_dependencies_are_built_into_the_pub
         [
             "charts/cache-0.3.0.tgz",
             "charts/common-0.1.0.tgz",
-            "charts/db-1.2.4.tgz"
+            "charts/db-1.2.4.tgz",
+            "charts/queue-2.0.0.tgz"
         ]
     );
     // The repository's archive is taken byte for byte.
@@ -192,6 +224,7 @@ async fn locked_repository_registry_and_file_dependencies_are_built_into_the_pub
         "app/charts/db/templates/cm.yaml",
         "app/charts/store/templates/cm.yaml",
         "app/charts/common/templates/cm.yaml",
+        "app/charts/queue/templates/cm.yaml",
     ] {
         assert!(
             rendered.contains(&format!("# Source: {source}")),
@@ -201,8 +234,11 @@ async fn locked_repository_registry_and_file_dependencies_are_built_into_the_pub
     let listed = helm_stdout(&["dependency", "list", tgz.to_str().unwrap()], &home);
     // helm's own dependency check on the archive: each found at a matching version.
     assert_eq!(
-        listed.lines().filter(|l| l.starts_with(['d', 'c'])).count(),
-        3,
+        listed
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with("NAME"))
+            .count(),
+        4,
         "{listed}"
     );
     assert!(

@@ -19,6 +19,8 @@
 //! The fetched archives go into the published archive's `charts/`; nothing is written
 //! into the maintainer's chart directory.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
 
 use crate::chart::lock::{ChartLock, LockedDependency, MAX_LOCK_BYTES, helm_digest, helm2_digest};
@@ -31,7 +33,9 @@ use crate::format::{ChartVersion, OciChart, RepoChart, constraint_matches};
 use crate::site_verify::describe;
 
 use super::PublishError;
-use super::sources::{FetchFailure, SourceOptions, fetch_repo_chart, pull_oci_chart};
+use super::sources::{
+    FetchFailure, OpenedRepo, SourceOptions, fetch_from_repo, open_repo_for_fetch, pull_oci_chart,
+};
 
 /// Why `dependencies: build` could not build a chart's dependencies.
 #[derive(Debug, thiserror::Error)]
@@ -195,12 +199,14 @@ pub async fn build(
     // What is fetched stays within one archive's compressed cap in total, however many
     // dependencies the lock names (the packed result must fit it anyway).
     let mut added: u64 = 0;
+    // Each repository's index is read once, however many dependencies come from it.
+    let mut repos = HashMap::new();
     for locked in &lock.dependencies {
         if locked.repository.is_empty() {
             // Helm expects it in charts/ already; the archive reader checks it is.
             continue;
         }
-        added += place(&mut contents, locked, dir, opts)
+        added += place(&mut contents, locked, dir, &mut repos, opts)
             .await
             .map_err(dep_err)?;
         if added > limits.compressed_bytes {
@@ -341,6 +347,7 @@ async fn place(
     contents: &mut ChartDirContents,
     locked: &LockedDependency,
     dir: &Path,
+    repos: &mut HashMap<String, OpenedRepo>,
     opts: &SourceOptions,
 ) -> Result<u64, DependencyError> {
     let name = &locked.name;
@@ -368,7 +375,7 @@ async fn place(
     if kept {
         return Ok(0);
     }
-    let (bytes, archive) = fetch(locked, dir, opts).await?;
+    let (bytes, archive) = fetch(locked, dir, repos, opts).await?;
     let size = bytes.len() as u64;
     contents.add_subchart_archive(
         &format!("{}-{}.tgz", archive.name(), archive.version()),
@@ -382,6 +389,7 @@ async fn place(
 async fn fetch(
     locked: &LockedDependency,
     dir: &Path,
+    repos: &mut HashMap<String, OpenedRepo>,
     opts: &SourceOptions,
 ) -> Result<(Vec<u8>, ChartArchive), DependencyError> {
     let repository = locked.repository.as_str();
@@ -423,10 +431,17 @@ async fn fetch(
             auth: None,
             ca_file: None,
         };
-        let (bytes, origin) = fetch_repo_chart(&repo, opts).await.map_err(|e| match e {
+        let failed = |e| match e {
             FetchFailure::Reason(reason) => fetch_err(reason),
             FetchFailure::Site(source) => fetch_err(describe(&source)),
-        })?;
+        };
+        let opened = match repos.entry(repository.to_owned()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                entry.insert(open_repo_for_fetch(&repo, opts).await.map_err(failed)?)
+            }
+        };
+        let (bytes, origin) = fetch_from_repo(opened, &repo, opts).await.map_err(failed)?;
         let archive =
             ChartArchive::read(&bytes, &origin, None, &opts.archive_limits).map_err(chart_err)?;
         (bytes, origin, archive)

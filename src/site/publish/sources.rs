@@ -291,18 +291,37 @@ pub(super) async fn fetch_repo_chart(
     repo: &RepoChart,
     opts: &SourceOptions,
 ) -> Result<(Vec<u8>, String), FetchFailure> {
+    let opened = open_repo_for_fetch(repo, opts).await?;
+    fetch_from_repo(&opened, repo, opts).await
+}
+
+/// [`open_repo`] with its errors as a [`FetchFailure`].
+pub(super) async fn open_repo_for_fetch(
+    repo: &RepoChart,
+    opts: &SourceOptions,
+) -> Result<OpenedRepo, FetchFailure> {
+    open_repo(repo, &opts.spec_dir, &opts.site_limits)
+        .await
+        .map_err(|e| match e {
+            RepoOpenError::Spec(r) => FetchFailure::Reason(r),
+            RepoOpenError::Fetch(source) => FetchFailure::Site(source),
+        })
+}
+
+/// Downloads chart `repo.name` at `repo.version` from a repository already opened (see
+/// [`fetch_repo_chart`]).
+pub(super) async fn fetch_from_repo(
+    opened: &OpenedRepo,
+    repo: &RepoChart,
+    opts: &SourceOptions,
+) -> Result<(Vec<u8>, String), FetchFailure> {
     let reason = FetchFailure::Reason;
     let OpenedRepo {
         base,
         fetcher,
         index,
         index_location,
-    } = open_repo(repo, &opts.spec_dir, &opts.site_limits)
-        .await
-        .map_err(|e| match e {
-            RepoOpenError::Spec(r) => reason(r),
-            RepoOpenError::Fetch(source) => FetchFailure::Site(source),
-        })?;
+    } = opened;
     let wanted = ChartVersion::parse(&repo.version)
         .map_err(|e| reason(format!("version {}: {e}", repo.version)))?;
     let entry = index
@@ -335,7 +354,7 @@ pub(super) async fn fetch_repo_chart(
             "chart URL {chart_url} in {index_location} is not http or https"
         )));
     }
-    let bytes = fetch_bytes(&fetcher, &chart_url, opts.archive_limits.compressed_bytes)
+    let bytes = fetch_bytes(fetcher, &chart_url, opts.archive_limits.compressed_bytes)
         .await
         .map_err(FetchFailure::Site)?;
     let origin = chart_url.to_string();
