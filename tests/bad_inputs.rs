@@ -655,13 +655,27 @@ fn spec_update_policies_that_cannot_be_followed() {
 
 #[test]
 fn spec_two_chart_forms() {
-    let err = spec_refused("two-chart-forms.yaml", &["bad/spec/two-chart-forms.yaml"]);
-    assert!(
-        matches!(
-            err,
-            SpecFileError::Format(FormatError::Yaml(YamlError::Invalid { .. }))
-        ),
-        "{err:?}"
+    spec_yaml_invalid(
+        "two-chart-forms.yaml",
+        &[
+            "bad/spec/two-chart-forms.yaml",
+            "exactly one of `path`, `archive`, `repo` or `oci`",
+        ],
+    );
+}
+
+#[test]
+fn spec_dependencies_only_for_a_chart_directory() {
+    spec_yaml_invalid(
+        "dependencies-on-archive.yaml",
+        &[
+            "bad/spec/dependencies-on-archive.yaml",
+            "`dependencies` applies to a `path` chart only",
+        ],
+    );
+    spec_yaml_invalid(
+        "dependencies-unknown.yaml",
+        &["bad/spec/dependencies-unknown.yaml", "update"],
     );
 }
 

@@ -3,7 +3,8 @@
 //! and generated variants: a `v`-prefixed version,
 //! short and leading-zero versions, a v1 chart with `requirements.yaml` and a packed
 //! subchart, a chart without `apiVersion`, a template path longer than tar's name
-//! field), `helm show chart` must read the same name,
+//! field; and charts whose `charts/` publish built from a lock file the real helm wrote,
+//! `dependencies: build`, v2 with `Chart.lock` and v1 with `requirements.lock`), `helm show chart` must read the same name,
 //! version and apiVersion, and every template `helm template` renders must be a file
 //! coxswain holds. For the hostile Chart.yaml cases coxswain refuses, helm is shown to
 //! read something other than what the file seems to say, which is why they are refused.
@@ -15,7 +16,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use coxswain::chart::{ArchiveLimits, ChartArchive, pack_dir};
+use coxswain::chart::{ArchiveLimits, ChartArchive, PackedChart, pack_dir};
 use serde::Deserialize;
 
 fn helms() -> Vec<PathBuf> {
@@ -106,14 +107,82 @@ fn accepted_sources(work: &Path) -> Vec<PathBuf> {
     dirs
 }
 
+/// Charts with a `file://` dependency, locked by the real helm 4 (`helm dependency
+/// update`, which also fills charts/ on disk: emptied again, as a maintainer commits only
+/// the lock), then built by `dependencies: build`: a v2 chart (`Chart.lock`) and a v1
+/// chart (`requirements.yaml`, `requirements.lock`).
+fn built_archives(work: &Path) -> Vec<PackedChart> {
+    let helm = &helms()[0];
+    let common = work.join("built/common");
+    write(
+        &common,
+        "Chart.yaml",
+        "apiVersion: v2\nname: common\nversion: 0.2.0\n",
+    );
+    write(&common, "templates/cm.yaml", CM);
+    let mut dirs = Vec::new();
+    for (name, chart_yaml, requirements) in [
+        (
+            "built",
+            "apiVersion: v2\nname: built\nversion: 1.0.0\ndependencies:\n- name: common\n  version: ~0.2.0\n  repository: file://../common\n",
+            None,
+        ),
+        (
+            "builtv1",
+            "apiVersion: v1\nname: builtv1\nversion: 1.0.0\n",
+            Some(
+                "dependencies:\n- name: common\n  version: 0.2.0\n  repository: file://../common\n",
+            ),
+        ),
+    ] {
+        let dir = work.join("built").join(name);
+        write(&dir, "Chart.yaml", chart_yaml);
+        if let Some(text) = requirements {
+            write(&dir, "requirements.yaml", text);
+        }
+        write(&dir, "templates/cm.yaml", CM);
+        run(helm, work, &["dependency", "update", dir.to_str().unwrap()])
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        std::fs::remove_dir_all(dir.join("charts")).unwrap();
+        dirs.push(dir);
+    }
+    let opts = coxswain::publish::SourceOptions {
+        spec_dir: work.to_path_buf(),
+        archive_limits: ArchiveLimits::default(),
+        site_limits: coxswain::site::Limits::default(),
+        helm: helm.clone(),
+        allow_outside_spec_dir: false,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    dirs.iter()
+        .map(|dir| {
+            runtime
+                .block_on(coxswain::publish::dependencies::build("diff", dir, &opts))
+                .unwrap_or_else(|e| panic!("{}: {}", dir.display(), support::chain(&e)))
+        })
+        .collect()
+}
+
 #[test]
 fn helm_reads_what_coxswain_accepts_the_same_way() {
     let work = tempfile::tempdir().unwrap();
     let sources = accepted_sources(work.path());
+    let built = built_archives(work.path());
+    assert!(
+        built
+            .iter()
+            .all(|b| b.archive.files.contains_key("charts/common-0.2.0.tgz")),
+        "the file:// dependency is in each built archive"
+    );
     for helm in helms() {
-        for dir in &sources {
-            let packed = pack_dir(dir, &ArchiveLimits::default())
-                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let packed_dirs = sources.iter().map(|dir| {
+            pack_dir(dir, &ArchiveLimits::default())
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        });
+        for packed in packed_dirs.chain(built.iter().cloned()) {
             let chart: &ChartArchive = &packed.archive;
             let tgz = work
                 .path()

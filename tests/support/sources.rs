@@ -51,6 +51,11 @@ pub fn chart(work: &Path, out: &Path, name: &str, version: &str, app: &str) -> P
 }
 
 pub fn helm_ok(args: &[&str], home: &Path) {
+    helm_stdout(args, home);
+}
+
+/// Runs the real helm with its homes in `home`; its stdout (fails the test on an error).
+pub fn helm_stdout(args: &[&str], home: &Path) -> String {
     let out = Command::new(helm())
         .args(args)
         .env("HELM_CONFIG_HOME", home.join("config"))
@@ -63,6 +68,7 @@ pub fn helm_ok(args: &[&str], home: &Path) {
         "helm {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Pushes an image whose one layer holds `content`, so every tag has its own digest.

@@ -433,6 +433,8 @@ fn spec_files(out: &mut Vec<File>) {
         ("update-bad-pattern.yaml", spec(&format!("{two}    update:\n      images: [{{repository: nginx, tag: image.tag, pattern: \"(\\\\d+\"}}]\n"))),
         ("update-empty-values-path.yaml", spec(&format!("{two}    update:\n      images: [{{repository: nginx, tag: image..tag}}]\n"))),
         ("two-chart-forms.yaml", spec(&two.replacen("chart: {path: ../../charts/wiki}", "chart: {path: ../../charts/wiki, archive: wiki-1.4.2.tgz}", 1))),
+        ("dependencies-on-archive.yaml", spec(&two.replacen("chart: {path: ../../charts/wiki}", "chart: {archive: wiki-1.4.2.tgz, dependencies: build}", 1))),
+        ("dependencies-unknown.yaml", spec(&two.replacen("chart: {path: ../../charts/wiki}", "chart: {path: ../../charts/wiki, dependencies: update}", 1))),
         ("values-big-integer.yaml", spec("  - name: sso\n    namespace: sso\n    chart: {path: ../../charts/sso}\n    values:\n      realm:\n        ids: [1, 9007199254740993]\n")),
         ("values-key-collision.yaml", spec("  - name: sso\n    namespace: sso\n    chart: {path: ../../charts/sso}\n    valuesFile: values/key-collision.yaml\n")),
         ("values/key-collision.yaml", "ports:\n  8080: http\n  \"8080\": admin\n".to_owned()),

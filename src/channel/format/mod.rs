@@ -30,7 +30,10 @@ use time::format_description::well_known::Rfc3339;
 pub use gate::{GateRecord, GateRelease};
 pub use index::{ChannelIndex, IndexChart, IndexRelease, PreviousRelease, Withdrawn};
 pub use signatures::{SignatureEntry, Signatures};
-pub use spec::{ChannelSpec, ChartSource, CrdPolicy, OciChart, ReleaseSpec, RepoAuth, RepoChart};
+pub use spec::{
+    ChannelSpec, ChartDir, ChartSource, CrdPolicy, DependencyPolicy, OciChart, ReleaseSpec,
+    RepoAuth, RepoChart,
+};
 pub use trust::{KeyEntry, KeyScheme, Role, Roles, TrustRoot};
 pub use version::{
     ChartVersion, VersionError, constraint_matches, is_older, parse_range, same_version,

@@ -173,17 +173,172 @@ impl std::fmt::Display for CrdPolicy {
 }
 
 /// Where a chart comes from: exactly one of the four forms.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+///
+/// Written as a mapping with one of `path`, `archive`, `repo` or `oci`; a `path`
+/// source may add `dependencies: build`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ChartSourceFields", into = "ChartSourceFields")]
 pub enum ChartSource {
     /// A chart directory, relative to the spec; packaged deterministically.
-    Path(PathBuf),
+    Path(ChartDir),
     /// A packaged chart (`.tgz`), relative to the spec; used as is.
     Archive(PathBuf),
     /// A chart in a classic Helm repository.
     Repo(RepoChart),
     /// A chart in an OCI registry.
     Oci(OciChart),
+}
+
+/// A chart directory source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChartDir {
+    /// The directory, relative to the spec.
+    pub path: PathBuf,
+    /// What publish does with the dependencies its Chart.yaml declares; unset: they
+    /// must already be in its `charts/`.
+    pub dependencies: Option<DependencyPolicy>,
+}
+
+impl ChartDir {
+    /// A directory whose dependencies must already be in its `charts/`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            dependencies: None,
+        }
+    }
+
+    /// Whether publish builds its dependencies (`dependencies: build`).
+    pub fn builds_dependencies(&self) -> bool {
+        self.dependencies == Some(DependencyPolicy::Build)
+    }
+}
+
+/// What publish does with a chart directory's declared dependencies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DependencyPolicy {
+    /// What `helm dependency build` does, in memory: every dependency locked in
+    /// `Chart.lock` (`requirements.lock` for an apiVersion v1 chart), which must be in
+    /// sync with Chart.yaml, is fetched at its locked version (`https://` repository,
+    /// `oci://` registry, `file://` directory inside the spec's tree) and packed into the
+    /// published archive's `charts/`; one already in `charts/` at that version is kept.
+    /// The chart directory itself is never written.
+    Build,
+}
+
+/// How a chart source is written: one mapping, checked into [`ChartSource`].
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ChartSourceFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    archive: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    repo: Option<RepoChart>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    oci: Option<OciChart>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dependencies: Option<DependencyPolicy>,
+}
+
+impl TryFrom<ChartSourceFields> for ChartSource {
+    type Error = String;
+
+    fn try_from(f: ChartSourceFields) -> Result<Self, String> {
+        if f.dependencies.is_some() && f.path.is_none() {
+            return Err(
+                "`dependencies` applies to a `path` chart only (an archive or a downloaded \
+                 chart already holds its dependencies)"
+                    .to_owned(),
+            );
+        }
+        match (f.path, f.archive, f.repo, f.oci) {
+            (Some(path), None, None, None) => Ok(ChartSource::Path(ChartDir {
+                path,
+                dependencies: f.dependencies,
+            })),
+            (None, Some(archive), None, None) => Ok(ChartSource::Archive(archive)),
+            (None, None, Some(repo), None) => Ok(ChartSource::Repo(repo)),
+            (None, None, None, Some(oci)) => Ok(ChartSource::Oci(oci)),
+            _ => Err(
+                "a chart source sets exactly one of `path`, `archive`, `repo` or `oci`".to_owned(),
+            ),
+        }
+    }
+}
+
+impl From<ChartSource> for ChartSourceFields {
+    fn from(source: ChartSource) -> Self {
+        let mut f = ChartSourceFields {
+            path: None,
+            archive: None,
+            repo: None,
+            oci: None,
+            dependencies: None,
+        };
+        match source {
+            ChartSource::Path(dir) => {
+                f.path = Some(dir.path);
+                f.dependencies = dir.dependencies;
+            }
+            ChartSource::Archive(p) => f.archive = Some(p),
+            ChartSource::Repo(r) => f.repo = Some(r),
+            ChartSource::Oci(o) => f.oci = Some(o),
+        }
+        f
+    }
+}
+
+impl JsonSchema for ChartSource {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ChartSource".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let one = |description: &str, key: &str, schema: schemars::Schema| {
+            serde_json::json!({
+                "description": description,
+                "type": "object",
+                "properties": { key: schema },
+                "additionalProperties": false,
+                "required": [key],
+            })
+        };
+        let mut path = one(
+            "A chart directory, relative to the spec; packaged deterministically.",
+            "path",
+            generator.subschema_for::<PathBuf>(),
+        );
+        let policy = generator.subschema_for::<DependencyPolicy>();
+        path["properties"]["dependencies"] = serde_json::json!({
+            "description": "What publish does with the dependencies its Chart.yaml declares; \
+                            unset: they must already be in its `charts/`.",
+            "allOf": [policy],
+        });
+        schemars::json_schema!({
+            "description": "Where a chart comes from: exactly one of the four forms.",
+            "oneOf": [
+                path,
+                one(
+                    "A packaged chart (`.tgz`), relative to the spec; used as is.",
+                    "archive",
+                    generator.subschema_for::<PathBuf>(),
+                ),
+                one(
+                    "A chart in a classic Helm repository.",
+                    "repo",
+                    generator.subschema_for::<RepoChart>(),
+                ),
+                one(
+                    "A chart in an OCI registry.",
+                    "oci",
+                    generator.subschema_for::<OciChart>(),
+                ),
+            ],
+        })
+    }
 }
 
 /// A chart in a Helm repository (`index.yaml` at `url`).
@@ -231,9 +386,13 @@ fn is_env_name(name: &str) -> bool {
 /// Whether an `http://` URL's host is on this machine (loopback), where
 /// credentials in clear never cross a network.
 fn is_loopback_http(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
+    url.strip_prefix("http://")
+        .is_some_and(is_loopback_authority)
+}
+
+/// Whether the host of `rest` (a URL after its `scheme://`) is on this machine:
+/// `localhost` or a loopback address.
+pub(crate) fn is_loopback_authority(rest: &str) -> bool {
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host = if let Some(v6) = host.strip_prefix('[') {
@@ -366,7 +525,9 @@ impl ChartSource {
             reason: reason.to_owned(),
         };
         match self {
-            ChartSource::Path(p) | ChartSource::Archive(p) if p.as_os_str().is_empty() => {
+            ChartSource::Path(ChartDir { path: p, .. }) | ChartSource::Archive(p)
+                if p.as_os_str().is_empty() =>
+            {
                 Err(bad("path is empty"))
             }
             ChartSource::Path(_) | ChartSource::Archive(_) => Ok(()),
@@ -621,6 +782,56 @@ releases:
     }
 
     #[test]
+    fn a_path_chart_may_ask_for_its_dependencies_to_be_built() {
+        let with = |chart: &str| SPEC.replace("chart: {path: charts/cert-manager}", chart);
+        let spec = ChannelSpec::from_yaml(
+            with("chart: {path: charts/cert-manager, dependencies: build}").as_bytes(),
+            "spec.yaml",
+        )
+        .unwrap();
+        let ChartSource::Path(dir) = &spec.releases[0].chart else {
+            panic!("{:?}", spec.releases[0].chart);
+        };
+        assert!(dir.builds_dependencies());
+        assert_eq!(
+            serde_json::to_value(&spec.releases[0].chart).unwrap(),
+            json!({"path": "charts/cert-manager", "dependencies": "build"})
+        );
+        let plain = ChannelSpec::from_yaml(SPEC.as_bytes(), "spec.yaml").unwrap();
+        assert_eq!(
+            serde_json::to_value(&plain.releases[0].chart).unwrap(),
+            json!({"path": "charts/cert-manager"})
+        );
+        for (chart, needle) in [
+            (
+                "chart: {archive: a-1.0.0.tgz, dependencies: build}",
+                "applies to a `path` chart only",
+            ),
+            (
+                "chart: {path: charts/cert-manager, dependencies: update}",
+                "update",
+            ),
+            (
+                "chart: {dependencies: build}",
+                "applies to a `path` chart only",
+            ),
+            (
+                "chart: {}",
+                "exactly one of `path`, `archive`, `repo` or `oci`",
+            ),
+            ("chart: {path: a, pth: b}", "pth"),
+        ] {
+            let err = ChannelSpec::from_yaml(with(chart).as_bytes(), "spec.yaml").unwrap_err();
+            assert!(
+                matches!(err, FormatError::Yaml(yaml::YamlError::Invalid { .. })),
+                "{chart}: {err:?}"
+            );
+            let text = crate::site_verify::describe(&err);
+            assert!(text.contains(needle), "{chart}: {text}");
+        }
+    }
+
+    #[test]
     fn reads_every_chart_form_and_defaults() {
         let spec = ChannelSpec::from_yaml(SPEC.as_bytes(), "spec.yaml").unwrap();
         assert_eq!(spec.channel, "stable");
@@ -780,7 +991,7 @@ releases:
         let release = ReleaseSpec {
             name: "a".into(),
             namespace: "a".into(),
-            chart: ChartSource::Path("c".into()),
+            chart: ChartSource::Path(ChartDir::new("c")),
             values: json!({"image": {"tag": "2.0"}}).as_object().cloned(),
             values_file: Some("v.yaml".into()),
             depends_on: vec![],

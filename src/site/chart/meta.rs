@@ -56,6 +56,11 @@ pub struct Dependency {
     pub version: Option<String>,
     /// The name it is used under, if any.
     pub alias: Option<String>,
+    /// Where it comes from (`https://...`, `oci://...`, `file://...`, `@name`), if set.
+    pub repository: Option<String>,
+    /// The entry as Go's `json.Marshal` writes Helm's `chart.Dependency` (what the
+    /// `digest` of `Chart.lock` is taken over), or why it cannot be written exactly.
+    pub helm_json: Result<String, String>,
 }
 
 /// What coxswain reads from `Chart.yaml`.
@@ -220,6 +225,8 @@ fn dependencies(top: &[(String, Node)], prefix: &str) -> Result<Vec<Dependency>,
             .ok_or_else(|| format!("`{at}name` is missing"))?;
         let version = string_field(entries, "version", &at)?.filter(|v| !v.is_empty());
         let alias = string_field(entries, "alias", &at)?.filter(|a| !a.is_empty());
+        let repository = string_field(entries, "repository", &at)?.filter(|r| !r.is_empty());
+        let helm_json = helm_dependency_json(entries, &at);
         if let Some(alias) = &alias
             && !alias
                 .bytes()
@@ -240,9 +247,174 @@ fn dependencies(top: &[(String, Node)], prefix: &str) -> Result<Vec<Dependency>,
             name,
             version,
             alias,
+            repository,
+            helm_json,
         });
     }
     Ok(out)
+}
+
+/// One dependency entry as Go's `json.Marshal` writes Helm's `chart.Dependency`: its
+/// fields in the struct's order (`name`, `version`, `repository`, `condition`, `tags`,
+/// `enabled`, `import-values`, `alias`), the ones marked `omitempty` left out when
+/// empty, strings as Helm's loader sanitizes them (whitespace turned into spaces,
+/// control characters dropped). `Err` names what cannot be written exactly: an
+/// `import-values` number (Go reads it as a float whose spelling coxswain does not
+/// reproduce).
+fn helm_dependency_json(entries: &[(String, Node)], at: &str) -> Result<String, String> {
+    let text = |key: &str| -> Result<String, String> {
+        Ok(string_field(entries, key, at)?
+            .map(|v| sanitize(&v))
+            .unwrap_or_default())
+    };
+    let mut out = String::from("{");
+    let mut put = |key: &str, value: String| {
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push_str(&go_json_string(key));
+        out.push(':');
+        out.push_str(&value);
+    };
+    put("name", go_json_string(&text("name")?));
+    let version = text("version")?;
+    if !version.is_empty() {
+        put("version", go_json_string(&version));
+    }
+    put("repository", go_json_string(&text("repository")?));
+    let condition = text("condition")?;
+    if !condition.is_empty() {
+        put("condition", go_json_string(&condition));
+    }
+    match field(entries, "tags") {
+        None => {}
+        Some(Node::Scalar { value, plain: true }) if is_null(value) => {}
+        Some(Node::Seq(items)) if items.is_empty() => {}
+        Some(Node::Seq(items)) => {
+            let mut tags = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Node::Scalar { value, plain }
+                        if !*plain || yaml_non_string(value).is_none() =>
+                    {
+                        tags.push(go_json_string(&sanitize(value)));
+                    }
+                    _ => return Err(format!("`{at}tags` holds something else than strings")),
+                }
+            }
+            put("tags", format!("[{}]", tags.join(",")));
+        }
+        Some(_) => return Err(format!("`{at}tags` is not a list")),
+    }
+    match field(entries, "enabled") {
+        None => {}
+        Some(Node::Scalar { value, plain: true }) if is_null(value) => {}
+        Some(Node::Scalar { value, plain: true }) if yaml_bool(value) == Some(false) => {}
+        Some(Node::Scalar { value, plain: true }) if yaml_bool(value) == Some(true) => {
+            put("enabled", "true".to_owned());
+        }
+        Some(_) => return Err(format!("`{at}enabled` is not a boolean")),
+    }
+    match field(entries, "import-values") {
+        None => {}
+        Some(Node::Scalar { value, plain: true }) if is_null(value) => {}
+        Some(Node::Seq(items)) if items.is_empty() => {}
+        Some(node @ Node::Seq(_)) => put("import-values", go_json_value(node, at)?),
+        Some(_) => return Err(format!("`{at}import-values` is not a list")),
+    }
+    let alias = text("alias")?;
+    if !alias.is_empty() {
+        put("alias", go_json_string(&alias));
+    }
+    out.push('}');
+    Ok(out)
+}
+
+/// A YAML 1.1 boolean (go-yaml v2, what Helm reads with), if `value` is one.
+fn yaml_bool(value: &str) -> Option<bool> {
+    match value {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            Some(true)
+        }
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            Some(false)
+        }
+        _ => None,
+    }
+}
+
+/// A node as Go marshals the `interface{}` that `sigs.k8s.io/yaml` made of it: maps with
+/// their keys sorted, strings, booleans, null; numbers are refused (see
+/// [`helm_dependency_json`]).
+fn go_json_value(node: &Node, at: &str) -> Result<String, String> {
+    Ok(match node {
+        Node::Scalar { value, plain: true } if is_null(value) => "null".to_owned(),
+        Node::Scalar { value, plain: true } if yaml_bool(value).is_some() => {
+            yaml_bool(value).unwrap_or_default().to_string()
+        }
+        Node::Scalar { value, plain: true } if yaml_non_string(value).is_some() => {
+            return Err(format!(
+                "`{at}import-values` holds the plain scalar `{value}`, which Helm reads as a \
+                 number or date; quote it"
+            ));
+        }
+        Node::Scalar { value, .. } => go_json_string(value),
+        Node::Seq(items) => {
+            let items: Result<Vec<String>, String> =
+                items.iter().map(|i| go_json_value(i, at)).collect();
+            format!("[{}]", items?.join(","))
+        }
+        Node::Map(entries) => {
+            let mut sorted: Vec<&(String, Node)> = entries.iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut parts = Vec::with_capacity(sorted.len());
+            for (k, v) in sorted {
+                parts.push(format!("{}:{}", go_json_string(k), go_json_value(v, at)?));
+            }
+            format!("{{{}}}", parts.join(","))
+        }
+    })
+}
+
+/// Helm's `sanitizeString`: whitespace becomes a space, what is not printable is dropped.
+fn sanitize(value: &str) -> String {
+    value
+        .chars()
+        .filter_map(|c| {
+            if c.is_whitespace() {
+                Some(' ')
+            } else if c.is_control() {
+                None
+            } else {
+                Some(c)
+            }
+        })
+        .collect()
+}
+
+/// A string as Go's `encoding/json` writes it: HTML-safe (`<`, `>`, `&` escaped), control
+/// characters and U+2028/U+2029 as `\u` escapes.
+pub(crate) fn go_json_string(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn field<'a>(map: &'a [(String, Node)], key: &str) -> Option<&'a Node> {
@@ -574,7 +746,12 @@ mod tests {
             vec![Dependency {
                 name: "db".into(),
                 version: Some(">=0.1.0".into()),
-                alias: Some("main-db".into())
+                alias: Some("main-db".into()),
+                repository: None,
+                helm_json: Ok(
+                    r#"{"name":"db","version":"\u003e=0.1.0","repository":"","condition":"db.enabled","alias":"main-db"}"#
+                        .into()
+                ),
             }]
         );
         let v1 = parse_chart_yaml(b"name: old\nversion: 1.0.0\n", "old/Chart.yaml").unwrap();

@@ -15,12 +15,13 @@
 mod archive;
 pub mod crds;
 pub mod helmignore;
+pub mod lock;
 pub mod meta;
 mod pack;
 
 pub use archive::ChartArchive;
 pub use meta::{ChartApiVersion, ChartMetadata, Dependency};
-pub use pack::{PackedChart, pack_dir};
+pub use pack::{ChartDirContents, PackedChart, pack_dir};
 
 use crate::format::{ChartVersion, VersionError};
 

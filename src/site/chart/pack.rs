@@ -16,7 +16,8 @@ use tar::{EntryType, Header};
 
 use super::helmignore::Rules;
 use super::{
-    ArchiveLimits, ChartArchive, ChartError, ChartErrorKind, check_chart_name, parse_chart_yaml,
+    ArchiveLimits, ChartArchive, ChartError, ChartErrorKind, ChartMetadata, check_chart_name,
+    parse_chart_yaml,
 };
 
 /// A packed chart: the archive's bytes and what reading them back gave.
@@ -39,54 +40,141 @@ enum Item {
 /// and anything the reader would refuse: the result is read back with
 /// [`ChartArchive::read`] before it is returned, so what is packed is what agents accept.
 pub fn pack_dir(dir: &Path, limits: &ArchiveLimits) -> Result<PackedChart, ChartError> {
-    let origin = dir.display().to_string();
-    let fail = |kind| ChartError {
-        origin: origin.clone(),
-        kind,
-    };
-    let chart_yaml_path = dir.join("Chart.yaml");
-    let chart_yaml = match read_source_file(&chart_yaml_path, limits.file_bytes) {
-        Ok(bytes) => bytes,
-        Err(ChartErrorKind::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return Err(fail(ChartErrorKind::MissingChartYaml {
-                path: chart_yaml_path.display().to_string(),
-            }));
-        }
-        Err(kind) => return Err(fail(kind)),
-    };
-    let id = parse_chart_yaml(&chart_yaml, &chart_yaml_path.display().to_string(), limits)
-        .map_err(fail)?;
-    check_chart_name(&id, &chart_yaml_path.display().to_string()).map_err(fail)?;
-    let rules = match read_source_file(&dir.join(".helmignore"), limits.file_bytes) {
-        Ok(bytes) => Rules::parse(&String::from_utf8_lossy(&bytes)).map_err(fail)?,
-        Err(ChartErrorKind::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            Rules::defaults()
-        }
-        Err(kind) => return Err(fail(kind)),
-    };
+    ChartDirContents::read(dir, limits)?.pack(limits)
+}
 
-    let mut items = Vec::new();
-    let mut budget = Budget {
-        limits,
-        entries: 1,
-        bytes: 0,
-    };
-    walk(dir, "", &rules, &mut items, &mut budget).map_err(fail)?;
+/// A chart directory read into memory the way [`pack_dir`] reads it (`.helmignore`
+/// honoured, no links), before it is packed: `charts/` can still be completed in
+/// memory (see `dependencies: build`), never on disk.
+pub struct ChartDirContents {
+    /// Chart.yaml as read.
+    pub meta: ChartMetadata,
+    origin: String,
+    items: Vec<Item>,
+}
 
-    let tar = build_tar(&id.name, &items).map_err(|source| {
-        fail(ChartErrorKind::Io {
-            path: "(tar in memory)".into(),
-            source,
+impl ChartDirContents {
+    /// Reads the chart in `dir`: Chart.yaml checked, every file not ignored.
+    pub fn read(dir: &Path, limits: &ArchiveLimits) -> Result<Self, ChartError> {
+        let origin = dir.display().to_string();
+        let fail = |kind| ChartError {
+            origin: origin.clone(),
+            kind,
+        };
+        let chart_yaml_path = dir.join("Chart.yaml");
+        let chart_yaml = match read_source_file(&chart_yaml_path, limits.file_bytes) {
+            Ok(bytes) => bytes,
+            Err(ChartErrorKind::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Err(fail(ChartErrorKind::MissingChartYaml {
+                    path: chart_yaml_path.display().to_string(),
+                }));
+            }
+            Err(kind) => return Err(fail(kind)),
+        };
+        let meta = parse_chart_yaml(&chart_yaml, &chart_yaml_path.display().to_string(), limits)
+            .map_err(fail)?;
+        check_chart_name(&meta, &chart_yaml_path.display().to_string()).map_err(fail)?;
+        let rules = match read_source_file(&dir.join(".helmignore"), limits.file_bytes) {
+            Ok(bytes) => Rules::parse(&String::from_utf8_lossy(&bytes)).map_err(fail)?,
+            Err(ChartErrorKind::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Rules::defaults()
+            }
+            Err(kind) => return Err(fail(kind)),
+        };
+        let mut items = Vec::new();
+        let mut budget = Budget {
+            limits,
+            entries: 1,
+            bytes: 0,
+        };
+        walk(dir, "", &rules, &mut items, &mut budget).map_err(fail)?;
+        Ok(Self {
+            meta,
+            origin,
+            items,
         })
-    })?;
-    let bytes = gzip(&tar).map_err(|source| {
-        fail(ChartErrorKind::Io {
-            path: "(gzip in memory)".into(),
-            source,
+    }
+
+    /// A file's bytes, by path relative to the chart directory.
+    pub fn file(&self, path: &str) -> Option<&[u8]> {
+        self.items.iter().find_map(|item| match item {
+            Item::File(p, data) if p == path => Some(data.as_slice()),
+            _ => None,
         })
-    })?;
-    let archive = ChartArchive::read(&bytes, &origin, Some(&id.name), limits)?;
-    Ok(PackedChart { bytes, archive })
+    }
+
+    /// The paths of the files and directories directly in `charts/`.
+    pub fn subchart_entries(&self) -> Vec<String> {
+        self.items
+            .iter()
+            .filter_map(|item| {
+                let path = match item {
+                    Item::Dir(p) | Item::File(p, _) => p,
+                };
+                path.strip_prefix("charts/")
+                    .filter(|rest| !rest.is_empty() && !rest.contains('/'))
+                    .map(|_| path.clone())
+            })
+            .collect()
+    }
+
+    /// Removes a file (a stale archive in `charts/`).
+    pub fn remove_file(&mut self, path: &str) {
+        self.items
+            .retain(|item| !matches!(item, Item::File(p, _) if p == path));
+    }
+
+    /// Adds (or replaces) a file in `charts/`, creating that directory if needed; entries
+    /// keep the order a walk of the directory would give them.
+    pub fn add_subchart_archive(&mut self, file_name: &str, bytes: Vec<u8>) {
+        let path = format!("charts/{file_name}");
+        self.remove_file(&path);
+        if !self
+            .items
+            .iter()
+            .any(|item| matches!(item, Item::Dir(p) if p == "charts"))
+        {
+            self.items.push(Item::Dir("charts".to_owned()));
+        }
+        self.items.push(Item::File(path, bytes));
+        // Component-wise order is the walk's order: siblings sorted, a directory
+        // followed by its contents.
+        self.items.sort_by(|a, b| {
+            let key = |item: &Item| match item {
+                Item::Dir(p) | Item::File(p, _) => {
+                    p.split('/').map(str::to_owned).collect::<Vec<_>>()
+                }
+            };
+            key(a).cmp(&key(b))
+        });
+    }
+
+    /// Packs what was read (and added) into the archive, read back with
+    /// [`ChartArchive::read`] (which checks every declared dependency).
+    pub fn pack(self, limits: &ArchiveLimits) -> Result<PackedChart, ChartError> {
+        let fail = |kind| ChartError {
+            origin: self.origin.clone(),
+            kind,
+        };
+        let tar = build_tar(&self.meta.name, &self.items).map_err(|source| {
+            fail(ChartErrorKind::Io {
+                path: "(tar in memory)".into(),
+                source,
+            })
+        })?;
+        let bytes = gzip(&tar).map_err(|source| {
+            fail(ChartErrorKind::Io {
+                path: "(gzip in memory)".into(),
+                source,
+            })
+        })?;
+        let archive = ChartArchive::read(&bytes, &self.origin, Some(&self.meta.name), limits)?;
+        Ok(PackedChart { bytes, archive })
+    }
 }
 
 /// Reads one file of a chart source directory: a regular file, not a symbolic link, with

@@ -33,6 +33,7 @@
 //! bytes (deterministic packing, sorted JSON object keys, ed25519's deterministic
 //! signatures); tests inject `now`.
 
+pub mod dependencies;
 mod previous;
 pub mod promote;
 pub mod sources;
@@ -206,6 +207,17 @@ pub enum PublishError {
         release: String,
         /// What went wrong.
         reason: String,
+    },
+    /// `dependencies: build` could not build a chart directory's dependencies.
+    #[error("release `{release}`: {chart}: dependencies")]
+    Dependencies {
+        /// The release.
+        release: String,
+        /// The chart directory.
+        chart: String,
+        /// What is wrong (boxed: it is large and rare).
+        #[source]
+        source: Box<dependencies::DependencyError>,
     },
     /// A download for a release failed.
     #[error("release `{release}`: download failed")]
@@ -656,6 +668,7 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
         archive_limits: opts.archive_limits.clone(),
         site_limits: opts.site_limits.clone(),
         helm: opts.helm.clone(),
+        allow_outside_spec_dir: opts.allow_outside_spec_dir,
     };
     let mut charts: BTreeMap<Sha256Digest, Vec<u8>> = BTreeMap::new();
     let mut releases = Vec::with_capacity(spec.releases.len());
@@ -847,7 +860,7 @@ fn check_spec_paths(spec: &ChannelSpec, spec_dir: &Path) -> Result<(), PublishEr
             paths.push(("valuesFile", file));
         }
         match &release.chart {
-            crate::format::spec::ChartSource::Path(p) => paths.push(("chart.path", p)),
+            crate::format::spec::ChartSource::Path(d) => paths.push(("chart.path", &d.path)),
             crate::format::spec::ChartSource::Archive(p) => paths.push(("chart.archive", p)),
             crate::format::spec::ChartSource::Oci(oci) => {
                 if let Some(ca) = &oci.ca_file {

@@ -64,6 +64,9 @@ pub struct SourceOptions {
     pub site_limits: site::Limits,
     /// The helm binary used for `oci` charts.
     pub helm: PathBuf,
+    /// Whether `file://` dependencies may lie outside the spec's directory and the
+    /// working directory (`--allow-outside-spec-dir`).
+    pub allow_outside_spec_dir: bool,
 }
 
 /// Resolves and checks the chart of `release`.
@@ -74,10 +77,14 @@ pub async fn resolve(
 ) -> Result<ResolvedChart, PublishError> {
     let source_err = |reason: String| source_error(release, reason);
     match source {
-        ChartSource::Path(dir) => {
-            let dir = opts.spec_dir.join(dir);
-            let packed =
-                pack_dir(&dir, &opts.archive_limits).map_err(|e| chart_error(release, e))?;
+        ChartSource::Path(chart_dir) => {
+            let dir = opts.spec_dir.join(&chart_dir.path);
+            let packed = if chart_dir.builds_dependencies() {
+                super::dependencies::build(release, &dir, opts).await?
+            } else {
+                pack_dir(&dir, &opts.archive_limits)
+                    .map_err(|e| chart_error(release, with_build_hint(e)))?
+            };
             let dir_name = dir
                 .canonicalize()
                 .ok()
@@ -125,6 +132,20 @@ pub async fn resolve(
         ChartSource::Repo(repo) => resolve_repo(release, repo, opts).await,
         ChartSource::Oci(oci) => resolve_oci(release, oci, opts).await,
     }
+}
+
+/// A dependency missing from `charts/` of a chart directory: the spec can ask publish
+/// to build them.
+fn with_build_hint(mut error: crate::chart::ChartError) -> crate::chart::ChartError {
+    if let crate::chart::ChartErrorKind::Dependency { reason, .. } = &mut error.kind
+        && reason.contains("is not in charts/")
+    {
+        reason.push_str(
+            "; or let publish build them as `helm dependency build` does, from Chart.lock: \
+             `dependencies: build` on this release's chart source",
+        );
+    }
+    error
 }
 
 /// Checks the archive's `Chart.yaml` against the name (and version) the spec implies.
@@ -247,21 +268,62 @@ async fn resolve_repo(
     repo: &RepoChart,
     opts: &SourceOptions,
 ) -> Result<ResolvedChart, PublishError> {
-    let source_err = |reason: String| source_error(release, reason);
-    let fetch_err = |source| repo_fetch_error(release, repo, source);
+    let (bytes, origin) = fetch_repo_chart(repo, opts).await.map_err(|e| match e {
+        FetchFailure::Reason(reason) => source_error(release, reason),
+        FetchFailure::Site(source) => repo_fetch_error(release, repo, source),
+    })?;
+    downloaded(release, bytes, origin, &repo.name, &repo.version, opts)
+}
+
+/// Why a chart could not be downloaded.
+pub(super) enum FetchFailure {
+    /// The repository, its index or the archive is not usable (said in words).
+    Reason(String),
+    /// The download itself failed.
+    Site(SiteError),
+}
+
+/// Downloads chart `repo.name` at `repo.version` from a Helm repository: its index
+/// through [`open_repo`], the entry's first URL resolved against the repository, the
+/// archive bounded in size and time and checked against the entry's `digest` when the
+/// index gives one. Returns the bytes and the URL they came from.
+pub(super) async fn fetch_repo_chart(
+    repo: &RepoChart,
+    opts: &SourceOptions,
+) -> Result<(Vec<u8>, String), FetchFailure> {
+    let opened = open_repo_for_fetch(repo, opts).await?;
+    fetch_from_repo(&opened, repo, opts).await
+}
+
+/// [`open_repo`] with its errors as a [`FetchFailure`].
+pub(super) async fn open_repo_for_fetch(
+    repo: &RepoChart,
+    opts: &SourceOptions,
+) -> Result<OpenedRepo, FetchFailure> {
+    open_repo(repo, &opts.spec_dir, &opts.site_limits)
+        .await
+        .map_err(|e| match e {
+            RepoOpenError::Spec(r) => FetchFailure::Reason(r),
+            RepoOpenError::Fetch(source) => FetchFailure::Site(source),
+        })
+}
+
+/// Downloads chart `repo.name` at `repo.version` from a repository already opened (see
+/// [`fetch_repo_chart`]).
+pub(super) async fn fetch_from_repo(
+    opened: &OpenedRepo,
+    repo: &RepoChart,
+    opts: &SourceOptions,
+) -> Result<(Vec<u8>, String), FetchFailure> {
+    let reason = FetchFailure::Reason;
     let OpenedRepo {
         base,
         fetcher,
         index,
         index_location,
-    } = open_repo(repo, &opts.spec_dir, &opts.site_limits)
-        .await
-        .map_err(|e| match e {
-            RepoOpenError::Spec(reason) => source_err(reason),
-            RepoOpenError::Fetch(source) => fetch_err(source),
-        })?;
+    } = opened;
     let wanted = ChartVersion::parse(&repo.version)
-        .map_err(|e| source_err(format!("version {}: {e}", repo.version)))?;
+        .map_err(|e| reason(format!("version {}: {e}", repo.version)))?;
     let entry = index
         .entries
         .get(&repo.name)
@@ -273,28 +335,28 @@ async fn resolve_repo(
             })
         })
         .ok_or_else(|| {
-            source_err(format!(
+            reason(format!(
                 "{index_location} has no chart {} version {}",
                 repo.name, repo.version
             ))
         })?;
     let first = entry.urls.first().ok_or_else(|| {
-        source_err(format!(
+        reason(format!(
             "{index_location}: chart {} {} lists no download URL",
             repo.name, repo.version
         ))
     })?;
     let chart_url = base
         .join(first)
-        .map_err(|e| source_err(format!("chart URL {first:?} in {index_location}: {e}")))?;
+        .map_err(|e| reason(format!("chart URL {first:?} in {index_location}: {e}")))?;
     if !matches!(chart_url.scheme(), "http" | "https") {
-        return Err(source_err(format!(
+        return Err(reason(format!(
             "chart URL {chart_url} in {index_location} is not http or https"
         )));
     }
-    let bytes = fetch_bytes(&fetcher, &chart_url, opts.archive_limits.compressed_bytes)
+    let bytes = fetch_bytes(fetcher, &chart_url, opts.archive_limits.compressed_bytes)
         .await
-        .map_err(fetch_err)?;
+        .map_err(FetchFailure::Site)?;
     let origin = chart_url.to_string();
     if let Some(digest) = entry.digest.as_deref().filter(|d| !d.is_empty()) {
         let actual = Sha256Digest::of(&bytes).hex();
@@ -303,12 +365,12 @@ async fn resolve_repo(
             .unwrap_or(digest)
             .to_ascii_lowercase();
         if actual != expected {
-            return Err(source_err(format!(
+            return Err(reason(format!(
                 "{origin} has sha256 {actual}, but {index_location} says {expected}"
             )));
         }
     }
-    downloaded(release, bytes, origin, &repo.name, &repo.version, opts)
+    Ok((bytes, origin))
 }
 
 /// The extra CA roots (`caFile`) and the credentials (`auth`, from the
@@ -415,7 +477,21 @@ async fn resolve_oci(
     oci: &OciChart,
     opts: &SourceOptions,
 ) -> Result<ResolvedChart, PublishError> {
-    let source_err = |reason: String| source_error(release, reason);
+    let (bytes, origin) = pull_oci_chart(oci, opts)
+        .await
+        .map_err(|reason| source_error(release, reason))?;
+    let expected_name = oci.reference.rsplit('/').next().unwrap_or_default();
+    downloaded(release, bytes, origin, expected_name, &oci.version, opts)
+}
+
+/// Pulls `oci.reference` at `oci.version` with the real helm (`helm pull`, bounded in
+/// time, into a temporary directory) and reads the archive it left, bounded in size.
+/// Returns the bytes and `ref:version`.
+pub(super) async fn pull_oci_chart(
+    oci: &OciChart,
+    opts: &SourceOptions,
+) -> Result<(Vec<u8>, String), String> {
+    let source_err = std::convert::identity::<String>;
     let temp = tempfile::tempdir()
         .map_err(|e| source_err(format!("cannot create a temporary directory: {e}")))?;
     let ca_file = oci.ca_file.as_ref().map(|f| opts.spec_dir.join(f));
@@ -494,8 +570,7 @@ async fn resolve_oci(
     let bytes = read_file_capped(&path, opts.archive_limits.compressed_bytes)
         .map_err(|e| source_err(format!("cannot read {}: {e}", path.display())))?;
     let origin = format!("{}:{}", oci.reference, oci.version);
-    let expected_name = oci.reference.rsplit('/').next().unwrap_or_default();
-    downloaded(release, bytes, origin, expected_name, &oci.version, opts)
+    Ok((bytes, origin))
 }
 
 /// Which spec field to set when helm could not reach a registry for a TLS or
