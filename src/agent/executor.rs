@@ -523,7 +523,9 @@ impl Executor<'_> {
             ),
         };
         let to_version = action.target.chart.version.clone();
-        tracing::info!(release = %id, from = ?from_version, to = %to_version, reason = %action.reason, "applying");
+        // `from` as the chart writes it (`4.15.2`), or `none` for an install.
+        let from = from_version.as_deref().unwrap_or("none");
+        tracing::info!(release = %id, from = %from, to = %to_version, reason = %action.reason, "applying");
         self.progress(
             ns,
             name,

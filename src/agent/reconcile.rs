@@ -806,7 +806,7 @@ async fn record(
         generation,
         now,
     );
-    tracing::info!(subscription = %settings.subscription, sequence = plan.sequence, result = ?summary.result, message = %summary.message, "reconciled");
+    tracing::info!(subscription = %settings.subscription, sequence = plan.sequence, result = %crate::crd::wire_name(&summary.result), message = %summary.message, "reconciled");
     Outcome {
         verdict: summary.verdict,
         message: format!("{ns}/{name}: {}", summary.message),
