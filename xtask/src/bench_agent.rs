@@ -1582,7 +1582,9 @@ fn render(runs: &[RunFigures]) -> Result<String> {
            index and charts, health checks after every release and `helm test` for wiki\n  \
            (the channel asks for it); the helm baseline runs `helm upgrade --install --wait`\n  \
            (watcher) per release with the values the agent installed, from the chart\n  \
-           directories, and no `helm test`.\n"
+           directories, and `helm test` for wiki too: the same work. Both start from the\n  \
+           same state: the releases' namespaces and the certs chart's CRD are deleted\n  \
+           before each (helm's uninstall leaves both), so both create them.\n"
     );
     let _ = writeln!(
         out,
