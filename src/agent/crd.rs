@@ -42,12 +42,13 @@ pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_mins(5);
 /// Default number of releases upgraded at the same time (each when its own
 /// dependencies are done).
 ///
-/// Four: upgrading a 20-release stack (5 chains of 4) on the loopback cluster
-/// took 54.0 s one at a time, 28.2 s with 2, 17.6 s with 4 and 16.5 s with 8
-/// (docs/performance.md): four takes most of the gain, while each helm 4
-/// child peaks at about 75 MiB (four: about 300 MiB of the chart's 512 MiB
-/// limit, eight would pass it) and each upgrade loads the API server. The
-/// dependency order holds at any setting.
+/// Four: upgrading a 20-release stack (5 chains of 4) on the 2-CPU loopback
+/// cluster took 18.0 s one at a time, 19.1 s with 2, 15.0 s with 4 and
+/// 16.4 s with 8 once health checks were woken by watches (before: 54.4 s,
+/// 31.6 s, 24.1 s, 18.2 s; docs/performance.md): four is the fastest there,
+/// while each helm 4 child peaks at about 75 MiB (four: about 300 MiB of the
+/// chart's 512 MiB limit, eight would pass it) and each upgrade loads the API
+/// server. The dependency order holds at any setting.
 pub const DEFAULT_CONCURRENCY: u16 = 4;
 
 /// Upper bound for `spec.concurrency` (helm children are the agent's memory peak).
