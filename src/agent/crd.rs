@@ -188,6 +188,94 @@ pub struct ChannelSubscriptionSpec {
     /// `health.acceptPendingLoadBalancer` for each.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub accept_pending_load_balancer: bool,
+
+    /// Release name to this cluster's choice about the Velero backup taken
+    /// before the release is upgraded: `require` one the channel does not ask
+    /// for, `waive` the one it asks for (the upgrade then runs unprotected, as
+    /// it must in a cluster without Velero), or change its `ttl` or
+    /// `includeVolumes`. See docs/backup.md.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backups: BTreeMap<String, BackupOverride>,
+
+    /// Where Velero runs in this cluster and how long a backup may take.
+    #[serde(default, skip_serializing_if = "VeleroSettings::is_default")]
+    pub velero: VeleroSettings,
+}
+
+/// Default namespace of the Velero server and its `Backup` objects.
+pub const DEFAULT_VELERO_NAMESPACE: &str = "velero";
+
+/// Default time a backup may take before the upgrade it protects is given up.
+pub const DEFAULT_BACKUP_TIMEOUT: Duration = Duration::from_mins(10);
+
+/// This cluster's choice about one release's backup before an upgrade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupOverride {
+    /// `require`: back up before every upgrade even when the channel does not
+    /// ask; `waive`: never back up this release (upgrade unprotected); unset:
+    /// as the channel says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<BackupMode>,
+    /// How long Velero keeps the backup, e.g. `168h` or `7d` (at most 3650d),
+    /// instead of the channel's TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<Duration>,
+    /// Snapshot the release's persistent volumes too (or not), instead of
+    /// what the channel says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_volumes: Option<bool>,
+}
+
+/// Whether this cluster takes a release's backup whatever the channel says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum BackupMode {
+    /// Back up before every upgrade, even when the channel does not ask.
+    Require,
+    /// Never back up; upgrade without Velero.
+    Waive,
+}
+
+/// Where Velero runs and how long a backup may take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VeleroSettings {
+    /// The namespace of the Velero server, where the agent creates `Backup`
+    /// and `Restore` objects.
+    #[serde(default = "default_velero_namespace")]
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        length(min = 1, max = 63)
+    )]
+    pub namespace: String,
+    /// How long a backup may take to complete; past it, the upgrade it
+    /// protects does not start.
+    #[serde(default = "default_backup_timeout")]
+    pub timeout: Duration,
+}
+
+impl Default for VeleroSettings {
+    fn default() -> Self {
+        Self {
+            namespace: default_velero_namespace(),
+            timeout: DEFAULT_BACKUP_TIMEOUT,
+        }
+    }
+}
+
+impl VeleroSettings {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn default_velero_namespace() -> String {
+    DEFAULT_VELERO_NAMESPACE.to_owned()
+}
+
+fn default_backup_timeout() -> Duration {
+    DEFAULT_BACKUP_TIMEOUT
 }
 
 fn default_interval() -> Duration {

@@ -1331,6 +1331,7 @@ mod tests {
             health: Health::default(),
             upgrade_from: None,
             crds: None,
+            backup: None,
             previous: vec![],
         }
     }
@@ -2442,6 +2443,7 @@ mod tests {
                 health: self.health,
                 upgrade_from: self.upgrade_from,
                 crds: self.crds,
+                backup: self.backup,
                 previous: vec![],
             }
         }

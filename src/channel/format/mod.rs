@@ -30,7 +30,10 @@ use time::format_description::well_known::Rfc3339;
 pub use gate::{GateRecord, GateRelease};
 pub use index::{ChannelIndex, IndexChart, IndexRelease, PreviousRelease, Withdrawn};
 pub use signatures::{SignatureEntry, Signatures};
-pub use spec::{ChannelSpec, ChartSource, CrdPolicy, OciChart, ReleaseSpec, RepoAuth, RepoChart};
+pub use spec::{
+    BackupBefore, BackupPolicy, ChannelSpec, ChartSource, CrdPolicy, OciChart, ReleaseSpec,
+    RepoAuth, RepoChart,
+};
 pub use trust::{KeyEntry, KeyScheme, Role, Roles, TrustRoot};
 pub use version::{
     ChartVersion, VersionError, constraint_matches, is_older, parse_range, same_version,
@@ -176,6 +179,14 @@ pub enum ValidationError {
     /// An `update` block `coxswain upstream check` cannot follow.
     #[error("release `{release}`: update.{reason}")]
     BadUpdatePolicy {
+        /// The release.
+        release: String,
+        /// Which field and what is wrong with it.
+        reason: String,
+    },
+    /// A `backup` block the agent cannot follow.
+    #[error("release `{release}`: backup.{reason}")]
+    BadBackupPolicy {
         /// The release.
         release: String,
         /// Which field and what is wrong with it.
