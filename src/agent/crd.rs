@@ -711,6 +711,9 @@ pub enum OperationKind {
     /// A release left `pending-*` by a killed helm or agent was unlocked
     /// (its stuck revision marked failed) and returned to a known revision.
     Repair,
+    /// A Velero backup of the release's namespace before its upgrade; the
+    /// message names the backup.
+    Backup,
 }
 
 /// How an operation ended.

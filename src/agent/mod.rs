@@ -25,6 +25,7 @@
 //! [`Context`] is shared by every reconcile; its [`AgentState`] is what the web
 //! UI reads, and its [`Metrics`] what `/metrics` exposes (they only read).
 
+pub mod backup;
 pub mod crd;
 pub mod crds;
 pub mod events;

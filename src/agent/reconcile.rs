@@ -621,6 +621,19 @@ async fn act(
             charts,
             crds,
             agent_release: ctx.agent_release.clone(),
+            backups: plan
+                .actions()
+                .filter_map(|a| {
+                    super::backup::wanted(
+                        &a.release,
+                        a.target.backup.as_ref(),
+                        spec.backups.get(&a.release),
+                    )
+                    .transpose()
+                    .map(|w| (a.release.clone(), w))
+                })
+                .collect(),
+            velero: spec.velero.clone(),
         };
         // The accepted sequence is on record before the first change of it,
         // and Ready says the sequence is being applied (not the last check's

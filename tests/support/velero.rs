@@ -21,7 +21,8 @@
 //!   fake nodes have no volumes to back up anyway);
 //! - port 8080 free: Velero's controller manager serves its own metrics on
 //!   `:8080`, fixed in Velero's code (no flag), so one Velero server runs on
-//!   the machine at a time; a test checks the port first and says so.
+//!   the machine at a time (a lock in this binary; a check of the port
+//!   against anything else, which says so).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -41,7 +42,12 @@ pub struct Velero {
     s3: Child,
     server: Child,
     dir: tempfile::TempDir,
+    // Last: released after the server is gone (and port 8080 with it).
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
+
+/// Held by each running [`Velero`] of this test binary: port 8080 is Velero's.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn env_path(var: &str) -> PathBuf {
     let value = std::env::var_os(var)
@@ -122,6 +128,10 @@ impl Velero {
     /// Starts the S3 gateway and a Velero server in a new namespace, and
     /// waits until its BackupStorageLocation is `Available`.
     pub fn start() -> Self {
+        // A test that failed while holding it poisoned it; the port is free again.
+        let guard = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         assert!(
             std::net::TcpListener::bind("0.0.0.0:8080").is_ok(),
             "port 8080 is taken: velero server's controller manager binds :8080 (fixed in \
@@ -205,6 +215,7 @@ impl Velero {
             s3,
             server,
             dir,
+            _one_at_a_time: guard,
         };
         velero.wait_phase("backupstoragelocation", "default", &["Available"], 90);
         velero
