@@ -224,7 +224,60 @@ async fn a_backup_before_a_failing_migration_restores_the_data_a_rollback_cannot
     // helm rollback restored the objects, not the data.
     assert_eq!(rows(&ns), "migrated");
 
-    // The command the agent printed, run as printed.
+    // coxswain restore: refuses what is not the release's backup, by name.
+    let kubeconfig = support::cluster::kubeconfig_path();
+    let restore_cli = |extra: &[&str]| {
+        let mut args = vec![
+            "restore",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--namespace",
+            &w.ns.name,
+            "--subscription",
+            "stack",
+            "--timeout",
+            "2m",
+        ];
+        args.extend_from_slice(extra);
+        support::world::run(&args)
+    };
+    let (code, _, err) = restore_cli(&["--release", "nope"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("has no release `nope` in its status: name one of ledger"),
+        "{err}"
+    );
+    let (code, _, err) = restore_cli(&["--release", "ledger", "--backup", "not-a-backup"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("backup not-a-backup in velero-") && err.contains("is not there"),
+        "{err}"
+    );
+    assert_eq!(rows(&ns), "migrated", "a refused restore changes nothing");
+    // Without --backup: the release's newest completed backup.
+    let (code, out, err) = restore_cli(&["--release", "ledger"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.starts_with(&format!(
+            "restored backup {name} into namespace {ns}: restore {name}-restore-"
+        )),
+        "{out}"
+    );
+    assert_eq!(rows(&ns), "original");
+
+    // The data changes again; the command the agent printed, run as printed.
+    kubectl_run(
+        &[
+            "-n",
+            &ns,
+            "patch",
+            "configmap",
+            "ledger-data",
+            "-p",
+            r#"{"data":{"rows":"migrated"}}"#,
+        ],
+        None,
+    );
     let args: Vec<&str> = command.split(' ').skip(1).collect();
     let out = std::process::Command::new(support::velero::velero_bin())
         .args(&args)

@@ -65,19 +65,24 @@ pub fn wanted(
     }))
 }
 
-/// The backup's name: `<release>-<sequence>-<yyyymmddhhmmss>`, the release
-/// cut so the whole stays a label value (63 characters).
-pub fn backup_name(release: &str, sequence: u64, at: Timestamp) -> String {
+/// `yyyymmddhhmmss` (UTC), as names carry it.
+fn compact_time(at: Timestamp) -> String {
     let t = at.datetime();
-    let suffix = format!(
-        "-{sequence}-{:04}{:02}{:02}{:02}{:02}{:02}",
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}",
         t.year(),
         u8::from(t.month()),
         t.day(),
         t.hour(),
         t.minute(),
         t.second()
-    );
+    )
+}
+
+/// The backup's name: `<release>-<sequence>-<yyyymmddhhmmss>`, the release
+/// cut so the whole stays a label value (63 characters).
+pub fn backup_name(release: &str, sequence: u64, at: Timestamp) -> String {
+    let suffix = format!("-{sequence}-{}", compact_time(at));
     let room = MAX_NAME.saturating_sub(suffix.len());
     let head: String = release.chars().take(room).collect();
     // A cut may end on `-`, which a name may not end with before the suffix's own.
@@ -145,6 +150,11 @@ pub enum Phase {
 
 /// Reads a `Backup`'s phase, and its `failureReason` or error count when it failed.
 pub fn phase(object: &Value) -> Phase {
+    phase_of("velero backup", object)
+}
+
+/// Reads the phase of a Velero `Backup` or `Restore` (`what` names it in a failure).
+pub fn phase_of(what: &str, object: &Value) -> Phase {
     let status = object.get("status");
     let field = |name: &str| status.and_then(|s| s.get(name));
     let phase = field("phase").and_then(Value::as_str).unwrap_or("");
@@ -164,7 +174,7 @@ pub fn phase(object: &Value) -> Phase {
                     .map(|e| format!(": {}", crate::bounded::bounded(e, 300)));
                 validation.unwrap_or_else(|| format!(" with {errors} error(s)"))
             });
-            Phase::Failed(format!("velero backup ended {phase}{detail}"))
+            Phase::Failed(format!("{what} ended {phase}{detail}"))
         }
         _ => Phase::Running,
     }
@@ -186,6 +196,72 @@ pub fn restore_command(velero_namespace: &str, namespace: &str, backup: &str) ->
         "velero restore create --namespace {velero_namespace} --from-backup {backup} \
          --include-namespaces {namespace} --existing-resource-policy update"
     )
+}
+
+/// A restore's name: `<backup>-restore-<yyyymmddhhmmss>`, the backup's name
+/// cut so the whole stays within 63 characters.
+pub fn restore_name(backup: &str, at: Timestamp) -> String {
+    let suffix = format!("-restore-{}", compact_time(at));
+    let head: String = backup
+        .chars()
+        .take(MAX_NAME.saturating_sub(suffix.len()))
+        .collect();
+    format!("{}{suffix}", head.trim_end_matches('-'))
+}
+
+/// The `Restore` of `backup` over the release's `namespace`: what the backup
+/// holds is created, or updated back (`existingResourcePolicy: update`);
+/// what was created since stays.
+pub fn restore_object(
+    name: &str,
+    velero_namespace: &str,
+    backup: &str,
+    release: &str,
+    namespace: &str,
+) -> Value {
+    json!({
+        "apiVersion": VELERO_API_VERSION,
+        "kind": "Restore",
+        "metadata": {
+            "name": name,
+            "namespace": velero_namespace,
+            "labels": {
+                "app.kubernetes.io/managed-by": MANAGED_BY,
+                LABEL_RELEASE: release,
+                LABEL_NAMESPACE: namespace,
+            },
+        },
+        "spec": {
+            "backupName": backup,
+            "includedNamespaces": [namespace],
+            "existingResourcePolicy": "update",
+        },
+    })
+}
+
+/// Whether `backup` (a `Backup` object) is one the agent took of `release`
+/// in `namespace`.
+pub fn is_backup_of(backup: &Value, release: &str, namespace: &str) -> bool {
+    let labels = &backup["metadata"]["labels"];
+    labels["app.kubernetes.io/managed-by"] == MANAGED_BY
+        && labels[LABEL_RELEASE] == release
+        && labels[LABEL_NAMESPACE] == namespace
+}
+
+/// The newest completed backup the agent took of `release` in `namespace`,
+/// among `backups` (by creation time, then name).
+pub fn newest_backup(backups: &[Value], release: &str, namespace: &str) -> Option<String> {
+    backups
+        .iter()
+        .filter(|b| is_backup_of(b, release, namespace) && phase(b) == Phase::Completed)
+        .filter_map(|b| {
+            let name = b["metadata"]["name"].as_str()?;
+            // RFC 3339 UTC timestamps sort as text.
+            let created = b["metadata"]["creationTimestamp"].as_str().unwrap_or("");
+            Some((created.to_owned(), name.to_owned()))
+        })
+        .max()
+        .map(|(_, name)| name)
 }
 
 #[cfg(test)]
@@ -334,6 +410,52 @@ mod tests {
         let mut no_ttl = target.clone();
         no_ttl.request.ttl = None;
         assert!(backup_object(&no_ttl)["spec"].get("ttl").is_none());
+    }
+
+    #[test]
+    fn restores_update_what_the_backup_holds_and_name_it() {
+        let at = Timestamp::from_unix(1_796_300_000).unwrap();
+        assert_eq!(
+            restore_name("db-42-20261203121320", at),
+            "db-42-20261203121320-restore-20261203121320"
+        );
+        assert_eq!(restore_name(&"x".repeat(63), at).len(), 63);
+        let object = restore_object("r", "velero", "db-42-1", "db", "data");
+        assert_eq!(
+            object["spec"],
+            json!({"backupName": "db-42-1", "includedNamespaces": ["data"], "existingResourcePolicy": "update"})
+        );
+        assert_eq!(object["metadata"]["labels"]["coxswain.dev/release"], "db");
+    }
+
+    #[test]
+    fn the_newest_completed_backup_of_the_release_is_chosen() {
+        let backup = |name: &str, created: &str, release: &str, phase: &str| {
+            json!({
+                "metadata": {
+                    "name": name,
+                    "creationTimestamp": created,
+                    "labels": {
+                        "app.kubernetes.io/managed-by": "coxswain",
+                        "coxswain.dev/release": release,
+                        "coxswain.dev/release-namespace": "data",
+                    },
+                },
+                "status": {"phase": phase},
+            })
+        };
+        let mut foreign = backup("foreign", "2026-12-05T00:00:00Z", "db", "Completed");
+        foreign["metadata"]["labels"]["app.kubernetes.io/managed-by"] = json!("someone");
+        let all = [
+            backup("db-1", "2026-12-01T00:00:00Z", "db", "Completed"),
+            backup("db-2", "2026-12-02T00:00:00Z", "db", "Completed"),
+            backup("db-3", "2026-12-03T00:00:00Z", "db", "Failed"),
+            backup("web-4", "2026-12-04T00:00:00Z", "web", "Completed"),
+            foreign,
+        ];
+        assert_eq!(newest_backup(&all, "db", "data").as_deref(), Some("db-2"));
+        assert_eq!(newest_backup(&all, "db", "other"), None);
+        assert_eq!(newest_backup(&all, "cache", "data"), None);
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub mod ops;
 pub mod plan;
 pub mod reconcile;
 pub mod repair;
+pub mod restore;
 pub mod schedule;
 pub mod status;
 pub mod ui;
