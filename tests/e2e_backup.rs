@@ -204,6 +204,13 @@ async fn a_backup_before_a_failing_migration_restores_the_data_a_rollback_cannot
         velero.namespace
     );
     assert!(message.contains(&command), "{message}");
+    assert!(
+        message.contains(&format!(
+            "coxswain restore --namespace {} --subscription stack --release ledger --backup {name}",
+            w.ns.name
+        )),
+        "{message}"
+    );
     let release = status["releases"]
         .as_array()
         .unwrap()

@@ -63,6 +63,8 @@ pub struct ExecSettings {
     pub backups: BTreeMap<String, Result<BackupRequest, String>>,
     /// Velero's namespace and how long a backup may take.
     pub velero: VeleroSettings,
+    /// The subscription's namespace and name (for the restore command).
+    pub subscription: (String, String),
 }
 
 /// Where one release of the plan ended up.
@@ -535,10 +537,14 @@ impl Executor<'_> {
             applied.outcome.state,
             ReleaseState::RolledBack | ReleaseState::Failed
         ) {
+            let (sub_ns, sub) = &settings.subscription;
             let hint = format!(
                 "backup {name} holds namespace {} from before the upgrade; a rollback does not \
-                 bring back data the upgrade changed: restore it with `{}`",
+                 bring back data the upgrade changed: restore it with `coxswain restore \
+                 --namespace {sub_ns} --subscription {sub} --release {} --backup {name}` \
+                 (or `{}`)",
                 action.namespace,
+                action.release,
                 super::backup::restore_command(
                     &settings.velero.namespace,
                     &action.namespace,
@@ -1510,6 +1516,7 @@ mod tests {
             agent_release: None,
             backups: BTreeMap::new(),
             velero: VeleroSettings::default(),
+            subscription: ("coxswain".to_owned(), "stack".to_owned()),
         }
     }
 
@@ -1960,6 +1967,10 @@ mod tests {
             "velero restore create --namespace velero --from-backup {name} --include-namespaces a --existing-resource-policy update"
         );
         assert!(a.message.contains(&command), "{a:?}");
+        let ours = format!(
+            "coxswain restore --namespace coxswain --subscription stack --release a --backup {name}"
+        );
+        assert!(a.message.contains(&ours), "{a:?}");
         let rollback = report
             .operations
             .iter()

@@ -634,6 +634,7 @@ async fn act(
                 })
                 .collect(),
             velero: spec.velero.clone(),
+            subscription: (ns.clone(), name.clone()),
         };
         // The accepted sequence is on record before the first change of it,
         // and Ready says the sequence is being applied (not the last check's
