@@ -346,8 +346,8 @@ fn rbac_is_the_agents_namespaced_role_and_helms_cluster_role() {
         "off by default"
     );
 
-    // (a) with rbac.veleroNamespace: Backups in Velero's namespace, create
-    // and get; never delete. Off by default.
+    // (a) with rbac.veleroNamespace: Backups and Restores in Velero's
+    // namespace, create and get; never delete. Off by default.
     let with_velero = template(&helm(), &["--set", "rbac.veleroNamespace=velero"]);
     let role = named_in(&with_velero, "Role", "coxswain-velero");
     assert_eq!(role["metadata"]["namespace"], "velero");
@@ -355,7 +355,7 @@ fn rbac_is_the_agents_namespaced_role_and_helms_cluster_role() {
         role["rules"],
         serde_json::json!([{
             "apiGroups": ["velero.io"],
-            "resources": ["backups"],
+            "resources": ["backups", "restores"],
             "verbs": ["get", "create"]
         }])
     );

@@ -37,6 +37,9 @@ pub struct BackupRequest {
     pub ttl: Option<Duration>,
     /// Snapshot persistent volumes too.
     pub include_volumes: bool,
+    /// Restore it when the rollback alone leaves the release unhealthy
+    /// (the channel's `autoRestore`).
+    pub auto_restore: bool,
 }
 
 /// Whether `release` gets a backup before its upgrade: the channel's policy
@@ -62,6 +65,7 @@ pub fn wanted(
     Ok(Some(BackupRequest {
         ttl,
         include_volumes,
+        auto_restore: index.is_some_and(|p| p.auto_restore),
     }))
 }
 
@@ -274,6 +278,7 @@ mod tests {
             before: BackupBefore::Upgrade,
             ttl: ttl.map(Duration::from_secs),
             include_volumes,
+            auto_restore: false,
         }
     }
 
@@ -293,7 +298,8 @@ mod tests {
             wanted("db", Some(&asked), None),
             Ok(Some(BackupRequest {
                 ttl: Some(Duration::from_secs(3_600)),
-                include_volumes: true
+                include_volumes: true,
+                auto_restore: false,
             }))
         );
         assert_eq!(
@@ -312,7 +318,8 @@ mod tests {
             ),
             Ok(Some(BackupRequest {
                 ttl: None,
-                include_volumes: false
+                include_volumes: false,
+                auto_restore: false,
             }))
         );
         // An override without a mode changes only what it names.
@@ -320,14 +327,16 @@ mod tests {
             wanted("db", Some(&asked), Some(&over(None, Some(60), None))),
             Ok(Some(BackupRequest {
                 ttl: Some(Duration::from_secs(60)),
-                include_volumes: true
+                include_volumes: true,
+                auto_restore: false,
             }))
         );
         assert_eq!(
             wanted("db", Some(&asked), Some(&over(None, None, Some(false)))),
             Ok(Some(BackupRequest {
                 ttl: Some(Duration::from_secs(3_600)),
-                include_volumes: false
+                include_volumes: false,
+                auto_restore: false,
             }))
         );
         // ... and asks for nothing when the channel does not.
@@ -382,6 +391,7 @@ mod tests {
             request: BackupRequest {
                 ttl: Some(Duration::from_days(30)),
                 include_volumes: false,
+                auto_restore: false,
             },
         };
         assert_eq!(

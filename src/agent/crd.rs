@@ -714,6 +714,10 @@ pub enum OperationKind {
     /// A Velero backup of the release's namespace before its upgrade; the
     /// message names the backup.
     Backup,
+    /// The backup taken before a failed upgrade restored over the release's
+    /// namespace, because the rollback alone left it unhealthy (the channel's
+    /// `backup.autoRestore`).
+    Restore,
 }
 
 /// How an operation ended.

@@ -29,6 +29,9 @@ pub mod reason {
     /// A release whose upgrade was backed up first was rolled back: the
     /// message names the backup and the command that restores it.
     pub const RESTORE_AVAILABLE: &str = "RestoreAvailable";
+    /// The backup before a failed upgrade was restored automatically (the
+    /// rollback alone left the release unhealthy): the message says how it ended.
+    pub const RESTORED: &str = "Restored";
     /// An install or upgrade failed (helm or the health check).
     pub const UPGRADE_FAILED: &str = "UpgradeFailed";
     /// A release was rolled back to the revision noted before its upgrade.

@@ -32,6 +32,7 @@ use super::events::{Note, reason};
 use super::gate::Gate;
 use super::intent::Journal;
 use super::ops::Operator;
+use super::restore::RestoreTarget;
 use super::schedule::{self, Admit};
 use crate::chart::crds::ChartCrd;
 use crate::crd::{Intent, VeleroSettings};
@@ -533,10 +534,21 @@ impl Executor<'_> {
         };
         let mut applied = self.apply_release(action, sequence, settings).await;
         applied.operations.insert(0, backup_op);
-        if matches!(
-            applied.outcome.state,
-            ReleaseState::RolledBack | ReleaseState::Failed
-        ) {
+        let auto_restore = matches!(wanted, Ok(request) if request.auto_restore);
+        if auto_restore && rollback_left_unhealthy(&applied) {
+            self.restore_after_rollback(action, sequence, settings, &name, &mut applied)
+                .await;
+        }
+        let restored = applied
+            .operations
+            .last()
+            .is_some_and(|o| o.operation.operation == OperationKind::Restore);
+        if !restored
+            && matches!(
+                applied.outcome.state,
+                ReleaseState::RolledBack | ReleaseState::Failed
+            )
+        {
             let (sub_ns, sub) = &settings.subscription;
             let hint = format!(
                 "backup {name} holds namespace {} from before the upgrade; a rollback does not \
@@ -563,6 +575,93 @@ impl Executor<'_> {
             ));
         }
         applied
+    }
+
+    /// The channel's `autoRestore`: the rollback left the release unhealthy,
+    /// so the backup taken before the upgrade is restored over its namespace
+    /// and its health checked once more; recorded as a `restore` operation.
+    async fn restore_after_rollback(
+        &self,
+        action: &Action,
+        sequence: u64,
+        settings: &ExecSettings,
+        backup: &str,
+        applied: &mut Applied,
+    ) {
+        let started = Timestamp::now();
+        let clock = Instant::now();
+        let (ns, release) = (&action.namespace, &action.release);
+        let id = ReleaseId::new(ns, release);
+        let restore = super::backup::restore_name(backup, started);
+        self.progress(
+            ns,
+            release,
+            format!(
+                "the rollback left the release unhealthy; restoring backup {backup} (autoRestore)"
+            ),
+        );
+        let target = RestoreTarget {
+            name: &restore,
+            velero_namespace: &settings.velero.namespace,
+            backup,
+            release,
+            namespace: ns,
+        };
+        let (healthy, message, detail) = match self
+            .ops
+            .restore(&target, settings.velero.timeout.to_std())
+            .await
+        {
+            Err(why) => (
+                false,
+                format!("automatic restore of backup {backup} failed: {why}"),
+                None,
+            ),
+            Ok(()) => {
+                let timeout = self.timeout(action, settings);
+                match self.check_health(action, timeout, None).await {
+                    (Checked::Healthy, detail) => (
+                        true,
+                        format!("restored backup {backup} ({restore}, autoRestore): healthy"),
+                        detail,
+                    ),
+                    (Checked::Unhealthy(why) | Checked::Unknown(why), detail) => (
+                        false,
+                        format!(
+                            "restored backup {backup} ({restore}, autoRestore), still not healthy: {why}"
+                        ),
+                        detail,
+                    ),
+                }
+            }
+        };
+        tracing::info!(release = %id, backup, healthy, "automatic restore");
+        self.note(if healthy {
+            Note::normal(reason::RESTORED, "Restore", format!("{id}: {message}"))
+        } else {
+            Note::warning(reason::RESTORED, "Restore", format!("{id}: {message}"))
+        });
+        applied.operations.push(op(
+            action,
+            OperationKind::Restore,
+            sequence,
+            started,
+            clock,
+            if healthy {
+                OperationResult::Succeeded
+            } else {
+                OperationResult::Failed
+            },
+            message.clone(),
+            None,
+            None,
+            detail,
+        ));
+        if healthy {
+            applied.outcome.state = ReleaseState::RolledBack;
+        }
+        applied.outcome.message = format!("{}; {message}", applied.outcome.message);
+        self.finished(ns, release, &message);
     }
 
     /// A release the run did not start (the gate closed, or its intent could
@@ -1400,6 +1499,18 @@ fn skipped(action: &Action, _sequence: u64, message: String) -> ReleaseOutcome {
     }
 }
 
+/// Whether the release ended failed because its health after the rollback
+/// was not good (not because helm refused the rollback, nor for want of an answer).
+fn rollback_left_unhealthy(applied: &Applied) -> bool {
+    applied.outcome.state == ReleaseState::Failed
+        && applied.operations.last().is_some_and(|o| {
+            o.operation.operation == OperationKind::Rollback
+                && o.health
+                    .as_ref()
+                    .is_some_and(|h| !h.healthy && !h.unobserved)
+        })
+}
+
 #[allow(clippy::too_many_arguments)] // a record of plain fields; a builder would only rename them
 fn op(
     action: &Action,
@@ -1849,6 +1960,7 @@ mod tests {
         BackupRequest {
             ttl: Some(Duration::from_days(30)),
             include_volumes: false,
+            auto_restore: false,
         }
     }
 
@@ -1985,6 +2097,99 @@ mod tests {
                 .iter()
                 .any(|n| n.reason == reason::RESTORE_AVAILABLE && n.message.contains(name)),
             "{notes:?}"
+        );
+    }
+
+    fn of_release(report: &ExecReport, release: &str) -> Vec<(OperationKind, OperationResult)> {
+        report
+            .operations
+            .iter()
+            .filter(|o| o.operation.release == release)
+            .map(|o| (o.operation.operation, o.operation.result))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn auto_restore_restores_the_backup_when_the_rollback_stays_unhealthy() {
+        let ops = Script::default();
+        ops.then_health(Ok(unhealthy("Job a/migrate: failed")));
+        ops.then_health(Ok(unhealthy("Deployment a/a: schema too new")));
+        let wanted = BackupRequest {
+            auto_restore: true,
+            ..month()
+        };
+        let (report, notes, _) = run_with_backup(&ops, Ok(wanted)).await;
+        let calls = ops.calls();
+        let restore = calls
+            .iter()
+            .position(|c| c.starts_with("restore a/a from a-7-"))
+            .unwrap();
+        assert_eq!(calls[restore - 1], "health a/a", "{calls:?}");
+        assert_eq!(calls[restore + 1], "health a/a", "{calls:?}");
+        let a = outcome(&report, "a");
+        assert_eq!(a.state, ReleaseState::RolledBack, "{a:?}");
+        assert!(a.message.contains("autoRestore): healthy"), "{a:?}");
+        assert!(
+            !a.message.contains("velero restore create"),
+            "no hint after a restore: {a:?}"
+        );
+        use OperationResult::{Failed, Succeeded};
+        assert_eq!(
+            of_release(&report, "a"),
+            [
+                (OperationKind::Backup, Succeeded),
+                (OperationKind::Upgrade, Failed),
+                (OperationKind::Rollback, Failed),
+                (OperationKind::Restore, Succeeded)
+            ]
+        );
+        assert!(report.failure.is_some(), "the sequence still failed");
+        assert!(
+            notes.iter().any(|n| n.reason == reason::RESTORED),
+            "{notes:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_auto_restore_an_unhealthy_rollback_only_names_the_backup() {
+        let ops = Script::default();
+        ops.then_health(Ok(unhealthy("Job a/migrate: failed")));
+        ops.then_health(Ok(unhealthy("Deployment a/a: schema too new")));
+        let (report, _, _) = run_with_backup(&ops, Ok(month())).await;
+        assert!(
+            !ops.calls().iter().any(|c| c.starts_with("restore")),
+            "{:?}",
+            ops.calls()
+        );
+        let a = outcome(&report, "a");
+        assert_eq!(a.state, ReleaseState::Failed, "{a:?}");
+        assert!(a.message.contains("velero restore create"), "{a:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_auto_restore_leaves_the_release_failed_and_says_why() {
+        let ops = Script {
+            restore_fail: Some(
+                "velero restore r: ended PartiallyFailed with 1 error(s)".to_owned(),
+            ),
+            ..Script::default()
+        };
+        ops.then_health(Ok(unhealthy("Job a/migrate: failed")));
+        ops.then_health(Ok(unhealthy("Deployment a/a: schema too new")));
+        let wanted = BackupRequest {
+            auto_restore: true,
+            ..month()
+        };
+        let (report, _, _) = run_with_backup(&ops, Ok(wanted)).await;
+        let a = outcome(&report, "a");
+        assert_eq!(a.state, ReleaseState::Failed, "{a:?}");
+        assert!(
+            a.message.contains("automatic restore of backup a-7-"),
+            "{a:?}"
+        );
+        assert_eq!(
+            of_release(&report, "a").last(),
+            Some(&(OperationKind::Restore, OperationResult::Failed))
         );
     }
 

@@ -694,6 +694,10 @@ impl Metrics {
                 OperationKind::Repair => {
                     self.repairs.get_or_create(&labels).inc();
                 }
+                // An automatic restore counts with the rollbacks: it undoes an upgrade.
+                OperationKind::Restore => {
+                    self.rollbacks.get_or_create(&labels).inc();
+                }
                 OperationKind::Backup => {
                     self.backups.get_or_create(&labels).inc();
                     self.backup_duration

@@ -16,6 +16,7 @@ use super::backup::{self, BackupTarget};
 use super::crds::{CrdApply, CrdChanges};
 use super::executor::HealthDetail;
 use super::gate::Gate;
+use super::restore::RestoreTarget;
 use crate::chart::crds::ChartCrd;
 use crate::health::{HealthCheck, HealthOptions};
 use crate::helm::{
@@ -100,6 +101,13 @@ pub trait Operator: Send + Sync {
     fn backup<'a>(
         &'a self,
         target: &'a BackupTarget<'a>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), String>>;
+    /// Creates the Velero `Restore` of `target` and waits until it completed,
+    /// at most `timeout`; why not otherwise.
+    fn restore<'a>(
+        &'a self,
+        target: &'a RestoreTarget<'a>,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<(), String>>;
 }
@@ -310,6 +318,19 @@ impl Operator for ClusterOperator<'_> {
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(velero_backup(self.client, target, timeout))
     }
+
+    fn restore<'a>(
+        &'a self,
+        target: &'a RestoreTarget<'a>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            super::restore::velero_restore(self.client, target, timeout)
+                .await
+                .map(drop)
+                .map_err(|e| format!("velero restore {}: {e}", target.name))
+        })
+    }
 }
 
 /// How often a running backup's phase is read.
@@ -406,6 +427,8 @@ pub mod script {
         pub crds_fail: Option<String>,
         /// Backups fail with this.
         pub backup_fail: Option<String>,
+        /// Restores fail with this.
+        pub restore_fail: Option<String>,
     }
 
     impl Script {
@@ -590,6 +613,19 @@ pub mod script {
                 target.request.include_volumes
             ));
             let answer = self.backup_fail.clone().map_or(Ok(()), Err);
+            Box::pin(async move { answer })
+        }
+
+        fn restore<'a>(
+            &'a self,
+            target: &'a RestoreTarget<'a>,
+            _: Duration,
+        ) -> BoxFuture<'a, Result<(), String>> {
+            self.log(format!(
+                "restore {}/{} from {}",
+                target.namespace, target.release, target.backup
+            ));
+            let answer = self.restore_fail.clone().map_or(Ok(()), Err);
             Box::pin(async move { answer })
         }
 

@@ -218,45 +218,99 @@ pub async fn restore(
     };
 
     let name = backup::restore_name(&backup, Timestamp::now());
+    let target = RestoreTarget {
+        name: &name,
+        velero_namespace: &velero_namespace,
+        backup: &backup,
+        release: &opts.release,
+        namespace: &namespace,
+    };
+    match velero_restore(client, &target, opts.timeout).await {
+        Ok(items) => Ok(Restored {
+            backup,
+            restore: name,
+            velero_namespace,
+            namespace,
+            items,
+        }),
+        Err(RestoreFailure::Create(why)) => Err(RestoreError::Velero(why)),
+        Err(RestoreFailure::Ended(reason)) => Err(RestoreError::NotCompleted {
+            restore: name,
+            backup,
+            reason,
+        }),
+    }
+}
+
+/// A restore to create.
+#[derive(Debug, Clone, Copy)]
+pub struct RestoreTarget<'a> {
+    /// The `Restore`'s name ([`backup::restore_name`]).
+    pub name: &'a str,
+    /// Velero's namespace.
+    pub velero_namespace: &'a str,
+    /// The backup restored.
+    pub backup: &'a str,
+    /// The release.
+    pub release: &'a str,
+    /// Its namespace: what is restored.
+    pub namespace: &'a str,
+}
+
+/// Why [`velero_restore`] did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreFailure {
+    /// The `Restore` could not be created: why.
+    Create(String),
+    /// It ended otherwise than `Completed`, or not in time: why.
+    Ended(String),
+}
+
+impl std::fmt::Display for RestoreFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Create(why) | Self::Ended(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Creates the `Restore` and waits, at most `timeout`, for its end; the items
+/// restored, when Velero says.
+pub async fn velero_restore(
+    client: &kube::Client,
+    target: &RestoreTarget<'_>,
+    timeout: Duration,
+) -> Result<Option<u64>, RestoreFailure> {
+    let name = target.name;
+    let velero_namespace = target.velero_namespace;
     let object: DynamicObject = serde_json::from_value(backup::restore_object(
-        &name,
-        &velero_namespace,
-        &backup,
-        &opts.release,
-        &namespace,
+        name,
+        velero_namespace,
+        target.backup,
+        target.release,
+        target.namespace,
     ))
-    .map_err(|e| RestoreError::Velero(format!("restore {name}: {e}")))?;
-    let restores = velero_api(client, &velero_namespace, "Restore", "restores");
+    .map_err(|e| RestoreFailure::Create(format!("restore {name}: {e}")))?;
+    let restores = velero_api(client, velero_namespace, "Restore", "restores");
     restores
         .create(&PostParams::default(), &object)
         .await
-        .map_err(|e| velero_err(&format!("create restore {name}"), &e))?;
+        .map_err(|e| RestoreFailure::Create(format!("create restore {name}: {}", describe(&e))))?;
     let started = Instant::now();
     loop {
-        let last = match restores.get(&name).await {
+        let last = match restores.get(name).await {
             Ok(got) => {
                 let value = to_value(&got);
                 match backup::phase_of("velero restore", &value) {
                     Phase::Completed => {
-                        return Ok(Restored {
-                            backup,
-                            restore: name,
-                            velero_namespace,
-                            namespace,
-                            items: value
-                                .pointer("/status/progress/itemsRestored")
-                                .and_then(Value::as_u64),
-                        });
+                        return Ok(value
+                            .pointer("/status/progress/itemsRestored")
+                            .and_then(Value::as_u64));
                     }
                     Phase::Failed(why) => {
-                        return Err(RestoreError::NotCompleted {
-                            restore: name,
-                            backup,
-                            reason: format!(
-                                "{why} (velero restore describe {} -n {velero_namespace})",
-                                got.metadata.name.unwrap_or_default()
-                            ),
-                        });
+                        return Err(RestoreFailure::Ended(format!(
+                            "{why} (velero restore describe {name} -n {velero_namespace})"
+                        )));
                     }
                     Phase::Running => value
                         .pointer("/status/phase")
@@ -267,19 +321,13 @@ pub async fn restore(
             }
             Err(e) => format!("unread: {}", describe(&e)),
         };
-        if started.elapsed() >= opts.timeout {
-            return Err(RestoreError::NotCompleted {
-                restore: name,
-                backup,
-                reason: format!(
-                    "did not complete within {}s (phase {last}); Velero goes on with it",
-                    opts.timeout.as_secs()
-                ),
-            });
+        if started.elapsed() >= timeout {
+            return Err(RestoreFailure::Ended(format!(
+                "did not complete within {}s (phase {last}); Velero goes on with it",
+                timeout.as_secs()
+            )));
         }
-        tokio::time::sleep(
-            Duration::from_secs(1).min(opts.timeout.saturating_sub(started.elapsed())),
-        )
-        .await;
+        tokio::time::sleep(Duration::from_secs(1).min(timeout.saturating_sub(started.elapsed())))
+            .await;
     }
 }

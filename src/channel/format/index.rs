@@ -463,11 +463,12 @@ pub(crate) mod tests {
             before: BackupBefore::Upgrade,
             ttl: Some(Duration::from_days(30)),
             include_volumes: true,
+            auto_restore: true,
         });
         let text = String::from_utf8(to_json_pretty(&i).unwrap()).unwrap();
         assert!(
             text.contains(
-                "\"backup\": {\n        \"before\": \"upgrade\",\n        \"ttl\": \"30d\",\n        \"includeVolumes\": true\n      }"
+                "\"backup\": {\n        \"before\": \"upgrade\",\n        \"ttl\": \"30d\",\n        \"includeVolumes\": true,\n        \"autoRestore\": true\n      }"
             ),
             "{text}"
         );

@@ -198,6 +198,11 @@ pub struct BackupPolicy {
     /// snapshot provider in the cluster); unset or `false`: Kubernetes objects only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub include_volumes: bool,
+    /// When the upgrade failed and the rollback alone does not make the
+    /// release healthy again, restore this backup over its namespace (data
+    /// written since the backup is lost) and check its health once more.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_restore: bool,
 }
 
 /// The operation a [`BackupPolicy`] backs up before.
