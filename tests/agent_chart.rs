@@ -356,7 +356,7 @@ fn rbac_is_the_agents_namespaced_role_and_helms_cluster_role() {
         serde_json::json!([{
             "apiGroups": ["velero.io"],
             "resources": ["backups", "restores"],
-            "verbs": ["get", "create"]
+            "verbs": ["get", "list", "create"]
         }])
     );
     let velero_binding = named_in(&with_velero, "RoleBinding", "coxswain-velero");

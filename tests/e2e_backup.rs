@@ -272,19 +272,57 @@ async fn a_backup_before_a_failing_migration_restores_the_data_a_rollback_cannot
     );
     assert_eq!(rows(&ns), "original");
 
-    // The data changes again; the command the agent printed, run as printed.
+    // The data changes again; the restore annotation has the agent restore
+    // the backup it names, once per value.
+    set_rows(&ns, "migrated");
     kubectl_run(
         &[
             "-n",
-            &ns,
-            "patch",
-            "configmap",
-            "ledger-data",
-            "-p",
-            r#"{"data":{"rows":"migrated"}}"#,
+            &w.ns.name,
+            "annotate",
+            "channelsubscriptions.coxswain.dev",
+            "stack",
+            &format!("coxswain.dev/restore=ledger/{name}"),
         ],
         None,
     );
+    let _ = w.agent_once();
+    assert_eq!(rows(&ns), "original");
+    let restores = |status: &Value| -> Vec<Value> {
+        status["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|op| op["operation"] == "restore")
+            .cloned()
+            .collect()
+    };
+    let status = w.status().await;
+    let done = restores(&status);
+    assert_eq!(done.len(), 1, "{done:#?}");
+    assert_eq!(done[0]["result"], "succeeded", "{done:#?}");
+    assert!(
+        done[0]["message"].as_str().unwrap().starts_with(&format!(
+            "restored backup {name} into namespace {ns} (coxswain.dev/restore: ledger/{name})"
+        )),
+        "{done:#?}"
+    );
+    assert_eq!(status["handledRestore"], format!("ledger/{name}"));
+    assert!(
+        w.events()
+            .await
+            .iter()
+            .any(|(r, note)| r == "Restored" && note.contains(&name)),
+        "no Restored Event"
+    );
+    // Acted on once: a later check leaves the data alone.
+    set_rows(&ns, "migrated");
+    let _ = w.agent_once();
+    assert_eq!(rows(&ns), "migrated");
+    assert_eq!(restores(&w.status().await).len(), 1);
+
+    // The command the agent printed, run as printed.
+    set_rows(&ns, "migrated");
     let args: Vec<&str> = command.split(' ').skip(1).collect();
     let out = std::process::Command::new(support::velero::velero_bin())
         .args(&args)
@@ -381,4 +419,19 @@ fn rows(ns: &str) -> String {
         ],
         None,
     )
+}
+
+fn set_rows(ns: &str, rows: &str) {
+    kubectl_run(
+        &[
+            "-n",
+            ns,
+            "patch",
+            "configmap",
+            "ledger-data",
+            "-p",
+            &format!(r#"{{"data":{{"rows":"{rows}"}}}}"#),
+        ],
+        None,
+    );
 }

@@ -26,6 +26,11 @@ pub const GROUP: &str = "coxswain.dev";
 /// retry a failed sequence once without waiting for a newer one.
 pub const RETRY_ANNOTATION: &str = "coxswain.dev/retry";
 
+/// The annotation an admin sets to have the agent restore a release's backup
+/// (docs/backup.md): `<release>` (its newest completed backup) or
+/// `<release>/<backup>`; acted on once per value, like the retry annotation.
+pub const RESTORE_ANNOTATION: &str = "coxswain.dev/restore";
+
 /// How many operations `status.history` keeps (the oldest are dropped first).
 pub const MAX_HISTORY: usize = 50;
 
@@ -375,6 +380,11 @@ pub struct ChannelSubscriptionStatus {
     /// setting the annotation to any other value retries once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_retry: Option<String>,
+
+    /// The value of the `coxswain.dev/restore` annotation the agent last acted
+    /// on; another value restores once more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_restore: Option<String>,
 
     /// The last check of the channel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1014,10 +1024,64 @@ impl ChannelSubscription {
             .and_then(|s| s.handled_retry.as_deref());
         (handled != Some(wanted)).then_some(wanted)
     }
+
+    /// The restore annotation's value when the agent has not acted on it yet
+    /// (a value differing from `status.handledRestore`).
+    pub fn pending_restore(&self) -> Option<&str> {
+        let wanted = self
+            .metadata
+            .annotations
+            .as_ref()?
+            .get(RESTORE_ANNOTATION)?
+            .as_str();
+        let handled = self
+            .status
+            .as_ref()
+            .and_then(|s| s.handled_restore.as_deref());
+        (handled != Some(wanted)).then_some(wanted)
+    }
+}
+
+/// Reads a restore annotation: `<release>` or `<release>/<backup>`, each a
+/// DNS-1123 name; why not otherwise.
+pub fn parse_restore_request(value: &str) -> Result<(String, Option<String>), String> {
+    let (release, backup) = match value.trim().split_once('/') {
+        Some((release, backup)) => (release, Some(backup)),
+        None => (value.trim(), None),
+    };
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 253
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && !n.starts_with(['-', '.'])
+            && !n.ends_with(['-', '.'])
+    };
+    if !name_ok(release) || backup.is_some_and(|b| !name_ok(b)) {
+        return Err(format!(
+            "{RESTORE_ANNOTATION}: `{}` is not `<release>` or `<release>/<backup>`",
+            crate::bounded::bounded(value, 200)
+        ));
+    }
+    Ok((release.to_owned(), backup.map(str::to_owned)))
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn restore_annotations_name_a_release_and_maybe_a_backup() {
+        use super::parse_restore_request as parse;
+        assert_eq!(parse("ledger"), Ok(("ledger".into(), None)));
+        assert_eq!(
+            parse("ledger/ledger-8-20261203155044"),
+            Ok(("ledger".into(), Some("ledger-8-20261203155044".into())))
+        );
+        for bad in ["", "/x", "ledger/", "Ledger", "a/b/c", "ledger now"] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.starts_with("coxswain.dev/restore: `"), "{bad}: {err}");
+        }
+    }
+
     use super::*;
     use kube::Resource;
 
