@@ -56,6 +56,7 @@ fn release(i: usize) -> IndexRelease {
         health: Health::default(),
         upgrade_from: Some(">=1.0.0, <2.0.0".to_owned()),
         crds: None,
+        backup: None,
         previous: Vec::new(),
     };
     if i % 20 == 0 {

@@ -346,6 +346,31 @@ fn rbac_is_the_agents_namespaced_role_and_helms_cluster_role() {
         "off by default"
     );
 
+    // (a) with rbac.veleroNamespace: Backups and Restores in Velero's
+    // namespace, create and get; never delete. Off by default.
+    let with_velero = template(&helm(), &["--set", "rbac.veleroNamespace=velero"]);
+    let role = named_in(&with_velero, "Role", "coxswain-velero");
+    assert_eq!(role["metadata"]["namespace"], "velero");
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{
+            "apiGroups": ["velero.io"],
+            "resources": ["backups", "restores"],
+            "verbs": ["get", "list", "create"]
+        }])
+    );
+    let velero_binding = named_in(&with_velero, "RoleBinding", "coxswain-velero");
+    assert_eq!(velero_binding["metadata"]["namespace"], "velero");
+    assert_eq!(velero_binding["roleRef"]["name"], "coxswain-velero");
+    assert_eq!(velero_binding["subjects"][0]["name"], "coxswain");
+    assert_eq!(velero_binding["subjects"][0]["namespace"], "coxswain");
+    assert!(
+        kinds_and_names(&objects)
+            .iter()
+            .all(|k| !k.ends_with("-velero")),
+        "off by default"
+    );
+
     // (b) helm's ClusterRole, bound cluster-wide by default. The agent reads
     // helm's release records through it too (list and get on secrets in the
     // releases' namespaces), so the agent's own Role needs no list on secrets.
@@ -524,8 +549,14 @@ fn every_value_set_renders_every_object_and_maps_onto_the_crd() {
         "http://proxy.example.org:3128"
     );
     assert_eq!(one(&objects, "Deployment")["spec"]["replicas"], 3);
-    // The lease the Role lets the agent renew is the one it is told to use.
-    let role = one(&objects, "Role");
+    // The lease the Role lets the agent renew is the one it is told to use
+    // (the other Role is Velero's, rbac.veleroNamespace).
+    let roles = of_kind(&objects, "Role");
+    assert_eq!(roles.len(), 2, "{roles:#?}");
+    let role = roles
+        .iter()
+        .find(|r| r["metadata"]["namespace"] != "velero")
+        .unwrap();
     assert!(
         role["rules"].to_string().contains("\"coxswain-leader\""),
         "{role}"

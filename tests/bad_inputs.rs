@@ -654,6 +654,49 @@ fn spec_update_policies_that_cannot_be_followed() {
 }
 
 #[test]
+fn spec_backup_unknown_before_and_unparsable_ttl() {
+    for (file, says) in [
+        (
+            "backup-unknown-before.yaml",
+            "unknown variant `install`, expected one of upgrade at line 12, column 22",
+        ),
+        (
+            "backup-bad-ttl.yaml",
+            "duration `1h30m` is not a whole number",
+        ),
+    ] {
+        let err = spec_refused(file, &[&format!("bad/spec/{file}"), says]);
+        assert!(
+            matches!(
+                err,
+                SpecFileError::Format(FormatError::Yaml(YamlError::Invalid { .. }))
+            ),
+            "{file}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn spec_backup_ttl_zero_or_too_long() {
+    let err = spec_invalid(
+        "backup-ttl-zero.yaml",
+        &["release `wiki`: backup.ttl must be longer than 0s"],
+    );
+    assert!(
+        matches!(err, ValidationError::ZeroDuration { .. }),
+        "{err:?}"
+    );
+    let err = spec_invalid(
+        "backup-ttl-too-long.yaml",
+        &["release `wiki`: backup.ttl 3651d is longer than the maximum of 3650d"],
+    );
+    assert!(
+        matches!(err, ValidationError::BadBackupPolicy { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn spec_two_chart_forms() {
     spec_yaml_invalid(
         "two-chart-forms.yaml",

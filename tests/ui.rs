@@ -105,6 +105,9 @@ async fn state(running: bool, expires_in: i64) -> AgentState {
     };
     let mut failed_with_health = failed.clone();
     failed_with_health.health = Some(health.summary());
+    let mut backup = operation(OperationKind::Backup, OperationResult::Succeeded, at(-62));
+    backup.message =
+        "velero backup sso-3-20261203120000 of namespace sso-ns completed in 2s".to_owned();
     let mut rollback = operation(OperationKind::Rollback, OperationResult::Succeeded, at(-40));
     rollback.message = "upgrade to 2.4.0 failed; rolled back to revision 1".to_owned();
     rollback.from_revision = Some(2);
@@ -132,7 +135,7 @@ async fn state(running: bool, expires_in: i64) -> AgentState {
                 &format!("upgrade failed {EVIL}"),
             ),
         ],
-        history: vec![failed_with_health.clone(), rollback],
+        history: vec![backup, failed_with_health.clone(), rollback],
         ..Default::default()
     };
     let sub = ChannelSubscription::new("stack", spec());
@@ -313,8 +316,14 @@ async fn release_page_is_a_timeline_with_health_objects() {
             "release page lacks {needle:?}:\n{html}"
         );
     }
-    // Newest first: the rollback comes before the failed upgrade.
+    // Newest first: the rollback comes before the failed upgrade, and that
+    // before the backup taken ahead of it, which the timeline names.
     assert!(html.find(">rollback<").unwrap() < html.find(">upgrade<").unwrap());
+    assert!(html.find(">upgrade<").unwrap() < html.find(">backup<").unwrap());
+    assert!(
+        html.contains("velero backup sso-3-20261203120000 of namespace sso-ns completed"),
+        "{html}"
+    );
 }
 
 #[tokio::test]

@@ -26,6 +26,11 @@ pub const GROUP: &str = "coxswain.dev";
 /// retry a failed sequence once without waiting for a newer one.
 pub const RETRY_ANNOTATION: &str = "coxswain.dev/retry";
 
+/// The annotation an admin sets to have the agent restore a release's backup
+/// (docs/backup.md): `<release>` (its newest completed backup) or
+/// `<release>/<backup>`; acted on once per value, like the retry annotation.
+pub const RESTORE_ANNOTATION: &str = "coxswain.dev/restore";
+
 /// How many operations `status.history` keeps (the oldest are dropped first).
 pub const MAX_HISTORY: usize = 50;
 
@@ -189,6 +194,94 @@ pub struct ChannelSubscriptionSpec {
     /// `health.acceptPendingLoadBalancer` for each.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub accept_pending_load_balancer: bool,
+
+    /// Release name to this cluster's choice about the Velero backup taken
+    /// before the release is upgraded: `require` one the channel does not ask
+    /// for, `waive` the one it asks for (the upgrade then runs unprotected, as
+    /// it must in a cluster without Velero), or change its `ttl` or
+    /// `includeVolumes`. See docs/backup.md.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backups: BTreeMap<String, BackupOverride>,
+
+    /// Where Velero runs in this cluster and how long a backup may take.
+    #[serde(default, skip_serializing_if = "VeleroSettings::is_default")]
+    pub velero: VeleroSettings,
+}
+
+/// Default namespace of the Velero server and its `Backup` objects.
+pub const DEFAULT_VELERO_NAMESPACE: &str = "velero";
+
+/// Default time a backup may take before the upgrade it protects is given up.
+pub const DEFAULT_BACKUP_TIMEOUT: Duration = Duration::from_mins(10);
+
+/// This cluster's choice about one release's backup before an upgrade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupOverride {
+    /// `require`: back up before every upgrade even when the channel does not
+    /// ask; `waive`: never back up this release (upgrade unprotected); unset:
+    /// as the channel says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<BackupMode>,
+    /// How long Velero keeps the backup, e.g. `168h` or `7d` (at most 3650d),
+    /// instead of the channel's TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<Duration>,
+    /// Snapshot the release's persistent volumes too (or not), instead of
+    /// what the channel says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_volumes: Option<bool>,
+}
+
+/// Whether this cluster takes a release's backup whatever the channel says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum BackupMode {
+    /// Back up before every upgrade, even when the channel does not ask.
+    Require,
+    /// Never back up; upgrade without Velero.
+    Waive,
+}
+
+/// Where Velero runs and how long a backup may take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VeleroSettings {
+    /// The namespace of the Velero server, where the agent creates `Backup`
+    /// and `Restore` objects.
+    #[serde(default = "default_velero_namespace")]
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        length(min = 1, max = 63)
+    )]
+    pub namespace: String,
+    /// How long a backup may take to complete; past it, the upgrade it
+    /// protects does not start.
+    #[serde(default = "default_backup_timeout")]
+    pub timeout: Duration,
+}
+
+impl Default for VeleroSettings {
+    fn default() -> Self {
+        Self {
+            namespace: default_velero_namespace(),
+            timeout: DEFAULT_BACKUP_TIMEOUT,
+        }
+    }
+}
+
+impl VeleroSettings {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn default_velero_namespace() -> String {
+    DEFAULT_VELERO_NAMESPACE.to_owned()
+}
+
+fn default_backup_timeout() -> Duration {
+    DEFAULT_BACKUP_TIMEOUT
 }
 
 fn default_interval() -> Duration {
@@ -288,6 +381,11 @@ pub struct ChannelSubscriptionStatus {
     /// setting the annotation to any other value retries once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_retry: Option<String>,
+
+    /// The value of the `coxswain.dev/restore` annotation the agent last acted
+    /// on; another value restores once more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_restore: Option<String>,
 
     /// The last check of the channel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -624,6 +722,13 @@ pub enum OperationKind {
     /// A release left `pending-*` by a killed helm or agent was unlocked
     /// (its stuck revision marked failed) and returned to a known revision.
     Repair,
+    /// A Velero backup of the release's namespace before its upgrade; the
+    /// message names the backup.
+    Backup,
+    /// The backup taken before a failed upgrade restored over the release's
+    /// namespace, because the rollback alone left it unhealthy (the channel's
+    /// `backup.autoRestore`).
+    Restore,
 }
 
 /// How an operation ended.
@@ -989,10 +1094,64 @@ impl ChannelSubscription {
             .and_then(|s| s.handled_retry.as_deref());
         (handled != Some(wanted)).then_some(wanted)
     }
+
+    /// The restore annotation's value when the agent has not acted on it yet
+    /// (a value differing from `status.handledRestore`).
+    pub fn pending_restore(&self) -> Option<&str> {
+        let wanted = self
+            .metadata
+            .annotations
+            .as_ref()?
+            .get(RESTORE_ANNOTATION)?
+            .as_str();
+        let handled = self
+            .status
+            .as_ref()
+            .and_then(|s| s.handled_restore.as_deref());
+        (handled != Some(wanted)).then_some(wanted)
+    }
+}
+
+/// Reads a restore annotation: `<release>` or `<release>/<backup>`, each a
+/// DNS-1123 name; why not otherwise.
+pub fn parse_restore_request(value: &str) -> Result<(String, Option<String>), String> {
+    let (release, backup) = match value.trim().split_once('/') {
+        Some((release, backup)) => (release, Some(backup)),
+        None => (value.trim(), None),
+    };
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 253
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && !n.starts_with(['-', '.'])
+            && !n.ends_with(['-', '.'])
+    };
+    if !name_ok(release) || backup.is_some_and(|b| !name_ok(b)) {
+        return Err(format!(
+            "{RESTORE_ANNOTATION}: `{}` is not `<release>` or `<release>/<backup>`",
+            crate::bounded::bounded(value, 200)
+        ));
+    }
+    Ok((release.to_owned(), backup.map(str::to_owned)))
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn restore_annotations_name_a_release_and_maybe_a_backup() {
+        use super::parse_restore_request as parse;
+        assert_eq!(parse("ledger"), Ok(("ledger".into(), None)));
+        assert_eq!(
+            parse("ledger/ledger-8-20261203155044"),
+            Ok(("ledger".into(), Some("ledger-8-20261203155044".into())))
+        );
+        for bad in ["", "/x", "ledger/", "Ledger", "a/b/c", "ledger now"] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.starts_with("coxswain.dev/restore: `"), "{bad}: {err}");
+        }
+    }
+
     use super::*;
     use kube::Resource;
 

@@ -20,6 +20,18 @@ pub mod reason {
     /// The CRDs of a release's chart were created or updated before its
     /// install or upgrade (its `crds` policy); the message names them.
     pub const CRDS_APPLIED: &str = "CrdsApplied";
+    /// A Velero backup of a release's namespace completed before its upgrade;
+    /// the message names the backup.
+    pub const BACKED_UP: &str = "BackedUp";
+    /// The backup before an upgrade failed or timed out (or Velero is not
+    /// installed): the upgrade did not start.
+    pub const BACKUP_FAILED: &str = "BackupFailed";
+    /// A release whose upgrade was backed up first was rolled back: the
+    /// message names the backup and the command that restores it.
+    pub const RESTORE_AVAILABLE: &str = "RestoreAvailable";
+    /// The backup before a failed upgrade was restored automatically (the
+    /// rollback alone left the release unhealthy): the message says how it ended.
+    pub const RESTORED: &str = "Restored";
     /// An install or upgrade failed (helm or the health check).
     pub const UPGRADE_FAILED: &str = "UpgradeFailed";
     /// A release was rolled back to the revision noted before its upgrade.

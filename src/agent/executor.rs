@@ -26,14 +26,16 @@ use crate::helm::UpgradeOptions;
 use crate::plan::{Action, ActionKind, Plan, ReleaseId};
 use crate::site_verify::describe;
 
+use super::backup::{BackupRequest, BackupTarget};
 use super::crds::{CrdApply, CrdChanges};
 use super::events::{Note, reason};
 use super::gate::Gate;
 use super::intent::Journal;
 use super::ops::Operator;
+use super::restore::RestoreTarget;
 use super::schedule::{self, Admit};
 use crate::chart::crds::ChartCrd;
-use crate::crd::Intent;
+use crate::crd::{Intent, VeleroSettings};
 
 /// How a plan is executed.
 #[derive(Debug, Clone)]
@@ -56,6 +58,14 @@ pub struct ExecSettings {
     /// The agent's own release: changed only when every other release of
     /// the run ended healthy (the planner puts it last).
     pub agent_release: Option<ReleaseId>,
+    /// The backup to take before upgrading each release that gets one (the
+    /// index's policy as the subscription changes it; `Err`: an override
+    /// that cannot be used).
+    pub backups: BTreeMap<String, Result<BackupRequest, String>>,
+    /// Velero's namespace and how long a backup may take.
+    pub velero: VeleroSettings,
+    /// The subscription's namespace and name (for the restore command).
+    pub subscription: (String, String),
 }
 
 /// Where one release of the plan ended up.
@@ -506,8 +516,277 @@ impl Executor<'_> {
             .unwrap_or(settings.default_timeout)
     }
 
-    /// Upgrade (or install), health, test; on failure undo.
+    /// The backup the release's upgrade asks for, then the upgrade; a backup
+    /// that fails leaves the release as it is and fails the sequence.
     async fn apply(&self, action: &Action, sequence: u64, settings: &ExecSettings) -> Applied {
+        let wanted = match (&action.kind, settings.backups.get(&action.release)) {
+            (ActionKind::Upgrade { .. }, Some(wanted)) => wanted,
+            _ => return self.apply_release(action, sequence, settings).await,
+        };
+        if let Err(closed) = self.gate.may_mutate() {
+            // Nothing starts after the gate closed; the next check continues.
+            let message = format!("not started: {closed}; the next check continues");
+            return self.not_started(action, sequence, message);
+        }
+        let (name, backup_op) = match self.backup(action, sequence, settings, wanted).await {
+            Ok(done) => done,
+            Err(failed) => return failed,
+        };
+        let mut applied = self.apply_release(action, sequence, settings).await;
+        applied.operations.insert(0, backup_op);
+        let auto_restore = matches!(wanted, Ok(request) if request.auto_restore);
+        if auto_restore && rollback_left_unhealthy(&applied) {
+            self.restore_after_rollback(action, sequence, settings, &name, &mut applied)
+                .await;
+        }
+        let restored = applied
+            .operations
+            .last()
+            .is_some_and(|o| o.operation.operation == OperationKind::Restore);
+        if !restored
+            && matches!(
+                applied.outcome.state,
+                ReleaseState::RolledBack | ReleaseState::Failed
+            )
+        {
+            let (sub_ns, sub) = &settings.subscription;
+            let hint = format!(
+                "backup {name} holds namespace {} from before the upgrade; a rollback does not \
+                 bring back data the upgrade changed: restore it with `coxswain restore \
+                 --namespace {sub_ns} --subscription {sub} --release {} --backup {name}` \
+                 (or `{}`)",
+                action.namespace,
+                action.release,
+                super::backup::restore_command(
+                    &settings.velero.namespace,
+                    &action.namespace,
+                    &name
+                )
+            );
+            applied.outcome.message = format!("{}; {hint}", applied.outcome.message);
+            if let Some(last) = applied.operations.last_mut() {
+                last.operation.message =
+                    super::events::truncate(&format!("{}; {hint}", last.operation.message), 2000);
+            }
+            self.note(Note::normal(
+                reason::RESTORE_AVAILABLE,
+                "Rollback",
+                format!("{}/{}: {hint}", action.namespace, action.release),
+            ));
+        }
+        applied
+    }
+
+    /// The channel's `autoRestore`: the rollback left the release unhealthy,
+    /// so the backup taken before the upgrade is restored over its namespace
+    /// and its health checked once more; recorded as a `restore` operation.
+    async fn restore_after_rollback(
+        &self,
+        action: &Action,
+        sequence: u64,
+        settings: &ExecSettings,
+        backup: &str,
+        applied: &mut Applied,
+    ) {
+        let started = Timestamp::now();
+        let clock = Instant::now();
+        let (ns, release) = (&action.namespace, &action.release);
+        let id = ReleaseId::new(ns, release);
+        let restore = super::backup::restore_name(backup, started);
+        self.progress(
+            ns,
+            release,
+            format!(
+                "the rollback left the release unhealthy; restoring backup {backup} (autoRestore)"
+            ),
+        );
+        let target = RestoreTarget {
+            name: &restore,
+            velero_namespace: &settings.velero.namespace,
+            backup,
+            release,
+            namespace: ns,
+        };
+        let (healthy, message, detail) = match self
+            .ops
+            .restore(&target, settings.velero.timeout.to_std())
+            .await
+        {
+            Err(why) => (
+                false,
+                format!("automatic restore of backup {backup} failed: {why}"),
+                None,
+            ),
+            Ok(()) => {
+                let timeout = self.timeout(action, settings);
+                match self.check_health(action, timeout, None).await {
+                    (Checked::Healthy, detail) => (
+                        true,
+                        format!("restored backup {backup} ({restore}, autoRestore): healthy"),
+                        detail,
+                    ),
+                    (Checked::Unhealthy(why) | Checked::Unknown(why), detail) => (
+                        false,
+                        format!(
+                            "restored backup {backup} ({restore}, autoRestore), still not healthy: {why}"
+                        ),
+                        detail,
+                    ),
+                }
+            }
+        };
+        tracing::info!(release = %id, backup, healthy, "automatic restore");
+        self.note(if healthy {
+            Note::normal(reason::RESTORED, "Restore", format!("{id}: {message}"))
+        } else {
+            Note::warning(reason::RESTORED, "Restore", format!("{id}: {message}"))
+        });
+        applied.operations.push(op(
+            action,
+            OperationKind::Restore,
+            sequence,
+            started,
+            clock,
+            if healthy {
+                OperationResult::Succeeded
+            } else {
+                OperationResult::Failed
+            },
+            message.clone(),
+            None,
+            None,
+            detail,
+        ));
+        if healthy {
+            applied.outcome.state = ReleaseState::RolledBack;
+        }
+        applied.outcome.message = format!("{}; {message}", applied.outcome.message);
+        self.finished(ns, release, &message);
+    }
+
+    /// A release the run did not start (the gate closed, or its intent could
+    /// not be recorded): neither done nor failed.
+    fn not_started(&self, action: &Action, sequence: u64, message: String) -> Applied {
+        self.finished(&action.namespace, &action.release, &message);
+        let mut outcome = skipped(action, sequence, message);
+        outcome.pinned = action.pinned;
+        Applied {
+            outcome,
+            operations: Vec::new(),
+            undo: None,
+            failure: None,
+            stopped: true,
+        }
+    }
+
+    /// Takes the backup before an upgrade: its name and operation, or the
+    /// release's outcome when it failed (nothing else was started).
+    async fn backup(
+        &self,
+        action: &Action,
+        sequence: u64,
+        settings: &ExecSettings,
+        wanted: &Result<BackupRequest, String>,
+    ) -> Result<(String, OperationDetail), Applied> {
+        let started = Timestamp::now();
+        let clock = Instant::now();
+        let ns = &action.namespace;
+        let release = &action.release;
+        let name = super::backup::backup_name(release, sequence, started);
+        let timeout = settings.velero.timeout;
+        let result = match wanted {
+            Err(why) => Err(why.clone()),
+            Ok(request) => {
+                self.progress(
+                    ns,
+                    release,
+                    format!("backing up namespace {ns} with Velero ({name}, timeout {timeout})"),
+                );
+                let target = BackupTarget {
+                    name: &name,
+                    velero_namespace: &settings.velero.namespace,
+                    release,
+                    namespace: ns,
+                    sequence,
+                    request: *request,
+                };
+                self.ops.backup(&target, timeout.to_std()).await
+            }
+        };
+        let id = ReleaseId::new(ns, release);
+        match result {
+            Ok(()) => {
+                let message = format!(
+                    "velero backup {name} of namespace {ns} completed in {}s",
+                    clock.elapsed().as_secs()
+                );
+                tracing::info!(release = %id, backup = %name, "backed up before the upgrade");
+                self.note(Note::normal(
+                    reason::BACKED_UP,
+                    "Backup",
+                    format!("{id}: {message}"),
+                ));
+                self.progress(ns, release, message.clone());
+                let operation = op(
+                    action,
+                    OperationKind::Backup,
+                    sequence,
+                    started,
+                    clock,
+                    OperationResult::Succeeded,
+                    message,
+                    None,
+                    None,
+                    None,
+                );
+                Ok((name, operation))
+            }
+            Err(why) => {
+                let to = &action.target.chart.version;
+                let message = format!(
+                    "backup before the upgrade to {to} failed: {why}; the upgrade did not start"
+                );
+                tracing::warn!(release = %id, backup = %name, reason = %why, "backup failed");
+                self.note(Note::warning(
+                    reason::BACKUP_FAILED,
+                    "Backup",
+                    format!("{id}: {message}"),
+                ));
+                let operation = op(
+                    action,
+                    OperationKind::Backup,
+                    sequence,
+                    started,
+                    clock,
+                    OperationResult::Failed,
+                    why.clone(),
+                    None,
+                    None,
+                    None,
+                );
+                self.finished(ns, release, &message);
+                // Blocked, not failed: the release runs as before, untouched.
+                let mut outcome = skipped(action, sequence, message.clone());
+                outcome.state = ReleaseState::Blocked;
+                outcome.pinned = action.pinned;
+                Err(Applied {
+                    outcome,
+                    operations: vec![operation],
+                    undo: None,
+                    failure: Some(message),
+                    stopped: false,
+                })
+            }
+        }
+    }
+
+    /// Upgrade (or install), health, test; on failure undo.
+    async fn apply_release(
+        &self,
+        action: &Action,
+        sequence: u64,
+        settings: &ExecSettings,
+    ) -> Applied {
         let started = Timestamp::now();
         let clock = Instant::now();
         let name = &action.release;
@@ -555,16 +834,7 @@ impl Executor<'_> {
                 .map_err(|e| format!("not started: {}; the next check retries", describe(&e))),
         };
         if let Err(message) = begun {
-            self.finished(ns, name, &message);
-            let mut outcome = skipped(action, sequence, message);
-            outcome.pinned = action.pinned;
-            return Applied {
-                outcome,
-                operations: Vec::new(),
-                undo: None,
-                failure: None,
-                stopped: true,
-            };
+            return self.not_started(action, sequence, message);
         }
         let (result, health, crds_done) = self.upgrade_and_check(action, settings, timeout).await;
         // The CRDs stay as applied whatever follows (they are never deleted),
@@ -1231,6 +1501,18 @@ fn skipped(action: &Action, _sequence: u64, message: String) -> ReleaseOutcome {
     }
 }
 
+/// Whether the release ended failed because its health after the rollback
+/// was not good (not because helm refused the rollback, nor for want of an answer).
+fn rollback_left_unhealthy(applied: &Applied) -> bool {
+    applied.outcome.state == ReleaseState::Failed
+        && applied.operations.last().is_some_and(|o| {
+            o.operation.operation == OperationKind::Rollback
+                && o.health
+                    .as_ref()
+                    .is_some_and(|h| !h.healthy && !h.unobserved)
+        })
+}
+
 #[allow(clippy::too_many_arguments)] // a record of plain fields; a builder would only rename them
 fn op(
     action: &Action,
@@ -1345,6 +1627,9 @@ mod tests {
                 .collect(),
             crds: BTreeMap::new(),
             agent_release: None,
+            backups: BTreeMap::new(),
+            velero: VeleroSettings::default(),
+            subscription: ("coxswain".to_owned(), "stack".to_owned()),
         }
     }
 
@@ -1417,16 +1702,6 @@ mod tests {
         ops: &Script,
         policy: crate::format::CrdPolicy,
     ) -> (ExecReport, Vec<Note>) {
-        let (journal, gate) = (MemoryJournal::default(), Gate::new());
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let executor = Executor {
-            ops,
-            notes: Some(tx),
-            progress: None,
-            journal: &journal,
-            gate: &gate,
-            holder: "agent-0",
-        };
         let mut plan = plan_of_two_upgrades();
         for layer in &mut plan.layers {
             for action in layer.iter_mut().filter(|a| a.release == "a") {
@@ -1440,7 +1715,28 @@ mod tests {
             object: serde_json::Map::new(),
         };
         settings.crds.insert("a".into(), vec![crd]);
-        let report = executor.run(&plan, &settings).await;
+        let (report, notes) = run_noting(ops, &plan, &settings, &MemoryJournal::default()).await;
+        (report, notes)
+    }
+
+    /// Runs `plan` with `settings`; the report and the Events it noted.
+    async fn run_noting(
+        ops: &Script,
+        plan: &Plan,
+        settings: &ExecSettings,
+        journal: &MemoryJournal,
+    ) -> (ExecReport, Vec<Note>) {
+        let gate = Gate::new();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let executor = Executor {
+            ops,
+            notes: Some(tx),
+            progress: None,
+            journal,
+            gate: &gate,
+            holder: "agent-0",
+        };
+        let report = executor.run(plan, settings).await;
         drop(executor);
         let mut notes = Vec::new();
         while let Ok(note) = rx.try_recv() {
@@ -1647,6 +1943,256 @@ mod tests {
                 .is_some_and(|c| c.contains("0/1 ready"))
         );
         assert!(journal.current().is_empty());
+    }
+
+    /// Runs the two-release plan with `a`'s backup resolved to `wanted`; the
+    /// report and the Events.
+    async fn run_with_backup(
+        ops: &Script,
+        wanted: Result<BackupRequest, String>,
+    ) -> (ExecReport, Vec<Note>, MemoryJournal) {
+        let journal = MemoryJournal::default();
+        let mut settings = settings(RollbackPolicy::Release);
+        settings.backups.insert("a".to_owned(), wanted);
+        let (report, notes) = run_noting(ops, &plan_of_two_upgrades(), &settings, &journal).await;
+        (report, notes, journal)
+    }
+
+    fn month() -> BackupRequest {
+        BackupRequest {
+            ttl: Some(Duration::from_days(30)),
+            include_volumes: false,
+            auto_restore: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_backup_completes_before_the_upgrade_starts_and_is_recorded() {
+        let ops = Script::default();
+        let (report, notes, journal) = run_with_backup(&ops, Ok(month())).await;
+        assert_eq!(
+            ops.calls(),
+            [
+                "backup a/a velero ttl=Some(\"30d\") volumes=false",
+                "upgrade a/a",
+                "health a/a",
+                "upgrade b/b",
+                "health b/b"
+            ]
+        );
+        assert!(report.failure.is_none(), "{report:?}");
+        let backup = &report.operations[0].operation;
+        assert_eq!(backup.operation, OperationKind::Backup);
+        assert_eq!(backup.result, OperationResult::Succeeded);
+        assert!(
+            backup.message.starts_with("velero backup a-7-")
+                && backup.message.contains("of namespace a completed"),
+            "{backup:?}"
+        );
+        assert_eq!(
+            report.operations[1].operation.operation,
+            OperationKind::Upgrade
+        );
+        assert!(
+            notes.iter().any(|n| n.reason == reason::BACKED_UP),
+            "{notes:?}"
+        );
+        // The backup changes no release: only the upgrades were journaled.
+        assert_eq!(
+            ops_begun(&journal),
+            [
+                ("a".to_owned(), OperationKind::Upgrade),
+                ("b".to_owned(), OperationKind::Upgrade)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_backup_starts_no_upgrade_and_fails_the_sequence() {
+        let ops = Script {
+            backup_fail: Some("velero backup a-7-x ended Failed: bucket gone".to_owned()),
+            ..Script::default()
+        };
+        let (report, notes, journal) = run_with_backup(&ops, Ok(month())).await;
+        assert_eq!(
+            ops.calls(),
+            ["backup a/a velero ttl=Some(\"30d\") volumes=false"]
+        );
+        let a = outcome(&report, "a");
+        assert_eq!(a.state, ReleaseState::Blocked, "{a:?}");
+        assert_eq!(a.revision, Some(1), "the release stays where it was");
+        assert!(
+            a.message.contains("bucket gone") && a.message.contains("the upgrade did not start"),
+            "{a:?}"
+        );
+        assert_eq!(outcome(&report, "b").state, ReleaseState::Skipped);
+        assert!(
+            report
+                .failure
+                .as_deref()
+                .is_some_and(|f| f.starts_with("a: backup before the upgrade to 1.0.0 failed")),
+            "{report:?}"
+        );
+        let of_a: Vec<OperationKind> = report
+            .operations
+            .iter()
+            .filter(|o| o.operation.release == "a")
+            .map(|o| o.operation.operation)
+            .collect();
+        assert_eq!(of_a, [OperationKind::Backup]);
+        assert_eq!(
+            report.operations[0].operation.result,
+            OperationResult::Failed
+        );
+        assert!(
+            notes.iter().any(|n| n.reason == reason::BACKUP_FAILED),
+            "{notes:?}"
+        );
+        assert!(journal.begun.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unusable_override_fails_the_release_without_calling_velero() {
+        let ops = Script::default();
+        let (report, _, _) = run_with_backup(
+            &ops,
+            Err("spec.backups: release `a`: backup.ttl must be longer than 0s".to_owned()),
+        )
+        .await;
+        assert!(ops.calls().is_empty(), "{:?}", ops.calls());
+        let a = outcome(&report, "a");
+        assert_eq!(a.state, ReleaseState::Blocked);
+        assert!(a.message.contains("spec.backups"), "{a:?}");
+    }
+
+    #[tokio::test]
+    async fn after_a_rollback_the_backup_and_its_restore_command_are_named() {
+        let ops = Script::default();
+        ops.then_health(Ok(unhealthy("Job a/migrate: failed")));
+        let (report, notes, _) = run_with_backup(&ops, Ok(month())).await;
+        let a = outcome(&report, "a");
+        assert_eq!(a.state, ReleaseState::RolledBack, "{a:?}");
+        let backup = report.operations[0].operation.message.clone();
+        let name = backup
+            .strip_prefix("velero backup ")
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap();
+        let command = format!(
+            "velero restore create --namespace velero --from-backup {name} --include-namespaces a --existing-resource-policy update"
+        );
+        assert!(a.message.contains(&command), "{a:?}");
+        let ours = format!(
+            "coxswain restore --namespace coxswain --subscription stack --release a --backup {name}"
+        );
+        assert!(a.message.contains(&ours), "{a:?}");
+        let rollback = report
+            .operations
+            .iter()
+            .find(|o| o.operation.operation == OperationKind::Rollback)
+            .unwrap();
+        assert!(
+            rollback.operation.message.contains(&command),
+            "{rollback:?}"
+        );
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.reason == reason::RESTORE_AVAILABLE && n.message.contains(name)),
+            "{notes:?}"
+        );
+    }
+
+    fn of_release(report: &ExecReport, release: &str) -> Vec<(OperationKind, OperationResult)> {
+        report
+            .operations
+            .iter()
+            .filter(|o| o.operation.release == release)
+            .map(|o| (o.operation.operation, o.operation.result))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn auto_restore_restores_the_backup_when_the_rollback_stays_unhealthy() {
+        let ops = Script::default();
+        ops.then_health(Ok(unhealthy("Job a/migrate: failed")));
+        ops.then_health(Ok(unhealthy("Deployment a/a: schema too new")));
+        let wanted = BackupRequest {
+            auto_restore: true,
+            ..month()
+        };
+        let (report, notes, _) = run_with_backup(&ops, Ok(wanted)).await;
+        let calls = ops.calls();
+        let restore = calls
+            .iter()
+            .position(|c| c.starts_with("restore a/a from a-7-"))
+            .unwrap();
+        assert_eq!(calls[restore - 1], "health a/a", "{calls:?}");
+        assert_eq!(calls[restore + 1], "health a/a", "{calls:?}");
+        let a = outcome(&report, "a");
+        assert_eq!(a.state, ReleaseState::RolledBack, "{a:?}");
+        assert!(a.message.contains("autoRestore): healthy"), "{a:?}");
+        assert!(
+            !a.message.contains("velero restore create"),
+            "no hint after a restore: {a:?}"
+        );
+        use OperationResult::{Failed, Succeeded};
+        assert_eq!(
+            of_release(&report, "a"),
+            [
+                (OperationKind::Backup, Succeeded),
+                (OperationKind::Upgrade, Failed),
+                (OperationKind::Rollback, Failed),
+                (OperationKind::Restore, Succeeded)
+            ]
+        );
+        assert!(report.failure.is_some(), "the sequence still failed");
+        assert!(
+            notes.iter().any(|n| n.reason == reason::RESTORED),
+            "{notes:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_auto_restore_an_unhealthy_rollback_only_names_the_backup() {
+        let ops = Script::default();
+        ops.then_health(Ok(unhealthy("Job a/migrate: failed")));
+        ops.then_health(Ok(unhealthy("Deployment a/a: schema too new")));
+        let (report, _, _) = run_with_backup(&ops, Ok(month())).await;
+        assert!(
+            !ops.calls().iter().any(|c| c.starts_with("restore")),
+            "{:?}",
+            ops.calls()
+        );
+        let a = outcome(&report, "a");
+        assert_eq!(a.state, ReleaseState::Failed, "{a:?}");
+        assert!(a.message.contains("velero restore create"), "{a:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_auto_restore_leaves_the_release_failed_and_says_why() {
+        let ops = Script {
+            restore_fail: Some(
+                "velero restore r: ended PartiallyFailed with 1 error(s)".to_owned(),
+            ),
+            ..Script::default()
+        };
+        ops.then_health(Ok(unhealthy("Job a/migrate: failed")));
+        ops.then_health(Ok(unhealthy("Deployment a/a: schema too new")));
+        let wanted = BackupRequest {
+            auto_restore: true,
+            ..month()
+        };
+        let (report, _, _) = run_with_backup(&ops, Ok(wanted)).await;
+        let a = outcome(&report, "a");
+        assert_eq!(a.state, ReleaseState::Failed, "{a:?}");
+        assert!(
+            a.message.contains("automatic restore of backup a-7-"),
+            "{a:?}"
+        );
+        assert_eq!(
+            of_release(&report, "a").last(),
+            Some(&(OperationKind::Restore, OperationResult::Failed))
+        );
     }
 
     #[tokio::test]

@@ -206,6 +206,8 @@ pub struct Metrics {
     upgrades: Family<OperationLabels, Counter>,
     rollbacks: Family<OperationLabels, Counter>,
     repairs: Family<OperationLabels, Counter>,
+    backups: Family<OperationLabels, Counter>,
+    backup_duration: Family<DurationLabels, Histogram, fn() -> Histogram>,
     upgrade_duration: Family<DurationLabels, Histogram, fn() -> Histogram>,
     health_duration: Family<DurationLabels, Histogram, fn() -> Histogram>,
     helm_invocations: Family<HelmLabels, Counter>,
@@ -265,6 +267,8 @@ impl Metrics {
             upgrades: Family::default(),
             rollbacks: Family::default(),
             repairs: Family::default(),
+            backups: Family::default(),
+            backup_duration: Family::new_with_constructor(upgrade_buckets),
             upgrade_duration: Family::new_with_constructor(upgrade_buckets),
             health_duration: Family::new_with_constructor(health_buckets),
             helm_invocations: Family::default(),
@@ -374,6 +378,17 @@ impl Metrics {
             "coxswain_repairs",
             "Releases repaired after a killed helm or agent (a pending-* revision unlocked, an interrupted operation undone, an unconfirmed revision checked again), by result",
             self.repairs.clone(),
+        );
+        r.register(
+            "coxswain_backups",
+            "Velero backups taken before an upgrade, by result (failed: the backup failed, timed out or Velero is not installed, and the upgrade did not start)",
+            self.backups.clone(),
+        );
+        r.register_with_unit(
+            "coxswain_backup_duration",
+            "Wall time of a Velero backup before an upgrade, from its creation to its end",
+            Unit::Seconds,
+            self.backup_duration.clone(),
         );
         r.register_with_unit(
             "coxswain_upgrade_duration",
@@ -679,6 +694,20 @@ impl Metrics {
                 OperationKind::Repair => {
                     self.repairs.get_or_create(&labels).inc();
                 }
+                // An automatic restore counts with the rollbacks: it undoes an upgrade.
+                OperationKind::Restore => {
+                    self.rollbacks.get_or_create(&labels).inc();
+                }
+                OperationKind::Backup => {
+                    self.backups.get_or_create(&labels).inc();
+                    self.backup_duration
+                        .get_or_create(&DurationLabels {
+                            subscription: subscription.to_owned(),
+                            release: op.release.clone(),
+                            result: result.to_owned(),
+                        })
+                        .observe(d.elapsed.as_secs_f64());
+                }
                 OperationKind::Skip => {}
             }
             if let Some(h) = &d.health {
@@ -834,6 +863,7 @@ impl Metrics {
             OperationKind::Upgrade,
             OperationKind::Rollback,
             OperationKind::Repair,
+            OperationKind::Backup,
         ] {
             let detail = OperationDetail {
                 operation: crate::crd::Operation {
@@ -989,7 +1019,7 @@ mod tests {
     #[test]
     fn names_follow_prometheus_conventions() {
         let families = families();
-        assert_eq!(families.len(), 22, "{families:#?}");
+        assert_eq!(families.len(), 24, "{families:#?}");
         let problems = lint(&families);
         assert!(problems.is_empty(), "{problems:#?}");
         let names = family_names();
@@ -999,6 +1029,8 @@ mod tests {
             "coxswain_index_expiry_timestamp_seconds",
             "coxswain_release_info",
             "coxswain_repairs_total",
+            "coxswain_backups_total",
+            "coxswain_backup_duration_seconds",
             "coxswain_leader",
         ] {
             assert!(

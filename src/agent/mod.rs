@@ -25,6 +25,7 @@
 //! [`Context`] is shared by every reconcile; its [`AgentState`] is what the web
 //! UI reads, and its [`Metrics`] what `/metrics` exposes (they only read).
 
+pub mod backup;
 pub mod crd;
 pub mod crds;
 pub mod events;
@@ -42,6 +43,7 @@ pub mod ops;
 pub mod plan;
 pub mod reconcile;
 pub mod repair;
+pub mod restore;
 pub mod schedule;
 pub mod status;
 pub mod ui;

@@ -12,9 +12,11 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
+use super::backup::{self, BackupTarget};
 use super::crds::{CrdApply, CrdChanges};
 use super::executor::HealthDetail;
 use super::gate::Gate;
+use super::restore::RestoreTarget;
 use crate::chart::crds::ChartCrd;
 use crate::health::{HealthCheck, HealthOptions};
 use crate::helm::{
@@ -93,6 +95,21 @@ pub trait Operator: Send + Sync {
     /// helm call that failed while it did not answer was cut off, it said
     /// nothing about the release.
     fn api_unreachable(&self) -> BoxFuture<'_, Option<String>>;
+    /// Creates the Velero `Backup` of `target` and waits until it completed,
+    /// at most `timeout`; why not otherwise (it failed, timed out, or Velero
+    /// is not installed).
+    fn backup<'a>(
+        &'a self,
+        target: &'a BackupTarget<'a>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), String>>;
+    /// Creates the Velero `Restore` of `target` and waits until it completed,
+    /// at most `timeout`; why not otherwise.
+    fn restore<'a>(
+        &'a self,
+        target: &'a RestoreTarget<'a>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// The [`Operator`] on real parts.
@@ -293,6 +310,88 @@ impl Operator for ClusterOperator<'_> {
     fn api_unreachable(&self) -> BoxFuture<'_, Option<String>> {
         Box::pin(self.health.api_unreachable())
     }
+
+    fn backup<'a>(
+        &'a self,
+        target: &'a BackupTarget<'a>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(velero_backup(self.client, target, timeout))
+    }
+
+    fn restore<'a>(
+        &'a self,
+        target: &'a RestoreTarget<'a>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            super::restore::velero_restore(self.client, target, timeout)
+                .await
+                .map(drop)
+                .map_err(|e| format!("velero restore {}: {e}", target.name))
+        })
+    }
+}
+
+/// How often a running backup's phase is read.
+const BACKUP_POLL: Duration = Duration::from_secs(1);
+
+/// Creates the `Backup` and polls its phase until it ends or `timeout` passes.
+async fn velero_backup(
+    client: &kube::Client,
+    target: &BackupTarget<'_>,
+    timeout: Duration,
+) -> Result<(), String> {
+    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+    let gvk = GroupVersionKind::gvk("velero.io", "v1", "Backup");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "backups");
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), target.velero_namespace, &resource);
+    let name = target.name;
+    let object: DynamicObject = serde_json::from_value(backup::backup_object(target))
+        .map_err(|e| format!("velero backup {name}: {e}"))?;
+    let started = std::time::Instant::now();
+    if let Err(err) = api.create(&PostParams::default(), &object).await {
+        return Err(match &err {
+            kube::Error::Api(status) if status.code == 404 => {
+                if status.message.contains("namespaces") {
+                    format!(
+                        "velero backup {name}: Velero's namespace `{}` does not exist (set spec.velero.namespace)",
+                        target.velero_namespace
+                    )
+                } else {
+                    backup::velero_missing(target.release)
+                }
+            }
+            _ => format!("velero backup {name}: create: {}", describe(&err)),
+        });
+    }
+    loop {
+        let last = match api.get(name).await {
+            Ok(got) => {
+                let value = serde_json::to_value(&got).unwrap_or_default();
+                match backup::phase(&value) {
+                    backup::Phase::Completed => return Ok(()),
+                    backup::Phase::Failed(why) => return Err(format!("{name}: {why}")),
+                    backup::Phase::Running => value
+                        .pointer("/status/phase")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or("New")
+                        .to_owned(),
+                }
+            }
+            // A read that fails is tried again until the deadline: the
+            // backup runs in Velero whatever the agent's connection does.
+            Err(err) => format!("unread: {}", describe(&err)),
+        };
+        if started.elapsed() >= timeout {
+            return Err(format!(
+                "velero backup {name} did not complete within {}s (phase {last})",
+                timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(BACKUP_POLL.min(timeout.saturating_sub(started.elapsed()))).await;
+    }
 }
 
 /// A scripted [`Operator`] for unit tests: records every call, answers
@@ -326,6 +425,10 @@ pub mod script {
         pub crds_exist: bool,
         /// Applying CRDs fails with this.
         pub crds_fail: Option<String>,
+        /// Backups fail with this.
+        pub backup_fail: Option<String>,
+        /// Restores fail with this.
+        pub restore_fail: Option<String>,
     }
 
     impl Script {
@@ -493,6 +596,36 @@ pub mod script {
                 .unwrap()
                 .pop_front()
                 .unwrap_or_else(|| Ok(healthy()));
+            Box::pin(async move { answer })
+        }
+
+        fn backup<'a>(
+            &'a self,
+            target: &'a BackupTarget<'a>,
+            _: Duration,
+        ) -> BoxFuture<'a, Result<(), String>> {
+            self.log(format!(
+                "backup {}/{} {} ttl={:?} volumes={}",
+                target.namespace,
+                target.release,
+                target.velero_namespace,
+                target.request.ttl.map(|t| t.to_string()),
+                target.request.include_volumes
+            ));
+            let answer = self.backup_fail.clone().map_or(Ok(()), Err);
+            Box::pin(async move { answer })
+        }
+
+        fn restore<'a>(
+            &'a self,
+            target: &'a RestoreTarget<'a>,
+            _: Duration,
+        ) -> BoxFuture<'a, Result<(), String>> {
+            self.log(format!(
+                "restore {}/{} from {}",
+                target.namespace, target.release, target.backup
+            ));
+            let answer = self.restore_fail.clone().map_or(Ok(()), Err);
             Box::pin(async move { answer })
         }
 

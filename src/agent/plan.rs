@@ -39,8 +39,8 @@ use sha2::{Digest as _, Sha256};
 use crate::crd::ReleaseState;
 use crate::format::index::Health;
 use crate::format::{
-    ChannelIndex, ChartVersion, CrdPolicy, IndexChart, IndexRelease, PreviousRelease, is_older,
-    parse_range, same_version,
+    BackupPolicy, ChannelIndex, ChartVersion, CrdPolicy, IndexChart, IndexRelease, PreviousRelease,
+    is_older, parse_range, same_version,
 };
 use crate::helm::{Fingerprint, FingerprintError, ReleaseStatus};
 
@@ -187,6 +187,8 @@ pub struct Target {
     pub depends_on: Vec<String>,
     /// What happens to the chart's `crds/` (unset: Helm's own rule).
     pub crds: Option<CrdPolicy>,
+    /// The Velero backup the channel asks for before an upgrade.
+    pub backup: Option<BackupPolicy>,
 }
 
 impl fmt::Debug for Target {
@@ -205,6 +207,7 @@ impl fmt::Debug for Target {
             .field("health", &self.health)
             .field("depends_on", &self.depends_on)
             .field("crds", &self.crds)
+            .field("backup", &self.backup)
             .finish()
     }
 }
@@ -628,6 +631,7 @@ struct Entry<'a> {
     health: Health,
     upgrade_from: Option<&'a str>,
     crds: Option<CrdPolicy>,
+    backup: Option<BackupPolicy>,
 }
 
 impl<'a> From<&'a IndexRelease> for Entry<'a> {
@@ -639,6 +643,7 @@ impl<'a> From<&'a IndexRelease> for Entry<'a> {
             health: r.health,
             upgrade_from: r.upgrade_from.as_deref(),
             crds: r.crds,
+            backup: r.backup,
         }
     }
 }
@@ -652,6 +657,7 @@ impl<'a> From<&'a PreviousRelease> for Entry<'a> {
             health: r.health,
             upgrade_from: r.upgrade_from.as_deref(),
             crds: r.crds,
+            backup: r.backup,
         }
     }
 }
@@ -1169,6 +1175,7 @@ fn action(
             health: entry.health,
             depends_on: entry.depends_on.to_vec(),
             crds: entry.crds,
+            backup: entry.backup,
         },
         fingerprint,
         pinned,
@@ -1331,6 +1338,7 @@ mod tests {
             health: Health::default(),
             upgrade_from: None,
             crds: None,
+            backup: None,
             previous: vec![],
         }
     }
@@ -2442,6 +2450,7 @@ mod tests {
                 health: self.health,
                 upgrade_from: self.upgrade_from,
                 crds: self.crds,
+                backup: self.backup,
                 previous: vec![],
             }
         }

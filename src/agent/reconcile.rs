@@ -21,7 +21,7 @@ use kube::{Api, ResourceExt};
 
 use crate::crd::{
     ChannelSubscription, ChannelSubscriptionStatus, CheckResult, ConditionStatus, FailedSequence,
-    ReleaseState,
+    Operation, OperationKind, OperationResult, RESTORE_ANNOTATION, ReleaseState,
 };
 use crate::format::Timestamp;
 use crate::health::HealthOptions;
@@ -362,6 +362,7 @@ async fn check(
 ) -> Result<Outcome, Stop> {
     let mut observed = super::observe::observe(ctx, sub, status, now, seen).await?;
     let left_alone = repair_stuck(ctx, sub, status, &mut observed, now).await?;
+    restore_on_request(ctx, sub, status).await;
     let decided = decide(sub, status, &observed)?;
     let notes = Notes::start(ctx, sub);
     let report = act(ctx, sub, status, &observed, &decided, &notes, now).await?;
@@ -377,6 +378,95 @@ async fn check(
         now,
     )
     .await)
+}
+
+/// The restore annotation (docs/backup.md): restores the backup it names, or
+/// the release's newest, once per value; recorded as a `restore` operation and
+/// a `Restored` Event, whatever came of it. Nothing else of the check waits
+/// on it failing.
+async fn restore_on_request(
+    ctx: &Context,
+    sub: &ChannelSubscription,
+    status: &mut ChannelSubscriptionStatus,
+) {
+    let Some(value) = sub.pending_restore().map(str::to_owned) else {
+        return;
+    };
+    if ctx.gate.may_mutate().is_err() {
+        // The next leader, or the next start, acts on it.
+        return;
+    }
+    status.handled_restore = Some(value.clone());
+    let started = Timestamp::now();
+    let clock = std::time::Instant::now();
+    let outcome = match crate::crd::parse_restore_request(&value) {
+        Err(why) => Err((String::new(), why)),
+        Ok((release, backup)) => {
+            let opts = super::restore::RestoreOptions {
+                namespace: sub.namespace().unwrap_or_else(|| ctx.namespace.clone()),
+                subscription: sub.name_any(),
+                release: release.clone(),
+                backup,
+                timeout: sub.spec.velero.timeout.to_std(),
+            };
+            match super::restore::restore(&ctx.client, &opts).await {
+                Ok(done) => Ok((release, done)),
+                Err(e) => Err((release, describe(&e))),
+            }
+        }
+    };
+    let (release, namespace, result, message) = match outcome {
+        Ok((release, done)) => (
+            release,
+            done.namespace.clone(),
+            OperationResult::Succeeded,
+            format!(
+                "restored backup {} into namespace {} ({RESTORE_ANNOTATION}: {value}): restore {} completed{}",
+                done.backup,
+                done.namespace,
+                done.restore,
+                done.items
+                    .map(|n| format!(", {n} item(s)"))
+                    .unwrap_or_default()
+            ),
+        ),
+        Err((release, why)) => {
+            let namespace = status
+                .releases
+                .iter()
+                .find(|r| r.name == release)
+                .map(|r| r.namespace.clone())
+                .unwrap_or_default();
+            (
+                release,
+                namespace,
+                OperationResult::Failed,
+                format!("restore asked by {RESTORE_ANNOTATION}: {value} failed: {why}"),
+            )
+        }
+    };
+    tracing::info!(release = %release, ?result, message = %message, "restore on request");
+    let note = if result == OperationResult::Succeeded {
+        Note::normal(reason::RESTORED, "Restore", message.clone())
+    } else {
+        Note::warning(reason::RESTORED, "Restore", message.clone())
+    };
+    status.push_history(Operation {
+        release,
+        namespace,
+        operation: OperationKind::Restore,
+        from: None,
+        to: None,
+        sequence: status.accepted_sequence.unwrap_or(0),
+        started,
+        duration: crate::duration::Duration::from_secs(clock.elapsed().as_secs()),
+        result,
+        message: super::events::truncate(&message, 2000),
+        from_revision: None,
+        to_revision: None,
+        health: None,
+    });
+    ctx.events.publish(sub, &note).await;
 }
 
 /// Repairs what a killed helm or agent left behind (see [`super::repair`]),
@@ -624,6 +714,20 @@ async fn act(
             charts,
             crds,
             agent_release: ctx.agent_release.clone(),
+            backups: plan
+                .actions()
+                .filter_map(|a| {
+                    super::backup::wanted(
+                        &a.release,
+                        a.target.backup.as_ref(),
+                        spec.backups.get(&a.release),
+                    )
+                    .transpose()
+                    .map(|w| (a.release.clone(), w))
+                })
+                .collect(),
+            velero: spec.velero.clone(),
+            subscription: (ns.clone(), name.clone()),
         };
         // The accepted sequence is on record before the first change of it,
         // and Ready says the sequence is being applied (not the last check's

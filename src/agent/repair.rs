@@ -219,7 +219,8 @@ pub fn decide(seen: Observed<'_>, now: OffsetDateTime, grace: Duration) -> Repai
             _ if intent.operation == OperationKind::Uninstall => Repair::Undo(Undo::Uninstall),
             _ => Repair::Forget,
         },
-        OperationKind::Skip => Repair::Forget,
+        // Backups and restores go through Velero, not helm, and are never journaled.
+        OperationKind::Skip | OperationKind::Backup | OperationKind::Restore => Repair::Forget,
     }
 }
 

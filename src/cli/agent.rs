@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use coxswain::agent::fetch::{Fetcher, RetryPolicy};
 use coxswain::agent::{self, Context, Verdict, leader};
@@ -172,23 +171,8 @@ pub enum LogFormat {
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    let config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no in-cluster config and no usable kubeconfig")?,
-    };
-    let namespace = args
-        .namespace
-        .clone()
-        .unwrap_or_else(|| config.default_namespace.clone());
-    let client = kube::Client::try_from(config).context("cannot build the Kubernetes client")?;
+    let (client, namespace) =
+        super::kube_client(args.kubeconfig.as_deref(), args.namespace.as_deref()).await?;
     let cache_dir = args
         .cache_dir
         .clone()

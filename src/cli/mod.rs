@@ -7,6 +7,7 @@ mod gate;
 mod keygen;
 mod promote;
 mod publish;
+mod restore;
 mod serve;
 mod trust;
 mod upstream;
@@ -36,6 +37,7 @@ enum Command {
     Upstream(upstream::Args),
     Gate(gate::Args),
     Withdraw(withdraw::Args),
+    Restore(restore::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -51,7 +53,36 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Upstream(args) => upstream::run(args).await,
         Command::Gate(args) => gate::run(args).await,
         Command::Withdraw(args) => withdraw::run(args).await,
+        Command::Restore(args) => restore::run(args).await,
     }
+}
+
+/// A Kubernetes client from `--kubeconfig` when given, else the in-cluster
+/// config, else KUBECONFIG or ~/.kube/config; and the namespace to work in:
+/// `namespace`, else the configuration's default.
+async fn kube_client(
+    path: Option<&std::path::Path>,
+    namespace: Option<&str>,
+) -> Result<(kube::Client, String)> {
+    use anyhow::Context as _;
+    let config = match path {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .with_context(|| format!("kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no in-cluster config and no usable kubeconfig")?,
+    };
+    let namespace = namespace.map_or_else(|| config.default_namespace.clone(), str::to_owned);
+    let client = kube::Client::try_from(config).context("cannot build the Kubernetes client")?;
+    Ok((client, namespace))
 }
 
 /// Reads the private keys of `--key` flags.

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod proxy;
 pub mod registry;
 pub mod sources;
+pub mod velero;
 pub mod world;
 
 /// The repository root.

@@ -114,6 +114,7 @@ fn release(name: &str, chart: IndexChart, depends_on: &[&str]) -> IndexRelease {
         health: Health::default(),
         upgrade_from: None,
         crds: None,
+        backup: None,
         previous: vec![],
     }
 }
@@ -432,6 +433,10 @@ fn spec_files(out: &mut Vec<File>) {
         ("update-image-with-tag.yaml", spec(&format!("{two}    update:\n      images: [{{repository: \"nginx:1.27\", tag: image.tag}}]\n"))),
         ("update-bad-pattern.yaml", spec(&format!("{two}    update:\n      images: [{{repository: nginx, tag: image.tag, pattern: \"(\\\\d+\"}}]\n"))),
         ("update-empty-values-path.yaml", spec(&format!("{two}    update:\n      images: [{{repository: nginx, tag: image..tag}}]\n"))),
+        ("backup-unknown-before.yaml", spec(&format!("{two}    backup: {{before: install}}\n"))),
+        ("backup-bad-ttl.yaml", spec(&format!("{two}    backup: {{before: upgrade, ttl: 1h30m}}\n"))),
+        ("backup-ttl-zero.yaml", spec(&format!("{two}    backup: {{before: upgrade, ttl: 0h}}\n"))),
+        ("backup-ttl-too-long.yaml", spec(&format!("{two}    backup: {{before: upgrade, ttl: 3651d}}\n"))),
         ("two-chart-forms.yaml", spec(&two.replacen("chart: {path: ../../charts/wiki}", "chart: {path: ../../charts/wiki, archive: wiki-1.4.2.tgz}", 1))),
         ("dependencies-on-archive.yaml", spec(&two.replacen("chart: {path: ../../charts/wiki}", "chart: {archive: wiki-1.4.2.tgz, dependencies: build}", 1))),
         ("dependencies-unknown.yaml", spec(&two.replacen("chart: {path: ../../charts/wiki}", "chart: {path: ../../charts/wiki, dependencies: update}", 1))),

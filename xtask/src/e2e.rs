@@ -6,8 +6,10 @@
 //! `COXSWAIN_TEST_KUBECTL`, `COXSWAIN_TEST_XTASK` (this binary: a test that
 //! breaks a cluster starts one of its own with it), and the Debian binaries `COXSWAIN_TEST_PROMTOOL`,
 //! `COXSWAIN_TEST_PROMETHEUS`, `COXSWAIN_TEST_CHROMIUM`, `COXSWAIN_TEST_CHROMEDRIVER`,
-//! and for the image test `COXSWAIN_TEST_CRANE`, `COXSWAIN_TEST_REGISTRY` and
-//! `COXSWAIN_TEST_IMAGE_COXSWAIN` (the static release build, made here).
+//! for the image test `COXSWAIN_TEST_CRANE`, `COXSWAIN_TEST_REGISTRY` and
+//! `COXSWAIN_TEST_IMAGE_COXSWAIN` (the static release build, made here), and for
+//! the backup test `COXSWAIN_TEST_VELERO`, `COXSWAIN_TEST_VELERO_PLUGINS` (a
+//! directory) and `COXSWAIN_TEST_VERSITYGW`.
 
 use std::fs;
 use std::process::Command;
@@ -63,6 +65,9 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         .env("COXSWAIN_TEST_CHROMEDRIVER", &tools.chromedriver)
         .env("COXSWAIN_TEST_CRANE", &tools.crane)
         .env("COXSWAIN_TEST_REGISTRY", &tools.registry)
+        .env("COXSWAIN_TEST_VELERO", &tools.velero.server)
+        .env("COXSWAIN_TEST_VELERO_PLUGINS", &tools.velero.plugin_dir)
+        .env("COXSWAIN_TEST_VERSITYGW", &tools.velero.s3)
         .env("COXSWAIN_TEST_IMAGE_COXSWAIN", &image_coxswain);
     eprintln!("running e2e targets: {}", targets.join(", "));
     let status = cmd.status().context("run cargo test for the e2e targets");

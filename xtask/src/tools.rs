@@ -7,6 +7,13 @@
 //! - `helm4`, `helm3`: `go install helm.sh/helm/vN/cmd/helm@version`.
 //! - `crane` (go-containerregistry) and `registry` (CNCF distribution): a real
 //!   OCI client and registry, for the image test (`tests/e2e_image.rs`).
+//! - `velero` (the server and CLI), its AWS object-store plugin and
+//!   `versitygw` (an S3 gateway over a directory): the backups before an
+//!   upgrade (`tests/e2e_backup.rs`, `docs/backup.md`). Velero's go.mod has a
+//!   `replace` (so `go install module@version` refuses it) and names a
+//!   `k8s.io/cli-runtime` patch release the module proxy does not serve: it is
+//!   built from a copy of its module with that one requirement moved to the
+//!   next patch release ([`VELERO_REQUIRE`]).
 //!
 //! Debian packages the tests drive as they are (installed with apt-get when a
 //! binary is missing, see [`ensure_debian_packages`]):
@@ -42,6 +49,19 @@ pub const CRANE_VERSION: &str = "v0.22.1";
 /// CNCF distribution release of the OCI registry of the image test.
 pub const REGISTRY_VERSION: &str = "v3.1.2";
 
+/// Velero release of the backup tests (server and CLI in one binary).
+pub const VELERO_VERSION: &str = "v1.18.3";
+/// Requirements changed in Velero's go.mod before building: v1.18.3 names
+/// `k8s.io/cli-runtime v0.33.12`, which the Go module proxy refuses (403,
+/// "not available"); v0.33.13 is the next patch release of the same line
+/// (it moves k8s.io/api, apimachinery and client-go to v0.33.13 too).
+pub const VELERO_REQUIRE: [&str; 1] = ["k8s.io/cli-runtime@v0.33.13"];
+/// Velero's AWS object-store plugin: v1.14.x is the line for Velero v1.18.x
+/// (the compatibility table of the plugin's README).
+pub const VELERO_PLUGIN_AWS_VERSION: &str = "v1.14.3";
+/// versitygw, the S3 gateway (Apache-2.0) the backup tests store into.
+pub const VERSITYGW_VERSION: &str = "v1.8.0";
+
 /// Paths of the built tools.
 #[derive(Debug, Clone)]
 pub struct Tools {
@@ -59,6 +79,8 @@ pub struct Tools {
     pub crane: PathBuf,
     /// `registry`, the CNCF distribution OCI registry.
     pub registry: PathBuf,
+    /// The Velero server and CLI, its plugin directory and the S3 gateway.
+    pub velero: VeleroTools,
     /// `promtool` from Debian's `prometheus` package.
     pub promtool: PathBuf,
     /// The Prometheus server from Debian's `prometheus` package.
@@ -79,6 +101,9 @@ pub fn run() -> Result<()> {
     println!("kwok {}", tools.kwok.display());
     println!("kubectl {}", tools.kubectl.display());
     println!("control-plane {}", tools.control_plane.display());
+    println!("velero {}", tools.velero.server.display());
+    println!("velero-plugins {}", tools.velero.plugin_dir.display());
+    println!("versitygw {}", tools.velero.s3.display());
     println!("promtool {}", tools.promtool.display());
     println!("prometheus {}", tools.prometheus.display());
     println!("chromium {}", tools.chromium.display());
@@ -133,8 +158,10 @@ pub fn ensure() -> Result<Tools> {
         REGISTRY_VERSION,
         "-s -w",
     )?;
+    let velero = ensure_velero(&tools_dir)?;
     Ok(Tools {
         control_plane,
+        velero,
         kubectl,
         kwok,
         helm4,
@@ -146,6 +173,188 @@ pub fn ensure() -> Result<Tools> {
         chromium: debian.chromium,
         chromedriver: debian.chromedriver,
     })
+}
+
+/// The backup tests' binaries.
+#[derive(Debug, Clone)]
+pub struct VeleroTools {
+    /// `velero` (`velero server`, `velero install --crds-only`).
+    pub server: PathBuf,
+    /// A directory holding only `velero-plugin-for-aws`: `velero server --plugin-dir`.
+    pub plugin_dir: PathBuf,
+    /// `versitygw`, the S3 gateway.
+    pub s3: PathBuf,
+}
+
+fn ensure_velero(tools_dir: &Path) -> Result<VeleroTools> {
+    let server = ensure_module_binary(
+        tools_dir,
+        &ModuleBuild {
+            label: "velero",
+            module: "github.com/vmware-tanzu/velero",
+            version: VELERO_VERSION,
+            package: "./cmd/velero",
+            binary: "velero",
+            ldflags: &format!(
+                "-s -w -X github.com/vmware-tanzu/velero/pkg/buildinfo.Version={VELERO_VERSION}"
+            ),
+            require: &VELERO_REQUIRE,
+        },
+    )?;
+    let plugin = ensure_module_binary(
+        tools_dir,
+        &ModuleBuild {
+            label: "velero-plugin-for-aws",
+            module: "github.com/vmware-tanzu/velero-plugin-for-aws",
+            version: VELERO_PLUGIN_AWS_VERSION,
+            package: "./velero-plugin-for-aws",
+            binary: "velero-plugin-for-aws",
+            ldflags: "-s -w",
+            require: &[],
+        },
+    )?;
+    let s3 = ensure_module_binary(
+        tools_dir,
+        &ModuleBuild {
+            label: "versitygw",
+            module: "github.com/versity/versitygw",
+            version: VERSITYGW_VERSION,
+            package: "./cmd/versitygw",
+            binary: "versitygw",
+            ldflags: &format!("-s -w -X main.Version={VERSITYGW_VERSION}"),
+            require: &[],
+        },
+    )?;
+    let plugin_dir = plugin
+        .parent()
+        .context("the plugin binary has no directory")?
+        .to_path_buf();
+    Ok(VeleroTools {
+        server,
+        plugin_dir,
+        s3,
+    })
+}
+
+/// One binary built from a copy of its module's source (`go mod download`),
+/// for modules `go install module@version` refuses.
+struct ModuleBuild<'a> {
+    /// The cache directory is `<label>-<version>`.
+    label: &'a str,
+    module: &'a str,
+    version: &'a str,
+    /// The main package, relative to the module root.
+    package: &'a str,
+    binary: &'a str,
+    ldflags: &'a str,
+    /// `module@version` requirements set in the copy's go.mod before building.
+    require: &'a [&'a str],
+}
+
+/// Builds `build` into `<tools>/<label>-<version>/<binary>` unless it is there:
+/// `go mod download -json module@version` (the module proxy, verified by
+/// go.sum's checksum database), a writable copy of the module in a staging
+/// directory, `go mod edit -require` for each of `require`, then `go build`
+/// with `-mod=mod`. Returns the binary.
+fn ensure_module_binary(tools_dir: &Path, build: &ModuleBuild<'_>) -> Result<PathBuf> {
+    let ModuleBuild {
+        label,
+        module,
+        version,
+        package,
+        binary,
+        ldflags,
+        require,
+    } = *build;
+    let dir = tools_dir.join(format!("{label}-{version}"));
+    let out = dir.join(binary);
+    if out.is_file() {
+        return Ok(out);
+    }
+    let staging = tools_dir.join(format!(".{label}-{version}.partial"));
+    if staging.exists() {
+        fs::remove_dir_all(&staging)
+            .with_context(|| format!("remove the leftover {}", staging.display()))?;
+    }
+    let source = staging.join("src");
+    fs::create_dir_all(&source).with_context(|| format!("create {}", source.display()))?;
+    eprintln!("building {label} ({module} {version}); this takes a few minutes the first time");
+    let download = go_command()?
+        .current_dir(&staging)
+        .args(["mod", "download", "-json"])
+        .arg(format!("{module}@{version}"))
+        .output()
+        .with_context(|| format!("run go mod download {module}@{version}"))?;
+    if !download.status.success() {
+        bail!(
+            "go mod download {module}@{version} failed ({}): {}{}",
+            download.status,
+            String::from_utf8_lossy(&download.stdout).trim(),
+            String::from_utf8_lossy(&download.stderr).trim()
+        );
+    }
+    let info: serde_json::Value = serde_json::from_slice(&download.stdout)
+        .with_context(|| format!("read go mod download's answer for {module}@{version}"))?;
+    let module_dir = info
+        .get("Dir")
+        .and_then(serde_json::Value::as_str)
+        .with_context(|| format!("go mod download names no directory for {module}@{version}"))?;
+    copy_tree(Path::new(module_dir), &source)?;
+    for req in require {
+        let status = go_command()?
+            .current_dir(&source)
+            .args(["mod", "edit"])
+            .arg(format!("-require={req}"))
+            .status()
+            .with_context(|| format!("run go mod edit -require={req} for {label}"))?;
+        if !status.success() {
+            bail!("go mod edit -require={req} failed for {label} ({status})");
+        }
+    }
+    let partial = staging.join(binary);
+    let mut cmd = go_command()?;
+    cmd.current_dir(&source)
+        .env("GOFLAGS", "-mod=mod")
+        .args(["build", "-trimpath", "-ldflags", ldflags, "-o"])
+        .arg(&partial)
+        .arg(package);
+    run_build(cmd, label)?;
+    if dir.exists() {
+        fs::remove_dir_all(&dir).with_context(|| format!("remove the stale {}", dir.display()))?;
+    }
+    fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    fs::rename(&partial, &out)
+        .with_context(|| format!("move {} to {}", partial.display(), out.display()))?;
+    fs::remove_dir_all(&staging)
+        .with_context(|| format!("remove the build directory {}", staging.display()))?;
+    Ok(out)
+}
+
+/// Copies a module's source tree (regular files and directories; the module
+/// cache holds nothing else), writable, so go.mod can be edited.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    for entry in fs::read_dir(from).with_context(|| format!("read {}", from.display()))? {
+        let entry = entry.with_context(|| format!("read an entry of {}", from.display()))?;
+        let kind = entry
+            .file_type()
+            .with_context(|| format!("stat {}", entry.path().display()))?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            fs::create_dir_all(&target).with_context(|| format!("create {}", target.display()))?;
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            fs::copy(entry.path(), &target).with_context(|| {
+                format!("copy {} to {}", entry.path().display(), target.display())
+            })?;
+            let mut perms = fs::metadata(&target)
+                .with_context(|| format!("stat {}", target.display()))?
+                .permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+            fs::set_permissions(&target, perms)
+                .with_context(|| format!("make {} writable", target.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The binaries the tests take from Debian packages, with the package that

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use super::spec::{CrdPolicy, Health};
+pub use super::spec::{BackupPolicy, CrdPolicy, Health};
 use super::{
     ApiVersion, ChartVersion, Document, GraphNode, Sha256Digest, Timestamp, ValidationError,
     VersionError, check_dns_label, check_range, check_release_graph, check_version,
@@ -107,6 +107,9 @@ pub struct IndexRelease {
     /// What the agent does with the chart's `crds/` (unset: Helm's own rule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crds: Option<CrdPolicy>,
+    /// The Velero backup the agent takes before upgrading it (unset: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupPolicy>,
     /// Older entries, newest first, that admins may pin.
     #[serde(default)]
     pub previous: Vec<PreviousRelease>,
@@ -137,6 +140,9 @@ pub struct PreviousRelease {
     /// Its CRD policy then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crds: Option<CrdPolicy>,
+    /// Its backup policy then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupPolicy>,
 }
 
 impl IndexRelease {
@@ -151,6 +157,7 @@ impl IndexRelease {
             health: self.health,
             upgrade_from: self.upgrade_from.clone(),
             crds: self.crds,
+            backup: self.backup,
         }
     }
 }
@@ -288,6 +295,9 @@ impl Document for ChannelIndex {
             r.health.validate(&r.name)?;
             check_range(&r.name, r.upgrade_from.as_deref())?;
             r.chart.validate(&r.name)?;
+            if let Some(backup) = &r.backup {
+                backup.validate(&r.name)?;
+            }
             for (i, p) in r.previous.iter().enumerate() {
                 if p.name != r.name || p.namespace != r.namespace {
                     return Err(ValidationError::BadPrevious {
@@ -301,6 +311,9 @@ impl Document for ChannelIndex {
                 p.health.validate(&r.name)?;
                 check_range(&r.name, p.upgrade_from.as_deref())?;
                 p.chart.validate(&r.name)?;
+                if let Some(backup) = &p.backup {
+                    backup.validate(&r.name)?;
+                }
             }
         }
         Ok(())
@@ -336,6 +349,7 @@ pub(crate) mod tests {
             health: Health::default(),
             upgrade_from: Some(">=1.0.0".into()),
             crds: None,
+            backup: None,
             previous: vec![],
         };
         let mut old = sso.to_previous();
@@ -353,6 +367,7 @@ pub(crate) mod tests {
             health: Health::default(),
             upgrade_from: None,
             crds: None,
+            backup: None,
             previous: vec![],
         };
         ChannelIndex {
@@ -436,6 +451,49 @@ pub(crate) mod tests {
         i.releases[0].depends_on = vec!["wiki".into()];
         assert!(
             matches!(invalid(&i), ValidationError::DependencyCycle { cycle } if cycle == "sso -> wiki -> sso")
+        );
+    }
+
+    #[test]
+    fn a_backup_policy_is_signed_as_written_and_its_ttl_checked() {
+        use crate::duration::Duration;
+        use crate::format::spec::BackupBefore;
+        let mut i = sample();
+        i.releases[1].backup = Some(BackupPolicy {
+            before: BackupBefore::Upgrade,
+            ttl: Some(Duration::from_days(30)),
+            include_volumes: true,
+            auto_restore: true,
+        });
+        let text = String::from_utf8(to_json_pretty(&i).unwrap()).unwrap();
+        assert!(
+            text.contains(
+                "\"backup\": {\n        \"before\": \"upgrade\",\n        \"ttl\": \"30d\",\n        \"includeVolumes\": true,\n        \"autoRestore\": true\n      }"
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            read_json::<ChannelIndex>(text.as_bytes(), "index.json").unwrap(),
+            i
+        );
+        // Carried into the next index's previous entries with the rest.
+        assert_eq!(i.releases[1].to_previous().backup, i.releases[1].backup);
+
+        let mut zero = i.clone();
+        zero.releases[1].backup = Some(BackupPolicy {
+            ttl: Some(Duration::from_secs(0)),
+            ..i.releases[1].backup.unwrap()
+        });
+        assert!(
+            matches!(invalid(&zero), ValidationError::ZeroDuration { what } if what == "release `wiki`: backup.ttl")
+        );
+        let mut long = i.clone();
+        long.releases[0].previous[0].backup = Some(BackupPolicy {
+            ttl: Some(Duration::from_days(3_651)),
+            ..i.releases[1].backup.unwrap()
+        });
+        assert!(
+            matches!(invalid(&long), ValidationError::BadBackupPolicy { release, .. } if release == "sso")
         );
     }
 

@@ -31,8 +31,8 @@ pub use gate::{GateRecord, GateRelease};
 pub use index::{ChannelIndex, IndexChart, IndexRelease, PreviousRelease, Withdrawn};
 pub use signatures::{SignatureEntry, Signatures};
 pub use spec::{
-    ChannelSpec, ChartDir, ChartSource, CrdPolicy, DependencyPolicy, OciChart, ReleaseSpec,
-    RepoAuth, RepoChart,
+    BackupBefore, BackupPolicy, ChannelSpec, ChartDir, ChartSource, CrdPolicy, DependencyPolicy,
+    OciChart, ReleaseSpec, RepoAuth, RepoChart,
 };
 pub use trust::{KeyEntry, KeyScheme, Role, Roles, TrustRoot};
 pub use version::{
@@ -179,6 +179,14 @@ pub enum ValidationError {
     /// An `update` block `coxswain upstream check` cannot follow.
     #[error("release `{release}`: update.{reason}")]
     BadUpdatePolicy {
+        /// The release.
+        release: String,
+        /// Which field and what is wrong with it.
+        reason: String,
+    },
+    /// A `backup` block the agent cannot follow.
+    #[error("release `{release}`: backup.{reason}")]
+    BadBackupPolicy {
         /// The release.
         release: String,
         /// Which field and what is wrong with it.

@@ -88,6 +88,10 @@ pub struct ReleaseSpec {
     /// Helm's own rule (created at the first install, never changed afterwards).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crds: Option<CrdPolicy>,
+    /// A Velero backup the agent takes of the release's namespace before it
+    /// upgrades it (`docs/backup.md`); unset: none, unless a subscription requires one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupPolicy>,
 }
 
 /// Which upstream versions `coxswain upstream check` proposes for a release.
@@ -169,6 +173,64 @@ impl CrdPolicy {
 impl std::fmt::Display for CrdPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Longest `backup.ttl` accepted: ten years. Velero reads the TTL as a Go
+/// duration, which ends at about 292 years; anything near that is a mistake.
+pub const MAX_BACKUP_TTL: Duration = Duration::from_days(3_650);
+
+/// A Velero backup the agent takes before it changes a release: what the
+/// channel asks for, which a subscription may require, waive or override
+/// per release. Velero deletes the backup once its TTL has passed; the
+/// agent never deletes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BackupPolicy {
+    /// When the backup is taken: `upgrade`, before every upgrade of an
+    /// installed release (a first install has nothing to back up yet).
+    pub before: BackupBefore,
+    /// How long Velero keeps the backup, e.g. `720h` or `30d`; unset:
+    /// Velero's default (30 days). At most 3650d.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<Duration>,
+    /// Also snapshot the release's persistent volumes (needs a volume
+    /// snapshot provider in the cluster); unset or `false`: Kubernetes objects only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_volumes: bool,
+    /// When the upgrade failed and the rollback alone does not make the
+    /// release healthy again, restore this backup over its namespace (data
+    /// written since the backup is lost) and check its health once more.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_restore: bool,
+}
+
+/// The operation a [`BackupPolicy`] backs up before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum BackupBefore {
+    /// Before every upgrade (not before a first install).
+    Upgrade,
+}
+
+impl BackupPolicy {
+    /// Refuses a TTL of zero or beyond [`MAX_BACKUP_TTL`].
+    pub(crate) fn validate(&self, release: &str) -> Result<(), ValidationError> {
+        check_backup_ttl(release, self.ttl)
+    }
+}
+
+/// The TTL rule of [`BackupPolicy`], shared with the subscription's override.
+pub fn check_backup_ttl(release: &str, ttl: Option<Duration>) -> Result<(), ValidationError> {
+    match ttl {
+        Some(ttl) if ttl.as_secs() == 0 => Err(ValidationError::ZeroDuration {
+            what: format!("release `{release}`: backup.ttl"),
+        }),
+        Some(ttl) if ttl > MAX_BACKUP_TTL => Err(ValidationError::BadBackupPolicy {
+            release: release.to_owned(),
+            reason: format!("ttl {ttl} is longer than the maximum of {MAX_BACKUP_TTL}"),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -480,6 +542,9 @@ impl Document for ChannelSpec {
             r.chart.validate(&r.name)?;
             if let Some(update) = &r.update {
                 update.validate(&r.name)?;
+            }
+            if let Some(backup) = &r.backup {
+                backup.validate(&r.name)?;
             }
         }
         Ok(())
@@ -999,6 +1064,7 @@ releases:
             upgrade_from: None,
             update: None,
             crds: None,
+            backup: None,
         };
         let values = release.effective_values(dir.path()).unwrap();
         assert_eq!(

@@ -726,6 +726,7 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
             health: release.health,
             upgrade_from: release.upgrade_from.clone(),
             crds: release.crds,
+            backup: release.backup,
             previous: Vec::new(),
         };
         let keep = usize::try_from(spec.keep_previous).unwrap_or(usize::MAX);

@@ -140,6 +140,7 @@ mod tests {
             health: Health::default(),
             upgrade_from: None,
             crds: None,
+            backup: None,
             previous: vec![],
         }
     }
