@@ -1,5 +1,5 @@
 //! Benchmark: what one visit of the agent's web UI and one Prometheus scrape cost,
-//! for a subscription of 200 releases with a full history (50 operations, the last
+//! for a subscription of 1,000 releases (issue 12's scale) with a full history (50 operations, the last
 //! 20 per release with health details). The baseline in the same run is serialising
 //! the same document as JSON (`/api/v1/status`), which every page also builds.
 //! Run with `cargo xtask bench`; figures in docs/performance.md. Not a timed assertion.
@@ -20,7 +20,7 @@ use coxswain::metrics::{CheckReport, Metrics};
 use coxswain::ui::{pages, status_document};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-const RELEASES: usize = 200;
+const RELEASES: usize = 1_000;
 
 fn name(i: usize) -> String {
     format!("app-{i:03}")
@@ -128,7 +128,7 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let state = state(&rt);
-    let mut group = c.benchmark_group("ui-200");
+    let mut group = c.benchmark_group("ui-1000");
     group.bench_function("status-json", |b| {
         b.iter(|| {
             let doc = rt.block_on(status_document(&state, "apps"));

@@ -39,24 +39,24 @@ const BENCHES: &[Bench] = &[
         label: "publish testdata/channels/stable.yaml (5 charts) into an empty site",
     },
     Bench {
-        group: "ui-200",
+        group: "ui-1000",
         function: "status-json",
-        label: "/api/v1/status body for 200 releases (baseline of the pages)",
+        label: "/api/v1/status body for 1,000 releases (baseline of the pages)",
     },
     Bench {
-        group: "ui-200",
+        group: "ui-1000",
         function: "overview-html",
-        label: "overview page for 200 releases",
+        label: "overview page for 1,000 releases",
     },
     Bench {
-        group: "ui-200",
+        group: "ui-1000",
         function: "release-html",
-        label: "release timeline page (200-release subscription)",
+        label: "release timeline page (1,000-release subscription)",
     },
     Bench {
-        group: "ui-200",
+        group: "ui-1000",
         function: "metrics-encode",
-        label: "/metrics exposition for 200 releases",
+        label: "/metrics exposition for 1,000 releases",
     },
 ];
 
@@ -259,14 +259,14 @@ fn render(medians: &[f64], machine: &Machine, index_bytes: Option<u64>) -> Strin
     let _ = writeln!(
         out,
         "## The web UI and /metrics\n\n\
-         benches/ui.rs builds the agent state of one subscription with 200 releases, 50\n\
+         benches/ui.rs builds the agent state of one subscription with 1,000 releases, 50\n\
          operations in its history and health details (6 objects) for each, as the web\n\
          server sees it, and measures one request's work without the socket. Each page and\n\
          the JSON first copy the state and build the same document; the JSON body is the\n\
          baseline:\n\n\
          - `/api/v1/status`: {}; overview page: {} ({:.2}× the JSON); a release's timeline:\n  \
            {} ({:.2}×);\n\
-         - `/metrics` with those 200 releases (2,200 `coxswain_release_state` series among\n  \
+         - `/metrics` with those 1,000 releases (11,000 `coxswain_release_state` series among\n  \
            them): {} per scrape ({:.2}× the JSON).\n",
         ms(medians[4]),
         ms(medians[5]),
