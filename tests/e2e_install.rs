@@ -152,6 +152,10 @@ async fn the_api_server_accepts_every_rendered_object_and_helm_installs_them() {
         "rbac.helmNamespaces={{{},{}}}",
         targets[0].name, targets[1].name
     );
+    // Velero's namespace, made here: full-values names `velero`, which only
+    // the backup suite creates (and removes).
+    let velero = TestNamespace::create(&client, "chart-dry-velero").await;
+    let velero_namespace = format!("rbac.veleroNamespace={}", velero.name);
 
     // Default values.
     let manifest = template_text_in(&helm4(), &ns.name, &[]);
@@ -167,6 +171,8 @@ async fn the_api_server_accepts_every_rendered_object_and_helm_installs_them() {
         "subscription.server=http://127.0.0.1:9/",
         "--set",
         &helm_namespaces,
+        "--set",
+        &velero_namespace,
     ];
     let manifest = template_text_in(&helm4(), &ns.name, &full_args);
     let out = dry_run_server(&manifest);
