@@ -54,15 +54,6 @@ fn binary(var: &str) -> PathBuf {
     path
 }
 
-/// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A child process stopped by pid (with its descendants) on drop.
 struct Process {
     child: Child,
@@ -256,7 +247,7 @@ impl Prometheus {
         });
         let config_file = dir.path().join("prometheus.json");
         std::fs::write(&config_file, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-        let port = free_port();
+        let port = support::free_port();
         let log = dir.path().join("prometheus.log");
         let mut process = Process::spawn(
             "prometheus",
@@ -655,7 +646,7 @@ impl Chrome {
         let chromium = binary("COXSWAIN_TEST_CHROMIUM");
         let chromedriver = binary("COXSWAIN_TEST_CHROMEDRIVER");
         let profile = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let port = support::free_port();
         let log = profile.path().join("chromedriver.log");
         let mut driver = Process::spawn(
             "chromedriver",

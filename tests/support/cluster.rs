@@ -27,14 +27,24 @@ pub const HINT: &str = "run the e2e tests with `cargo xtask e2e`: it builds the 
      COXSWAIN_TEST_HELM3, COXSWAIN_TEST_KUBECTL and COXSWAIN_TEST_XTASK";
 
 /// A path from environment variable `var` that must name an existing file.
-fn env_path(var: &str) -> PathBuf {
+pub fn env_path(var: &str) -> PathBuf {
+    env_existing(var, false)
+}
+
+/// A path from environment variable `var` that must name an existing directory.
+pub fn env_dir(var: &str) -> PathBuf {
+    env_existing(var, true)
+}
+
+fn env_existing(var: &str, dir: bool) -> PathBuf {
     let Some(value) = std::env::var_os(var).filter(|v| !v.is_empty()) else {
         panic!("{var} is not set: {HINT}");
     };
     let path = PathBuf::from(value);
+    let what = if dir { "directory" } else { "file" };
     assert!(
-        path.is_file(),
-        "{var}={} does not name a file: {HINT}",
+        if dir { path.is_dir() } else { path.is_file() },
+        "{var}={} does not name a {what}: {HINT}",
         path.display()
     );
     path

@@ -49,24 +49,9 @@ pub struct Velero {
 /// Held by each running [`Velero`] of this test binary: port 8080 is Velero's.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn env_path(var: &str) -> PathBuf {
-    let value = std::env::var_os(var)
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| panic!("{var} is not set: run the e2e tests with `cargo xtask e2e`"));
-    PathBuf::from(value)
-}
-
 /// The `velero` binary.
 pub fn velero_bin() -> PathBuf {
-    env_path("COXSWAIN_TEST_VELERO")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    super::cluster::env_path("COXSWAIN_TEST_VELERO")
 }
 
 /// `kubectl` against the test cluster, with `stdin` piped in; its stdout.
@@ -146,8 +131,8 @@ impl Velero {
         std::fs::create_dir_all(&bucket_dir).unwrap();
         let secret = format!("secret-{}", unique_name("s3"));
 
-        let s3_addr = format!("127.0.0.1:{}", free_port());
-        let s3 = Command::new(env_path("COXSWAIN_TEST_VERSITYGW"))
+        let s3_addr = format!("127.0.0.1:{}", super::free_port());
+        let s3 = Command::new(super::cluster::env_path("COXSWAIN_TEST_VERSITYGW"))
             .args(["--port", &s3_addr, "--quiet", "posix"])
             .arg(&root)
             .env("ROOT_ACCESS_KEY", ACCESS_KEY)
@@ -197,10 +182,16 @@ impl Velero {
             .arg(format!("--kubeconfig={}", kubeconfig_path().display()))
             .args(["--namespace", &namespace])
             .arg("--plugin-dir")
-            .arg(env_path("COXSWAIN_TEST_VELERO_PLUGINS"))
+            .arg(super::cluster::env_dir("COXSWAIN_TEST_VELERO_PLUGINS"))
             .arg("--features=")
-            .arg(format!("--metrics-address=127.0.0.1:{}", free_port()))
-            .arg(format!("--profiler-address=127.0.0.1:{}", free_port()))
+            .arg(format!(
+                "--metrics-address=127.0.0.1:{}",
+                super::free_port()
+            ))
+            .arg(format!(
+                "--profiler-address=127.0.0.1:{}",
+                super::free_port()
+            ))
             .args(["--store-validation-frequency=5s", "--backup-sync-period=1h"])
             .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
             .current_dir(dir.path())
