@@ -6,101 +6,24 @@
 
 use std::hint::black_box;
 
-use coxswain::format::index::{ChannelIndexKind, Health};
 use coxswain::format::trust::RoleName;
-use coxswain::format::{
-    ApiVersion, ChannelIndex, IndexChart, IndexRelease, Sha256Digest, Signatures, Timestamp,
-    TrustRoot, read_json, to_json_pretty,
-};
-use coxswain::keys;
-use coxswain::verify::{IndexPolicy, TrustChain, check_threshold, verify_index};
+use coxswain::format::{ChannelIndex, Signatures, read_json};
+use coxswain::verify::{check_threshold, verify_index};
 use criterion::{Criterion, criterion_group, criterion_main};
-use ed25519_dalek::SigningKey;
-use serde_json::json;
+
+mod common;
 
 const RELEASES: usize = 1_000;
 
-fn chart(name: &str, version: &str) -> IndexChart {
-    let digest = Sha256Digest::of(format!("{name}-{version}").as_bytes());
-    IndexChart {
-        name: name.to_owned(),
-        version: version.to_owned(),
-        url: format!("../../charts/{}", IndexChart::archive_name(&digest)),
-        digest,
-        size: 4_096 + name.len() as u64,
-    }
-}
-
-/// A release shaped like the testdata ones: an image tag and a replica count in its
-/// values, up to two earlier releases it depends on, every twentieth with an older entry.
-/// About 0.7 KB of pretty-printed JSON each, like the 676 KB index the design measured.
-fn release(i: usize) -> IndexRelease {
-    let name = format!("app-{i:04}");
-    let values = json!({
-        "image": {"tag": format!("1.{}.{}", i % 17, i % 5)},
-        "replicas": 1 + i % 3,
-    });
-    let depends_on = [i / 2, i.saturating_sub(1)]
-        .into_iter()
-        .filter(|&d| d < i)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .map(|d| format!("app-{d:04}"))
-        .collect();
-    let mut entry = IndexRelease {
-        name: name.clone(),
-        namespace: format!("ns-{i:04}"),
-        chart: chart(&name, "1.4.2"),
-        values: values.as_object().cloned().unwrap_or_default(),
-        depends_on,
-        health: Health::default(),
-        upgrade_from: Some(">=1.0.0, <2.0.0".to_owned()),
-        crds: None,
-        backup: None,
-        previous: Vec::new(),
-    };
-    if i % 20 == 0 {
-        let mut old = entry.to_previous();
-        old.chart = chart(&name, "1.4.1");
-        entry.previous.push(old);
-    }
-    entry
-}
-
 fn index_verification(c: &mut Criterion) {
-    let channel_key = SigningKey::from_bytes(&[3; 32]);
-    let root_key = SigningKey::from_bytes(&[1; 32]);
-    let published: Timestamp = "2026-11-26T03:00:00Z".parse().expect("a timestamp");
-    let now: Timestamp = "2026-11-27T03:00:00Z".parse().expect("a timestamp");
-    let index = ChannelIndex {
-        api_version: ApiVersion::V1,
-        kind: ChannelIndexKind::ChannelIndex,
-        channel: "stable".to_owned(),
-        sequence: 42,
-        published,
-        expires: "2026-12-10T03:00:00Z".parse().expect("a timestamp"),
-        releases: (0..RELEASES).map(release).collect(),
-        withdrawn: Vec::new(),
-    };
-    let bytes = to_json_pretty(&index).expect("serializable");
-    let sig_bytes = to_json_pretty(&keys::sign(&bytes, std::slice::from_ref(&channel_key)))
-        .expect("serializable");
+    let common::Signed {
+        bytes,
+        sig_bytes,
+        root,
+        trusted,
+        policy,
+    } = common::signed(&common::index(RELEASES, 42, common::published()));
     let signatures: Signatures = read_json(&sig_bytes, "index.json.sig").expect("valid");
-    let root = TrustRoot::new(
-        1,
-        "2027-11-26T03:00:00Z".parse().expect("a timestamp"),
-        (&[root_key.verifying_key()], 1),
-        (&[channel_key.verifying_key()], 1),
-    );
-    let root_bytes = to_json_pretty(&root).expect("serializable");
-    let trusted = TrustChain::anchor(&root_bytes, None, "trust.json")
-        .and_then(|chain| chain.trusted(now))
-        .expect("a trusted root");
-    let policy = IndexPolicy {
-        channel: "stable",
-        min_sequence: 42,
-        now,
-    };
     eprintln!("index: {RELEASES} releases, {} bytes", bytes.len());
     record_size(bytes.len());
     // The benchmark measures a path that succeeds.

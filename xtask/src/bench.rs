@@ -58,7 +58,40 @@ const BENCHES: &[Bench] = &[
         function: "metrics-encode",
         label: "/metrics exposition for 1,000 releases",
     },
+    Bench {
+        group: "scale",
+        function: "plan/100",
+        label: "plan a one-release change, 100-release channel",
+    },
+    Bench {
+        group: "scale",
+        function: "plan/1000",
+        label: "plan a one-release change, 1,000-release channel",
+    },
+    Bench {
+        group: "scale",
+        function: "plan/10000",
+        label: "plan a one-release change, 10,000-release channel",
+    },
+    Bench {
+        group: "scale",
+        function: "verify/100",
+        label: "verify + parse a 100-release index",
+    },
+    Bench {
+        group: "scale",
+        function: "verify/1000",
+        label: "verify + parse a 1,000-release index",
+    },
+    Bench {
+        group: "scale",
+        function: "verify/10000",
+        label: "verify + parse a 10,000-release index",
+    },
 ];
+
+/// The channel sizes of benches/scale.rs, in the order of their entries in [`BENCHES`].
+const SCALE_SIZES: [f64; 3] = [100.0, 1_000.0, 10_000.0];
 
 /// Runs the benchmarks; `record` rewrites docs/performance.md.
 pub fn run(root: &Path, record: bool) -> Result<()> {
@@ -74,6 +107,8 @@ pub fn run(root: &Path, record: bool) -> Result<()> {
             "publish",
             "--bench",
             "ui",
+            "--bench",
+            "scale",
         ],
     )?;
     let target = crate::cargo::target_dir(root);
@@ -194,6 +229,42 @@ impl Machine {
     }
 }
 
+/// Time per release at each size, and its ratio to the smallest size's: 1.0 is linear.
+fn per_release(medians: &[f64]) -> String {
+    let base = medians[0] / SCALE_SIZES[0];
+    medians
+        .iter()
+        .zip(SCALE_SIZES)
+        .map(|(t, n)| {
+            let each = t / n;
+            format!("{n:.0}: {:.1} µs each ({:.2}×)", each / 1e3, each / base)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn scale_section(out: &mut String, plan: &[f64], verify: &[f64]) {
+    let _ = writeln!(
+        out,
+        "## Linear in the channel's size\n\n\
+         benches/scale.rs takes the same generated channel at 100, 1,000 and 10,000 releases.\n\
+         The planner plans the reconcile after a one-release change (every other release\n\
+         deployed as the index wants it, so every release is decided and one upgraded);\n\
+         verify checks the signature and parses and validates the whole index. Time per\n\
+         release, and its ratio to the 100-release figure (1.00× is linear):\n\n\
+         - plan: {} / {} / {} in all; per release {};\n\
+         - verify + parse: {} / {} / {} in all; per release {}.\n",
+        ms(plan[0]),
+        ms(plan[1]),
+        ms(plan[2]),
+        per_release(plan),
+        ms(verify[0]),
+        ms(verify[1]),
+        ms(verify[2]),
+        per_release(verify),
+    );
+}
+
 fn ms(ns: f64) -> String {
     format!("{:.2} ms", ns / 1e6)
 }
@@ -276,6 +347,7 @@ fn render(medians: &[f64], machine: &Machine, index_bytes: Option<u64>) -> Strin
         ms(medians[7]),
         medians[7] / medians[4],
     );
+    scale_section(&mut out, &medians[8..11], &medians[11..14]);
     let _ = writeln!(
         out,
         "## Reproduce\n\n```sh\ncargo xtask bench            # run and print\ncargo xtask bench --record   # also rewrite this file\n```"
