@@ -52,6 +52,8 @@ pub fn release(i: usize) -> IndexRelease {
         crds: None,
         backup: None,
         previous: Vec::new(),
+        urgency: None,
+        since: None,
     };
     if i % 20 == 0 {
         let mut old = entry.to_previous();
@@ -72,6 +74,7 @@ pub fn index(releases: usize, sequence: u64, published: Timestamp) -> ChannelInd
         expires: "2026-12-10T03:00:00Z".parse().expect("a timestamp"),
         releases: (0..releases).map(release).collect(),
         withdrawn: Vec::new(),
+        rollout: None,
     }
 }
 
