@@ -1,0 +1,606 @@
+//! The event loop: simulated time in seconds, no sleeps. Each cluster's agent
+//! checks the channel on its jittered interval and decides with the project's
+//! real planner (`coxswain::plan::plan`, which consults the rollout gate);
+//! the maintainers publish real `ChannelIndex` values, watch the outcome
+//! reports of the first wave and pause the rollout when too many fail.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use anyhow::{Context as _, Result, bail};
+use coxswain::format::index::{ChannelIndexKind, Health};
+use coxswain::format::{
+    ApiVersion, ChannelIndex, Document as _, IndexChart, IndexRelease, Sha256Digest, Timestamp,
+};
+use coxswain::helm::ReleaseStatus;
+use coxswain::plan::{Action, InstalledRelease, Plan, Settings, plan};
+use rand_core::{Rng as _, SeedableRng as _};
+use rand_pcg::Pcg64;
+use serde_json::{Map, Value, json};
+
+use super::fleet::{Cluster, unit};
+
+/// The simulation starts on Monday 2026-11-30 00:00 UTC.
+pub const START_UNIX: i64 = 1_796_083_200;
+/// The new release is published at 14:00 UTC on the first day (afternoon in
+/// Europe, morning in the Americas): the origin of every figure.
+pub const RELEASE_AT: i64 = 14 * HOUR;
+/// The maintainers re-publish daily (expiry refresh): a new sequence with the
+/// same entries, which must not restart the waves.
+pub const REFRESH_EVERY: i64 = 24 * HOUR;
+/// The maintainers pause when this share of the first wave's reports failed ...
+pub const PAUSE_RATIO: f64 = 0.25;
+/// ... and at least this many reports came in.
+pub const PAUSE_MIN_REPORTS: usize = 10;
+/// How long the maintainers take from the threshold to the paused index.
+pub const REACTION: i64 = HOUR;
+/// After the pause, the fixed release is published this much later.
+pub const FIX_AFTER_PAUSE: i64 = 24 * HOUR;
+/// A failing health check runs into its timeout, then the agent rolls back.
+const FAILED_UPGRADE_SECS: i64 = 10 * 60 + 60;
+
+const HOUR: i64 = 3600;
+const CHANNEL: &str = "stable";
+const SUBSCRIPTION: &str = "coxswain/stack";
+/// The release that changes; `certs` below it stays.
+const WEB: &str = "web";
+const OLD: &str = "1.0.0";
+const NEW: &str = "1.1.0";
+const FIX: &str = "1.1.1";
+
+/// What is simulated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scenario {
+    /// The new release fails its health check on most clusters.
+    pub bad_release: bool,
+    /// The channel stages the release in waves.
+    pub waves: bool,
+    /// Simulated days after the start.
+    pub days: u32,
+    /// Run the planner at every check, even when nothing it reads changed
+    /// (tests compare the two; the default skips such checks).
+    pub exhaustive: bool,
+}
+
+/// What a run found. Times are hours after [`RELEASE_AT`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Hours until 50 / 90 / 99 % of the clusters ran the target (the release,
+    /// or with a bad release the fix); `None`: not within the simulated days.
+    pub t50: Option<f64>,
+    pub t90: Option<f64>,
+    pub t99: Option<f64>,
+    /// Clusters that started an upgrade to the bad release.
+    pub applied_bad: usize,
+    /// Clusters left with a failed or unhealthy release at the end.
+    pub broken: usize,
+    /// When the maintainers published the pause (hours), if they did.
+    pub paused_at: Option<f64>,
+    /// When the fix was published (hours), if it was.
+    pub fix_at: Option<f64>,
+    /// Hours at which each cluster reached the target, sorted.
+    pub updated: Vec<f64>,
+    /// Hours at which each cluster that applied the bad release started it, sorted.
+    pub bad_started: Vec<f64>,
+    /// Agent checks simulated and planner runs made.
+    pub checks: u64,
+    pub plans: u64,
+    /// Upgrades started, and how many failed (and were rolled back).
+    pub upgrades: u64,
+    pub rollbacks: u64,
+    /// Every upgrade start: (cluster index, seconds after the start, version).
+    pub starts: Vec<(usize, i64, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    /// The maintainers publish (index into their schedule).
+    Publish(usize),
+    /// A cluster's agent checks the channel.
+    Check(usize),
+    /// A cluster's upgrade ends (health checked, rolled back if it failed).
+    Done(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Publication {
+    /// Sequence 1: what every cluster runs at the start.
+    Initial,
+    /// The new release.
+    Release,
+    /// The same entries again (expiry refresh).
+    Refresh,
+    /// The same entries with the rollout paused.
+    Pause,
+    /// The fixed release, rollout running again.
+    Fix,
+}
+
+/// The maintainers: what they published, what they learnt from reports.
+struct Maintainers {
+    indexes: Vec<ChannelIndex>,
+    schedule: Vec<(i64, Publication)>,
+    web: String,
+    paused: bool,
+    /// First-wave reports about the new release: (finished, failed).
+    reports: (usize, usize),
+    pause_planned: bool,
+}
+
+impl Maintainers {
+    fn current(&self) -> Option<&ChannelIndex> {
+        self.indexes.last()
+    }
+
+    fn publish(&mut self, at: i64, what: Publication) -> Result<()> {
+        match what {
+            Publication::Initial => self.web = OLD.to_owned(),
+            Publication::Release => self.web = NEW.to_owned(),
+            Publication::Refresh => {}
+            Publication::Pause => self.paused = true,
+            Publication::Fix => {
+                self.web = FIX.to_owned();
+                self.paused = false;
+            }
+        }
+        let published = timestamp(at)?;
+        let sequence = self.indexes.len() as u64 + 1;
+        let index = ChannelIndex {
+            api_version: ApiVersion::V1,
+            kind: ChannelIndexKind::ChannelIndex,
+            channel: CHANNEL.to_owned(),
+            sequence,
+            published,
+            expires: timestamp(at + 7 * 24 * HOUR)?,
+            releases: vec![
+                entry(
+                    "certs",
+                    "certs",
+                    "1.4.0",
+                    &[],
+                    json!({"issuer": "letsencrypt"}),
+                ),
+                entry(WEB, WEB, &self.web, &["certs"], json!({"replicas": 2})),
+            ],
+            withdrawn: Vec::new(),
+        };
+        index
+            .validate()
+            .with_context(|| format!("the simulated index {sequence} is not valid"))?;
+        self.indexes.push(index);
+        Ok(())
+    }
+}
+
+fn entry(name: &str, namespace: &str, version: &str, deps: &[&str], values: Value) -> IndexRelease {
+    let digest = Sha256Digest::of(format!("{name}-{version}.tgz").as_bytes());
+    let values: Map<String, Value> = match values {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    IndexRelease {
+        name: name.to_owned(),
+        namespace: namespace.to_owned(),
+        chart: IndexChart {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            url: format!("../../charts/sha256-{}.tgz", digest.hex()),
+            digest,
+            size: 4096,
+        },
+        values,
+        depends_on: deps.iter().map(|d| (*d).to_owned()).collect(),
+        health: Health::default(),
+        upgrade_from: None,
+        crds: None,
+        backup: None,
+        previous: Vec::new(),
+    }
+}
+
+fn timestamp(at: i64) -> Result<Timestamp> {
+    Timestamp::from_unix(START_UNIX + at).with_context(|| format!("time {at} s out of range"))
+}
+
+/// One cluster's agent and what helm knows there.
+struct Agent {
+    rng: Pcg64,
+    installed: Vec<InstalledRelease>,
+    /// `status.failedSequence`: not retried until a newer sequence.
+    failed_sequence: Option<u64>,
+    /// The upgrade under way: (sequence, actions, whether it fails).
+    running: Option<(u64, Vec<Action>, bool)>,
+    /// What the last planner run depended on: the sequence, and until when its
+    /// answer holds (`None`: until the next sequence).
+    settled: Option<(u64, Option<i64>)>,
+    updated_at: Option<i64>,
+    bad_started_at: Option<i64>,
+}
+
+impl Agent {
+    fn web_version(&self) -> Option<&str> {
+        self.installed
+            .iter()
+            .find(|r| r.name == WEB)
+            .map(|r| r.chart_version.as_str())
+    }
+
+    /// Left failed or unhealthy: a release helm does not call deployed, or the
+    /// bad release running where its health check fails.
+    fn broken(&self, cluster: &Cluster, scenario: Scenario) -> bool {
+        let failed = self
+            .installed
+            .iter()
+            .any(|r| r.status != ReleaseStatus::Deployed);
+        let bad_running =
+            scenario.bad_release && cluster.bad_fails && self.web_version() == Some(NEW);
+        failed || bad_running
+    }
+
+    fn jitter(&mut self, interval: u64) -> i64 {
+        // The agent waits its interval plus up to a tenth of it.
+        (interval + self.rng.next_u64() % (interval / 10).max(1)) as i64
+    }
+}
+
+fn settings(_cluster: &Cluster, _now: i64, _scenario: Scenario) -> Settings {
+    Settings {
+        subscription: SUBSCRIPTION.to_owned(),
+        ..Settings::default()
+    }
+}
+
+/// Applies the actions of a plan as the executor would, all succeeding.
+fn apply(installed: &mut Vec<InstalledRelease>, actions: &[Action]) {
+    for action in actions {
+        match installed
+            .iter_mut()
+            .find(|r| r.name == action.release && r.namespace == action.namespace)
+        {
+            Some(r) => {
+                r.chart_version = action.target.chart.version.clone();
+                r.revision += 1;
+                r.fingerprint = Some(action.fingerprint.clone());
+                r.status = ReleaseStatus::Deployed;
+            }
+            None => installed.push(InstalledRelease {
+                name: action.release.clone(),
+                namespace: action.namespace.clone(),
+                chart_name: action.target.chart.name.clone(),
+                chart_version: action.target.chart.version.clone(),
+                status: ReleaseStatus::Deployed,
+                revision: 1,
+                fingerprint: Some(action.fingerprint.clone()),
+                owner: Some(SUBSCRIPTION.to_owned()),
+            }),
+        }
+    }
+}
+
+/// A failed upgrade of `failed`: helm made a revision, health failed, the
+/// agent rolled back to the one before (a new revision with the old state).
+fn roll_back(installed: &mut [InstalledRelease], failed: &Action) {
+    if let Some(r) = installed
+        .iter_mut()
+        .find(|r| r.name == failed.release && r.namespace == failed.namespace)
+    {
+        r.revision += 2;
+        r.status = ReleaseStatus::Deployed;
+    }
+}
+
+fn hours(secs: i64) -> f64 {
+    (secs - RELEASE_AT) as f64 / HOUR as f64
+}
+
+/// Hours until `share` of `total` clusters reached the target.
+fn quantile(sorted: &[f64], total: usize, share: f64) -> Option<f64> {
+    let needed = (share * total as f64).ceil() as usize;
+    needed.checked_sub(1).and_then(|i| sorted.get(i)).copied()
+}
+
+/// Runs one scenario over `fleet`.
+pub fn run(fleet: &[Cluster], scenario: Scenario) -> Result<Outcome> {
+    if fleet.is_empty() {
+        bail!("the fleet is empty: simulate at least one cluster");
+    }
+    let end = i64::from(scenario.days) * 24 * HOUR;
+    let mut maintainers = Maintainers {
+        indexes: Vec::new(),
+        schedule: vec![
+            (0, Publication::Initial),
+            (RELEASE_AT, Publication::Release),
+        ],
+        web: OLD.to_owned(),
+        paused: false,
+        reports: (0, 0),
+        pause_planned: false,
+    };
+    let mut at = RELEASE_AT + REFRESH_EVERY;
+    while at < end {
+        maintainers.schedule.push((at, Publication::Refresh));
+        at += REFRESH_EVERY;
+    }
+    // Sequence 1, and every cluster installed from it by the planner.
+    maintainers.publish(0, Publication::Initial)?;
+    let first = maintainers
+        .current()
+        .context("no index after the first publish")?
+        .clone();
+    let initial = plan(&first, &settings(&fleet[0], 0, scenario), &[])
+        .context("planning the initial install")?;
+    let mut base = Vec::new();
+    apply(&mut base, &initial.actions().cloned().collect::<Vec<_>>());
+
+    let mut agents: Vec<Agent> = fleet
+        .iter()
+        .map(|c| Agent {
+            rng: Pcg64::seed_from_u64(c.stream),
+            installed: base.clone(),
+            failed_sequence: None,
+            running: None,
+            settled: None,
+            updated_at: None,
+            bad_started_at: None,
+        })
+        .collect();
+
+    let mut order = 0u64;
+    let mut queue: BinaryHeap<Reverse<(i64, u64, Event)>> = BinaryHeap::new();
+    let mut push = |queue: &mut BinaryHeap<_>, at: i64, event: Event| {
+        order += 1;
+        queue.push(Reverse((at, order, event)));
+    };
+    for (i, (at, _)) in maintainers.schedule.iter().enumerate().skip(1) {
+        push(&mut queue, *at, Event::Publish(i));
+    }
+    for (i, (cluster, agent)) in fleet.iter().zip(&mut agents).enumerate() {
+        let phase = (agent.rng.next_u64() % cluster.interval) as i64;
+        push(&mut queue, phase, Event::Check(i));
+    }
+
+    let mut outcome = Outcome {
+        t50: None,
+        t90: None,
+        t99: None,
+        applied_bad: 0,
+        broken: 0,
+        paused_at: None,
+        fix_at: None,
+        updated: Vec::new(),
+        bad_started: Vec::new(),
+        checks: 0,
+        plans: 0,
+        upgrades: 0,
+        rollbacks: 0,
+        starts: Vec::new(),
+    };
+    while let Some(Reverse((now, _, event))) = queue.pop() {
+        if now >= end {
+            break;
+        }
+        match event {
+            Event::Publish(i) => {
+                let what = maintainers.schedule[i].1;
+                maintainers.publish(now, what)?;
+                match what {
+                    Publication::Pause => outcome.paused_at = Some(hours(now)),
+                    Publication::Fix => outcome.fix_at = Some(hours(now)),
+                    _ => {}
+                }
+            }
+            Event::Check(c) => {
+                outcome.checks += 1;
+                let cluster = &fleet[c];
+                let agent = &mut agents[c];
+                let index = maintainers.current().context("no index published")?;
+                let fresh = match agent.settled {
+                    Some((sequence, until)) => {
+                        sequence != index.sequence || until.is_some_and(|u| now >= u)
+                    }
+                    None => true,
+                };
+                if !fresh && !scenario.exhaustive {
+                    let next = now + agent.jitter(cluster.interval);
+                    push(&mut queue, next, Event::Check(c));
+                    continue;
+                }
+                outcome.plans += 1;
+                let decided: Plan =
+                    plan(index, &settings(cluster, now, scenario), &agent.installed)
+                        .with_context(|| format!("planning cluster {}", cluster.uid))?;
+                let failed_here = agent.failed_sequence.is_some_and(|f| f >= index.sequence);
+                if decided.is_noop() || failed_here {
+                    agent.settled = Some((index.sequence, None));
+                    let next = now + agent.jitter(cluster.interval);
+                    push(&mut queue, next, Event::Check(c));
+                    continue;
+                }
+                let actions: Vec<Action> = decided.actions().cloned().collect();
+                let mut fails = false;
+                let mut duration = 0i64;
+                for action in &actions {
+                    let version = action.target.chart.version.as_str();
+                    outcome.starts.push((c, now, version.to_owned()));
+                    outcome.upgrades += 1;
+                    let bad = scenario.bad_release && action.release == WEB && version == NEW;
+                    if bad && agent.bad_started_at.is_none() {
+                        agent.bad_started_at = Some(now);
+                    }
+                    fails = if bad {
+                        cluster.bad_fails
+                    } else {
+                        unit(&mut agent.rng) < cluster.fail_probability
+                    };
+                    if fails {
+                        duration += FAILED_UPGRADE_SECS;
+                        break;
+                    }
+                    duration += cluster.upgrade_secs as i64;
+                }
+                agent.running = Some((index.sequence, actions, fails));
+                agent.settled = None;
+                push(&mut queue, now + duration, Event::Done(c));
+            }
+            Event::Done(c) => {
+                let cluster = &fleet[c];
+                let agent = &mut agents[c];
+                let Some((sequence, actions, fails)) = agent.running.take() else {
+                    continue;
+                };
+                if fails {
+                    // The actions before the last succeeded; the last failed and was rolled back.
+                    if let Some((failed, done)) = actions.split_last() {
+                        apply(&mut agent.installed, done);
+                        roll_back(&mut agent.installed, failed);
+                    }
+                    agent.failed_sequence = Some(sequence);
+                    outcome.rollbacks += 1;
+                } else {
+                    apply(&mut agent.installed, &actions);
+                    agent.failed_sequence = None;
+                }
+                let touched_new = actions
+                    .iter()
+                    .any(|a| a.release == WEB && a.target.chart.version == NEW);
+                if touched_new && first_wave(cluster, scenario) {
+                    maintainers.reports.0 += 1;
+                    maintainers.reports.1 += usize::from(fails);
+                    let (finished, failed) = maintainers.reports;
+                    if !maintainers.pause_planned
+                        && finished >= PAUSE_MIN_REPORTS
+                        && failed as f64 / finished as f64 >= PAUSE_RATIO
+                    {
+                        maintainers.pause_planned = true;
+                        let pause = now + REACTION;
+                        let fix = pause + FIX_AFTER_PAUSE;
+                        maintainers.schedule.push((pause, Publication::Pause));
+                        push(
+                            &mut queue,
+                            pause,
+                            Event::Publish(maintainers.schedule.len() - 1),
+                        );
+                        maintainers.schedule.push((fix, Publication::Fix));
+                        push(
+                            &mut queue,
+                            fix,
+                            Event::Publish(maintainers.schedule.len() - 1),
+                        );
+                    }
+                }
+                let target = if scenario.bad_release { FIX } else { NEW };
+                if agent.updated_at.is_none() && agent.web_version() == Some(target) {
+                    agent.updated_at = Some(now);
+                }
+                let next = now + agent.jitter(cluster.interval);
+                push(&mut queue, next, Event::Check(c));
+            }
+        }
+    }
+
+    let mut updated: Vec<f64> = agents
+        .iter()
+        .filter_map(|a| a.updated_at)
+        .map(hours)
+        .collect();
+    updated.sort_by(f64::total_cmp);
+    let mut bad_started: Vec<f64> = agents
+        .iter()
+        .filter_map(|a| a.bad_started_at)
+        .map(hours)
+        .collect();
+    bad_started.sort_by(f64::total_cmp);
+    outcome.t50 = quantile(&updated, fleet.len(), 0.5);
+    outcome.t90 = quantile(&updated, fleet.len(), 0.9);
+    outcome.t99 = quantile(&updated, fleet.len(), 0.99);
+    outcome.applied_bad = bad_started.len();
+    outcome.broken = fleet
+        .iter()
+        .zip(&agents)
+        .filter(|(c, a)| a.running.is_none() && a.broken(c, scenario))
+        .count();
+    outcome.updated = updated;
+    outcome.bad_started = bad_started;
+    Ok(outcome)
+}
+
+/// Whether `cluster` belongs to the first wave (the canaries).
+fn first_wave(_cluster: &Cluster, _scenario: Scenario) -> bool {
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fleet::generate;
+    use super::*;
+
+    fn scenario(bad_release: bool, waves: bool) -> Scenario {
+        Scenario {
+            bad_release,
+            waves,
+            days: 7,
+            exhaustive: false,
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_outcome() {
+        let a = run(&generate(200, 11), scenario(true, true)).unwrap();
+        let b = run(&generate(200, 11), scenario(true, true)).unwrap();
+        assert_eq!(a, b);
+        let c = run(&generate(200, 12), scenario(true, true)).unwrap();
+        assert_ne!(a.starts, c.starts, "another seed, another run");
+    }
+
+    #[test]
+    fn without_waves_a_bad_release_reaches_nearly_every_cluster_and_none_stays_broken() {
+        let fleet = generate(300, 5);
+        let o = run(&fleet, scenario(true, false)).unwrap();
+        assert!(o.applied_bad >= 290, "{}", o.applied_bad);
+        assert_eq!(o.broken, 0);
+        let fails = fleet.iter().filter(|c| c.bad_fails).count() as u64;
+        assert!(
+            o.rollbacks >= fails,
+            "{} rollbacks, {fails} failing clusters",
+            o.rollbacks
+        );
+        assert!(o.paused_at.is_some(), "the maintainers pause");
+        assert!(o.fix_at.is_some(), "and publish a fix");
+        assert!(o.t99.is_some(), "the fix reaches the fleet: {o:?}");
+    }
+
+    #[test]
+    fn a_good_release_reaches_the_fleet_without_a_pause() {
+        let o = run(&generate(300, 5), scenario(false, false)).unwrap();
+        assert_eq!(o.applied_bad, 0);
+        assert_eq!(o.broken, 0);
+        assert_eq!(o.paused_at, None);
+        assert_eq!(o.updated.len(), 300, "every cluster runs it within 7 days");
+        let t50 = o.t50.unwrap();
+        assert!(t50 > 0.0 && t50 < o.t99.unwrap(), "{o:?}");
+    }
+
+    #[test]
+    fn skipping_checks_that_cannot_change_the_answer_changes_nothing() {
+        let fleet = generate(40, 9);
+        for (bad, waves) in [(true, true), (false, true), (true, false)] {
+            let quick = run(&fleet, scenario(bad, waves)).unwrap();
+            let full = run(
+                &fleet,
+                Scenario {
+                    exhaustive: true,
+                    ..scenario(bad, waves)
+                },
+            )
+            .unwrap();
+            assert!(
+                full.plans > quick.plans * 10,
+                "{} vs {}",
+                full.plans,
+                quick.plans
+            );
+            assert_eq!(quick.starts, full.starts, "bad {bad}, waves {waves}");
+            assert_eq!(quick.updated, full.updated);
+        }
+    }
+}
