@@ -162,7 +162,19 @@ fn legend(out: &mut String, x: f64, y: f64, entries: &[(&str, &str, bool)]) {
 
 /// The whole SVG document.
 pub fn svg(f: &Figure<'_>) -> String {
-    let max_hours = (f64::from(f.days) * 24.0 - RELEASE_AT as f64 / 3600.0).max(1.0);
+    // The simulated span after the release, cut to a day after the last thing happened.
+    let span = (f64::from(f.days) * 24.0 - RELEASE_AT as f64 / 3600.0).max(1.0);
+    let last = [f.good_waves, f.good_flat, f.bad_waves, f.bad_flat]
+        .iter()
+        .flat_map(|o| {
+            [o.updated.last(), o.bad_started.last()]
+                .into_iter()
+                .flatten()
+                .copied()
+                .chain(o.fix_at)
+        })
+        .fold(0.0, f64::max);
+    let max_hours = (((last + 24.0) / 24.0).ceil() * 24.0).min(span);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -199,7 +211,7 @@ pub fn svg(f: &Figure<'_>) -> String {
     );
     legend(
         &mut out,
-        good.left + PANEL_W - 150.0,
+        good.left + PANEL_W - 130.0,
         TOP + PANEL_H - 40.0,
         &[("with waves", WAVES, false), ("without waves", FLAT, false)],
     );
@@ -211,7 +223,7 @@ pub fn svg(f: &Figure<'_>) -> String {
     frame(
         &mut out,
         &bad,
-        "A bad release: clusters that applied it, then the fix",
+        "A bad release: who applied it, then the fix",
     );
     curve(
         &mut out,
@@ -256,10 +268,10 @@ pub fn svg(f: &Figure<'_>) -> String {
     );
     legend(
         &mut out,
-        bad.left + PANEL_W - 170.0,
+        bad.left + PANEL_W - 175.0,
         TOP + PANEL_H - 72.0,
         &[
-            ("applied the bad release, waves", WAVES, true),
+            ("applied the bad one, waves", WAVES, true),
             ("applied it, no waves", FLAT, true),
             ("runs the fix, waves", WAVES, false),
             ("runs the fix, no waves", FLAT, false),
