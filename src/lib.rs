@@ -19,6 +19,7 @@ pub mod bounded;
 pub mod duration;
 pub mod fsread;
 pub mod fuzz;
+pub mod rollout;
 
 pub use agent::{crd, health, helm, metrics, plan, ui};
 pub use channel::{format, json, keys, trust, values, verify, yaml};
