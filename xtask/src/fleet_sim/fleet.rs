@@ -7,8 +7,11 @@
 //! in Asia, South America and Oceania; a third with no window, the rest mostly
 //! nightly or at the weekend.
 
+use coxswain::rollout::{Duration, Exclusion, Maintenance, Ring, Weekday, Window};
 use rand_core::{Rng as _, SeedableRng as _};
 use rand_pcg::Pcg64;
+
+use super::sim::START_UNIX;
 
 /// A weighted choice: weight in parts of 1,000.
 type Weighted<T> = &'static [(u32, T)];
@@ -52,20 +55,12 @@ const WINDOWS: Weighted<WindowKind> = &[
     (80, WindowKind::OfficeHours),
 ];
 
-/// The ring an administrator put a cluster in (`None`: by its hash).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RingChoice {
-    Canary,
-    Early,
-    Default,
-    Late,
-}
-
-const RINGS: Weighted<RingChoice> = &[
-    (10, RingChoice::Canary),
-    (40, RingChoice::Early),
-    (900, RingChoice::Default),
-    (50, RingChoice::Late),
+/// The ring an administrator put a cluster in (`Default`: by its hash).
+const RINGS: Weighted<Ring> = &[
+    (10, Ring::Canary),
+    (40, Ring::Early),
+    (900, Ring::Default),
+    (50, Ring::Late),
 ];
 
 /// Check intervals in seconds: most keep the agent's default of 5 minutes.
@@ -90,10 +85,10 @@ pub struct Cluster {
     pub zone: &'static str,
     /// Its maintenance window.
     pub window: WindowKind,
-    /// Whether it has a dated freeze (days 3 to 5 of the simulation).
+    /// Whether it has a dated freeze ([`FREEZE`]).
     pub freeze: bool,
     /// Its ring.
-    pub ring: RingChoice,
+    pub ring: Ring,
     /// Its check interval in seconds (the agent adds up to a tenth of jitter).
     pub interval: u64,
     /// Seconds an upgrade and its health check take when they succeed.
@@ -106,6 +101,53 @@ pub struct Cluster {
     /// run with waves and one without see the same clusters behave alike.
     pub stream: u64,
 }
+
+impl Cluster {
+    /// The subscription's `maintenance` settings for this cluster (`None`: no window
+    /// and no freeze, so nothing holds its upgrades but the rollout).
+    pub fn maintenance(&self) -> Option<Maintenance> {
+        use Weekday::{Fri, Mon, Sat, Sun, Thu, Tue, Wed};
+        let window = |days: &[Weekday], start: &str, hours: u64| Window {
+            days: days.to_vec(),
+            start: start.to_owned(),
+            duration: Duration::from_secs(hours * 3600),
+            time_zone: self.zone.to_owned(),
+        };
+        let windows = match self.window {
+            WindowKind::None => Vec::new(),
+            WindowKind::Nightly { start_hour } => vec![window(
+                &[Mon, Tue, Wed, Thu, Fri, Sat, Sun],
+                &format!("{start_hour:02}:00"),
+                4,
+            )],
+            WindowKind::Weekend => vec![window(&[Sat, Sun], "08:00", 10)],
+            WindowKind::OfficeHours => vec![window(&[Tue, Wed, Thu], "10:00", 6)],
+        };
+        let exclusions = if self.freeze {
+            FREEZE
+                .iter()
+                .filter_map(|(from, until)| {
+                    Some(Exclusion {
+                        from: coxswain::format::Timestamp::from_unix(START_UNIX + from)?,
+                        until: coxswain::format::Timestamp::from_unix(START_UNIX + until)?,
+                        reason: "customer event: no changes".to_owned(),
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        (!windows.is_empty() || !exclusions.is_empty()).then_some(Maintenance {
+            windows,
+            exclusions,
+            allow_security_updates: false,
+        })
+    }
+}
+
+/// The freeze of the clusters that have one: from Wednesday 00:00 UTC to Friday 00:00
+/// UTC of the first week (seconds after the start).
+const FREEZE: &[(i64, i64)] = &[(2 * 86_400, 4 * 86_400)];
 
 /// A uniform number in `[0, 1)` from 53 random bits.
 pub fn unit(rng: &mut Pcg64) -> f64 {
@@ -173,9 +215,9 @@ pub fn summary(fleet: &[Cluster]) -> String {
         count(&|c| c.window == WindowKind::Weekend),
         count(&|c| c.window == WindowKind::OfficeHours),
         count(&|c| c.freeze),
-        count(&|c| c.ring == RingChoice::Canary),
-        count(&|c| c.ring == RingChoice::Early),
-        count(&|c| c.ring == RingChoice::Late),
+        count(&|c| c.ring == Ring::Canary),
+        count(&|c| c.ring == Ring::Early),
+        count(&|c| c.ring == Ring::Late),
     )
 }
 
@@ -205,6 +247,21 @@ mod tests {
                 "{}",
                 c.uid
             );
+        }
+    }
+
+    #[test]
+    fn every_clusters_maintenance_passes_the_subscriptions_validation() {
+        let fleet = generate(500, 2);
+        let with = fleet.iter().filter_map(Cluster::maintenance).count();
+        assert!(
+            (300..370).contains(&with),
+            "{with} of 500 have maintenance settings"
+        );
+        for c in &fleet {
+            if let Some(m) = c.maintenance() {
+                m.validate().unwrap_or_else(|e| panic!("{}: {e}", c.uid));
+            }
         }
     }
 

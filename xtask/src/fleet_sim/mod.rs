@@ -119,19 +119,25 @@ pub fn run(root: &std::path::Path, args: &FleetSimArgs) -> Result<()> {
     Ok(())
 }
 
+/// Hours to two decimals (a second is 0.0003 h; the JSON need not pretend more).
+fn rounded(h: Option<f64>) -> Option<f64> {
+    h.map(|h| (h * 100.0).round() / 100.0)
+}
+
 fn outcome_json(o: &Outcome) -> Value {
     json!({
-        "t50": o.t50,
-        "t90": o.t90,
-        "t99": o.t99,
+        "t50": rounded(o.t50),
+        "t90": rounded(o.t90),
+        "t99": rounded(o.t99),
         "appliedBad": o.applied_bad,
         "broken": o.broken,
-        "pausedAt": o.paused_at,
-        "fixAt": o.fix_at,
+        "pausedAt": rounded(o.paused_at),
+        "fixAt": rounded(o.fix_at),
         "upgrades": o.upgrades,
         "rollbacks": o.rollbacks,
         "checks": o.checks,
         "plans": o.plans,
+        "waits": o.waits,
     })
 }
 
@@ -194,11 +200,62 @@ fn text(args: &FleetSimArgs, runs: &Runs, elapsed: f64) -> String {
         ("with waves", &runs.with_waves),
         ("without waves", &runs.without_waves),
     ] {
+        let waits: Vec<String> = o.waits.iter().map(|(k, n)| format!("{k} {n}")).collect();
         out.push_str(&format!(
-            "{name}: {} checks, {} planner runs, {} upgrades, {} rolled back\n",
-            o.checks, o.plans, o.upgrades, o.rollbacks
+            "{name}: {} checks, {} planner runs, {} upgrades, {} rolled back; the gate held a start: {}\n",
+            o.checks,
+            o.plans,
+            o.upgrades,
+            o.rollbacks,
+            if waits.is_empty() {
+                "never".to_owned()
+            } else {
+                waits.join(", ")
+            }
         ));
     }
     out.push_str(&format!("simulated in {elapsed:.2} s\n"));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(clusters: usize, days: u32) -> FleetSimArgs {
+        FleetSimArgs {
+            clusters,
+            seed: 3,
+            bad_release: true,
+            days,
+            json: true,
+            plot: None,
+        }
+    }
+
+    #[test]
+    fn the_json_has_the_documented_keys_for_both_runs() {
+        let a = args(120, 4);
+        let v = to_json(&a, &simulate(&a, true).unwrap());
+        for side in ["withWaves", "withoutWaves"] {
+            for key in ["t50", "t90", "t99", "appliedBad", "broken"] {
+                assert!(v[side].get(key).is_some(), "{side}.{key} missing in {v}");
+            }
+            assert_eq!(v[side]["broken"], 0, "{v}");
+            assert!(v[side]["appliedBad"].as_u64().unwrap() > 0, "{v}");
+        }
+        assert_eq!(v["badRelease"], true);
+        assert_eq!(v["clusters"], 120);
+    }
+
+    #[test]
+    fn out_of_range_arguments_are_refused_by_name() {
+        let root = std::path::Path::new("/nonexistent");
+        let e = run(root, &args(0, 14)).unwrap_err().to_string();
+        assert!(e.contains("--clusters 0 is out of range"), "{e}");
+        let e = run(root, &args(100_001, 14)).unwrap_err().to_string();
+        assert!(e.contains("--clusters 100001 is out of range"), "{e}");
+        let e = run(root, &args(10, 0)).unwrap_err().to_string();
+        assert!(e.contains("--days 0 is out of range"), "{e}");
+    }
 }

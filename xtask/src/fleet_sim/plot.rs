@@ -280,3 +280,56 @@ pub fn svg(f: &Figure<'_>) -> String {
     out.push_str("</svg>\n");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{fleet, sim};
+    use super::*;
+
+    #[test]
+    fn the_svg_has_six_curves_inside_their_panels() {
+        let fleet = fleet::generate(80, 2);
+        let run = |bad_release, waves| {
+            sim::run(
+                &fleet,
+                sim::Scenario {
+                    bad_release,
+                    waves,
+                    days: 5,
+                    exhaustive: false,
+                },
+            )
+            .unwrap()
+        };
+        let (gw, gf, bw, bf) = (
+            run(false, true),
+            run(false, false),
+            run(true, true),
+            run(true, false),
+        );
+        let svg = svg(&Figure {
+            clusters: 80,
+            seed: 2,
+            days: 5,
+            good_waves: &gw,
+            good_flat: &gf,
+            bad_waves: &bw,
+            bad_flat: &bf,
+        });
+        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+        assert!(svg.ends_with("</svg>\n"));
+        let curves: Vec<&str> = svg
+            .lines()
+            .filter_map(|l| l.split("points=\"").nth(1))
+            .collect();
+        assert_eq!(curves.len(), 6);
+        for points in curves {
+            for p in points.trim_end_matches("\"/>").split(' ') {
+                let (x, y) = p.split_once(',').unwrap();
+                let (x, y): (f64, f64) = (x.parse().unwrap(), y.parse().unwrap());
+                assert!((LEFTS[0]..=LEFTS[1] + PANEL_W).contains(&x), "{p}");
+                assert!((TOP..=TOP + PANEL_H).contains(&y), "{p}");
+            }
+        }
+    }
+}

@@ -14,6 +14,9 @@ use coxswain::format::{
 };
 use coxswain::helm::ReleaseStatus;
 use coxswain::plan::{Action, InstalledRelease, Plan, Settings, plan};
+use coxswain::rollout::{
+    Duration, Gate, GateInput, Maintenance, Rollout, Wave, fleet_position, gate, wave_of,
+};
 use rand_core::{Rng as _, SeedableRng as _};
 use rand_pcg::Pcg64;
 use serde_json::{Map, Value, json};
@@ -21,7 +24,7 @@ use serde_json::{Map, Value, json};
 use super::fleet::{Cluster, unit};
 
 /// The simulation starts on Monday 2026-11-30 00:00 UTC.
-pub const START_UNIX: i64 = 1_796_083_200;
+pub const START_UNIX: i64 = 1_795_996_800;
 /// The new release is published at 14:00 UTC on the first day (afternoon in
 /// Europe, morning in the Americas): the origin of every figure.
 pub const RELEASE_AT: i64 = 14 * HOUR;
@@ -36,6 +39,9 @@ pub const PAUSE_MIN_REPORTS: usize = 10;
 pub const REACTION: i64 = HOUR;
 /// After the pause, the fixed release is published this much later.
 pub const FIX_AFTER_PAUSE: i64 = 24 * HOUR;
+/// How long an upgrade may take, for the window check (helm's timeout + the health
+/// timeout, the agent's defaults).
+pub const NEEDS: Duration = Duration::from_mins(15);
 /// A failing health check runs into its timeout, then the agent rolls back.
 const FAILED_UPGRADE_SECS: i64 = 10 * 60 + 60;
 
@@ -47,6 +53,17 @@ const WEB: &str = "web";
 const OLD: &str = "1.0.0";
 const NEW: &str = "1.1.0";
 const FIX: &str = "1.1.1";
+
+/// The example: 5 % at once, 25 % after a day, everyone after three days.
+pub fn waves() -> Vec<Wave> {
+    [(5, 0), (25, 24), (100, 72)]
+        .into_iter()
+        .map(|(percent, hours)| Wave {
+            percent,
+            after: Duration::from_secs(hours * 3600),
+        })
+        .collect()
+}
 
 /// What is simulated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +107,8 @@ pub struct Outcome {
     pub rollbacks: u64,
     /// Every upgrade start: (cluster index, seconds after the start, version).
     pub starts: Vec<(usize, i64, String)>,
+    /// Planner runs whose change the rollout gate held, by what held it.
+    pub waits: std::collections::BTreeMap<&'static str, u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -118,7 +137,13 @@ enum Publication {
 
 /// The maintainers: what they published, what they learnt from reports.
 struct Maintainers {
+    waves: bool,
     indexes: Vec<ChannelIndex>,
+    /// The rollout each index carries, beside it.
+    rollouts: Vec<Option<Rollout>>,
+    /// When the current `web` entry first appeared in the channel: its waves count
+    /// from there, not from each re-publish.
+    web_since: i64,
     schedule: Vec<(i64, Publication)>,
     web: String,
     paused: bool,
@@ -132,16 +157,40 @@ impl Maintainers {
         self.indexes.last()
     }
 
+    fn rollout(&self) -> Option<&Rollout> {
+        self.rollouts.last().and_then(Option::as_ref)
+    }
+
     fn publish(&mut self, at: i64, what: Publication) -> Result<()> {
         match what {
             Publication::Initial => self.web = OLD.to_owned(),
-            Publication::Release => self.web = NEW.to_owned(),
+            Publication::Release => {
+                self.web = NEW.to_owned();
+                self.web_since = at;
+            }
             Publication::Refresh => {}
             Publication::Pause => self.paused = true,
             Publication::Fix => {
                 self.web = FIX.to_owned();
+                self.web_since = at;
                 self.paused = false;
             }
+        }
+        let rollout = match (self.waves, self.paused) {
+            (true, paused) => Some(Rollout {
+                waves: waves(),
+                paused,
+            }),
+            // Without waves the maintainers pause with a rollout of no waves.
+            (false, true) => Some(Rollout {
+                waves: Vec::new(),
+                paused: true,
+            }),
+            (false, false) => None,
+        };
+        if let Some(r) = &rollout {
+            r.validate()
+                .with_context(|| format!("the simulated rollout {r:?} is not valid"))?;
         }
         let published = timestamp(at)?;
         let sequence = self.indexes.len() as u64 + 1;
@@ -168,6 +217,7 @@ impl Maintainers {
             .validate()
             .with_context(|| format!("the simulated index {sequence} is not valid"))?;
         self.indexes.push(index);
+        self.rollouts.push(rollout);
         Ok(())
     }
 }
@@ -205,6 +255,9 @@ fn timestamp(at: i64) -> Result<Timestamp> {
 /// One cluster's agent and what helm knows there.
 struct Agent {
     rng: Pcg64,
+    /// The cluster's place in the fleet for this channel, and its maintenance settings.
+    position: u32,
+    maintenance: Option<Maintenance>,
     installed: Vec<InstalledRelease>,
     /// `status.failedSequence`: not retried until a newer sequence.
     failed_sequence: Option<u64>,
@@ -306,7 +359,10 @@ pub fn run(fleet: &[Cluster], scenario: Scenario) -> Result<Outcome> {
     }
     let end = i64::from(scenario.days) * 24 * HOUR;
     let mut maintainers = Maintainers {
+        waves: scenario.waves,
         indexes: Vec::new(),
+        rollouts: Vec::new(),
+        web_since: 0,
         schedule: vec![
             (0, Publication::Initial),
             (RELEASE_AT, Publication::Release),
@@ -336,6 +392,8 @@ pub fn run(fleet: &[Cluster], scenario: Scenario) -> Result<Outcome> {
         .iter()
         .map(|c| Agent {
             rng: Pcg64::seed_from_u64(c.stream),
+            position: fleet_position(&c.uid, CHANNEL),
+            maintenance: c.maintenance(),
             installed: base.clone(),
             failed_sequence: None,
             running: None,
@@ -374,6 +432,7 @@ pub fn run(fleet: &[Cluster], scenario: Scenario) -> Result<Outcome> {
         upgrades: 0,
         rollbacks: 0,
         starts: Vec::new(),
+        waits: Default::default(),
     };
     while let Some(Reverse((now, _, event))) = queue.pop() {
         if now >= end {
@@ -417,6 +476,42 @@ pub fn run(fleet: &[Cluster], scenario: Scenario) -> Result<Outcome> {
                     continue;
                 }
                 let actions: Vec<Action> = decided.actions().cloned().collect();
+                // The rollout gate holds the start of each change: waves, pause, windows.
+                let mut until: Option<Option<i64>> = None;
+                for action in &actions {
+                    let start = if action.release == WEB {
+                        maintainers.web_since
+                    } else {
+                        0
+                    };
+                    let verdict = gate(&GateInput {
+                        now: timestamp(now)?,
+                        rollout: maintainers.rollout(),
+                        rollout_start: timestamp(start)?,
+                        position: agent.position,
+                        ring: cluster.ring,
+                        maintenance: agent.maintenance.as_ref(),
+                        urgency: None,
+                        needs: NEEDS,
+                    });
+                    if let Gate::Wait(why) = verdict {
+                        *outcome.waits.entry(why.kind.label()).or_default() += 1;
+                        let at = why
+                            .until
+                            .map(|t| t.datetime().unix_timestamp() - START_UNIX);
+                        // Asked again at the earliest time any of them may go.
+                        until = Some(match (until.flatten(), at) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        });
+                    }
+                }
+                if let Some(until) = until {
+                    agent.settled = Some((index.sequence, until));
+                    let next = now + agent.jitter(cluster.interval);
+                    push(&mut queue, next, Event::Check(c));
+                    continue;
+                }
                 let mut fails = false;
                 let mut duration = 0i64;
                 for action in &actions {
@@ -463,7 +558,7 @@ pub fn run(fleet: &[Cluster], scenario: Scenario) -> Result<Outcome> {
                 let touched_new = actions
                     .iter()
                     .any(|a| a.release == WEB && a.target.chart.version == NEW);
-                if touched_new && first_wave(cluster, scenario) {
+                if touched_new && first_wave(agent.position, cluster, scenario) {
                     maintainers.reports.0 += 1;
                     maintainers.reports.1 += usize::from(fails);
                     let (finished, failed) = maintainers.reports;
@@ -524,14 +619,19 @@ pub fn run(fleet: &[Cluster], scenario: Scenario) -> Result<Outcome> {
     Ok(outcome)
 }
 
-/// Whether `cluster` belongs to the first wave (the canaries).
-fn first_wave(_cluster: &Cluster, _scenario: Scenario) -> bool {
-    true
+/// Whether `cluster` belongs to the first wave (the canaries); without waves the whole
+/// fleet is one wave.
+fn first_wave(position: u32, cluster: &Cluster, scenario: Scenario) -> bool {
+    let rollout = Rollout {
+        waves: if scenario.waves { waves() } else { Vec::new() },
+        paused: false,
+    };
+    wave_of(&rollout, position, cluster.ring) == 0
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::fleet::generate;
+    use super::super::fleet::{WindowKind, generate};
     use super::*;
 
     fn scenario(bad_release: bool, waves: bool) -> Scenario {
@@ -544,6 +644,19 @@ mod tests {
     }
 
     #[test]
+    fn the_simulation_starts_on_a_monday_at_midnight_utc() {
+        let t = jiff::Timestamp::from_second(START_UNIX)
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::UTC);
+        assert_eq!(t.weekday(), jiff::civil::Weekday::Monday);
+        assert_eq!((t.hour(), t.minute(), t.second()), (0, 0, 0));
+        assert_eq!(
+            timestamp(RELEASE_AT).unwrap().to_string(),
+            "2026-11-30T14:00:00Z"
+        );
+    }
+
+    #[test]
     fn the_same_seed_gives_the_same_outcome() {
         let a = run(&generate(200, 11), scenario(true, true)).unwrap();
         let b = run(&generate(200, 11), scenario(true, true)).unwrap();
@@ -553,14 +666,18 @@ mod tests {
     }
 
     #[test]
-    fn without_waves_a_bad_release_reaches_nearly_every_cluster_and_none_stays_broken() {
-        let fleet = generate(300, 5);
+    fn without_waves_or_windows_a_bad_release_reaches_nearly_every_cluster_and_none_stays_broken() {
+        let mut fleet = generate(300, 5);
+        for c in &mut fleet {
+            c.window = WindowKind::None;
+            c.freeze = false;
+        }
         let o = run(&fleet, scenario(true, false)).unwrap();
-        assert!(o.applied_bad >= 290, "{}", o.applied_bad);
+        assert!(o.applied_bad >= 285, "{}", o.applied_bad);
         assert_eq!(o.broken, 0);
         let fails = fleet.iter().filter(|c| c.bad_fails).count() as u64;
         assert!(
-            o.rollbacks >= fails,
+            o.rollbacks * 100 >= fails * 95,
             "{} rollbacks, {fails} failing clusters",
             o.rollbacks
         );
@@ -578,6 +695,136 @@ mod tests {
         assert_eq!(o.updated.len(), 300, "every cluster runs it within 7 days");
         let t50 = o.t50.unwrap();
         assert!(t50 > 0.0 && t50 < o.t99.unwrap(), "{o:?}");
+    }
+
+    #[test]
+    fn with_waves_a_bad_release_stops_at_the_canaries() {
+        let fleet = generate(1000, 21);
+        let waves = run(&fleet, scenario(true, true)).unwrap();
+        let canaries = fleet
+            .iter()
+            .filter(|c| first_wave(fleet_position(&c.uid, CHANNEL), c, scenario(true, true)))
+            .count();
+        assert!((40..=90).contains(&canaries), "{canaries} canaries");
+        assert!(waves.applied_bad > 0, "the canaries found it");
+        assert!(
+            waves.applied_bad <= canaries,
+            "only canaries applied it: {} of {canaries}",
+            waves.applied_bad
+        );
+        assert_eq!(waves.broken, 0);
+        assert!(waves.paused_at.unwrap() < 24.0, "{waves:?}");
+        assert!(
+            waves.waits.get("paused").is_some_and(|n| *n > 0),
+            "{:?}",
+            waves.waits
+        );
+        // The same fleet with every window removed and no waves: nearly all of it
+        // applies the bad release before the pause lands.
+        let mut open = fleet.clone();
+        for c in &mut open {
+            c.window = WindowKind::None;
+            c.freeze = false;
+        }
+        let flat = run(&open, scenario(true, false)).unwrap();
+        assert!(flat.applied_bad >= 900, "{}", flat.applied_bad);
+        assert_eq!(flat.broken, 0);
+        assert!(flat.applied_bad > 10 * waves.applied_bad);
+    }
+
+    /// The hour and minute of the day and the weekday at `at` in `zone`, read with
+    /// jiff directly (not through the gate under test).
+    fn local(zone: &str, at: i64) -> (i64, jiff::civil::Weekday) {
+        let tz = jiff::tz::TimeZoneDatabase::bundled().get(zone).unwrap();
+        let t = jiff::Timestamp::from_second(START_UNIX + at)
+            .unwrap()
+            .to_zoned(tz);
+        (
+            i64::from(t.hour()) * 60 + i64::from(t.minute()),
+            t.weekday(),
+        )
+    }
+
+    #[test]
+    fn upgrades_start_only_inside_windows_that_fit_them_and_outside_freezes() {
+        use jiff::civil::Weekday::{Saturday, Sunday, Thursday, Tuesday, Wednesday};
+        let fleet = generate(400, 4);
+        let o = run(&fleet, scenario(false, true)).unwrap();
+        assert!(o.starts.len() >= 300, "{}", o.starts.len());
+        let needs = (NEEDS.as_secs() / 60) as i64;
+        let mut checked = 0;
+        for (c, at, _) in &o.starts {
+            let cluster = &fleet[*c];
+            if cluster.freeze {
+                assert!(
+                    !(2 * 86_400..4 * 86_400).contains(at),
+                    "{} in its freeze",
+                    cluster.uid
+                );
+            }
+            let (minute, day) = local(cluster.zone, *at);
+            let fits = |days: &[jiff::civil::Weekday], from: i64, hours: i64| {
+                days.contains(&day) && minute >= from * 60 && minute + needs <= (from + hours) * 60
+            };
+            let inside = match cluster.window {
+                WindowKind::None => continue,
+                WindowKind::Nightly { start_hour } => fits(&[day], i64::from(start_hour), 4),
+                WindowKind::Weekend => fits(&[Saturday, Sunday], 8, 10),
+                WindowKind::OfficeHours => fits(&[Tuesday, Wednesday, Thursday], 10, 6),
+            };
+            assert!(
+                inside,
+                "{} started at local {minute} min on {day:?} outside {:?}",
+                cluster.uid, cluster.window
+            );
+            checked += 1;
+        }
+        assert!(checked > 200, "{checked}");
+    }
+
+    #[test]
+    fn weekend_windows_hold_a_release_until_saturday() {
+        let mut fleet = generate(300, 8);
+        for c in &mut fleet {
+            c.window = WindowKind::None;
+            c.freeze = false;
+        }
+        let anytime = run(&fleet, scenario(false, false)).unwrap();
+        for c in &mut fleet {
+            c.window = WindowKind::Weekend;
+        }
+        let weekend = run(&fleet, scenario(false, false)).unwrap();
+        assert!(anytime.t50.unwrap() < 2.0, "{:?}", anytime.t50);
+        // Saturday 08:00 comes first in Sydney: Friday 21:00 UTC, 103 h after the release.
+        let first = weekend
+            .starts
+            .iter()
+            .map(|s| hours(s.1))
+            .fold(f64::MAX, f64::min);
+        assert!(first >= 103.0, "{first}");
+        assert!(weekend.t50.unwrap() > 103.0, "{:?}", weekend.t50);
+        assert!(
+            weekend.updated.len() >= 295,
+            "nearly all of it by Sunday: {}",
+            weekend.updated.len()
+        );
+    }
+
+    #[test]
+    fn daily_republishing_does_not_restart_the_waves() {
+        let o = run(&generate(300, 6), scenario(false, true)).unwrap();
+        // Six re-publishes after the release; the last wave opens at 72 h all the same.
+        assert!(o.updated.len() >= 285, "{} of 300 updated", o.updated.len());
+        let after_72 = o.updated.iter().filter(|h| **h >= 72.0).count();
+        let before_72 = o.updated.len() - after_72;
+        assert!(
+            after_72 > 150,
+            "the last wave (75 %) comes at 72 h: {after_72}"
+        );
+        assert!(
+            before_72 < 120,
+            "the first two waves (25 %) before: {before_72}"
+        );
     }
 
     #[test]
