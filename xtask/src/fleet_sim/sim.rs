@@ -643,6 +643,15 @@ mod tests {
         }
     }
 
+    /// The same clusters with no window and no freeze.
+    fn anytime(mut fleet: Vec<Cluster>) -> Vec<Cluster> {
+        for c in &mut fleet {
+            c.window = WindowKind::None;
+            c.freeze = false;
+        }
+        fleet
+    }
+
     #[test]
     fn the_simulation_starts_on_a_monday_at_midnight_utc() {
         let t = jiff::Timestamp::from_second(START_UNIX)
@@ -667,11 +676,7 @@ mod tests {
 
     #[test]
     fn without_waves_or_windows_a_bad_release_reaches_nearly_every_cluster_and_none_stays_broken() {
-        let mut fleet = generate(300, 5);
-        for c in &mut fleet {
-            c.window = WindowKind::None;
-            c.freeze = false;
-        }
+        let fleet = anytime(generate(300, 5));
         let o = run(&fleet, scenario(true, false)).unwrap();
         assert!(o.applied_bad >= 285, "{}", o.applied_bad);
         assert_eq!(o.broken, 0);
@@ -707,6 +712,20 @@ mod tests {
             .count();
         assert!((40..=90).contains(&canaries), "{canaries} canaries");
         assert!(waves.applied_bad > 0, "the canaries found it");
+        for (c, _, version) in &waves.starts {
+            let cluster = &fleet[*c];
+            if version == NEW {
+                assert!(
+                    first_wave(
+                        fleet_position(&cluster.uid, CHANNEL),
+                        cluster,
+                        scenario(true, true)
+                    ),
+                    "{} applied the bad release outside the first wave",
+                    cluster.uid
+                );
+            }
+        }
         assert!(
             waves.applied_bad <= canaries,
             "only canaries applied it: {} of {canaries}",
@@ -721,12 +740,7 @@ mod tests {
         );
         // The same fleet with every window removed and no waves: nearly all of it
         // applies the bad release before the pause lands.
-        let mut open = fleet.clone();
-        for c in &mut open {
-            c.window = WindowKind::None;
-            c.freeze = false;
-        }
-        let flat = run(&open, scenario(true, false)).unwrap();
+        let flat = run(&anytime(fleet.clone()), scenario(true, false)).unwrap();
         assert!(flat.applied_bad >= 900, "{}", flat.applied_bad);
         assert_eq!(flat.broken, 0);
         assert!(flat.applied_bad > 10 * waves.applied_bad);
@@ -784,11 +798,7 @@ mod tests {
 
     #[test]
     fn weekend_windows_hold_a_release_until_saturday() {
-        let mut fleet = generate(300, 8);
-        for c in &mut fleet {
-            c.window = WindowKind::None;
-            c.freeze = false;
-        }
+        let mut fleet = anytime(generate(300, 8));
         let anytime = run(&fleet, scenario(false, false)).unwrap();
         for c in &mut fleet {
             c.window = WindowKind::Weekend;
