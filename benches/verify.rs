@@ -58,6 +58,8 @@ fn release(i: usize) -> IndexRelease {
         crds: None,
         backup: None,
         previous: Vec::new(),
+        urgency: None,
+        since: None,
     };
     if i % 20 == 0 {
         let mut old = entry.to_previous();
@@ -81,6 +83,7 @@ fn index_verification(c: &mut Criterion) {
         expires: "2026-12-10T03:00:00Z".parse().expect("a timestamp"),
         releases: (0..RELEASES).map(release).collect(),
         withdrawn: Vec::new(),
+        rollout: None,
     };
     let bytes = to_json_pretty(&index).expect("serializable");
     let sig_bytes = to_json_pretty(&keys::sign(&bytes, std::slice::from_ref(&channel_key)))

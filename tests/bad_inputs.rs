@@ -1085,3 +1085,89 @@ fn index_published_in_future() {
         "{err:?}"
     );
 }
+
+#[test]
+fn spec_rollout_waves_each_have_their_error() {
+    use coxswain::rollout::RolloutError;
+    for (file, says, want) in [
+        (
+            "rollout-percent-zero.yaml",
+            "rollout.waves[0].percent 0 is out of range: 1 to 100",
+            RolloutError::WavePercent {
+                wave: 0,
+                percent: 0,
+            },
+        ),
+        (
+            "rollout-waves-not-increasing.yaml",
+            "rollout.waves[1].percent 25 is not above the wave before (25)",
+            RolloutError::WavesNotIncreasing {
+                wave: 1,
+                percent: 25,
+                before: 25,
+            },
+        ),
+        (
+            "rollout-last-wave-not-100.yaml",
+            "rollout.waves: the last wave is 50 %, not 100",
+            RolloutError::LastWaveNot100 { percent: 50 },
+        ),
+        (
+            "rollout-after-not-later.yaml",
+            "rollout.waves[1].after 1d is not later than the wave before (1d)",
+            RolloutError::WavesNotLater {
+                wave: 1,
+                after: coxswain::duration::Duration::from_days(1),
+                before: coxswain::duration::Duration::from_days(1),
+            },
+        ),
+    ] {
+        match spec_invalid(file, &[says]) {
+            ValidationError::BadRollout(e) => assert_eq!(e, want, "{file}"),
+            other => panic!("{file}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn spec_unknown_urgency() {
+    spec_yaml_invalid(
+        "urgency-unknown.yaml",
+        &[
+            "bad/spec/urgency-unknown.yaml",
+            "unknown variant `critical`, expected one of security",
+        ],
+    );
+}
+
+#[test]
+fn index_since_after_published() {
+    let err = invalid_index(
+        "since-after-published",
+        &[
+            "release `wiki`: since (2026-11-27T00:00:00Z) is after the index's published time (2026-11-26T00:00:00Z)",
+        ],
+    );
+    assert!(
+        matches!(err, ValidationError::SinceAfterPublished { ref release, .. } if release == "wiki"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn index_rollout_percent_over_100() {
+    let err = invalid_index(
+        "rollout-percent-over-100",
+        &["rollout.waves[1].percent 101 is out of range"],
+    );
+    assert!(
+        matches!(
+            err,
+            ValidationError::BadRollout(coxswain::rollout::RolloutError::WavePercent {
+                wave: 1,
+                percent: 101
+            })
+        ),
+        "{err:?}"
+    );
+}

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use coxswain::chart::{ArchiveLimits, pack_dir};
 use coxswain::format::{
-    ChannelIndex, Sha256Digest, Timestamp, TrustRoot, Withdrawn, read_json, to_json_pretty,
+    ChannelIndex, IndexRelease, Sha256Digest, Timestamp, TrustRoot, Withdrawn, read_json,
+    to_json_pretty,
 };
 use coxswain::publish::promote::{PromoteOptions, promote};
 use coxswain::publish::withdraw::{WithdrawOptions, withdraw};
@@ -819,6 +820,15 @@ async fn publish_beta(dir: &Path, site: &Path, bump_wiki: bool, at: Timestamp) -
     read_index(site, "beta")
 }
 
+/// The index's `wiki` entry.
+fn wiki(i: &ChannelIndex) -> IndexRelease {
+    i.releases
+        .iter()
+        .find(|r| r.name == "wiki")
+        .unwrap()
+        .clone()
+}
+
 fn promote_options(site: &Path, at: Timestamp) -> PromoteOptions {
     PromoteOptions {
         site: site.to_path_buf(),
@@ -905,13 +915,6 @@ async fn promote_takes_the_exact_beta_entries_after_the_soak() {
     promote(&opts).await.unwrap();
     let stable2 = read_index(&site, "stable");
     assert_eq!(stable2.sequence, 2);
-    let wiki = |i: &ChannelIndex| {
-        i.releases
-            .iter()
-            .find(|r| r.name == "wiki")
-            .unwrap()
-            .clone()
-    };
     let beta_wiki = wiki(&beta2);
     let stable_wiki = wiki(&stable2);
     assert_eq!(stable_wiki.chart, beta_wiki.chart);
@@ -924,7 +927,12 @@ async fn promote_takes_the_exact_beta_entries_after_the_soak() {
     assert_eq!(stable_wiki.previous[0].chart, wiki(&stable1).chart);
     for r in stable2.releases.iter().filter(|r| r.name != "wiki") {
         let was = stable1.releases.iter().find(|s| s.name == r.name).unwrap();
-        assert_eq!(r, was, "{} must stay as stable had it", r.name);
+        // Its rollout started when stable first had it: the waves do not restart.
+        let was = IndexRelease {
+            since: Some(was.rollout_start(stable1.published)),
+            ..was.clone()
+        };
+        assert_eq!(*r, was, "{} must stay as stable had it", r.name);
     }
 
     // Refusals, each writing nothing.
@@ -1039,10 +1047,17 @@ async fn withdraw_goes_back_to_the_last_good_releases_and_keeps_the_reason() {
     assert_eq!((report.sequence, report.restored), (3, 1));
     let third = read_index(&site, "stable");
     assert_eq!(third.sequence, 3);
-    assert_eq!(
-        third.releases, good.releases,
-        "exactly the last good releases"
-    );
+    // Exactly the last good releases, their rollout counted from when they first came:
+    // clusters go back at once, whatever their wave.
+    let since_good: Vec<IndexRelease> = good
+        .releases
+        .iter()
+        .map(|r| IndexRelease {
+            since: Some(r.rollout_start(good.published)),
+            ..r.clone()
+        })
+        .collect();
+    assert_eq!(third.releases, since_good, "exactly the last good releases");
     assert_eq!(
         third.withdrawn,
         vec![Withdrawn {
@@ -1062,4 +1077,62 @@ async fn withdraw_goes_back_to_the_last_good_releases_and_keeps_the_reason() {
     next.now = later(6);
     publish(&next).await.unwrap();
     assert_eq!(read_index(&site, "stable").withdrawn, third.withdrawn);
+}
+
+/// The spec's `rollout` and `urgency` reach the signed index; an entry's rollout start
+/// (`since`) survives re-publishing (a refreshed expiry must not restart the waves) and
+/// restarts only for the entry whose chart or values changed.
+#[tokio::test]
+async fn rollout_and_urgency_are_published_and_republishing_keeps_each_entrys_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    let with_rollout = |path: PathBuf| {
+        let text = std::fs::read_to_string(&path).unwrap().replacen(
+            "  - name: wiki\n    namespace: wiki\n",
+            "  - name: wiki\n    namespace: wiki\n    urgency: security\n",
+            1,
+        ) + "rollout:\n  waves:\n    - {percent: 5, after: 0h}\n    - {percent: 100, after: 24h}\n";
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let stable = with_rollout(stable_copy(dir.path(), false));
+    let next = with_rollout(stable_copy(dir.path(), true));
+    let at = |hours: i64| Timestamp::from_unix(1_800_000_000 + hours * 3600).unwrap();
+
+    publish(&options(&stable, &site, Some(1))).await.unwrap();
+    let first = read_index(&site, "stable");
+    let rollout = first
+        .rollout
+        .clone()
+        .expect("the spec's rollout is in the index");
+    assert_eq!(rollout.waves.len(), 2);
+    assert!(!rollout.paused);
+    assert_eq!(
+        wiki(&first).urgency,
+        Some(coxswain::rollout::Urgency::Security)
+    );
+    assert!(
+        first.releases.iter().all(|r| r.since.is_none()),
+        "new entries start at published"
+    );
+
+    // Re-published unchanged 12 hours later: every entry keeps its start.
+    let mut again = options(&stable, &site, None);
+    again.now = at(12);
+    publish(&again).await.unwrap();
+    let second = read_index(&site, "stable");
+    assert_eq!(second.published, at(12));
+    for r in &second.releases {
+        assert_eq!(r.rollout_start(second.published), at(0), "{}", r.name);
+    }
+
+    // wiki bumped 30 hours in: only wiki starts again.
+    let mut bumped = options(&next, &site, None);
+    bumped.now = at(30);
+    publish(&bumped).await.unwrap();
+    let third = read_index(&site, "stable");
+    for r in &third.releases {
+        let want = if r.name == "wiki" { at(30) } else { at(0) };
+        assert_eq!(r.rollout_start(third.published), want, "{}", r.name);
+    }
 }

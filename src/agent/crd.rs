@@ -206,6 +206,23 @@ pub struct ChannelSubscriptionSpec {
     /// Where Velero runs in this cluster and how long a backup may take.
     #[serde(default, skip_serializing_if = "VeleroSettings::is_default")]
     pub velero: VeleroSettings,
+
+    /// When the agent may start installs and upgrades: weekly `windows` (days,
+    /// `start` as HH:MM, `duration`, IANA `timeZone`), dated `exclusions` (freezes
+    /// with a reason), and `allowSecurityUpdates` (entries the channel marks
+    /// `urgency: security` start outside the windows, never in an exclusion). An
+    /// upgrade starts only when its helm and health timeouts end before the window
+    /// closes. Checking, verifying, repairs of stuck releases and rollbacks happen
+    /// at any time. Unset: at any time. See docs/rollouts.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<crate::rollout::Maintenance>,
+
+    /// This cluster's place in the channel's staged rollout: `canary` (the first
+    /// wave), `early` (the second), `late` (the last), or `default` (the wave a
+    /// stable hash of the cluster's identity, the kube-system namespace UID, and
+    /// the channel falls in). Unset: `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring: Option<crate::rollout::Ring>,
 }
 
 /// Default namespace of the Velero server and its `Backup` objects.

@@ -1340,6 +1340,8 @@ mod tests {
             crds: None,
             backup: None,
             previous: vec![],
+            urgency: None,
+            since: None,
         }
     }
 
@@ -1367,6 +1369,7 @@ mod tests {
             expires: "2026-12-10T03:00:00Z".parse().unwrap(),
             releases,
             withdrawn: Vec::new(),
+            rollout: None,
         }
     }
 
@@ -2452,6 +2455,8 @@ mod tests {
                 crds: self.crds,
                 backup: self.backup,
                 previous: vec![],
+                urgency: None,
+                since: None,
             }
         }
     }

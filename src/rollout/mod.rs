@@ -75,10 +75,12 @@ pub struct Window {
     pub days: Vec<Weekday>,
     /// Local start time, `HH:MM` (24-hour, two digits each). A start that a DST change
     /// skips begins right after the gap; one that happens twice begins at the first.
+    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
     pub start: String,
     /// How long it stays open (elapsed time: a DST change does not stretch it).
     pub duration: Duration,
     /// An IANA time zone, e.g. `Europe/Berlin` or `UTC`.
+    #[schemars(length(min = 1, max = 64))]
     pub time_zone: String,
 }
 
@@ -91,6 +93,7 @@ pub struct Exclusion {
     /// End of the freeze (exclusive).
     pub until: Timestamp,
     /// Why, shown to people while it holds a change.
+    #[schemars(length(min = 1, max = 200))]
     pub reason: String,
 }
 
@@ -134,6 +137,7 @@ pub struct Rollout {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Wave {
     /// Cumulative share of the fleet, 1 to 100, increasing; the last wave is 100.
+    #[schemars(range(min = 1, max = 100))]
     pub percent: u8,
     /// When the wave opens, counted from the release entry's rollout start.
     pub after: Duration,

@@ -116,6 +116,8 @@ fn release(name: &str, chart: IndexChart, depends_on: &[&str]) -> IndexRelease {
         crds: None,
         backup: None,
         previous: vec![],
+        urgency: None,
+        since: None,
     }
 }
 
@@ -140,6 +142,7 @@ fn base_index() -> Result<ChannelIndex> {
             release("chat", chart("chat", "0.9.0", b"chat 0.9.0"), &["sso"]),
         ],
         withdrawn: Vec::new(),
+        rollout: None,
     })
 }
 
@@ -294,6 +297,29 @@ pub fn files(root: &Path) -> Result<Vec<File>> {
         non_utf8[pos] = 0xff;
     }
     signed_ok("non-utf8", non_utf8)?;
+    let late = at("2026-11-27T00:00:00Z")?;
+    signed_ok(
+        "since-after-published",
+        mutate(|i| i.releases[1].since = Some(late))?,
+    )?;
+    signed_ok(
+        "rollout-percent-over-100",
+        mutate(|i| {
+            i.rollout = Some(coxswain::rollout::Rollout {
+                waves: vec![
+                    coxswain::rollout::Wave {
+                        percent: 5,
+                        after: coxswain::duration::Duration::from_secs(0),
+                    },
+                    coxswain::rollout::Wave {
+                        percent: 101,
+                        after: coxswain::duration::Duration::from_days(1),
+                    },
+                ],
+                paused: false,
+            });
+        })?,
+    )?;
     signed(&mut out, "wrong-key", good.clone(), &[&k.root1, &k.root2])?;
     signed(&mut out, "threshold-not-met", good.clone(), &[&k.channel1])?;
     {
@@ -445,6 +471,11 @@ fn spec_files(out: &mut Vec<File>) {
         ("values/key-collision.yaml", "ports:\n  8080: http\n  \"8080\": admin\n".to_owned()),
         ("values-null-key.yaml", spec("  - name: sso\n    namespace: sso\n    chart: {path: ../../charts/sso}\n    valuesFile: values/null-key.yaml\n")),
         ("values/null-key.yaml", "env:\n  ~: x\n".to_owned()),
+        ("rollout-percent-zero.yaml", format!("{}rollout:\n  waves: [{{percent: 0, after: 0h}}, {{percent: 100, after: 24h}}]\n", spec(two))),
+        ("rollout-waves-not-increasing.yaml", format!("{}rollout:\n  waves: [{{percent: 25, after: 0h}}, {{percent: 25, after: 24h}}, {{percent: 100, after: 48h}}]\n", spec(two))),
+        ("rollout-last-wave-not-100.yaml", format!("{}rollout:\n  waves: [{{percent: 5, after: 0h}}, {{percent: 50, after: 24h}}]\n", spec(two))),
+        ("rollout-after-not-later.yaml", format!("{}rollout:\n  waves: [{{percent: 5, after: 24h}}, {{percent: 100, after: 24h}}]\n", spec(two))),
+        ("urgency-unknown.yaml", spec(&format!("{two}    urgency: critical\n"))),
     ];
     for (name, text) in files {
         out.push((format!("spec/{name}"), text.into_bytes()));

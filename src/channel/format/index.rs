@@ -48,6 +48,10 @@ pub struct ChannelIndex {
     /// a withdrawing sequence are the last good ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub withdrawn: Vec<Withdrawn>,
+    /// The maintainers' staged waves and pause (docs/rollouts.md); unset: every cluster
+    /// may start at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::rollout::Rollout>,
 }
 
 /// A withdrawn sequence.
@@ -113,6 +117,14 @@ pub struct IndexRelease {
     /// Older entries, newest first, that admins may pin.
     #[serde(default)]
     pub previous: Vec<PreviousRelease>,
+    /// `security`: may start outside the maintenance windows of subscriptions that allow it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urgency: Option<crate::rollout::Urgency>,
+    /// When this entry (its chart bytes and values) first appeared in the channel: the
+    /// start of its rollout waves, carried forward by every publish that leaves it
+    /// unchanged. Unset: the index's `published`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
 }
 
 /// An older entry of a release: the same fields, without `previous`.
@@ -146,6 +158,11 @@ pub struct PreviousRelease {
 }
 
 impl IndexRelease {
+    /// When this entry's rollout started: `since`, else the index's `published`.
+    pub fn rollout_start(&self, published: Timestamp) -> Timestamp {
+        self.since.unwrap_or(published)
+    }
+
     /// This entry as a `previous` entry of the next index (publish carries it forward).
     pub fn to_previous(&self) -> PreviousRelease {
         PreviousRelease {
@@ -286,12 +303,22 @@ impl Document for ChannelIndex {
                 )));
             }
         }
+        if let Some(rollout) = &self.rollout {
+            rollout.validate()?;
+        }
         check_release_graph(self.releases.iter().map(|r| GraphNode {
             name: &r.name,
             namespace: &r.namespace,
             depends_on: &r.depends_on,
         }))?;
         for r in &self.releases {
+            if let Some(since) = r.since.filter(|s| *s > self.published) {
+                return Err(ValidationError::SinceAfterPublished {
+                    release: r.name.clone(),
+                    since,
+                    published: self.published,
+                });
+            }
             r.health.validate(&r.name)?;
             check_range(&r.name, r.upgrade_from.as_deref())?;
             r.chart.validate(&r.name)?;
@@ -351,6 +378,8 @@ pub(crate) mod tests {
             crds: None,
             backup: None,
             previous: vec![],
+            urgency: None,
+            since: None,
         };
         let mut old = sso.to_previous();
         old.chart = chart("sso", "1.0.0", b"sso-1");
@@ -369,6 +398,8 @@ pub(crate) mod tests {
             crds: None,
             backup: None,
             previous: vec![],
+            urgency: None,
+            since: None,
         };
         ChannelIndex {
             api_version: ApiVersion::V1,
@@ -379,6 +410,7 @@ pub(crate) mod tests {
             expires: "2026-12-10T03:00:00Z".parse().unwrap(),
             releases: vec![sso, wiki],
             withdrawn: Vec::new(),
+            rollout: None,
         }
     }
 

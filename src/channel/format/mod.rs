@@ -297,6 +297,21 @@ pub enum ValidationError {
     /// Trust root versions start at 1.
     #[error("trust root version must be at least 1")]
     ZeroTrustVersion,
+    /// A `rollout` (waves, pause) that cannot be followed.
+    #[error(transparent)]
+    BadRollout(#[from] crate::rollout::RolloutError),
+    /// A release entry whose rollout would start after the index was published.
+    #[error(
+        "release `{release}`: since ({since}) is after the index's published time ({published}): a rollout cannot start in the future"
+    )]
+    SinceAfterPublished {
+        /// The release.
+        release: String,
+        /// Its `since`.
+        since: Timestamp,
+        /// The index's `published`.
+        published: Timestamp,
+    },
     /// A signature entry that is not hex of the right length.
     #[error("signature entry {index}: {reason}")]
     BadSignatureEntry {

@@ -44,6 +44,10 @@ pub struct ChannelSpec {
     pub keep_previous: u32,
     /// The releases, in any order (`dependsOn` gives the order).
     pub releases: Vec<ReleaseSpec>,
+    /// Staged waves and pause, carried into the signed index (docs/rollouts.md); unset:
+    /// every subscribed cluster may start at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::rollout::Rollout>,
 }
 
 fn default_keep_previous() -> u32 {
@@ -92,6 +96,10 @@ pub struct ReleaseSpec {
     /// upgrades it (`docs/backup.md`); unset: none, unless a subscription requires one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupPolicy>,
+    /// `security`: the entry may start outside the maintenance windows of subscriptions
+    /// that allow security updates (docs/rollouts.md); unset: an ordinary release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urgency: Option<crate::rollout::Urgency>,
 }
 
 /// Which upstream versions `coxswain upstream check` proposes for a release.
@@ -526,6 +534,9 @@ impl Document for ChannelSpec {
 
     fn validate(&self) -> Result<(), ValidationError> {
         check_dns_label("channel", &self.channel, super::MAX_LABEL)?;
+        if let Some(rollout) = &self.rollout {
+            rollout.validate()?;
+        }
         if self.valid_for.is_some_and(|d| d.as_secs() == 0) {
             return Err(ValidationError::ZeroDuration {
                 what: "validFor".to_owned(),
@@ -1065,6 +1076,7 @@ releases:
             update: None,
             crds: None,
             backup: None,
+            urgency: None,
         };
         let values = release.effective_values(dir.path()).unwrap();
         assert_eq!(

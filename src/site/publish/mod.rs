@@ -46,7 +46,7 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-pub use previous::{Change, carry_forward};
+pub use previous::{Change, carry_forward, rollout_since};
 pub use sources::{ResolvedChart, SourceOptions};
 
 use crate::chart::{ArchiveLimits, ChartError};
@@ -728,14 +728,16 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
             crds: release.crds,
             backup: release.backup,
             previous: Vec::new(),
+            urgency: release.urgency,
+            since: None,
         };
         let keep = usize::try_from(spec.keep_previous).unwrap_or(usize::MAX);
-        let (previous, change) = carry_forward(
-            prior_by_name.get(release.name.as_str()).copied(),
-            &entry,
-            keep,
-        );
+        let prior_entry = prior_by_name.get(release.name.as_str()).copied();
+        let (previous, change) = carry_forward(prior_entry, &entry, keep);
         entry.previous = previous;
+        if let Some(p) = &prior {
+            entry.since = rollout_since(prior_entry, p.index.published, &entry);
+        }
         summaries.push(ReleaseSummary {
             name: entry.name.clone(),
             namespace: entry.namespace.clone(),
@@ -769,6 +771,7 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
             .as_ref()
             .map(|p| p.index.withdrawn.clone())
             .unwrap_or_default(),
+        rollout: spec.rollout.clone(),
     };
     let index_bytes = to_json_pretty(&index).map_err(PublishError::Serialize)?;
     if index_bytes.len() as u64 > opts.site_limits.index_bytes {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::format::{IndexRelease, PreviousRelease};
+use crate::format::{IndexRelease, PreviousRelease, Timestamp};
 
 /// How a release differs from the same release in the prior index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +113,24 @@ pub fn carry_forward(
     (kept, change)
 }
 
+/// When `current`'s rollout started, for its `since` in the new index: carried from
+/// the same release in the prior index (published at `prior_published`) when that entry
+/// installs the same thing (same namespace, chart bytes and values), so that a
+/// re-publish (a refreshed expiry, another release changed, a pause) never restarts
+/// the waves; `None` (the new index's `published`) for a new or changed entry.
+pub fn rollout_since(
+    prior: Option<&IndexRelease>,
+    prior_published: Timestamp,
+    current: &IndexRelease,
+) -> Option<Timestamp> {
+    prior
+        .filter(|p| {
+            p.namespace == current.namespace
+                && same_install(&p.to_previous(), &current.to_previous())
+        })
+        .map(|p| p.rollout_start(prior_published))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +160,8 @@ mod tests {
             crds: None,
             backup: None,
             previous: vec![],
+            urgency: None,
+            since: None,
         }
     }
 
@@ -234,5 +254,37 @@ mod tests {
             }
         );
         assert!(prev.is_empty());
+    }
+
+    #[test]
+    fn rollout_since_survives_republishing_and_restarts_on_a_change() {
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        let first = t("2026-12-01T00:00:00Z");
+        let prior = release("1.0.0", "a");
+        // First publish: no prior entry, the index's published time counts.
+        assert_eq!(rollout_since(None, first, &prior), None);
+        // Re-published unchanged (or with other settings): the first time is carried.
+        let mut same = release("1.0.0", "a");
+        same.upgrade_from = Some(">=0.9.0".into());
+        assert_eq!(rollout_since(Some(&prior), first, &same), Some(first));
+        // ... and carried again from the carried value, whatever the prior's published.
+        let mut carried = same.clone();
+        carried.since = Some(first);
+        assert_eq!(
+            rollout_since(Some(&carried), t("2026-12-03T00:00:00Z"), &same),
+            Some(first)
+        );
+        // Another chart, other values or another namespace: a new rollout.
+        assert_eq!(
+            rollout_since(Some(&carried), first, &release("1.1.0", "a")),
+            None
+        );
+        assert_eq!(
+            rollout_since(Some(&carried), first, &release("1.0.0", "b")),
+            None
+        );
+        let mut moved = release("1.0.0", "a");
+        moved.namespace = "other".into();
+        assert_eq!(rollout_since(Some(&carried), first, &moved), None);
     }
 }

@@ -205,12 +205,14 @@ pub async fn promote(opts: &PromoteOptions) -> Result<PromoteReport, PublishErro
     for r in &chosen {
         let mut entry = (*r).clone();
         entry.previous = Vec::new();
-        let (previous, change) = carry_forward(
-            target_by_name.get(r.name.as_str()).copied(),
-            &entry,
-            opts.keep_previous,
-        );
+        let in_target = target_by_name.get(r.name.as_str()).copied();
+        let (previous, change) = carry_forward(in_target, &entry, opts.keep_previous);
         entry.previous = previous;
+        // The waves of the target count from when the entry reached the target, not
+        // the source.
+        entry.since = target
+            .as_ref()
+            .and_then(|t| super::rollout_since(in_target, t.published, &entry));
         any_change |= change.is_change();
         push(entry, change);
     }
@@ -218,7 +220,9 @@ pub async fn promote(opts: &PromoteOptions) -> Result<PromoteReport, PublishErro
         for r in &t.releases {
             if !chosen_names.contains(&r.name.as_str()) {
                 if opts.releases.is_some() {
-                    push(r.clone(), Change::Unchanged);
+                    let mut kept = r.clone();
+                    kept.since = Some(r.rollout_start(t.published));
+                    push(kept, Change::Unchanged);
                 } else {
                     // Promoting everything: the target becomes exactly the source's set.
                     any_change = true;
@@ -271,6 +275,8 @@ pub async fn promote(opts: &PromoteOptions) -> Result<PromoteReport, PublishErro
             .as_ref()
             .map(|t| t.withdrawn.clone())
             .unwrap_or_default(),
+        // The target's own waves and pause (set by publishing its spec), not the source's.
+        rollout: target.as_ref().and_then(|t| t.rollout.clone()),
     };
     // A promoted subset whose dependsOn names a release the target lacks is refused by
     // the agents' reader here.

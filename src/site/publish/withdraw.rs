@@ -126,9 +126,23 @@ pub async fn withdraw(opts: &WithdrawOptions) -> Result<WithdrawReport, PublishE
         published: opts.now,
         expires,
         // The last good releases, with the older entries they had then: what N
-        // introduced is not offered, not even as a pin.
-        releases: last_good.releases,
+        // introduced is not offered, not even as a pin. Their rollout started when they
+        // first appeared, long open: clusters go back at once, wave or not.
+        releases: last_good
+            .releases
+            .into_iter()
+            .map(|mut r| {
+                r.since = Some(r.rollout_start(last_good.published));
+                r
+            })
+            .collect(),
         withdrawn,
+        // The waves stay; a pause does not (the withdrawal is the stop: what it held is
+        // gone, and the last good entries must reach every cluster).
+        rollout: current
+            .rollout
+            .clone()
+            .map(|r| crate::rollout::Rollout { paused: false, ..r }),
     };
     let index_path = write_derived_index(&opts.site, &index, &opts.keys)?;
     Ok(WithdrawReport {

@@ -1,0 +1,14 @@
+{
+  "apiVersion": "coxswain.dev/v1",
+  "kind": "Signatures",
+  "signatures": [
+    {
+      "keyid": "bd3caee8a58503aca584eaf1da082119e8a2a45ab6b8a8c3300c82093d9ebee4",
+      "sig": "e2bf681c233ce29772aecd54455d93773ae50231e5124e5c8510154db0c31bf8ed9027f846a3081e68485ea93d60bdb104049e387f07c1163aeb290bd622f701"
+    },
+    {
+      "keyid": "a619452d6211a42eafdc9b36e6a07f31c4794419f23059bf8300ce5ec3a674d1",
+      "sig": "0986da6f5a1686e7c78611b5256135f48fe64fe8131da9966c4aa5b91498f0e5b362c6223b32f285108714eb2900694a6ab301cb43270b8755fedab67f251001"
+    }
+  ]
+}
