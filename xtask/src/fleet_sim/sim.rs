@@ -14,6 +14,7 @@ use coxswain::format::{
 };
 use coxswain::helm::ReleaseStatus;
 use coxswain::plan::{Action, InstalledRelease, Plan, Settings, plan};
+use coxswain::publish::rollout_since;
 use coxswain::rollout::{
     Duration, Gate, GateInput, Maintenance, Rollout, Wave, fleet_position, gate, wave_of,
 };
@@ -139,11 +140,6 @@ enum Publication {
 struct Maintainers {
     waves: bool,
     indexes: Vec<ChannelIndex>,
-    /// The rollout each index carries, beside it.
-    rollouts: Vec<Option<Rollout>>,
-    /// When the current `web` entry first appeared in the channel: its waves count
-    /// from there, not from each re-publish.
-    web_since: i64,
     schedule: Vec<(i64, Publication)>,
     web: String,
     paused: bool,
@@ -157,22 +153,14 @@ impl Maintainers {
         self.indexes.last()
     }
 
-    fn rollout(&self) -> Option<&Rollout> {
-        self.rollouts.last().and_then(Option::as_ref)
-    }
-
     fn publish(&mut self, at: i64, what: Publication) -> Result<()> {
         match what {
             Publication::Initial => self.web = OLD.to_owned(),
-            Publication::Release => {
-                self.web = NEW.to_owned();
-                self.web_since = at;
-            }
+            Publication::Release => self.web = NEW.to_owned(),
             Publication::Refresh => {}
             Publication::Pause => self.paused = true,
             Publication::Fix => {
                 self.web = FIX.to_owned();
-                self.web_since = at;
                 self.paused = false;
             }
         }
@@ -188,12 +176,26 @@ impl Maintainers {
             }),
             (false, false) => None,
         };
-        if let Some(r) = &rollout {
-            r.validate()
-                .with_context(|| format!("the simulated rollout {r:?} is not valid"))?;
-        }
         let published = timestamp(at)?;
         let sequence = self.indexes.len() as u64 + 1;
+        let mut releases = vec![
+            entry(
+                "certs",
+                "certs",
+                "1.4.0",
+                &[],
+                json!({"issuer": "letsencrypt"}),
+            ),
+            entry(WEB, WEB, &self.web, &["certs"], json!({"replicas": 2})),
+        ];
+        // Each entry's rollout start, as publish carries it: kept while the entry is
+        // unchanged, so the daily re-publish and the pause do not restart the waves.
+        if let Some(prior) = self.indexes.last() {
+            for r in &mut releases {
+                let before = prior.releases.iter().find(|p| p.name == r.name);
+                r.since = rollout_since(before, prior.published, r);
+            }
+        }
         let index = ChannelIndex {
             api_version: ApiVersion::V1,
             kind: ChannelIndexKind::ChannelIndex,
@@ -201,23 +203,14 @@ impl Maintainers {
             sequence,
             published,
             expires: timestamp(at + 7 * 24 * HOUR)?,
-            releases: vec![
-                entry(
-                    "certs",
-                    "certs",
-                    "1.4.0",
-                    &[],
-                    json!({"issuer": "letsencrypt"}),
-                ),
-                entry(WEB, WEB, &self.web, &["certs"], json!({"replicas": 2})),
-            ],
+            releases,
             withdrawn: Vec::new(),
+            rollout,
         };
         index
             .validate()
             .with_context(|| format!("the simulated index {sequence} is not valid"))?;
         self.indexes.push(index);
-        self.rollouts.push(rollout);
         Ok(())
     }
 }
@@ -245,6 +238,8 @@ fn entry(name: &str, namespace: &str, version: &str, deps: &[&str], values: Valu
         crds: None,
         backup: None,
         previous: Vec::new(),
+        urgency: None,
+        since: None,
     }
 }
 
@@ -361,8 +356,6 @@ pub fn run(fleet: &[Cluster], scenario: Scenario) -> Result<Outcome> {
     let mut maintainers = Maintainers {
         waves: scenario.waves,
         indexes: Vec::new(),
-        rollouts: Vec::new(),
-        web_since: 0,
         schedule: vec![
             (0, Publication::Initial),
             (RELEASE_AT, Publication::Release),
@@ -479,19 +472,19 @@ pub fn run(fleet: &[Cluster], scenario: Scenario) -> Result<Outcome> {
                 // The rollout gate holds the start of each change: waves, pause, windows.
                 let mut until: Option<Option<i64>> = None;
                 for action in &actions {
-                    let start = if action.release == WEB {
-                        maintainers.web_since
-                    } else {
-                        0
-                    };
+                    let entry = index
+                        .releases
+                        .iter()
+                        .find(|r| r.name == action.release)
+                        .context("an action for a release the index lacks")?;
                     let verdict = gate(&GateInput {
                         now: timestamp(now)?,
-                        rollout: maintainers.rollout(),
-                        rollout_start: timestamp(start)?,
+                        rollout: index.rollout.as_ref(),
+                        rollout_start: entry.rollout_start(index.published),
                         position: agent.position,
                         ring: cluster.ring,
                         maintenance: agent.maintenance.as_ref(),
-                        urgency: None,
+                        urgency: entry.urgency,
                         needs: NEEDS,
                     });
                     if let Gate::Wait(why) = verdict {
