@@ -739,17 +739,15 @@ mod tests {
         assert!(flat.applied_bad > 10 * waves.applied_bad);
     }
 
-    /// The hour and minute of the day and the weekday at `at` in `zone`, read with
+    /// The second of the day and the weekday at `at` in `zone`, read with
     /// jiff directly (not through the gate under test).
     fn local(zone: &str, at: i64) -> (i64, jiff::civil::Weekday) {
         let tz = jiff::tz::TimeZoneDatabase::bundled().get(zone).unwrap();
         let t = jiff::Timestamp::from_second(START_UNIX + at)
             .unwrap()
             .to_zoned(tz);
-        (
-            i64::from(t.hour()) * 60 + i64::from(t.minute()),
-            t.weekday(),
-        )
+        let second = (i64::from(t.hour()) * 60 + i64::from(t.minute())) * 60;
+        (second + i64::from(t.second()), t.weekday())
     }
 
     #[test]
@@ -758,20 +756,22 @@ mod tests {
         let fleet = generate(400, 4);
         let o = run(&fleet, scenario(false, true)).unwrap();
         assert!(o.starts.len() >= 300, "{}", o.starts.len());
-        let needs = (NEEDS.as_secs() / 60) as i64;
+        let needs = NEEDS.as_secs() as i64;
         let mut checked = 0;
         for (c, at, _) in &o.starts {
             let cluster = &fleet[*c];
             if cluster.freeze {
                 assert!(
-                    !(2 * 86_400..4 * 86_400).contains(at),
-                    "{} in its freeze",
+                    !(2 * 86_400 - needs..4 * 86_400).contains(at),
+                    "{} in its freeze, or too close to it",
                     cluster.uid
                 );
             }
-            let (minute, day) = local(cluster.zone, *at);
+            let (second, day) = local(cluster.zone, *at);
             let fits = |days: &[jiff::civil::Weekday], from: i64, hours: i64| {
-                days.contains(&day) && minute >= from * 60 && minute + needs <= (from + hours) * 60
+                days.contains(&day)
+                    && second >= from * 3600
+                    && second + needs <= (from + hours) * 3600
             };
             let inside = match cluster.window {
                 WindowKind::None => continue,
@@ -781,7 +781,7 @@ mod tests {
             };
             assert!(
                 inside,
-                "{} started at local {minute} min on {day:?} outside {:?}",
+                "{} started at local second {second} on {day:?} outside {:?}",
                 cluster.uid, cluster.window
             );
             checked += 1;
