@@ -505,15 +505,17 @@ pub fn run(fleet: &[Cluster], scenario: Scenario) -> Result<Outcome> {
                     push(&mut queue, next, Event::Check(c));
                     continue;
                 }
+                let mut started: Vec<Action> = Vec::new();
                 let mut fails = false;
                 let mut duration = 0i64;
                 for action in &actions {
                     let version = action.target.chart.version.as_str();
-                    outcome.starts.push((c, now, version.to_owned()));
+                    outcome.starts.push((c, now + duration, version.to_owned()));
                     outcome.upgrades += 1;
+                    started.push(action.clone());
                     let bad = scenario.bad_release && action.release == WEB && version == NEW;
                     if bad && agent.bad_started_at.is_none() {
-                        agent.bad_started_at = Some(now);
+                        agent.bad_started_at = Some(now + duration);
                     }
                     fails = if bad {
                         cluster.bad_fails
@@ -526,7 +528,8 @@ pub fn run(fleet: &[Cluster], scenario: Scenario) -> Result<Outcome> {
                     }
                     duration += cluster.upgrade_secs as i64;
                 }
-                agent.running = Some((index.sequence, actions, fails));
+                // Only what started: a failure stops the rest.
+                agent.running = Some((index.sequence, started, fails));
                 agent.settled = None;
                 push(&mut queue, now + duration, Event::Done(c));
             }
