@@ -57,6 +57,13 @@ impl Duration {
         }
     }
 
+    /// The sum, saturating at `u64::MAX` seconds.
+    pub const fn saturating_add(self, other: Self) -> Self {
+        Self {
+            secs: self.secs.saturating_add(other.secs),
+        }
+    }
+
     /// Whole seconds.
     pub const fn as_secs(self) -> u64 {
         self.secs

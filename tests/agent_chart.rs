@@ -107,7 +107,9 @@ fn default_values_render_the_agent_and_its_rbac_and_nothing_optional() {
         kinds_and_names(&objects),
         [
             "ClusterRole/coxswain-coxswain-helm",
+            "ClusterRole/coxswain-coxswain-identity",
             "ClusterRoleBinding/coxswain-coxswain-helm",
+            "ClusterRoleBinding/coxswain-coxswain-identity",
             "Deployment/coxswain",
             "PodDisruptionBudget/coxswain",
             "Role/coxswain-agent",
@@ -404,7 +406,22 @@ fn rbac_is_the_agents_namespaced_role_and_helms_cluster_role() {
         .into_iter()
         .map(|b| b["roleRef"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(crbs, ["coxswain-coxswain-helm-namespaces"]);
+    assert_eq!(
+        crbs,
+        [
+            "coxswain-coxswain-identity",
+            "coxswain-coxswain-helm-namespaces"
+        ]
+    );
+    // The cluster's identity for rollout waves: get on the kube-system Namespace only.
+    let identity = of_kind(&objects, "ClusterRole")
+        .into_iter()
+        .find(|r| r["metadata"]["name"] == "coxswain-coxswain-identity")
+        .unwrap();
+    assert_eq!(
+        identity["rules"],
+        serde_json::json!([{"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["kube-system"], "verbs": ["get"]}])
+    );
     let ns_role = of_kind(&objects, "ClusterRole")
         .into_iter()
         .find(|r| r["metadata"]["name"] == "coxswain-coxswain-helm-namespaces")

@@ -587,6 +587,9 @@ pub enum ReleaseState {
     Conflict,
     /// Installed by coxswain but no longer in the channel; left installed.
     Orphaned,
+    /// Would be installed or upgraded, but waits for its rollout wave, a paused
+    /// rollout to resume, or a maintenance window (see the message).
+    Waiting,
 }
 
 /// Whether a condition holds (the metav1 `Condition` values).

@@ -50,6 +50,8 @@ pub mod reason {
     pub const WAITING: &str = "WaitingForNewerSequence";
     /// A sequence that failed here was withdrawn by the channel's maintainers.
     pub const WITHDRAWN: &str = "SequenceWithdrawn";
+    /// A release waits for its rollout wave, a paused rollout or a maintenance window.
+    pub const WAITING_FOR_ROLLOUT: &str = "WaitingForRollout";
     /// A release a killed helm or agent left behind was repaired.
     pub const REPAIRED: &str = "Repaired";
     /// Such a repair failed (it is tried again at the next check).

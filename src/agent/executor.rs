@@ -101,6 +101,8 @@ pub struct ExecReport {
     /// Releases not started (or not confirmed) because the agent stopped or
     /// lost its lease; the next check continues where this one ended.
     pub stopped: Vec<String>,
+    /// The earliest time a release the rollout gate held at its start may start.
+    pub wake: Option<Timestamp>,
 }
 
 /// One object's readiness at the end of a health check.
@@ -374,6 +376,28 @@ impl schedule::Hooks<Action> for Run<'_, '_> {
             ));
             self.skip(action, message);
             Admit::Skip("was skipped")
+        } else if let Some(crate::rollout::Gate::Wait(why)) = action
+            .start_gate
+            .as_ref()
+            .map(|g| g.check(Timestamp::now()))
+        {
+            // Checked again now, not only at plan time: a release starts when its
+            // dependencies finished, and its window may have closed (or no longer
+            // leaves room for its timeouts) meanwhile.
+            let message = format!("not started: {why}");
+            self.executor.note(Note::normal(
+                reason::WAITING_FOR_ROLLOUT,
+                "Wait",
+                format!("{}/{}: {message}", action.namespace, action.release),
+            ));
+            let mut outcome = skipped(action, self.sequence, message);
+            outcome.state = ReleaseState::Waiting;
+            self.report.outcomes.push(outcome);
+            self.report.wake = match (self.report.wake, why.until) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            Admit::Skip("waits for its maintenance window")
         } else {
             Admit::Run
         }

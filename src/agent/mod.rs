@@ -248,6 +248,9 @@ pub struct Context {
     pub unwritten: UnwrittenHistory,
     /// The release the agent runs from (`--agent-release`): updated last.
     pub agent_release: Option<plan::ReleaseId>,
+    /// The cluster's identity for staged rollouts (the `kube-system` namespace UID),
+    /// read once, when a channel with waves first needs it.
+    pub cluster_uid: tokio::sync::OnceCell<String>,
 }
 
 /// History entries waiting for a status write that gets through (an API
@@ -288,6 +291,20 @@ impl UnwrittenHistory {
 pub const DEFAULT_STUCK_GRACE: Duration = Duration::from_secs(15 * 60);
 
 impl Context {
+    /// The cluster's identity: the UID of the `kube-system` namespace (it lives as
+    /// long as the cluster; other fleet updaters use it too). Read once per agent.
+    pub async fn cluster_uid(&self) -> Result<&str, kube::Error> {
+        self.cluster_uid
+            .get_or_try_init(|| async {
+                let api: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+                    kube::Api::all(self.client.clone());
+                let ns = api.get("kube-system").await?;
+                Ok(ns.metadata.uid.unwrap_or_default())
+            })
+            .await
+            .map(String::as_str)
+    }
+
     /// helm's release records, as [`installed::read_installed`] reads them.
     pub fn records(&self) -> installed::Records<'_> {
         installed::Records {
@@ -394,7 +411,18 @@ async fn reconcile_arc(
     // turn that retry away until the interval has passed.
     let next = match &result {
         Ok(o) if o.verdict == Verdict::Progressing => PROGRESS_RECHECK,
-        Ok(_) => with_jitter(sub.spec.interval.to_std()),
+        Ok(o) => {
+            let poll = with_jitter(sub.spec.interval.to_std());
+            // A wave or window that opens before the next poll wakes the check then.
+            match o.wake {
+                Some(at) => {
+                    let left = at.datetime() - crate::format::Timestamp::now().datetime();
+                    let left = Duration::from_secs(left.whole_seconds().max(1).unsigned_abs());
+                    poll.min(left + Duration::from_secs(1))
+                }
+                None => poll,
+            }
+        }
         Err(_) => ERROR_RETRY,
     };
     ctx.record(&key, &sub, &result, next).await;

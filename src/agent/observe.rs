@@ -292,6 +292,7 @@ pub(super) async fn observe(
     let claimed = claimed_elsewhere(ctx, sub)
         .await
         .map_err(|e| Stop::error(format!("cannot list subscriptions: {e}")))?;
+    let rollout = rollout_settings(ctx, spec, index, now).await?;
     let settings = Settings {
         subscription: format!("{ns}/{name}"),
         pins: spec.pins.clone(),
@@ -299,6 +300,7 @@ pub(super) async fn observe(
         cluster_values: values,
         claimed_elsewhere: claimed,
         agent_release: ctx.agent_release.clone(),
+        rollout,
     };
     let namespaces: BTreeSet<String> = index
         .releases
@@ -316,4 +318,41 @@ pub(super) async fn observe(
         namespaces,
         installed,
     })
+}
+
+/// The cluster's side of the rollout gate: the subscription's maintenance settings
+/// (checked: a bad zone or start names the field) and ring, and the cluster's
+/// position in the channel, for which the `kube-system` namespace UID is read once
+/// (only when the channel has waves and the ring is not named).
+async fn rollout_settings(
+    ctx: &Context,
+    spec: &crate::crd::ChannelSubscriptionSpec,
+    index: &crate::format::ChannelIndex,
+    now: Timestamp,
+) -> Result<Option<crate::plan::RolloutSettings>, Stop> {
+    if let Some(m) = &spec.maintenance {
+        m.validate().map_err(|e| Stop::error(format!("spec.{e}")))?;
+    }
+    let ring = spec.ring.unwrap_or_default();
+    let waves = index.rollout.as_ref().is_some_and(|r| !r.waves.is_empty());
+    if spec.maintenance.is_none() && index.rollout.is_none() {
+        return Ok(None);
+    }
+    let position = if waves && ring == crate::rollout::Ring::Default {
+        let uid = ctx.cluster_uid().await.map_err(|e| {
+            Stop::error(format!(
+                "reading the cluster's identity (the kube-system namespace's UID) for the channel's rollout waves: {e}"
+            ))
+        })?;
+        crate::rollout::fleet_position(uid, &index.channel)
+    } else {
+        0
+    };
+    Ok(Some(crate::plan::RolloutSettings {
+        now,
+        position,
+        ring,
+        maintenance: spec.maintenance.clone(),
+        default_health_timeout: spec.health_timeout,
+    }))
 }

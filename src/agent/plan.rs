@@ -37,12 +37,15 @@ use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::crd::ReleaseState;
+use crate::duration::Duration;
+use crate::format::Timestamp;
 use crate::format::index::Health;
 use crate::format::{
     BackupPolicy, ChannelIndex, ChartVersion, CrdPolicy, IndexChart, IndexRelease, PreviousRelease,
     is_older, parse_range, same_version,
 };
 use crate::helm::{Fingerprint, FingerprintError, ReleaseStatus};
+use crate::rollout::{Gate, GateInput, Maintenance, Ring, Rollout, Urgency, WaitReason};
 
 /// A helm release's identity: namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -89,6 +92,63 @@ pub struct Settings {
     /// (self-update): it goes last, in a layer of its own, so every other
     /// release of the plan is done before the agent's pods are replaced.
     pub agent_release: Option<ReleaseId>,
+    /// The rollout gate's inputs (waves, rings, maintenance windows); `None`: every
+    /// change may start at once.
+    pub rollout: Option<RolloutSettings>,
+}
+
+/// The cluster's side of the rollout gate (docs/rollouts.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutSettings {
+    /// The time of the plan.
+    pub now: Timestamp,
+    /// The cluster's [`crate::rollout::fleet_position`] in this channel.
+    pub position: u32,
+    /// The subscription's ring.
+    pub ring: Ring,
+    /// The subscription's maintenance windows and exclusions.
+    pub maintenance: Option<Maintenance>,
+    /// Health timeout for entries that set none (the subscription's).
+    pub default_health_timeout: Duration,
+}
+
+/// Grace the agent gives a helm process beyond its `--timeout` (the helm shim's).
+pub const HELM_GRACE: Duration = Duration::from_secs(30);
+
+/// What the rollout gate needs to decide again, right before the executor starts an
+/// action (a release starts when its dependencies finish, maybe long after the plan).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartGate {
+    /// The channel's waves and pause (`None` for a pinned entry: the admin chose it).
+    pub rollout: Option<Rollout>,
+    /// When the entry's rollout started.
+    pub rollout_start: Timestamp,
+    /// The cluster's position.
+    pub position: u32,
+    /// The cluster's ring.
+    pub ring: Ring,
+    /// The subscription's maintenance settings.
+    pub maintenance: Option<Maintenance>,
+    /// The entry's urgency.
+    pub urgency: Option<Urgency>,
+    /// How long the change may take: helm's timeout and grace, then the health check.
+    pub needs: Duration,
+}
+
+impl StartGate {
+    /// The gate's answer at `now`.
+    pub fn check(&self, now: Timestamp) -> Gate {
+        crate::rollout::gate(&GateInput {
+            now,
+            rollout: self.rollout.as_ref(),
+            rollout_start: self.rollout_start,
+            position: self.position,
+            ring: self.ring,
+            maintenance: self.maintenance.as_ref(),
+            urgency: self.urgency,
+            needs: self.needs,
+        })
+    }
 }
 
 impl fmt::Debug for Settings {
@@ -104,6 +164,7 @@ impl fmt::Debug for Settings {
             )
             .field("claimed_elsewhere", &self.claimed_elsewhere)
             .field("agent_release", &self.agent_release)
+            .field("rollout", &self.rollout)
             .finish()
     }
 }
@@ -156,6 +217,8 @@ pub struct Action {
     pub step_toward: Option<String>,
     /// Why, for people.
     pub reason: String,
+    /// The rollout gate to pass again right before it starts (`None`: none applies).
+    pub start_gate: Option<StartGate>,
 }
 
 /// Install or upgrade.
@@ -273,6 +336,9 @@ pub enum SkipReason {
         /// What the dependency's state is.
         state: ReleaseState,
     },
+    /// Would be installed or upgraded, but waits for its rollout wave, a paused
+    /// rollout, or a maintenance window.
+    Waiting(WaitReason),
 }
 
 impl SkipReason {
@@ -284,6 +350,7 @@ impl SkipReason {
             Self::Blocked(_) => ReleaseState::Blocked,
             Self::Conflict(_) => ReleaseState::Conflict,
             Self::Dependency { .. } => ReleaseState::Skipped,
+            Self::Waiting(_) => ReleaseState::Waiting,
         }
     }
 }
@@ -310,6 +377,7 @@ impl fmt::Display for SkipReason {
                 "waits for dependency `{dependency}`, which is {}",
                 state_words(*state)
             ),
+            Self::Waiting(w) => w.fmt(f),
         }
     }
 }
@@ -327,6 +395,7 @@ fn state_words(state: ReleaseState) -> &'static str {
         ReleaseState::Installing => "being installed",
         ReleaseState::Upgrading => "being upgraded",
         ReleaseState::RollingBack => "being rolled back",
+        ReleaseState::Waiting => "waiting for its rollout wave or maintenance window",
     }
 }
 
@@ -498,6 +567,9 @@ pub struct Plan {
     pub orphans: Vec<Orphan>,
     /// Settings that name releases the index does not have (typos, removed releases).
     pub notes: Vec<String>,
+    /// The earliest time a release that waits may start (its wave or window opens):
+    /// when the agent checks again, before the next poll if sooner.
+    pub wake: Option<Timestamp>,
 }
 
 impl Plan {
@@ -776,6 +848,7 @@ pub fn plan(
     let mut ready: BTreeMap<&str, Result<(), ReleaseState>> = BTreeMap::new();
     let mut layers: Vec<Vec<Action>> = vec![Vec::new(); order.len()];
     let mut skipped: Vec<Skipped> = Vec::new();
+    let mut wake: Option<Timestamp> = None;
     let names: Vec<&str> = order
         .iter()
         .flatten()
@@ -803,6 +876,18 @@ pub fn plan(
                 } else {
                     dependency_problem(entry.depends_on, &ready)
                 };
+                let mut action = action;
+                action.start_gate = start_gate(index, settings, &action);
+                let blocked = blocked.or_else(|| {
+                    let rollout = settings.rollout.as_ref()?;
+                    match action.start_gate.as_ref()?.check(rollout.now) {
+                        Gate::Go => None,
+                        Gate::Wait(w) => {
+                            wake = earliest(wake, w.until);
+                            Some(SkipReason::Waiting(w))
+                        }
+                    }
+                });
                 match blocked {
                     None => {
                         ready.insert(name, Ok(()));
@@ -856,6 +941,39 @@ pub fn plan(
         skipped,
         orphans: orphans(index, settings, installed),
         notes,
+        wake,
+    })
+}
+
+fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The gate an action passes before it starts, from the subscription's rollout
+/// settings and the index entry; `None` without rollout settings.
+fn start_gate(index: &ChannelIndex, settings: &Settings, action: &Action) -> Option<StartGate> {
+    let rollout = settings.rollout.as_ref()?;
+    let entry = index.releases.iter().find(|r| r.name == action.release)?;
+    let health = action
+        .target
+        .health
+        .timeout_or(rollout.default_health_timeout);
+    Some(StartGate {
+        // A pin is the admin's choice of an older entry: the channel's waves are not about it.
+        rollout: if action.pinned {
+            None
+        } else {
+            index.rollout.clone()
+        },
+        rollout_start: entry.rollout_start(index.published),
+        position: rollout.position,
+        ring: rollout.ring,
+        maintenance: rollout.maintenance.clone(),
+        urgency: entry.urgency,
+        needs: health.saturating_add(HELM_GRACE).saturating_add(health),
     })
 }
 
@@ -1181,6 +1299,7 @@ fn action(
         pinned,
         step_toward,
         reason,
+        start_gate: None,
     }
 }
 
@@ -2459,5 +2578,137 @@ mod tests {
                 since: None,
             }
         }
+    }
+
+    fn rollout_settings(now: &str, ring: Ring, maintenance: Option<Maintenance>) -> Settings {
+        Settings {
+            rollout: Some(RolloutSettings {
+                now: now.parse().unwrap(),
+                position: 9_999,
+                ring,
+                maintenance,
+                default_health_timeout: Duration::from_mins(5),
+            }),
+            ..settings()
+        }
+    }
+
+    fn waves() -> crate::rollout::Rollout {
+        serde_json::from_value(json!({"waves": [
+            {"percent": 5, "after": "0s"}, {"percent": 100, "after": "24h"}
+        ]}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_late_wave_waits_with_its_reason_and_its_dependents_wait_too() {
+        // certs and its dependent ingress; published 2026-11-26T03:00Z, wave 2 after 24h.
+        let mut idx = index(vec![
+            rel("ingress", "1.2.0", &["certs"]),
+            rel("certs", "1.0.0", &[]),
+        ]);
+        idx.rollout = Some(waves());
+        let p = run(
+            &idx,
+            &rollout_settings("2026-11-26T12:00:00Z", Ring::Default, None),
+            &[],
+        );
+        assert!(p.layers.is_empty(), "{p:?}");
+        let certs = p.skipped.iter().find(|s| s.release == "certs").unwrap();
+        assert_eq!(certs.state(), ReleaseState::Waiting);
+        assert_eq!(
+            certs.reason(),
+            "waits for rollout wave 2 of 2 (100 % of the fleet), which opens at 2026-11-27T03:00:00Z"
+        );
+        let ingress = p.skipped.iter().find(|s| s.release == "ingress").unwrap();
+        assert_eq!(
+            ingress.why,
+            SkipReason::Dependency {
+                dependency: "certs".into(),
+                state: ReleaseState::Waiting
+            }
+        );
+        assert_eq!(p.wake, Some("2026-11-27T03:00:00Z".parse().unwrap()));
+        // The canary goes at once, and carries the gate for the executor's re-check.
+        let p = run(
+            &idx,
+            &rollout_settings("2026-11-26T12:00:00Z", Ring::Canary, None),
+            &[],
+        );
+        assert_eq!(p.actions().count(), 2);
+        let gate = p.action("certs").unwrap().start_gate.clone().unwrap();
+        assert_eq!(
+            gate.needs,
+            Duration::from_secs(630),
+            "5m helm + 30s grace + 5m health"
+        );
+        assert_eq!(
+            gate.check("2026-11-26T12:00:00Z".parse().unwrap()),
+            Gate::Go
+        );
+        assert_eq!(p.wake, None);
+        // The entry's own start counts, not the index's publication.
+        idx.releases[1].since = Some("2026-11-20T00:00:00Z".parse().unwrap());
+        idx.published = "2026-11-26T03:00:00Z".parse().unwrap();
+        let p = run(
+            &idx,
+            &rollout_settings("2026-11-26T12:00:00Z", Ring::Late, None),
+            &[],
+        );
+        assert!(
+            p.action("certs").is_some(),
+            "certs' wave opened on 2026-11-21"
+        );
+    }
+
+    #[test]
+    fn a_paused_rollout_holds_and_a_pin_is_not_held_by_waves() {
+        let mut idx = index(vec![with_previous(
+            rel("certs", "1.1.0", &[]),
+            &[("1.0.0", None)],
+        )]);
+        let mut paused = waves();
+        paused.paused = true;
+        idx.rollout = Some(paused);
+        let s = rollout_settings("2026-11-30T12:00:00Z", Ring::Canary, None);
+        let p = run(&idx, &s, &[]);
+        assert_eq!(p.skipped[0].state(), ReleaseState::Waiting);
+        assert!(
+            p.skipped[0].reason().contains("paused"),
+            "{}",
+            p.skipped[0].reason()
+        );
+        let mut pinned = s.clone();
+        pinned.pins.insert("certs".into(), "1.0.0".into());
+        let p = run(&idx, &pinned, &[]);
+        assert!(p.action("certs").is_some(), "{p:?}");
+    }
+
+    #[test]
+    fn outside_the_window_an_upgrade_waits_and_a_security_entry_may_pass() {
+        let maintenance: Maintenance = serde_json::from_value(json!({
+            "windows": [{"days": ["Sat"], "start": "02:00", "duration": "4h", "timeZone": "Europe/Berlin"}]
+        }))
+        .unwrap();
+        let mut idx = index(vec![rel("certs", "1.1.0", &[])]);
+        let installed = vec![installed_at(&idx.releases[0], "1.0.0")];
+        // Thursday 2026-11-26 12:00 UTC: the next window is Saturday 02:00 CET = 01:00 UTC.
+        let s = rollout_settings(
+            "2026-11-26T12:00:00Z",
+            Ring::Default,
+            Some(maintenance.clone()),
+        );
+        let p = run(&idx, &s, &installed);
+        assert_eq!(
+            p.skipped[0].reason(),
+            "outside the maintenance windows; the next window that fits opens at 2026-11-28T01:00:00Z"
+        );
+        assert_eq!(p.wake, Some("2026-11-28T01:00:00Z".parse().unwrap()));
+        idx.releases[0].urgency = Some(Urgency::Security);
+        assert!(run(&idx, &s, &installed).skipped[0].state() == ReleaseState::Waiting);
+        let mut allowed = maintenance;
+        allowed.allow_security_updates = true;
+        let s = rollout_settings("2026-11-26T12:00:00Z", Ring::Default, Some(allowed));
+        assert!(run(&idx, &s, &installed).action("certs").is_some());
     }
 }

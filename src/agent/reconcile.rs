@@ -57,6 +57,9 @@ pub struct Outcome {
     pub message: String,
     /// The sequence looked at, if the index verified.
     pub sequence: Option<u64>,
+    /// When a release the rollout gate holds may start (its wave or window opens):
+    /// the controller checks again then if that is before the next poll.
+    pub wake: Option<Timestamp>,
 }
 
 /// What a check learnt that the metrics want after the status is final.
@@ -125,6 +128,7 @@ pub async fn reconcile(ctx: &Context, sub: &ChannelSubscription) -> Result<Outco
             verdict: Verdict::Done,
             message: format!("{ns}/{name}: suspended; nothing checked"),
             sequence: None,
+            wake: None,
         }
     } else {
         match check(ctx, sub, &mut status, now, &mut seen).await {
@@ -156,6 +160,7 @@ pub async fn reconcile(ctx: &Context, sub: &ChannelSubscription) -> Result<Outco
                     verdict: Verdict::Error,
                     message: format!("{ns}/{name}: {}", stop.message),
                     sequence: None,
+                    wake: None,
                 }
             }
         }
@@ -831,15 +836,21 @@ async fn record(
                 | ReleaseState::Conflict
                 | ReleaseState::Skipped
                 | ReleaseState::Orphaned
+                | ReleaseState::Waiting
         );
         let seen = status
             .releases
             .iter()
             .any(|p| p.name == r.name && p.state == r.state && p.message == r.message);
         if noteworthy && !seen && plan.action(&r.name).is_none() {
+            let (why, verb) = if r.state == ReleaseState::Waiting {
+                (reason::WAITING_FOR_ROLLOUT, "Wait")
+            } else {
+                (reason::SKIPPED, "Skip")
+            };
             let _ = tx.send(Note::normal(
-                reason::SKIPPED,
-                "Skip",
+                why,
+                verb,
                 format!("{}/{}: {}", r.namespace, r.name, r.message),
             ));
         }
@@ -915,5 +926,9 @@ async fn record(
         verdict: summary.verdict,
         message: format!("{ns}/{name}: {}", summary.message),
         sequence: Some(plan.sequence),
+        wake: match (plan.wake, report.as_ref().and_then(|r| r.wake)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        },
     }
 }

@@ -686,6 +686,7 @@ mod tests {
             operations: Vec::new(),
             failure: Some("a: x".into()),
             stopped: vec![],
+            wake: None,
         };
         let releases = release_statuses(&plan, Some(&report), None, &[], at(0));
         assert_eq!(releases.len(), 2);
@@ -778,6 +779,7 @@ mod tests {
             operations: vec![],
             failure: None,
             stopped: vec![],
+            wake: None,
         };
         let mut releases = release_statuses(&plan, Some(&report), None, &[], at(0));
         for r in &mut releases {

@@ -218,6 +218,7 @@ pub async fn run(args: Args) -> Result<()> {
         stuck_grace: args.stuck_after.to_std(),
         agent_release: args.agent_release.clone(),
         unwritten: Default::default(),
+        cluster_uid: Default::default(),
     };
     if !args.once {
         let election = start_election(&args, &ctx).await?;

@@ -550,6 +550,7 @@ fn state_badge(state: ReleaseState) -> Markup {
         ReleaseState::RolledBack
         | ReleaseState::Held
         | ReleaseState::Skipped
+        | ReleaseState::Waiting
         | ReleaseState::Orphaned => "badge warn",
         ReleaseState::Failed | ReleaseState::Blocked | ReleaseState::Conflict => "badge bad",
     };

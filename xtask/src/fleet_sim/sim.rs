@@ -13,11 +13,9 @@ use coxswain::format::{
     ApiVersion, ChannelIndex, Document as _, IndexChart, IndexRelease, Sha256Digest, Timestamp,
 };
 use coxswain::helm::ReleaseStatus;
-use coxswain::plan::{Action, InstalledRelease, Plan, Settings, plan};
+use coxswain::plan::{Action, InstalledRelease, Plan, RolloutSettings, Settings, SkipReason, plan};
 use coxswain::publish::rollout_since;
-use coxswain::rollout::{
-    Duration, Gate, GateInput, Maintenance, Rollout, Wave, fleet_position, gate, wave_of,
-};
+use coxswain::rollout::{Duration, Gate, Maintenance, Rollout, Wave, fleet_position, wave_of};
 use rand_core::{Rng as _, SeedableRng as _};
 use rand_pcg::Pcg64;
 use serde_json::{Map, Value, json};
@@ -40,9 +38,9 @@ pub const PAUSE_MIN_REPORTS: usize = 10;
 pub const REACTION: i64 = HOUR;
 /// After the pause, the fixed release is published this much later.
 pub const FIX_AFTER_PAUSE: i64 = 24 * HOUR;
-/// How long an upgrade may take, for the window check (helm's timeout + the health
-/// timeout, the agent's defaults).
-pub const NEEDS: Duration = Duration::from_mins(15);
+/// The subscription's health timeout (the agent's default); the planner asks the gate
+/// for room for helm's timeout (the same), its grace and the health check.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_mins(5);
 /// A failing health check runs into its timeout, then the agent rolls back.
 const FAILED_UPGRADE_SECS: i64 = 10 * 60 + 60;
 
@@ -291,11 +289,20 @@ impl Agent {
     }
 }
 
-fn settings(_cluster: &Cluster, _now: i64, _scenario: Scenario) -> Settings {
-    Settings {
+/// The subscription's settings as the agent resolves them, with the rollout gate's
+/// inputs: the time, the cluster's place and ring, its maintenance windows.
+fn settings(cluster: &Cluster, agent: &Agent, now: i64) -> Result<Settings> {
+    Ok(Settings {
         subscription: SUBSCRIPTION.to_owned(),
+        rollout: Some(RolloutSettings {
+            now: timestamp(now)?,
+            position: agent.position,
+            ring: cluster.ring,
+            maintenance: agent.maintenance.clone(),
+            default_health_timeout: HEALTH_TIMEOUT,
+        }),
         ..Settings::default()
-    }
+    })
 }
 
 /// Applies the actions of a plan as the executor would, all succeeding.
@@ -376,8 +383,12 @@ pub fn run(fleet: &[Cluster], scenario: Scenario) -> Result<Outcome> {
         .current()
         .context("no index after the first publish")?
         .clone();
-    let initial = plan(&first, &settings(&fleet[0], 0, scenario), &[])
-        .context("planning the initial install")?;
+    // The initial install, before any window or rollout.
+    let install = Settings {
+        subscription: SUBSCRIPTION.to_owned(),
+        ..Settings::default()
+    };
+    let initial = plan(&first, &install, &[]).context("planning the initial install")?;
     let mut base = Vec::new();
     apply(&mut base, &initial.actions().cloned().collect::<Vec<_>>());
 
@@ -453,69 +464,57 @@ pub fn run(fleet: &[Cluster], scenario: Scenario) -> Result<Outcome> {
                     None => true,
                 };
                 if !fresh && !scenario.exhaustive {
-                    let next = now + agent.jitter(cluster.interval);
+                    let mut next = now + agent.jitter(cluster.interval);
+                    if let Some((_, Some(wake))) = agent.settled {
+                        next = next.min(wake.max(now) + 1);
+                    }
                     push(&mut queue, next, Event::Check(c));
                     continue;
                 }
                 outcome.plans += 1;
-                let decided: Plan =
-                    plan(index, &settings(cluster, now, scenario), &agent.installed)
-                        .with_context(|| format!("planning cluster {}", cluster.uid))?;
-                let failed_here = agent.failed_sequence.is_some_and(|f| f >= index.sequence);
-                if decided.is_noop() || failed_here {
-                    agent.settled = Some((index.sequence, None));
-                    let next = now + agent.jitter(cluster.interval);
-                    push(&mut queue, next, Event::Check(c));
-                    continue;
-                }
-                let actions: Vec<Action> = decided.actions().cloned().collect();
-                // The rollout gate holds the start of each change: waves, pause, windows.
-                let mut until: Option<Option<i64>> = None;
-                for action in &actions {
-                    let entry = index
-                        .releases
-                        .iter()
-                        .find(|r| r.name == action.release)
-                        .context("an action for a release the index lacks")?;
-                    let verdict = gate(&GateInput {
-                        now: timestamp(now)?,
-                        rollout: index.rollout.as_ref(),
-                        rollout_start: entry.rollout_start(index.published),
-                        position: agent.position,
-                        ring: cluster.ring,
-                        maintenance: agent.maintenance.as_ref(),
-                        urgency: entry.urgency,
-                        needs: NEEDS,
-                    });
-                    if let Gate::Wait(why) = verdict {
+                let decided: Plan = plan(index, &settings(cluster, agent, now)?, &agent.installed)
+                    .with_context(|| format!("planning cluster {}", cluster.uid))?;
+                for skipped in &decided.skipped {
+                    if let SkipReason::Waiting(why) = &skipped.why {
                         *outcome.waits.entry(why.kind.label()).or_default() += 1;
-                        let at = why
-                            .until
-                            .map(|t| t.datetime().unix_timestamp() - START_UNIX);
-                        // Asked again at the earliest time any of them may go.
-                        until = Some(match (until.flatten(), at) {
-                            (Some(a), Some(b)) => Some(a.min(b)),
-                            (a, b) => a.or(b),
-                        });
                     }
                 }
-                if let Some(until) = until {
-                    agent.settled = Some((index.sequence, until));
-                    let next = now + agent.jitter(cluster.interval);
+                let failed_here = agent.failed_sequence.is_some_and(|f| f >= index.sequence);
+                if decided.is_noop() || failed_here {
+                    // The planner's `wake`: when a release that waits may start; the
+                    // agent checks again then if that comes before its next poll.
+                    let wake = decided
+                        .wake
+                        .filter(|_| !failed_here)
+                        .map(|t| t.datetime().unix_timestamp() - START_UNIX);
+                    agent.settled = Some((index.sequence, wake));
+                    let mut next = now + agent.jitter(cluster.interval);
+                    if let Some(w) = wake {
+                        next = next.min(w.max(now) + 1);
+                    }
                     push(&mut queue, next, Event::Check(c));
                     continue;
                 }
+                // The executor runs the actions in order; each passes the rollout gate
+                // again right before it starts (its start gate), as the agent's does.
                 let mut started: Vec<Action> = Vec::new();
                 let mut fails = false;
                 let mut duration = 0i64;
-                for action in &actions {
+                for action in decided.actions() {
+                    let at = now + duration;
+                    if let Some(g) = &action.start_gate
+                        && let Gate::Wait(why) = g.check(timestamp(at)?)
+                    {
+                        *outcome.waits.entry(why.kind.label()).or_default() += 1;
+                        break;
+                    }
                     let version = action.target.chart.version.as_str();
-                    outcome.starts.push((c, now + duration, version.to_owned()));
+                    outcome.starts.push((c, at, version.to_owned()));
                     outcome.upgrades += 1;
                     started.push(action.clone());
                     let bad = scenario.bad_release && action.release == WEB && version == NEW;
                     if bad && agent.bad_started_at.is_none() {
-                        agent.bad_started_at = Some(now + duration);
+                        agent.bad_started_at = Some(at);
                     }
                     fails = if bad {
                         cluster.bad_fails
@@ -759,7 +758,8 @@ mod tests {
         let fleet = generate(400, 4);
         let o = run(&fleet, scenario(false, true)).unwrap();
         assert!(o.starts.len() >= 300, "{}", o.starts.len());
-        let needs = NEEDS.as_secs() as i64;
+        // What the planner asks room for: helm's timeout, its grace, the health check.
+        let needs = (2 * HEALTH_TIMEOUT.as_secs() + coxswain::plan::HELM_GRACE.as_secs()) as i64;
         let mut checked = 0;
         for (c, at, _) in &o.starts {
             let cluster = &fleet[*c];
