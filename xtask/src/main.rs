@@ -11,6 +11,7 @@ mod cluster;
 mod crd;
 mod demo;
 mod e2e;
+mod fleet_sim;
 mod fuzz;
 mod image;
 mod paths;
@@ -87,6 +88,10 @@ enum Command {
     Fuzz(fuzz::FuzzArgs),
     /// Run every check and test: fmt, clippy, unit and component tests, e2e (what CI runs).
     Test,
+    /// Simulate a fleet of clusters following one channel with the real planner and
+    /// rollout gate: time to 50/90/99 % updated, with and without waves, and how far
+    /// a bad release gets before the maintainers pause it (docs/rollouts.md).
+    FleetSim(fleet_sim::FleetSimArgs),
     /// Write the agent's container image as an OCI image layout (no container engine):
     /// a static coxswain, helm 4, CA certificates, a non-root user; reproducible.
     Image(image::ImageArgs),
@@ -128,6 +133,7 @@ fn main() -> Result<()> {
         Command::Fuzz(args) => fuzz::run(&workspace_root(), &args),
         Command::Test => test::run(),
         Command::Image(args) => image::run(&workspace_root(), &args),
+        Command::FleetSim(args) => fleet_sim::run(&workspace_root(), &args),
     }
 }
 
