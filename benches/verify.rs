@@ -57,6 +57,7 @@ fn release(i: usize) -> IndexRelease {
         upgrade_from: Some(">=1.0.0, <2.0.0".to_owned()),
         crds: None,
         backup: None,
+        requires_approval: false,
         previous: Vec::new(),
     };
     if i % 20 == 0 {

@@ -1339,6 +1339,7 @@ mod tests {
             upgrade_from: None,
             crds: None,
             backup: None,
+            requires_approval: false,
             previous: vec![],
         }
     }
@@ -2451,6 +2452,7 @@ mod tests {
                 upgrade_from: self.upgrade_from,
                 crds: self.crds,
                 backup: self.backup,
+                requires_approval: false,
                 previous: vec![],
             }
         }

@@ -115,6 +115,7 @@ fn release(name: &str, chart: IndexChart, depends_on: &[&str]) -> IndexRelease {
         upgrade_from: None,
         crds: None,
         backup: None,
+        requires_approval: false,
         previous: vec![],
     }
 }
@@ -437,6 +438,7 @@ fn spec_files(out: &mut Vec<File>) {
         ("backup-bad-ttl.yaml", spec(&format!("{two}    backup: {{before: upgrade, ttl: 1h30m}}\n"))),
         ("backup-ttl-zero.yaml", spec(&format!("{two}    backup: {{before: upgrade, ttl: 0h}}\n"))),
         ("backup-ttl-too-long.yaml", spec(&format!("{two}    backup: {{before: upgrade, ttl: 3651d}}\n"))),
+        ("approval-unknown.yaml", spec(&format!("{two}    approval: maybe\n"))),
         ("two-chart-forms.yaml", spec(&two.replacen("chart: {path: ../../charts/wiki}", "chart: {path: ../../charts/wiki, archive: wiki-1.4.2.tgz}", 1))),
         ("dependencies-on-archive.yaml", spec(&two.replacen("chart: {path: ../../charts/wiki}", "chart: {archive: wiki-1.4.2.tgz, dependencies: build}", 1))),
         ("dependencies-unknown.yaml", spec(&two.replacen("chart: {path: ../../charts/wiki}", "chart: {path: ../../charts/wiki, dependencies: update}", 1))),
