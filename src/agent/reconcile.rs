@@ -843,6 +843,19 @@ async fn record(
                 format!("{}/{}: {}", r.namespace, r.name, r.message),
             ));
         }
+        // Said once, when the release starts waiting (not again at each check).
+        let was_awaiting = status.releases.iter().any(|p| {
+            p.name == r.name
+                && p.state == ReleaseState::AwaitingApproval
+                && p.desired_version == r.desired_version
+        });
+        if r.state == ReleaseState::AwaitingApproval && !was_awaiting {
+            let _ = tx.send(Note::normal(
+                reason::AWAITING_APPROVAL,
+                "Wait",
+                format!("{}/{}: {}", r.namespace, r.name, r.message),
+            ));
+        }
     }
     // Sequences the maintainers withdrew: said once when this cluster failed on one.
     let withdrawn: Vec<crate::format::Withdrawn> =

@@ -550,7 +550,8 @@ fn state_badge(state: ReleaseState) -> Markup {
         ReleaseState::RolledBack
         | ReleaseState::Held
         | ReleaseState::Skipped
-        | ReleaseState::Orphaned => "badge warn",
+        | ReleaseState::Orphaned
+        | ReleaseState::AwaitingApproval => "badge warn",
         ReleaseState::Failed | ReleaseState::Blocked | ReleaseState::Conflict => "badge bad",
     };
     html! { span class=(class) { (wire_name(&state)) } }
