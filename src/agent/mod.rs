@@ -28,6 +28,7 @@
 pub mod backup;
 pub mod crd;
 pub mod crds;
+pub mod diff;
 pub mod events;
 pub mod executor;
 pub mod fetch;
