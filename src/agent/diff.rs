@@ -18,6 +18,8 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
+use crate::plan::{Action, ActionKind};
+
 /// Largest manifest read, per side.
 pub const MAX_MANIFEST_BYTES: usize = 16 << 20;
 
@@ -386,6 +388,228 @@ pub fn diff_manifests(
         });
     }
     Ok(out)
+}
+
+/// One release's rendered diff, as the web UI, `/api/v1/status` and
+/// `coxswain diff` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseDiff {
+    /// The release.
+    pub release: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// The installed chart version.
+    pub from: String,
+    /// The version the upgrade would install.
+    pub to: String,
+    /// The installed Helm revision compared against.
+    pub installed_revision: u32,
+    /// When it was rendered.
+    pub rendered_at: crate::format::Timestamp,
+    /// What changes, when it could be rendered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<ManifestDiff>,
+    /// Why it could not be rendered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What it was rendered from (chart and values digests, installed
+    /// revision): the agent renders again only when this changes.
+    #[serde(skip)]
+    pub inputs: String,
+}
+
+impl ReleaseDiff {
+    /// One line for people: the versions and the summary (or the error).
+    pub fn summary(&self) -> String {
+        match (&self.diff, &self.error) {
+            (Some(d), _) => format!(
+                "rendered diff {} -> {}: {}",
+                self.from,
+                self.to,
+                d.summary()
+            ),
+            (None, Some(e)) => format!("no rendered diff {} -> {}: {e}", self.from, self.to),
+            (None, None) => format!("no rendered diff {} -> {}", self.from, self.to),
+        }
+    }
+
+    /// The whole diff as text (what `coxswain diff` prints).
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "# {}/{}: {} (installed revision {})\n",
+            self.namespace,
+            self.release,
+            self.summary(),
+            self.installed_revision
+        );
+        let Some(d) = &self.diff else {
+            return out;
+        };
+        for o in &d.objects {
+            let change = match o.change {
+                ObjectChange::Added => "added",
+                ObjectChange::Removed => "removed",
+                ObjectChange::Changed => "changed",
+            };
+            out.push_str(&format!("\n## {change}: {}\n", o.key));
+            if let Some(k) = &o.secret_keys {
+                out.push_str(&format!(
+                    "Secret values are not shown; keys added: [{}], removed: [{}], changed: [{}]\n",
+                    k.added.join(", "),
+                    k.removed.join(", "),
+                    k.changed.join(", ")
+                ));
+            }
+            out.push_str(&o.diff);
+        }
+        for u in &d.unreadable {
+            out.push_str(&format!("\n## unreadable document {u} (not shown)\n"));
+        }
+        if d.truncated {
+            out.push_str("\n# (cut to stay within the bounds; the object list is complete)\n");
+        }
+        out
+    }
+}
+
+/// What a rendered diff depends on, as one string.
+fn inputs_of(action: &Action, revision: u32) -> String {
+    format!(
+        "{}:{}:{}",
+        hex::encode(action.fingerprint.chart_sha256),
+        hex::encode(action.fingerprint.values_sha256),
+        revision
+    )
+}
+
+/// Renders `action` (an upgrade a release awaits approval for) against the
+/// installed revision: the chart from the verified channel (the fetcher's
+/// cache, checked against the index), `helm template` with the action's
+/// merged values (channel values and this cluster's, in a 0600 file; never in
+/// argv) as an upgrade for this cluster's Kubernetes version, and `helm get
+/// manifest` of the installed revision.
+pub async fn render(
+    ctx: &super::Context,
+    snapshot: &super::fetch::ChannelSnapshot,
+    action: &Action,
+) -> Option<ReleaseDiff> {
+    let ActionKind::Upgrade {
+        from_version,
+        from_revision,
+        ..
+    } = &action.kind
+    else {
+        return None;
+    };
+    let (release, namespace) = (action.release.as_str(), action.namespace.as_str());
+    let mut out = ReleaseDiff {
+        release: release.to_owned(),
+        namespace: namespace.to_owned(),
+        from: from_version.clone(),
+        to: action.target.chart.version.clone(),
+        installed_revision: *from_revision,
+        rendered_at: crate::format::Timestamp::now(),
+        diff: None,
+        error: None,
+        inputs: inputs_of(action, *from_revision),
+    };
+    let result: Result<ManifestDiff, String> = async {
+        let describe = |e: &dyn std::error::Error| crate::site_verify::describe(e);
+        let chart = ctx
+            .fetcher
+            .chart(snapshot, &action.target.chart)
+            .await
+            .map_err(|e| describe(&e))?;
+        let kube_version = ctx
+            .client
+            .apiserver_version()
+            .await
+            .ok()
+            .map(|v| v.git_version);
+        let opts = crate::helm::TemplateOptions {
+            include_crds: false, // helm get manifest has no crds/ either
+            is_upgrade: true,
+            kube_version,
+            api_versions: Vec::new(),
+        };
+        let values = Value::Object(action.target.values.clone());
+        let new = ctx
+            .helm
+            .template(release, namespace, &chart, &values, &opts)
+            .await
+            .map_err(|e| describe(&e))?;
+        let installed = ctx
+            .helm
+            .get_manifest(release, namespace, Some(*from_revision))
+            .await
+            .map_err(|e| describe(&e))?;
+        diff_manifests(&installed, &new, namespace).map_err(|e| e.to_string())
+    }
+    .await;
+    match result {
+        Ok(d) => out.diff = Some(d),
+        Err(e) => out.error = Some(crate::bounded::bounded(&e, 1000)),
+    }
+    Some(out)
+}
+
+/// The rendered diffs of the releases of `plan` that await approval, kept in
+/// the subscription's view (`key`) for the UI and the API; rendered again
+/// only when the chart, the values or the installed revision changed.
+/// Returns the summary line per release for the status.
+pub(super) async fn approval_diffs(
+    ctx: &super::Context,
+    key: &str,
+    observed: &super::observe::Observed,
+    plan: &crate::plan::Plan,
+) -> BTreeMap<String, String> {
+    let index = observed.snapshot.verified.index();
+    let previews = match crate::plan::approval_previews(
+        index,
+        &observed.settings,
+        &observed.installed.releases,
+        plan,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(subscription = %key, error = %e, "no approval previews");
+            Vec::new()
+        }
+    };
+    let known: BTreeMap<String, ReleaseDiff> = ctx
+        .state
+        .snapshot()
+        .await
+        .get(key)
+        .map(|s| {
+            s.view
+                .diffs
+                .iter()
+                .map(|d| (d.release.clone(), d.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut diffs = Vec::new();
+    for action in &previews {
+        let kept = known.get(&action.release).filter(|d| match &action.kind {
+            ActionKind::Upgrade { from_revision, .. } => {
+                d.inputs == inputs_of(action, *from_revision) && d.error.is_none()
+            }
+            ActionKind::Install => false,
+        });
+        let diff = match kept {
+            Some(d) => Some(d.clone()),
+            None => render(ctx, &observed.snapshot, action).await,
+        };
+        diffs.extend(diff);
+    }
+    let summaries = diffs
+        .iter()
+        .map(|d| (d.release.clone(), d.summary()))
+        .collect();
+    ctx.state.update_view(key, |v| v.diffs = diffs).await;
+    summaries
 }
 
 #[cfg(test)]
