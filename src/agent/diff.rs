@@ -612,6 +612,79 @@ pub(super) async fn approval_diffs(
     summaries
 }
 
+/// Why `coxswain diff` could not render.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriptionDiffError {
+    /// Observing the subscription failed (trust anchor, channel, values,
+    /// installed releases), as a check would.
+    #[error("{0}")]
+    Observe(String),
+    /// Planning failed.
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    /// The named release has no upgrade to show.
+    #[error("release `{release}` of subscription {subscription} has no upgrade to show: {why}")]
+    NothingFor {
+        /// The release.
+        release: String,
+        /// The subscription.
+        subscription: String,
+        /// Where it stands.
+        why: String,
+    },
+}
+
+/// `coxswain diff`: the rendered diffs of `sub`'s upgrades as the agent would
+/// run them now (observed and planned the agent's way, nothing changed in the
+/// cluster): the releases awaiting approval, and the upgrades the plan would
+/// run; only `release` when named.
+pub async fn diff_subscription(
+    ctx: &super::Context,
+    sub: &crate::crd::ChannelSubscription,
+    release: Option<&str>,
+) -> Result<Vec<ReleaseDiff>, SubscriptionDiffError> {
+    use kube::ResourceExt as _;
+    let mut status = sub.status.clone().unwrap_or_default();
+    let mut seen = super::reconcile::Seen::default();
+    let now = crate::format::Timestamp::now();
+    let observed = super::observe::observe(ctx, sub, &mut status, now, &mut seen)
+        .await
+        .map_err(|stop| SubscriptionDiffError::Observe(stop.into_message()))?;
+    let index = observed.snapshot.verified.index();
+    let plan = crate::plan::plan(index, &observed.settings, &observed.installed.releases)?;
+    let mut actions: Vec<Action> = crate::plan::approval_previews(
+        index,
+        &observed.settings,
+        &observed.installed.releases,
+        &plan,
+    )?;
+    actions.extend(plan.actions().cloned());
+    actions.retain(|a| release.is_none_or(|r| a.release == r));
+    if let Some(name) = release
+        && !actions
+            .iter()
+            .any(|a| matches!(a.kind, ActionKind::Upgrade { .. }))
+    {
+        let why = match (plan.action(name), plan.skipped(name)) {
+            (Some(_), _) => {
+                "it is not installed yet (an install has nothing to compare)".to_owned()
+            }
+            (None, Some(s)) => s.reason(),
+            (None, None) => "the channel does not list it".to_owned(),
+        };
+        return Err(SubscriptionDiffError::NothingFor {
+            release: name.to_owned(),
+            subscription: format!("{}/{}", sub.namespace().unwrap_or_default(), sub.name_any()),
+            why,
+        });
+    }
+    let mut out = Vec::new();
+    for action in &actions {
+        out.extend(render(ctx, &observed.snapshot, action).await);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,6 +75,11 @@ pub(super) struct Stop {
 }
 
 impl Stop {
+    /// Why the check stopped, for people.
+    pub(super) fn into_message(self) -> String {
+        self.message
+    }
+
     /// A check that stopped on an error; a refused permission says so.
     pub(super) fn error(message: String) -> Self {
         let message = if super::events::permission_refused(&message) {
