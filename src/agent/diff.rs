@@ -9,7 +9,9 @@
 //! Secrets never show a value: their `data` and `stringData` are compared by
 //! SHA-256 and reported by key only (added, removed, changed), and the rest of
 //! the object is shown without them. A document that does not parse as YAML
-//! is reported by position, never shown (it could hold anything).
+//! is reported by position, never shown (it could hold anything). Hooks
+//! (objects annotated `helm.sh/hook`: tests, pre/post jobs) are left out:
+//! `helm get manifest` does not list them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -241,6 +243,15 @@ fn objects(
             unreadable.push(origin);
             continue;
         };
+        // Hooks (tests, pre/post jobs) run and go; `helm get manifest` has
+        // none, `helm template` renders them: not part of what is compared.
+        if value
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get("helm.sh/hook"))
+            .is_some()
+        {
+            continue;
+        }
         let key = ObjectKey {
             api_version: api_version.to_owned(),
             kind: kind.to_owned(),
@@ -850,6 +861,14 @@ spec:
     fn identical_manifests_change_nothing_and_unreadable_documents_are_not_shown() {
         let d = diff_manifests(NEW, NEW, "wiki").unwrap();
         assert!(d.objects.is_empty());
+        // A hook (what `helm template` renders and `helm get manifest` omits) is not compared.
+        let hook = "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: t\n  annotations:\n    \"helm.sh/hook\": test\n";
+        assert!(
+            diff_manifests(NEW, &format!("{NEW}{hook}"), "wiki")
+                .unwrap()
+                .objects
+                .is_empty()
+        );
         assert_eq!(d.summary(), "the rendered manifest does not change");
         let broken =
             format!("{NEW}---\nkind: Secret\ndata: {{password: [unclosed\n---\n- a list\n");
