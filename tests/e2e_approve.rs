@@ -10,10 +10,11 @@
 mod support;
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
 use serde_json::Value;
-use support::cluster::kubeconfig_path;
+use support::cluster::{kubeconfig_path, wait_for};
 use support::world::{World, release, run};
 
 /// The value the new chart's Secret holds; it must never be shown.
@@ -180,6 +181,53 @@ async fn a_major_bump_waits_for_approval_with_a_diff_that_matches_the_upgrade() 
         !changed.is_empty(),
         "the next chart changes objects: {json}"
     );
+
+    // The agent's web UI and /api/v1/status show the same diff, redacted.
+    let mut agent = w.start_agent();
+    let http = reqwest::Client::new();
+    let api_url = format!("{}/api/v1/status", agent.url);
+    let api = wait_for(
+        "the diff in /api/v1/status",
+        Duration::from_secs(60),
+        || {
+            let (http, url) = (http.clone(), api_url.clone());
+            async move {
+                let text = http.get(&url).send().await.ok()?.text().await.ok()?;
+                text.contains("wiki-token").then_some(text)
+            }
+        },
+    )
+    .await;
+    let doc: Value = serde_json::from_str(&api).unwrap();
+    let api_diff = &doc["subscriptions"][0]["diffs"][0];
+    assert_eq!(api_diff["to"], "2.0.0", "{api}");
+    assert_eq!(
+        api_diff["diff"]["objects"], d["diff"]["objects"],
+        "the API and coxswain diff agree"
+    );
+    let page = http
+        .get(format!("{}/subscriptions/stack/preview", agent.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Awaiting approval: what the upgrades change"),
+        "{page}"
+    );
+    assert!(
+        page.contains("wiki-token") && page.contains("stringData.token"),
+        "{page}"
+    );
+    for shown in [&api, &page, &agent.logs()] {
+        assert!(
+            !shown.contains(SECRET_VALUE),
+            "the Secret's value leaked: {shown}"
+        );
+    }
+    assert!(agent.stop(), "{}", agent.logs());
 
     // Approve with the annotation; the next check upgrades.
     w.subs()
