@@ -227,9 +227,9 @@ async fn a_major_bump_waits_for_approval_with_a_diff_that_matches_the_upgrade() 
             "the Secret's value leaked: {shown}"
         );
     }
-    assert!(agent.stop(), "{}", agent.logs());
 
-    // Approve with the annotation; the next check upgrades.
+    // Approve with the annotation: the running controller checks at once (an
+    // annotation does not move the generation; the interval is 5m) and upgrades.
     w.subs()
         .patch(
             "stack",
@@ -240,10 +240,16 @@ async fn a_major_bump_waits_for_approval_with_a_diff_that_matches_the_upgrade() 
         )
         .await
         .unwrap();
-    let (code, out, err) = w.agent_once();
-    assert_eq!(code, 0, "{out}{err}");
-    let status = w.status().await;
-    assert_eq!(release(&status, "wiki")["version"], "2.0.0", "{status}");
+    let status = wait_for("the approved upgrade", Duration::from_secs(90), || {
+        let w = &w;
+        async move {
+            let status = w.status().await;
+            (release(&status, "wiki")["version"] == "2.0.0").then_some(status)
+        }
+    })
+    .await;
+    assert!(agent.stop(), "{}", agent.logs());
+    assert!(!agent.logs().contains(SECRET_VALUE));
     assert_eq!(release(&status, "wiki")["state"], "upToDate", "{status}");
 
     // What the diff said is what helm did: the object set moved exactly so,
