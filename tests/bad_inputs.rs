@@ -654,7 +654,7 @@ fn spec_update_policies_that_cannot_be_followed() {
 }
 
 #[test]
-fn spec_backup_unknown_before_and_unparsable_ttl() {
+fn spec_backup_unknown_before_unparsable_ttl_and_unknown_approval() {
     for (file, says) in [
         (
             "backup-unknown-before.yaml",
@@ -663,6 +663,10 @@ fn spec_backup_unknown_before_and_unparsable_ttl() {
         (
             "backup-bad-ttl.yaml",
             "duration `1h30m` is not a whole number",
+        ),
+        (
+            "approval-unknown.yaml",
+            "unknown variant `maybe`, expected one of required, waived at line 12, column 15",
         ),
     ] {
         let err = spec_refused(file, &[&format!("bad/spec/{file}"), says]);

@@ -780,16 +780,7 @@ async fn helm3_install_noop_and_rollback() {
 #[tokio::test]
 async fn upgrade_from_steps_through_a_previous_entry() {
     let mut w = World::new("ag-step", &["wiki"]).await;
-    // The directory name must be the chart name.
-    let v2 = w.dir.path().join("v2").join("wiki");
-    support::copy_tree(&testdata("charts-next/wiki"), &v2);
-    let chart_yaml = v2.join("Chart.yaml");
-    let text = std::fs::read_to_string(&chart_yaml).unwrap();
-    std::fs::write(
-        &chart_yaml,
-        text.replacen("version: 1.1.0", "version: 2.0.0", 1),
-    )
-    .unwrap();
+    let v2 = w.wiki_as("2.0.0");
     let next = testdata("charts-next/wiki");
 
     w.publish(|_, _| {});
@@ -808,6 +799,8 @@ async fn upgrade_from_steps_through_a_previous_entry() {
     w.publish(|_, r| {
         r["chart"]["path"] = v2.to_str().unwrap().into();
         r["upgradeFrom"] = ">=1.1.0, <3.0.0".into();
+        // A major step: waived, this test is about upgradeFrom (tests/e2e_approve.rs).
+        r["approval"] = "waived".into();
     });
     w.patch_spec(serde_json::json!({"holds": []})).await;
     let (code, out, err) = w.agent_once();

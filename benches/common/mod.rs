@@ -54,6 +54,7 @@ pub fn release(i: usize) -> IndexRelease {
         previous: Vec::new(),
         urgency: None,
         since: None,
+        requires_approval: false,
     };
     if i % 20 == 0 {
         let mut old = entry.to_previous();

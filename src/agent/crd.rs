@@ -31,6 +31,18 @@ pub const RETRY_ANNOTATION: &str = "coxswain.dev/retry";
 /// `<release>/<backup>`; acted on once per value, like the retry annotation.
 pub const RESTORE_ANNOTATION: &str = "coxswain.dev/restore";
 
+/// The annotation an admin sets to approve release versions that the channel
+/// marks as requiring approval (docs/rollouts.md): `<release>=<version>`,
+/// comma-separated, e.g. `wiki=3.0.0,chat=2.0.0`; read together with
+/// `spec.approvals`.
+pub const APPROVE_ANNOTATION: &str = "coxswain.dev/approve";
+
+/// Longest `coxswain.dev/approve` value read (bytes).
+pub const MAX_APPROVE_ANNOTATION: usize = 4096;
+
+/// Most approvals read from `spec.approvals` and the annotation together.
+pub const MAX_APPROVALS: usize = 256;
+
 /// How many operations `status.history` keeps (the oldest are dropped first).
 pub const MAX_HISTORY: usize = 50;
 
@@ -223,6 +235,138 @@ pub struct ChannelSubscriptionSpec {
     /// the channel falls in). Unset: `default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ring: Option<crate::rollout::Ring>,
+    /// Release versions an administrator approved: the channel may mark an
+    /// entry (usually a major-version upgrade) as requiring approval, and the
+    /// agent then waits in state `awaitingApproval` until that exact release and
+    /// version is listed here or in the `coxswain.dev/approve` annotation. An
+    /// approval of an older version does not approve a newer one. See what an
+    /// upgrade changes first with `coxswain diff` or the web UI.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub approvals: Vec<ApprovalGrant>,
+}
+
+/// One approved release version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalGrant {
+    /// The release name, as the channel lists it.
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        length(min = 1, max = 53)
+    )]
+    pub release: String,
+    /// The chart version approved, e.g. `3.0.0`.
+    #[schemars(length(min = 1, max = 128))]
+    pub version: String,
+}
+
+/// Why an approval could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApprovalError {
+    /// The annotation is longer than [`MAX_APPROVE_ANNOTATION`].
+    #[error("{APPROVE_ANNOTATION}: {len} bytes, more than the {MAX_APPROVE_ANNOTATION} allowed")]
+    TooLong {
+        /// Its length.
+        len: usize,
+    },
+    /// More than [`MAX_APPROVALS`] approvals.
+    #[error("{origin}: {count} approvals, more than the {MAX_APPROVALS} allowed")]
+    TooMany {
+        /// Where they came from.
+        origin: String,
+        /// How many.
+        count: usize,
+    },
+    /// An annotation entry is not `<release>=<version>`.
+    #[error("{APPROVE_ANNOTATION}: `{entry}` is not `<release>=<version>` (e.g. `wiki=3.0.0`)")]
+    NotAPair {
+        /// The entry, cut to 200 characters.
+        entry: String,
+    },
+    /// The release is not a release name.
+    #[error(
+        "{origin}: `{release}` is not a release name (lowercase letters, digits and `-`, at most 53)"
+    )]
+    BadRelease {
+        /// Where it came from.
+        origin: String,
+        /// The name, cut to 200 characters.
+        release: String,
+    },
+    /// The version is not a chart version.
+    #[error("{origin}: version `{version}` of `{release}` is not a chart version: {reason}")]
+    BadVersion {
+        /// Where it came from.
+        origin: String,
+        /// The release.
+        release: String,
+        /// The version, cut to 200 characters.
+        version: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Checks one approval: a release name and a chart version as Helm reads it.
+fn check_grant(origin: &str, release: &str, version: &str) -> Result<(), ApprovalError> {
+    use crate::bounded::bounded;
+    let name_ok = !release.is_empty()
+        && release.len() <= 53
+        && release
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !release.starts_with('-')
+        && !release.ends_with('-');
+    if !name_ok {
+        return Err(ApprovalError::BadRelease {
+            origin: origin.to_owned(),
+            release: bounded(release, 200),
+        });
+    }
+    crate::format::ChartVersion::parse(version).map_err(|e| ApprovalError::BadVersion {
+        origin: origin.to_owned(),
+        release: release.to_owned(),
+        version: bounded(version, 200),
+        reason: e.to_string(),
+    })?;
+    Ok(())
+}
+
+/// Reads a `coxswain.dev/approve` value: `<release>=<version>` entries separated
+/// by commas (blanks around them ignored, an empty value approves nothing).
+/// One bad entry refuses the whole value: nothing in it is approved.
+pub fn parse_approve_annotation(value: &str) -> Result<Vec<ApprovalGrant>, ApprovalError> {
+    if value.len() > MAX_APPROVE_ANNOTATION {
+        return Err(ApprovalError::TooLong { len: value.len() });
+    }
+    let entries: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
+    if entries.len() > MAX_APPROVALS {
+        return Err(ApprovalError::TooMany {
+            origin: APPROVE_ANNOTATION.to_owned(),
+            count: entries.len(),
+        });
+    }
+    entries
+        .into_iter()
+        .map(|entry| {
+            let Some((release, version)) = entry.split_once('=') else {
+                return Err(ApprovalError::NotAPair {
+                    entry: crate::bounded::bounded(entry, 200),
+                });
+            };
+            let (release, version) = (release.trim(), version.trim());
+            check_grant(APPROVE_ANNOTATION, release, version)?;
+            Ok(ApprovalGrant {
+                release: release.to_owned(),
+                version: version.to_owned(),
+            })
+        })
+        .collect()
 }
 
 /// Default namespace of the Velero server and its `Backup` objects.
@@ -590,6 +734,10 @@ pub enum ReleaseState {
     /// Would be installed or upgraded, but waits for its rollout wave, a paused
     /// rollout to resume, or a maintenance window (see the message).
     Waiting,
+    /// The channel marks the new version as requiring approval, and no
+    /// administrator approved it yet (`spec.approvals` or the
+    /// `coxswain.dev/approve` annotation).
+    AwaitingApproval,
 }
 
 /// Whether a condition holds (the metav1 `Condition` values).
@@ -1099,6 +1247,57 @@ impl ChannelSubscriptionStatus {
 }
 
 impl ChannelSubscription {
+    /// The approvals of `spec.approvals` and the `coxswain.dev/approve`
+    /// annotation, release to versions, and why any part was refused (a
+    /// refused part approves nothing; the rest still counts).
+    pub fn approvals(
+        &self,
+    ) -> (
+        std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        Vec<ApprovalError>,
+    ) {
+        let mut granted: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            Default::default();
+        let mut problems = Vec::new();
+        let mut add = |grants: Vec<ApprovalGrant>| {
+            for g in grants {
+                granted.entry(g.release).or_default().insert(g.version);
+            }
+        };
+        let spec = &self.spec.approvals;
+        if spec.len() > MAX_APPROVALS {
+            problems.push(ApprovalError::TooMany {
+                origin: "spec.approvals".to_owned(),
+                count: spec.len(),
+            });
+        } else {
+            let checked: Result<Vec<ApprovalGrant>, ApprovalError> = spec
+                .iter()
+                .enumerate()
+                .map(|(i, g)| {
+                    check_grant(&format!("spec.approvals[{i}]"), &g.release, &g.version)
+                        .map(|()| g.clone())
+                })
+                .collect();
+            match checked {
+                Ok(grants) => add(grants),
+                Err(e) => problems.push(e),
+            }
+        }
+        if let Some(value) = self
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(APPROVE_ANNOTATION))
+        {
+            match parse_approve_annotation(value) {
+                Ok(grants) => add(grants),
+                Err(e) => problems.push(e),
+            }
+        }
+        (granted, problems)
+    }
+
     /// The retry annotation's value when it asks for a retry the agent has not
     /// acted on yet (a value differing from `status.handledRetry`).
     pub fn pending_retry(&self) -> Option<&str> {
@@ -1552,5 +1751,95 @@ mod tests {
             "again".to_owned(),
         )]));
         assert_eq!(sub.pending_retry(), Some("again"));
+    }
+
+    #[test]
+    fn approve_annotation_reads_pairs_and_refuses_hostile_values() {
+        let grants = parse_approve_annotation(" wiki=3.0.0 , chat = 2.0.0,, ").unwrap();
+        assert_eq!(
+            grants,
+            [
+                ApprovalGrant {
+                    release: "wiki".into(),
+                    version: "3.0.0".into()
+                },
+                ApprovalGrant {
+                    release: "chat".into(),
+                    version: "2.0.0".into()
+                }
+            ]
+        );
+        assert!(parse_approve_annotation("").unwrap().is_empty());
+        let err = parse_approve_annotation("wiki=3.0.0,chat").unwrap_err();
+        assert_eq!(
+            err,
+            ApprovalError::NotAPair {
+                entry: "chat".into()
+            }
+        );
+        assert!(
+            err.to_string()
+                .contains("`chat` is not `<release>=<version>`")
+        );
+        let err = parse_approve_annotation("Wiki=3.0.0").unwrap_err();
+        assert!(matches!(err, ApprovalError::BadRelease { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("coxswain.dev/approve: `Wiki` is not a release name")
+        );
+        let err = parse_approve_annotation("wiki=3.x").unwrap_err();
+        assert!(matches!(err, ApprovalError::BadVersion { .. }), "{err}");
+        assert!(err.to_string().contains("version `3.x` of `wiki`"), "{err}");
+        let err = parse_approve_annotation("wiki=").unwrap_err();
+        assert!(matches!(err, ApprovalError::BadVersion { .. }), "{err}");
+        let err = parse_approve_annotation(&"x".repeat(MAX_APPROVE_ANNOTATION + 1)).unwrap_err();
+        assert_eq!(
+            err,
+            ApprovalError::TooLong {
+                len: MAX_APPROVE_ANNOTATION + 1
+            }
+        );
+        let many = vec!["a=1.0.0"; MAX_APPROVALS + 1].join(",");
+        let err = parse_approve_annotation(&many).unwrap_err();
+        assert!(
+            matches!(err, ApprovalError::TooMany { count: 257, .. }),
+            "{err}"
+        );
+        let err = parse_approve_annotation("wiki=1.0.0\u{0}").unwrap_err();
+        assert!(matches!(err, ApprovalError::BadVersion { .. }), "{err}");
+    }
+
+    #[test]
+    fn approvals_join_the_spec_and_the_annotation_and_a_bad_part_approves_nothing() {
+        let mut sub = ChannelSubscription::new(
+            "s",
+            serde_json::from_value(serde_json::json!({
+                "server": "https://u.example", "channel": "stable",
+                "trustRef": {"kind": "ConfigMap", "name": "t", "key": "k"},
+                "approvals": [{"release": "wiki", "version": "3.0.0"}]
+            }))
+            .unwrap(),
+        );
+        sub.metadata.annotations =
+            Some([(APPROVE_ANNOTATION.to_owned(), "chat=2.0.0".to_owned())].into());
+        let (granted, problems) = sub.approvals();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(granted["wiki"].contains("3.0.0") && granted["chat"].contains("2.0.0"));
+        sub.metadata.annotations =
+            Some([(APPROVE_ANNOTATION.to_owned(), "chat=2.0.0,oops".to_owned())].into());
+        sub.spec.approvals.push(ApprovalGrant {
+            release: "-bad".into(),
+            version: "1.0.0".into(),
+        });
+        let (granted, problems) = sub.approvals();
+        assert!(granted.is_empty(), "{granted:?}");
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0]
+                .to_string()
+                .starts_with("spec.approvals[1]: `-bad`"),
+            "{}",
+            problems[0]
+        );
     }
 }

@@ -42,6 +42,8 @@ pub mod reason {
     pub const ROLLBACK_FAILED: &str = "RollbackFailed";
     /// A release was left alone (hold, pin, conflict, dependency, blocked).
     pub const SKIPPED: &str = "Skipped";
+    /// A release started waiting for an administrator's approval of its new version.
+    pub const AWAITING_APPROVAL: &str = "AwaitingApproval";
     /// The index or a trust root was refused.
     pub const VERIFICATION_FAILED: &str = "VerificationFailed";
     /// The update site could not be reached.

@@ -40,7 +40,7 @@ pub const CHECK_RESULTS: [CheckResult; 8] = [
 ];
 
 /// Every release state, the label values of `coxswain_release_state`.
-pub const RELEASE_STATES: [ReleaseState; 11] = [
+pub const RELEASE_STATES: [ReleaseState; 12] = [
     ReleaseState::UpToDate,
     ReleaseState::Installing,
     ReleaseState::Upgrading,
@@ -52,6 +52,7 @@ pub const RELEASE_STATES: [ReleaseState; 11] = [
     ReleaseState::Skipped,
     ReleaseState::Conflict,
     ReleaseState::Orphaned,
+    ReleaseState::AwaitingApproval,
 ];
 
 /// How an index fetch ended (`coxswain_index_fetches_total{result}`).
@@ -200,6 +201,7 @@ pub struct Metrics {
     last_check: Family<SubLabels, FloatGauge>,
     last_success: Family<SubLabels, FloatGauge>,
     check_interval: Family<SubLabels, Gauge>,
+    awaiting_approval: Family<SubLabels, Gauge>,
     release_info: Family<ReleaseInfoLabels, Gauge>,
     release_state: Family<ReleaseStateLabels, Gauge>,
     release_revision: Family<ReleaseLabels, Gauge>,
@@ -261,6 +263,7 @@ impl Metrics {
             last_check: Family::default(),
             last_success: Family::default(),
             check_interval: Family::default(),
+            awaiting_approval: Family::default(),
             release_info: Family::default(),
             release_state: Family::default(),
             release_revision: Family::default(),
@@ -348,6 +351,11 @@ impl Metrics {
             "The subscription's polling interval",
             Unit::Seconds,
             self.check_interval.clone(),
+        );
+        r.register(
+            "coxswain_releases_awaiting_approval",
+            "Releases whose new version waits for an administrator's approval",
+            self.awaiting_approval.clone(),
         );
         r.register(
             "coxswain_release_info",
@@ -531,6 +539,15 @@ impl Metrics {
             .map(|f| i64::try_from(f.sequence).unwrap_or(i64::MAX))
             .unwrap_or(0);
         self.failed_sequence.get_or_create(&sub).set(failed);
+        let awaiting = report
+            .status
+            .releases
+            .iter()
+            .filter(|r| r.state == ReleaseState::AwaitingApproval)
+            .count();
+        self.awaiting_approval
+            .get_or_create(&sub)
+            .set(i64::try_from(awaiting).unwrap_or(i64::MAX));
         self.set_releases(report);
     }
 
@@ -622,6 +639,7 @@ impl Metrics {
             &self.accepted_sequence,
             &self.failed_sequence,
             &self.check_interval,
+            &self.awaiting_approval,
         ] {
             family.remove(&sub);
         }
@@ -1019,7 +1037,7 @@ mod tests {
     #[test]
     fn names_follow_prometheus_conventions() {
         let families = families();
-        assert_eq!(families.len(), 24, "{families:#?}");
+        assert_eq!(families.len(), 25, "{families:#?}");
         let problems = lint(&families);
         assert!(problems.is_empty(), "{problems:#?}");
         let names = family_names();

@@ -28,6 +28,7 @@
 pub mod backup;
 pub mod crd;
 pub mod crds;
+pub mod diff;
 pub mod events;
 pub mod executor;
 pub mod fetch;
@@ -113,9 +114,9 @@ pub struct SubscriptionState {
     pub reconciles: u64,
     /// How many of them failed to write a status or list.
     pub errors: u64,
-    /// The generation and retry annotation the last run saw (to tell a real
-    /// change from the agent's own status write).
-    seen: Option<(Option<i64>, Option<String>)>,
+    /// What the last run saw of what an admin changes (to tell a real change
+    /// from the agent's own status write).
+    seen: Option<Seen>,
     /// What the web UI shows.
     pub view: view::View,
     /// When the next check is due.
@@ -325,10 +326,7 @@ impl Context {
         let entry = state.entry(key.to_owned()).or_default();
         entry.reconciles += 1;
         entry.last_run = Some(Timestamp::now());
-        entry.seen = Some((
-            sub.metadata.generation,
-            sub.pending_retry().map(str::to_owned),
-        ));
+        entry.seen = Some(Seen::of(sub));
         entry.due = Some(Instant::now() + next);
         entry.view.next_check =
             Timestamp::now().checked_add(crate::duration::Duration::from_secs(next.as_secs()));
@@ -351,15 +349,36 @@ impl Context {
     async fn not_due(&self, key: &str, sub: &ChannelSubscription) -> Option<Duration> {
         let state = self.state.inner.read().await;
         let entry = state.get(key)?;
-        let seen = (
-            sub.metadata.generation,
-            sub.pending_retry().map(str::to_owned),
-        );
-        if entry.seen.as_ref() != Some(&seen) {
+        if entry.seen.as_ref() != Some(&Seen::of(sub)) {
             return None;
         }
         let left = entry.due?.checked_duration_since(Instant::now())?;
         (!left.is_zero()).then_some(left)
+    }
+}
+
+/// What an admin changes that starts a check at once: the spec (its
+/// generation), the retry annotation and the approve annotation (an approval
+/// must not wait for the next interval; annotations do not move the generation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    generation: Option<i64>,
+    retry: Option<String>,
+    approve: Option<String>,
+}
+
+impl Seen {
+    fn of(sub: &ChannelSubscription) -> Self {
+        Self {
+            generation: sub.metadata.generation,
+            retry: sub.pending_retry().map(str::to_owned),
+            approve: sub
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(crd::APPROVE_ANNOTATION))
+                .cloned(),
+        }
     }
 }
 

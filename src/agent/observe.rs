@@ -293,7 +293,10 @@ pub(super) async fn observe(
         .await
         .map_err(|e| Stop::error(format!("cannot list subscriptions: {e}")))?;
     let rollout = rollout_settings(ctx, spec, index, now).await?;
+    let (approvals, approval_problems) = sub.approvals();
     let settings = Settings {
+        approvals,
+        approval_problems: approval_problems.iter().map(ToString::to_string).collect(),
         subscription: format!("{ns}/{name}"),
         pins: spec.pins.clone(),
         holds: spec.holds.iter().cloned().collect(),

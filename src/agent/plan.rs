@@ -92,6 +92,12 @@ pub struct Settings {
     /// (self-update): it goes last, in a layer of its own, so every other
     /// release of the plan is done before the agent's pods are replaced.
     pub agent_release: Option<ReleaseId>,
+    /// Release name to the chart versions an administrator approved: an entry
+    /// the channel marks `requiresApproval` is upgraded to only when its exact
+    /// version is here.
+    pub approvals: BTreeMap<String, BTreeSet<String>>,
+    /// Why approvals of the subscription were refused (shown as notes).
+    pub approval_problems: Vec<String>,
     /// The rollout gate's inputs (waves, rings, maintenance windows); `None`: every
     /// change may start at once.
     pub rollout: Option<RolloutSettings>,
@@ -165,6 +171,8 @@ impl fmt::Debug for Settings {
             .field("claimed_elsewhere", &self.claimed_elsewhere)
             .field("agent_release", &self.agent_release)
             .field("rollout", &self.rollout)
+            .field("approvals", &self.approvals)
+            .field("approval_problems", &self.approval_problems)
             .finish()
     }
 }
@@ -329,6 +337,18 @@ pub enum SkipReason {
     Blocked(Blocker),
     /// Belongs to someone else.
     Conflict(Conflict),
+    /// The channel marks the new version as requiring approval and the
+    /// subscription has not approved exactly this release and version.
+    AwaitingApproval {
+        /// The release.
+        release: String,
+        /// The installed chart version.
+        from: String,
+        /// The version waiting for approval.
+        version: String,
+        /// The subscription, as `namespace/name`.
+        subscription: String,
+    },
     /// Would be installed or upgraded, but a dependency is not ready.
     Dependency {
         /// The dependency.
@@ -351,6 +371,7 @@ impl SkipReason {
             Self::Conflict(_) => ReleaseState::Conflict,
             Self::Dependency { .. } => ReleaseState::Skipped,
             Self::Waiting(_) => ReleaseState::Waiting,
+            Self::AwaitingApproval { .. } => ReleaseState::AwaitingApproval,
         }
     }
 }
@@ -378,6 +399,21 @@ impl fmt::Display for SkipReason {
                 state_words(*state)
             ),
             Self::Waiting(w) => w.fmt(f),
+            Self::AwaitingApproval {
+                release,
+                from,
+                version,
+                subscription,
+            } => {
+                let (ns, name) = subscription.split_once('/').unwrap_or(("", subscription));
+                write!(
+                    f,
+                    "awaiting approval: the channel marks {from} -> {version} as needing an administrator's approval; \
+                     see what changes with `coxswain diff -n {ns} {name} {release}`, then approve with \
+                     `kubectl -n {ns} annotate channelsubscription {name} {}={release}={version} --overwrite`",
+                    crate::crd::APPROVE_ANNOTATION
+                )
+            }
         }
     }
 }
@@ -396,6 +432,7 @@ fn state_words(state: ReleaseState) -> &'static str {
         ReleaseState::Upgrading => "being upgraded",
         ReleaseState::RollingBack => "being rolled back",
         ReleaseState::Waiting => "waiting for its rollout wave or maintenance window",
+        ReleaseState::AwaitingApproval => "awaiting approval",
     }
 }
 
@@ -735,6 +772,9 @@ impl<'a> From<&'a PreviousRelease> for Entry<'a> {
 }
 
 /// The per-release decision before dependencies are looked at.
+// `Skip` is the common case (most releases are unchanged): boxing it would
+// allocate for every release of every check.
+#[allow(clippy::large_enum_variant)]
 enum Decision<'a> {
     Act {
         entry: Entry<'a>,
@@ -1184,6 +1224,33 @@ fn decide<'a>(
         );
     }
 
+    // An entry the channel marks as requiring approval waits for one naming
+    // exactly its version (a pin to an older entry is the admin's own choice;
+    // a changed values or republished chart of the installed version is not a
+    // new version).
+    if release.requires_approval
+        && std::ptr::eq(target.chart, &release.chart)
+        && !same_version(&installed.chart_version, &target.chart.version)
+        && !settings
+            .approvals
+            .get(&release.name)
+            .is_some_and(|versions| {
+                versions
+                    .iter()
+                    .any(|v| same_version(v, &target.chart.version))
+            })
+    {
+        return skip(
+            target,
+            SkipReason::AwaitingApproval {
+                release: release.name.clone(),
+                from: installed.chart_version.clone(),
+                version: target.chart.version.clone(),
+                subscription: settings.subscription.clone(),
+            },
+        );
+    }
+
     // upgradeFrom: maybe one hop through an older entry.
     let (entry, values, step_toward) = match upgrade_step(release, target, &installed.chart_version)
     {
@@ -1384,7 +1451,48 @@ fn settings_notes(index: &ChannelIndex, settings: &Settings) -> Vec<String> {
     for name in settings.cluster_values.keys() {
         note("values", name);
     }
+    for name in settings.approvals.keys() {
+        note("approval", name);
+    }
+    for problem in &settings.approval_problems {
+        notes.push(format!("{problem}; nothing in it is approved"));
+    }
     notes
+}
+
+/// The actions that the releases awaiting approval in `plan` would get once
+/// approved: the same inputs planned again with their versions approved (pure,
+/// like [`plan`]). What `coxswain diff` and the web UI render. A release whose
+/// dependencies are not ready yet gets none.
+pub fn approval_previews(
+    index: &ChannelIndex,
+    settings: &Settings,
+    installed: &[InstalledRelease],
+    plan_now: &Plan,
+) -> Result<Vec<Action>, PlanError> {
+    let mut approved = settings.clone();
+    let mut awaiting = Vec::new();
+    for s in &plan_now.skipped {
+        if let SkipReason::AwaitingApproval {
+            release, version, ..
+        } = &s.why
+        {
+            approved
+                .approvals
+                .entry(release.clone())
+                .or_default()
+                .insert(version.clone());
+            awaiting.push(release.as_str());
+        }
+    }
+    if awaiting.is_empty() {
+        return Ok(Vec::new());
+    }
+    let preview = plan(index, &approved, installed)?;
+    Ok(awaiting
+        .into_iter()
+        .filter_map(|name| preview.action(name).cloned())
+        .collect())
 }
 
 /// Helm releases of this subscription that the index no longer lists. Without
@@ -1458,6 +1566,7 @@ mod tests {
             upgrade_from: None,
             crds: None,
             backup: None,
+            requires_approval: false,
             previous: vec![],
             urgency: None,
             since: None,
@@ -1814,6 +1923,143 @@ mod tests {
         assert_eq!(
             p.action("certs").unwrap().reason,
             "chart certs 1.0.0 was republished with other contents; upgrading"
+        );
+    }
+
+    #[test]
+    fn an_entry_requiring_approval_waits_for_exactly_its_version() {
+        let old = stack();
+        let installed = all_deployed(&old);
+        let mut sso = rel("sso", "3.0.0", &["ingress"]);
+        sso.requires_approval = true;
+        let idx = index(vec![
+            rel("wiki", "0.4.0", &["sso"]),
+            rel("files", "4.0.0", &["database", "sso"]),
+            sso,
+            rel("ingress", "1.2.0", &["certs"]),
+            rel("certs", "1.1.0", &[]),
+            rel("database", "15.0.0", &[]),
+        ]);
+        let p = run(&idx, &settings(), &installed);
+        assert_eq!(layer_names(&p), vec![vec!["certs"]]);
+        let waiting = p.skipped("sso").unwrap();
+        assert_eq!(waiting.state(), ReleaseState::AwaitingApproval);
+        assert_eq!(waiting.desired_version.as_deref(), Some("3.0.0"));
+        let reason = waiting.reason();
+        assert!(reason.contains("2.0.0 -> 3.0.0"), "{reason}");
+        assert!(
+            reason.contains("kubectl -n coxswain annotate channelsubscription stack coxswain.dev/approve=sso=3.0.0 --overwrite"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("coxswain diff -n coxswain stack sso"),
+            "{reason}"
+        );
+        // The dependency rule: wiki (which would change) waits for sso.
+        assert_eq!(
+            p.skipped("wiki").unwrap().reason(),
+            "waits for dependency `sso`, which is awaiting approval"
+        );
+
+        // An approval of another (older) version approves nothing.
+        let mut s = settings();
+        s.approvals
+            .insert("sso".into(), ["2.5.0".to_owned()].into());
+        let p = run(&idx, &s, &installed);
+        assert_eq!(
+            p.skipped("sso").unwrap().state(),
+            ReleaseState::AwaitingApproval
+        );
+        // The exact version (as Helm compares versions: `v3.0.0` is 3.0.0) does.
+        s.approvals
+            .insert("sso".into(), ["v3.0.0".to_owned()].into());
+        let p = run(&idx, &s, &installed);
+        assert_eq!(
+            layer_names(&p),
+            vec![vec!["certs"], vec!["sso"], vec!["wiki"]]
+        );
+
+        // Approving 3.0.0 does not approve 3.1.0.
+        let mut newer = idx.clone();
+        newer.releases[2].chart = chart("sso", "3.1.0");
+        let p = run(&newer, &s, &installed);
+        assert_eq!(
+            p.skipped("sso").unwrap().state(),
+            ReleaseState::AwaitingApproval
+        );
+    }
+
+    #[test]
+    fn approval_gates_only_a_change_of_version() {
+        let mut sso = rel("sso", "2.0.0", &[]);
+        sso.requires_approval = true;
+        let idx = index(vec![sso.clone()]);
+        // Not installed: an install has nothing to break.
+        let p = run(&idx, &settings(), &[]);
+        assert_eq!(layer_names(&p), vec![vec!["sso"]]);
+        // Installed at the same version with other values: upgraded.
+        let mut installed = deployed(&sso, &Map::new());
+        installed.fingerprint = Some(fingerprint(&sso.chart, &obj(json!({"old": 1})), 6));
+        let p = run(&idx, &settings(), &[installed]);
+        assert_eq!(layer_names(&p), vec![vec!["sso"]]);
+        // A pin to an older entry is the admin's own choice.
+        let idx = index(vec![with_previous(sso, &[("1.0.0", None)])]);
+        let mut s = settings();
+        s.pins.insert("sso".into(), "1.0.0".into());
+        let mut at_two = deployed(&idx.releases[0], &Map::new());
+        at_two.chart_version = "2.0.0".into();
+        let p = run(&idx, &s, &[at_two]);
+        assert_eq!(layer_names(&p), vec![vec!["sso"]]);
+    }
+
+    #[test]
+    fn previews_are_the_actions_an_approval_would_start_and_bad_approvals_are_noted() {
+        let mut sso = rel("sso", "3.0.0", &[]);
+        sso.requires_approval = true;
+        let idx = index(vec![sso, rel("wiki", "1.0.0", &["sso"])]);
+        let mut old_sso = rel("sso", "2.0.0", &[]);
+        old_sso.values = obj(json!({"old": true}));
+        let installed = vec![
+            deployed(&old_sso, &Map::new()),
+            deployed(&rel("wiki", "1.0.0", &["sso"]), &Map::new()),
+        ];
+        let mut s = settings();
+        s.cluster_values
+            .insert("sso".into(), obj(json!({"host": "sso.example"})));
+        s.approvals
+            .insert("gone".into(), ["1.0.0".to_owned()].into());
+        s.approval_problems.push(
+            "coxswain.dev/approve: `x` is not `<release>=<version>` (e.g. `wiki=3.0.0`)".into(),
+        );
+        let p = run(&idx, &s, &installed);
+        assert!(p.is_noop());
+        assert_eq!(
+            p.notes,
+            [
+                "approval for `gone` names no release of channel `stable`; ignored",
+                "coxswain.dev/approve: `x` is not `<release>=<version>` (e.g. `wiki=3.0.0`); nothing in it is approved",
+            ]
+        );
+        let previews = approval_previews(&idx, &s, &installed, &p).unwrap();
+        assert_eq!(previews.len(), 1);
+        let a = &previews[0];
+        assert_eq!(
+            (a.release.as_str(), a.target.chart.version.as_str()),
+            ("sso", "3.0.0")
+        );
+        assert_eq!(
+            a.target.values["host"],
+            json!("sso.example"),
+            "the cluster's values merged"
+        );
+        assert!(
+            matches!(&a.kind, ActionKind::Upgrade { from_version, .. } if from_version == "2.0.0")
+        );
+        // Nothing awaits: nothing to preview.
+        assert!(
+            approval_previews(&idx, &settings(), &[], &run(&idx, &settings(), &[]))
+                .unwrap()
+                .is_empty()
         );
     }
 
@@ -2573,6 +2819,7 @@ mod tests {
                 upgrade_from: self.upgrade_from,
                 crds: self.crds,
                 backup: self.backup,
+                requires_approval: false,
                 previous: vec![],
                 urgency: None,
                 since: None,

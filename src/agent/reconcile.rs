@@ -78,6 +78,11 @@ pub(super) struct Stop {
 }
 
 impl Stop {
+    /// Why the check stopped, for people.
+    pub(super) fn into_message(self) -> String {
+        self.message
+    }
+
     /// A check that stopped on an error; a refused permission says so.
     pub(super) fn error(message: String) -> Self {
         let message = if super::events::permission_refused(&message) {
@@ -368,7 +373,13 @@ async fn check(
     let mut observed = super::observe::observe(ctx, sub, status, now, seen).await?;
     let left_alone = repair_stuck(ctx, sub, status, &mut observed, now).await?;
     restore_on_request(ctx, sub, status).await;
-    let decided = decide(sub, status, &observed)?;
+    let mut decided = decide(sub, status, &observed)?;
+    let key = format!(
+        "{}/{}",
+        sub.namespace().unwrap_or_else(|| ctx.namespace.clone()),
+        sub.name_any()
+    );
+    decided.diff_summaries = super::diff::approval_diffs(ctx, &key, &observed, &decided.plan).await;
     let notes = Notes::start(ctx, sub);
     let report = act(ctx, sub, status, &observed, &decided, &notes, now).await?;
     Ok(record(
@@ -549,6 +560,8 @@ async fn repair_stuck(
 struct Decided {
     plan: Plan,
     waiting: Option<String>,
+    /// Release to the summary of its rendered diff, for releases awaiting approval.
+    diff_summaries: BTreeMap<String, String>,
 }
 
 /// Plans (a pure function of the index, the settings and what is installed)
@@ -584,7 +597,11 @@ fn decide(
         status.handled_retry = Some(r.clone());
     }
 
-    Ok(Decided { plan, waiting })
+    Ok(Decided {
+        plan,
+        waiting,
+        diff_summaries: BTreeMap::new(),
+    })
 }
 
 /// Where Event notes go during a check: published in order by a task, and
@@ -821,13 +838,22 @@ async fn record(
     let (plan, waiting) = (&decided.plan, &decided.waiting);
     let tx = &notes.tx;
     // Events for releases left alone, when their state or reason is new.
-    let releases = release_statuses(
+    let mut releases = release_statuses(
         plan,
         report.as_ref(),
         waiting.as_deref(),
         &status.releases,
         now,
     );
+    // The status carries the diff's summary; the diff itself is in the web UI,
+    // /api/v1/status and `coxswain diff` (the status has a size budget).
+    for r in &mut releases {
+        if r.state == ReleaseState::AwaitingApproval
+            && let Some(summary) = decided.diff_summaries.get(&r.name)
+        {
+            r.message = format!("{}; {summary}", r.message);
+        }
+    }
     for r in &releases {
         let noteworthy = matches!(
             r.state,
@@ -851,6 +877,19 @@ async fn record(
             let _ = tx.send(Note::normal(
                 why,
                 verb,
+                format!("{}/{}: {}", r.namespace, r.name, r.message),
+            ));
+        }
+        // Said once, when the release starts waiting (not again at each check).
+        let was_awaiting = status.releases.iter().any(|p| {
+            p.name == r.name
+                && p.state == ReleaseState::AwaitingApproval
+                && p.desired_version == r.desired_version
+        });
+        if r.state == ReleaseState::AwaitingApproval && !was_awaiting {
+            let _ = tx.send(Note::normal(
+                reason::AWAITING_APPROVAL,
+                "Wait",
                 format!("{}/{}: {}", r.namespace, r.name, r.message),
             ));
         }
@@ -884,7 +923,6 @@ async fn record(
     // Every note is sent; wait until they are published so `--once` exits after them.
     notes.finish().await;
 
-    let mut releases = releases;
     for r in &mut releases {
         if let Some(why) = left_alone.get(&ReleaseId::new(&r.namespace, &r.name)) {
             r.message = format!("helm reports {why}");

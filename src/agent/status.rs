@@ -279,6 +279,29 @@ pub fn summarize(
         };
     }
     let applied = report.map(|r| r.operations.len()).unwrap_or(0);
+    let awaiting: Vec<String> = releases
+        .iter()
+        .filter(|r| r.state == ReleaseState::AwaitingApproval)
+        .map(|r| {
+            format!(
+                "{} awaits approval of {}",
+                r.name,
+                r.desired_version.as_deref().unwrap_or("?")
+            )
+        })
+        .collect();
+    if !awaiting.is_empty() {
+        // Not degraded: an administrator's decision is pending, nothing failed.
+        return Summary {
+            result: if applied > 0 {
+                CheckResult::Applied
+            } else {
+                CheckResult::UpToDate
+            },
+            verdict: Verdict::Done,
+            message: format!("{channel}: {}", listed(&awaiting)),
+        };
+    }
     if applied > 0 {
         Summary {
             result: CheckResult::Applied,

@@ -289,6 +289,8 @@ pub struct View {
     pub next_check: Option<Timestamp>,
     /// Operations with health detail per `namespace/release`, newest last.
     pub details: BTreeMap<String, VecDeque<OperationDetail>>,
+    /// The rendered diffs of the releases awaiting approval.
+    pub diffs: Vec<super::diff::ReleaseDiff>,
 }
 
 impl View {

@@ -173,53 +173,20 @@ pub enum LogFormat {
 pub async fn run(args: Args) -> Result<()> {
     let (client, namespace) =
         super::kube_client(args.kubeconfig.as_deref(), args.namespace.as_deref()).await?;
-    let cache_dir = args
-        .cache_dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("coxswain-agent"));
-    std::fs::create_dir_all(&cache_dir)
-        .with_context(|| format!("cannot create cache directory {}", cache_dir.display()))?;
-    let values_dir = coxswain::agent::private_dir(&cache_dir.join("values"))
-        .with_context(|| format!("cannot prepare {}", cache_dir.join("values").display()))?;
-    let helm_config = HelmConfig {
-        binary: args.helm.clone(),
-        kubeconfig: args.kubeconfig.clone(),
-        state_dir: Some(cache_dir.join("helm")),
-        temp_dir: Some(values_dir),
-        ..HelmConfig::default()
-    };
-    let metrics = Arc::new(Metrics::new());
-    let helm = HelmCli::detect_with_observer(helm_config, metrics.clone())
-        .await
-        .with_context(|| format!("helm binary {}", args.helm.display()))?;
-    metrics.set_build_info(&helm.version().to_string());
-    let driver = helm.storage_driver()?;
-    let ctx = Context {
-        health: HealthCheck::new(client.clone()),
-        events: agent::events::Events::new(client.clone()),
-        driver,
-        records: Default::default(),
-        fetcher: Fetcher::new(
-            cache_dir.join("charts"),
-            Limits {
-                total_timeout: args.http_timeout.to_std(),
-                ..Limits::default()
-            },
-            RetryPolicy::default(),
-        )
-        .with_deadline(args.fetch_deadline.to_std()),
+    let ctx = context(
         client,
-        helm,
         namespace,
-        state: agent::AgentState::default(),
-        metrics,
-        gate: agent::gate::Gate::new(),
-        holder: agent::intent::holder(),
-        stuck_grace: args.stuck_after.to_std(),
-        agent_release: args.agent_release.clone(),
-        unwritten: Default::default(),
-        cluster_uid: Default::default(),
-    };
+        &ContextArgs {
+            helm: args.helm.clone(),
+            kubeconfig: args.kubeconfig.clone(),
+            cache_dir: args.cache_dir.clone(),
+            http_timeout: args.http_timeout,
+            fetch_deadline: args.fetch_deadline,
+            stuck_after: args.stuck_after,
+            agent_release: args.agent_release.clone(),
+        },
+    )
+    .await?;
     if !args.once {
         let election = start_election(&args, &ctx).await?;
         if let Listen::At(addr) = args.listen {
@@ -329,6 +296,75 @@ fn parse_release_id(text: &str) -> Result<coxswain::plan::ReleaseId, String> {
         ));
     }
     Ok(coxswain::plan::ReleaseId::new(namespace, name))
+}
+
+/// What an agent [`Context`] is made from (the agent's flags; `coxswain diff`
+/// builds the same context, so it reads charts and values the agent's way).
+pub(crate) struct ContextArgs {
+    pub helm: PathBuf,
+    pub kubeconfig: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+    pub http_timeout: Duration,
+    pub fetch_deadline: Duration,
+    pub stuck_after: Duration,
+    pub agent_release: Option<coxswain::plan::ReleaseId>,
+}
+
+/// The agent's context: helm detected, the chart cache and the private
+/// values directory prepared.
+pub(crate) async fn context(
+    client: kube::Client,
+    namespace: String,
+    args: &ContextArgs,
+) -> Result<Context> {
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("coxswain-agent"));
+    std::fs::create_dir_all(&cache_dir)
+        .with_context(|| format!("cannot create cache directory {}", cache_dir.display()))?;
+    let values_dir = coxswain::agent::private_dir(&cache_dir.join("values"))
+        .with_context(|| format!("cannot prepare {}", cache_dir.join("values").display()))?;
+    let helm_config = HelmConfig {
+        binary: args.helm.clone(),
+        kubeconfig: args.kubeconfig.clone(),
+        state_dir: Some(cache_dir.join("helm")),
+        temp_dir: Some(values_dir),
+        ..HelmConfig::default()
+    };
+    let metrics = Arc::new(Metrics::new());
+    let helm = HelmCli::detect_with_observer(helm_config, metrics.clone())
+        .await
+        .with_context(|| format!("helm binary {}", args.helm.display()))?;
+    metrics.set_build_info(&helm.version().to_string());
+    let driver = helm.storage_driver()?;
+    let ctx = Context {
+        health: HealthCheck::new(client.clone()),
+        events: agent::events::Events::new(client.clone()),
+        driver,
+        records: Default::default(),
+        fetcher: Fetcher::new(
+            cache_dir.join("charts"),
+            Limits {
+                total_timeout: args.http_timeout.to_std(),
+                ..Limits::default()
+            },
+            RetryPolicy::default(),
+        )
+        .with_deadline(args.fetch_deadline.to_std()),
+        client,
+        helm,
+        namespace,
+        state: agent::AgentState::default(),
+        metrics,
+        gate: agent::gate::Gate::new(),
+        holder: agent::intent::holder(),
+        stuck_grace: args.stuck_after.to_std(),
+        agent_release: args.agent_release.clone(),
+        unwritten: Default::default(),
+        cluster_uid: Default::default(),
+    };
+    Ok(ctx)
 }
 
 #[cfg(test)]

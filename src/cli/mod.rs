@@ -3,6 +3,7 @@
 //! and an arm in [`run`].
 
 mod agent;
+mod diff;
 mod gate;
 mod keygen;
 mod promote;
@@ -34,6 +35,7 @@ enum Command {
     Verify(verify::Args),
     Serve(serve::Args),
     Agent(agent::Args),
+    Diff(diff::Args),
     Upstream(upstream::Args),
     Gate(gate::Args),
     Withdraw(withdraw::Args),
@@ -50,6 +52,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Verify(args) => verify::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Agent(args) => agent::run(args).await,
+        Command::Diff(args) => diff::run(args).await,
         Command::Upstream(args) => upstream::run(args).await,
         Command::Gate(args) => gate::run(args).await,
         Command::Withdraw(args) => withdraw::run(args).await,

@@ -175,6 +175,18 @@ impl World {
         }
     }
 
+    /// A copy of the next wiki chart (`testdata/charts-next/wiki`, 1.1.0) as
+    /// `version`, in a directory of its own named `wiki` (as a chart's must be).
+    pub fn wiki_as(&self, version: &str) -> PathBuf {
+        let dir = self.dir.path().join(format!("wiki-{version}")).join("wiki");
+        super::copy_tree(&testdata("charts-next/wiki"), &dir);
+        let chart_yaml = dir.join("Chart.yaml");
+        let text = std::fs::read_to_string(&chart_yaml).unwrap();
+        let bumped = text.replacen("version: 1.1.0", &format!("version: {version}"), 1);
+        std::fs::write(&chart_yaml, bumped).unwrap();
+        dir
+    }
+
     /// The namespace of `release`.
     pub fn rns(&self, release: &str) -> &str {
         &self.release_ns[release].name

@@ -71,6 +71,10 @@ pub struct SubscriptionDocument {
     pub preview: Option<Preview>,
     /// The plan being applied now.
     pub running: Option<Running>,
+    /// What the upgrades awaiting approval would change: `helm template` of the
+    /// new revision with this cluster's values against the installed manifest,
+    /// object by object, Secrets by key only; bounded.
+    pub diffs: Vec<crate::agent::diff::ReleaseDiff>,
     /// Recent operations, newest first, with health detail while in memory.
     pub history: Vec<HistoryEntry>,
 }
@@ -176,6 +180,7 @@ pub async fn status_document(agent: &AgentState, namespace: &str) -> StatusDocum
                 releases: status.releases.clone(),
                 preview: view.preview.clone(),
                 running: view.running.clone(),
+                diffs: view.diffs.clone(),
                 history,
             }
         })

@@ -228,8 +228,50 @@ pub fn preview(doc: &StatusDocument, sub: &SubscriptionDocument) -> Markup {
                 @for note in &p.notes { p.notice.warn { (note) } }
             }
         }
+        @if !sub.diffs.is_empty() {
+            h2 { "Awaiting approval: what the upgrades change" }
+            p.muted {
+                "helm template of the new revision with this cluster's values against helm get manifest "
+                "of the installed one. Secret values are never shown, only which keys change."
+            }
+            @for d in &sub.diffs { (release_diff(d)) }
+        }
     };
     layout(doc, "Preview", sub.running.is_some(), body)
+}
+
+/// A release's rendered diff: the summary, then each object that changes.
+fn release_diff(d: &crate::agent::diff::ReleaseDiff) -> Markup {
+    use crate::agent::diff::ObjectChange;
+    html! {
+        section id=(format!("diff-{}", d.release)) {
+            h3 { (d.namespace) "/" (d.release) ": " (d.from) " → " (d.to) }
+            p { (d.summary()) " (installed revision " (d.installed_revision) ", rendered " (time_tag(d.rendered_at)) ")" }
+            @if let Some(m) = &d.diff {
+                @for o in &m.objects {
+                    details open[m.objects.len() <= 10] {
+                        summary {
+                            @match o.change {
+                                ObjectChange::Added => span.badge { "added" },
+                                ObjectChange::Removed => span.badge.warn { "removed" },
+                                ObjectChange::Changed => span.badge { "changed" },
+                            }
+                            " " code { (o.key) }
+                        }
+                        @if let Some(k) = &o.secret_keys {
+                            p.muted {
+                                "Secret values are not shown. Keys added: " (k.added.join(", "))
+                                "; removed: " (k.removed.join(", ")) "; changed: " (k.changed.join(", "))
+                            }
+                        }
+                        @if !o.diff.is_empty() { pre { code { (o.diff) } } }
+                    }
+                }
+                @for u in &m.unreadable { p.notice.warn { "Document " (u) " could not be read; not shown." } }
+                @if m.truncated { p.notice.warn { "Cut to stay within the bounds; the object list is complete." } }
+            }
+        }
+    }
 }
 
 /// `/subscriptions/{name}/releases/{release}`: a release's history as a timeline.
@@ -551,7 +593,8 @@ fn state_badge(state: ReleaseState) -> Markup {
         | ReleaseState::Held
         | ReleaseState::Skipped
         | ReleaseState::Waiting
-        | ReleaseState::Orphaned => "badge warn",
+        | ReleaseState::Orphaned
+        | ReleaseState::AwaitingApproval => "badge warn",
         ReleaseState::Failed | ReleaseState::Blocked | ReleaseState::Conflict => "badge bad",
     };
     html! { span class=(class) { (wire_name(&state)) } }

@@ -114,6 +114,11 @@ pub struct IndexRelease {
     /// The Velero backup the agent takes before upgrading it (unset: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupPolicy>,
+    /// Clusters wait in `awaitingApproval` until an administrator approves this
+    /// entry's version before they upgrade an installed release to it (set by
+    /// `coxswain publish`: the spec's `approval`, or a major-version bump).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub requires_approval: bool,
     /// Older entries, newest first, that admins may pin.
     #[serde(default)]
     pub previous: Vec<PreviousRelease>,
@@ -377,6 +382,7 @@ pub(crate) mod tests {
             upgrade_from: Some(">=1.0.0".into()),
             crds: None,
             backup: None,
+            requires_approval: false,
             previous: vec![],
             urgency: None,
             since: None,
@@ -397,6 +403,7 @@ pub(crate) mod tests {
             upgrade_from: None,
             crds: None,
             backup: None,
+            requires_approval: false,
             previous: vec![],
             urgency: None,
             since: None,

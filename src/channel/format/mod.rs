@@ -31,8 +31,8 @@ pub use gate::{GateRecord, GateRelease};
 pub use index::{ChannelIndex, IndexChart, IndexRelease, PreviousRelease, Withdrawn};
 pub use signatures::{SignatureEntry, Signatures};
 pub use spec::{
-    BackupBefore, BackupPolicy, ChannelSpec, ChartDir, ChartSource, CrdPolicy, DependencyPolicy,
-    OciChart, ReleaseSpec, RepoAuth, RepoChart,
+    Approval, BackupBefore, BackupPolicy, ChannelSpec, ChartDir, ChartSource, CrdPolicy,
+    DependencyPolicy, OciChart, ReleaseSpec, RepoAuth, RepoChart,
 };
 pub use trust::{KeyEntry, KeyScheme, Role, Roles, TrustRoot};
 pub use version::{

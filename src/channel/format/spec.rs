@@ -100,6 +100,22 @@ pub struct ReleaseSpec {
     /// that allow security updates (docs/rollouts.md); unset: an ordinary release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub urgency: Option<crate::rollout::Urgency>,
+    /// Whether clusters wait for an administrator's approval before they upgrade to
+    /// this entry (docs/rollouts.md): `required` or `waived`; unset: `coxswain publish`
+    /// requires it when the chart's major version (the minor one below 1.0) goes up
+    /// against the release's previous entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+}
+
+/// The maintainers' word on a release entry's approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Approval {
+    /// Every cluster waits for an approval of this entry's version before it upgrades.
+    Required,
+    /// No cluster waits, even for a major-version bump.
+    Waived,
 }
 
 /// Which upstream versions `coxswain upstream check` proposes for a release.
@@ -1077,6 +1093,7 @@ releases:
             crds: None,
             backup: None,
             urgency: None,
+            approval: None,
         };
         let values = release.effective_values(dir.path()).unwrap();
         assert_eq!(

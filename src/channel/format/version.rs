@@ -70,6 +70,17 @@ impl ChartVersion {
         self.semver.cmp_precedence(&other.semver)
     }
 
+    /// The compatibility line by semver's convention: the major version, or for a
+    /// `0.x` version the minor one (`0.3.1` and `0.4.0` may break each other,
+    /// `1.2.0` and `1.9.0` may not). A change of line is what `coxswain publish`
+    /// asks approval for.
+    pub fn compatibility_line(&self) -> (u64, u64) {
+        match self.semver.major {
+            0 => (0, self.semver.minor),
+            major => (major, 0),
+        }
+    }
+
     /// Whether `range` (an `upgradeFrom`-style range) admits this version.
     pub fn satisfies(&self, range: &semver::VersionReq) -> bool {
         range.matches(&self.semver)

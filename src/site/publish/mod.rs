@@ -46,7 +46,7 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-pub use previous::{Change, carry_forward, rollout_since};
+pub use previous::{Change, carry_forward, requires_approval, rollout_since};
 pub use sources::{ResolvedChart, SourceOptions};
 
 use crate::chart::{ArchiveLimits, ChartError};
@@ -396,6 +396,8 @@ pub struct ReleaseSummary {
     pub change: Change,
     /// How many older entries it carries.
     pub previous: usize,
+    /// Clusters wait for an administrator's approval before upgrading to it.
+    pub requires_approval: bool,
 }
 
 /// What a publish did.
@@ -462,7 +464,11 @@ pub fn release_table(releases: &[ReleaseSummary]) -> String {
                 format!("{} {}", r.chart, r.version),
                 format!("sha256:{}", &r.digest.hex()[..12]),
                 r.previous.to_string(),
-                r.change.to_string(),
+                if r.requires_approval {
+                    format!("{}; requires approval", r.change)
+                } else {
+                    r.change.to_string()
+                },
             ]
         })
         .collect();
@@ -727,6 +733,7 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
             upgrade_from: release.upgrade_from.clone(),
             crds: release.crds,
             backup: release.backup,
+            requires_approval: false,
             previous: Vec::new(),
             urgency: release.urgency,
             since: None,
@@ -734,6 +741,7 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
         let keep = usize::try_from(spec.keep_previous).unwrap_or(usize::MAX);
         let prior_entry = prior_by_name.get(release.name.as_str()).copied();
         let (previous, change) = carry_forward(prior_entry, &entry, keep);
+        entry.requires_approval = requires_approval(release.approval, prior_entry, &entry);
         entry.previous = previous;
         if let Some(p) = &prior {
             entry.since = rollout_since(prior_entry, p.index.published, &entry);
@@ -746,6 +754,7 @@ pub async fn publish(opts: &PublishOptions) -> Result<PublishReport, PublishErro
             digest,
             change,
             previous: entry.previous.len(),
+            requires_approval: entry.requires_approval,
         });
         charts.insert(digest, resolved.bytes);
         releases.push(entry);

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::format::{IndexRelease, PreviousRelease, Timestamp};
+use crate::format::{Approval, ChartVersion, IndexRelease, PreviousRelease, Timestamp};
 
 /// How a release differs from the same release in the prior index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +131,44 @@ pub fn rollout_since(
         .map(|p| p.rollout_start(prior_published))
 }
 
+/// Whether the new entry `current` requires an administrator's approval before a
+/// cluster upgrades to it (`IndexRelease::requires_approval`), given the spec's
+/// `approval` and the same release in the prior index.
+///
+/// `required` and `waived` decide. Unset: a step up to a higher compatibility line
+/// ([`ChartVersion::compatibility_line`]: the major version, the minor one below 1.0)
+/// against the prior entry requires it; and once required, it stays on every later
+/// entry of the same line until the spec waives it. The last rule closes a gap: were
+/// only the first entry of a new line marked, a cluster that missed it (2.4.0 while
+/// the channel went 3.0.0 then 3.0.1) would cross the line unapproved. A new release,
+/// one that moved namespace, a downgrade and a version that does not parse require
+/// nothing.
+pub fn requires_approval(
+    asked: Option<Approval>,
+    prior: Option<&IndexRelease>,
+    current: &IndexRelease,
+) -> bool {
+    match asked {
+        Some(Approval::Required) => return true,
+        Some(Approval::Waived) => return false,
+        None => {}
+    }
+    let Some(prior) = prior.filter(|p| p.namespace == current.namespace) else {
+        return false;
+    };
+    let (Ok(was), Ok(now)) = (
+        ChartVersion::parse(&prior.chart.version),
+        ChartVersion::parse(&current.chart.version),
+    ) else {
+        return false;
+    };
+    match now.compatibility_line().cmp(&was.compatibility_line()) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Equal => prior.requires_approval,
+        std::cmp::Ordering::Less => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +197,7 @@ mod tests {
             upgrade_from: None,
             crds: None,
             backup: None,
+            requires_approval: false,
             previous: vec![],
             urgency: None,
             since: None,
@@ -175,6 +214,58 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    fn approval(asked: Option<Approval>, prior: Option<&IndexRelease>, version: &str) -> bool {
+        requires_approval(asked, prior, &release(version, "a"))
+    }
+
+    #[test]
+    fn a_major_bump_requires_approval_and_a_minor_one_does_not() {
+        let prior = release("2.4.0", "a");
+        assert!(approval(None, Some(&prior), "3.0.0"));
+        assert!(approval(None, Some(&prior), "4.1.0"));
+        assert!(!approval(None, Some(&prior), "2.5.0"));
+        assert!(!approval(None, Some(&prior), "2.4.1"));
+        assert!(!approval(None, Some(&prior), "1.9.0"), "a downgrade");
+        assert!(!approval(None, None, "3.0.0"), "a new release");
+    }
+
+    #[test]
+    fn below_one_the_minor_version_is_the_line() {
+        let prior = release("0.3.2", "a");
+        assert!(approval(None, Some(&prior), "0.4.0"));
+        assert!(approval(None, Some(&prior), "1.0.0"));
+        assert!(!approval(None, Some(&prior), "0.3.9"));
+    }
+
+    #[test]
+    fn the_spec_forces_or_waives() {
+        let prior = release("2.4.0", "a");
+        assert!(approval(Some(Approval::Required), Some(&prior), "2.4.1"));
+        assert!(approval(Some(Approval::Required), None, "1.0.0"));
+        assert!(!approval(Some(Approval::Waived), Some(&prior), "3.0.0"));
+    }
+
+    #[test]
+    fn the_requirement_stays_on_the_new_line_until_waived() {
+        let mut prior = release("3.0.0", "a");
+        prior.requires_approval = true;
+        assert!(approval(None, Some(&prior), "3.0.0"), "republished");
+        assert!(
+            approval(None, Some(&prior), "3.0.1"),
+            "a later entry of the line"
+        );
+        assert!(!approval(Some(Approval::Waived), Some(&prior), "3.0.1"));
+        let mut waived = release("3.0.1", "a");
+        waived.requires_approval = false;
+        assert!(!approval(None, Some(&waived), "3.0.2"));
+        let mut moved = release("2.0.0", "a");
+        moved.namespace = "elsewhere".into();
+        assert!(
+            !approval(None, Some(&moved), "3.0.0"),
+            "another helm release"
+        );
     }
 
     #[test]

@@ -198,6 +198,7 @@ pub async fn promote(opts: &PromoteOptions) -> Result<PromoteReport, PublishErro
             digest: entry.chart.digest,
             change,
             previous: entry.previous.len(),
+            requires_approval: entry.requires_approval,
         });
         releases.push(entry);
     };

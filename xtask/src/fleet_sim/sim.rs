@@ -238,6 +238,7 @@ fn entry(name: &str, namespace: &str, version: &str, deps: &[&str], values: Valu
         previous: Vec::new(),
         urgency: None,
         since: None,
+        requires_approval: false,
     }
 }
 
