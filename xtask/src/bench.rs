@@ -139,6 +139,27 @@ pub(crate) fn record_section(
     Ok(())
 }
 
+/// Replaces the section of docs/performance.md from `marker` to `end` (both
+/// included; `report` brings them) with `report`, or appends it when the file has
+/// no such section.
+pub(crate) fn record_between(root: &Path, marker: &str, end: &str, report: &str) -> Result<()> {
+    let path = root.join("docs/performance.md");
+    let existing =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let updated = match (existing.find(marker), existing.find(end)) {
+        (Some(a), Some(b)) if a < b => format!(
+            "{}{}{}",
+            &existing[..a],
+            report.trim_end(),
+            &existing[b + end.len()..]
+        ),
+        _ => format!("{}\n\n{}", existing.trim_end(), report),
+    };
+    std::fs::write(&path, updated).with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
 /// The median point estimate criterion stored for `bench`, in nanoseconds.
 fn median_ns(target: &Path, bench: &Bench) -> Result<f64> {
     let path = target

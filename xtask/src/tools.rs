@@ -62,6 +62,17 @@ pub const VELERO_PLUGIN_AWS_VERSION: &str = "v1.14.3";
 /// versitygw, the S3 gateway (Apache-2.0) the backup tests store into.
 pub const VERSITYGW_VERSION: &str = "v1.8.0";
 
+/// helmfile release of `cargo xtask bench --compare` (docs/performance.md).
+pub const HELMFILE_VERSION: &str = "v1.8.0";
+/// Flux's helm-controller release of `bench --compare`.
+pub const HELM_CONTROLLER_VERSION: &str = "v1.6.0";
+/// Flux's source-controller release of `bench --compare`; its go.mod asks for Go
+/// 1.27, so it is built with `GOTOOLCHAIN=`[`GO_1_27`] (the approved toolchain
+/// the go command takes from the module proxy).
+pub const SOURCE_CONTROLLER_VERSION: &str = "v1.10.1";
+/// The Go toolchain for modules that need a newer Go than the machine's.
+pub const GO_1_27: &str = "go1.27.3";
+
 /// Paths of the built tools.
 #[derive(Debug, Clone)]
 pub struct Tools {
@@ -111,19 +122,25 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-/// Install the missing Debian packages, build every tool that is not cached
-/// yet and return the paths.
-pub fn ensure() -> Result<Tools> {
+/// The tools directory, created, and its lock held until the file is dropped:
+/// two xtask processes (say, `tools` in two terminals) must not build the same
+/// binary at once.
+fn lock_tools_dir() -> Result<(PathBuf, fs::File)> {
     let tools_dir = paths::cache_root()?.join("tools");
     fs::create_dir_all(&tools_dir)
         .with_context(|| format!("create the tools directory {}", tools_dir.display()))?;
-    // Two xtask processes (say, `tools` in two terminals) must not build the same
-    // binary at once; the lock is released when the file is closed.
     let lock_path = tools_dir.join(".lock");
     let lock = fs::File::create(&lock_path)
         .with_context(|| format!("open the lock file {}", lock_path.display()))?;
     lock.lock()
         .with_context(|| format!("lock {}", lock_path.display()))?;
+    Ok((tools_dir, lock))
+}
+
+/// Install the missing Debian packages, build every tool that is not cached
+/// yet and return the paths.
+pub fn ensure() -> Result<Tools> {
+    let (tools_dir, _lock) = lock_tools_dir()?;
     // First, under the same lock: apt-get takes the dpkg lock and a second
     // xtask would fail on it; and a machine that cannot install fails in
     // seconds instead of after the Go builds.
@@ -199,6 +216,8 @@ fn ensure_velero(tools_dir: &Path) -> Result<VeleroTools> {
                 "-s -w -X github.com/vmware-tanzu/velero/pkg/buildinfo.Version={VELERO_VERSION}"
             ),
             require: &VELERO_REQUIRE,
+            toolchain: None,
+            keep: &[],
         },
     )?;
     let plugin = ensure_module_binary(
@@ -211,6 +230,8 @@ fn ensure_velero(tools_dir: &Path) -> Result<VeleroTools> {
             binary: "velero-plugin-for-aws",
             ldflags: "-s -w",
             require: &[],
+            toolchain: None,
+            keep: &[],
         },
     )?;
     let s3 = ensure_module_binary(
@@ -223,6 +244,8 @@ fn ensure_velero(tools_dir: &Path) -> Result<VeleroTools> {
             binary: "versitygw",
             ldflags: &format!("-s -w -X main.Version={VERSITYGW_VERSION}"),
             require: &[],
+            toolchain: None,
+            keep: &[],
         },
     )?;
     let plugin_dir = plugin
@@ -249,6 +272,84 @@ struct ModuleBuild<'a> {
     ldflags: &'a str,
     /// `module@version` requirements set in the copy's go.mod before building.
     require: &'a [&'a str],
+    /// `GOTOOLCHAIN` for a module whose go.mod asks for a newer Go than the machine's.
+    toolchain: Option<&'a str>,
+    /// Directories of the module (relative to its root) copied next to the binary,
+    /// e.g. a controller's CRDs.
+    keep: &'a [&'a str],
+}
+
+/// The contenders of `cargo xtask bench --compare` (not part of [`ensure`]: only
+/// that benchmark builds them).
+#[derive(Debug, Clone)]
+pub struct CompareTools {
+    /// `helmfile`.
+    pub helmfile: PathBuf,
+    /// Flux's helm-controller.
+    pub helm_controller: PathBuf,
+    /// Flux's source-controller.
+    pub source_controller: PathBuf,
+    /// The CRDs of both (their modules' `config/crd/bases`).
+    pub flux_crds: Vec<PathBuf>,
+}
+
+/// Builds helmfile and Flux's two controllers from the Go module proxy unless
+/// they are cached (`<tools>/<label>-<version>/`), and returns their paths.
+pub fn ensure_compare() -> Result<CompareTools> {
+    let (tools_dir, _lock) = lock_tools_dir()?;
+    let crds = "config/crd/bases";
+    let helmfile = ensure_module_binary(
+        &tools_dir,
+        &ModuleBuild {
+            label: "helmfile",
+            module: "github.com/helmfile/helmfile",
+            version: HELMFILE_VERSION,
+            package: ".",
+            binary: "helmfile",
+            ldflags: &format!("-s -w -X go.szostok.io/version.version={HELMFILE_VERSION}"),
+            require: &[],
+            toolchain: None,
+            keep: &[],
+        },
+    )?;
+    let helm_controller = ensure_module_binary(
+        &tools_dir,
+        &ModuleBuild {
+            label: "helm-controller",
+            module: "github.com/fluxcd/helm-controller",
+            version: HELM_CONTROLLER_VERSION,
+            package: ".",
+            binary: "helm-controller",
+            ldflags: "-s -w",
+            require: &[],
+            toolchain: None,
+            keep: &[crds],
+        },
+    )?;
+    let source_controller = ensure_module_binary(
+        &tools_dir,
+        &ModuleBuild {
+            label: "source-controller",
+            module: "github.com/fluxcd/source-controller",
+            version: SOURCE_CONTROLLER_VERSION,
+            package: ".",
+            binary: "source-controller",
+            ldflags: "-s -w",
+            require: &[],
+            toolchain: Some(GO_1_27),
+            keep: &[crds],
+        },
+    )?;
+    let flux_crds = [&helm_controller, &source_controller]
+        .iter()
+        .filter_map(|b| b.parent().map(|d| d.join(crds)))
+        .collect();
+    Ok(CompareTools {
+        helmfile,
+        helm_controller,
+        source_controller,
+        flux_crds,
+    })
 }
 
 /// Builds `build` into `<tools>/<label>-<version>/<binary>` unless it is there:
@@ -265,7 +366,16 @@ fn ensure_module_binary(tools_dir: &Path, build: &ModuleBuild<'_>) -> Result<Pat
         binary,
         ldflags,
         require,
+        toolchain,
+        keep,
     } = *build;
+    let go = || -> Result<Command> {
+        let mut cmd = go_command()?;
+        if let Some(toolchain) = toolchain {
+            cmd.env("GOTOOLCHAIN", toolchain);
+        }
+        Ok(cmd)
+    };
     let dir = tools_dir.join(format!("{label}-{version}"));
     let out = dir.join(binary);
     if out.is_file() {
@@ -279,7 +389,7 @@ fn ensure_module_binary(tools_dir: &Path, build: &ModuleBuild<'_>) -> Result<Pat
     let source = staging.join("src");
     fs::create_dir_all(&source).with_context(|| format!("create {}", source.display()))?;
     eprintln!("building {label} ({module} {version}); this takes a few minutes the first time");
-    let download = go_command()?
+    let download = go()?
         .current_dir(&staging)
         .args(["mod", "download", "-json"])
         .arg(format!("{module}@{version}"))
@@ -301,7 +411,7 @@ fn ensure_module_binary(tools_dir: &Path, build: &ModuleBuild<'_>) -> Result<Pat
         .with_context(|| format!("go mod download names no directory for {module}@{version}"))?;
     copy_tree(Path::new(module_dir), &source)?;
     for req in require {
-        let status = go_command()?
+        let status = go()?
             .current_dir(&source)
             .args(["mod", "edit"])
             .arg(format!("-require={req}"))
@@ -312,7 +422,7 @@ fn ensure_module_binary(tools_dir: &Path, build: &ModuleBuild<'_>) -> Result<Pat
         }
     }
     let partial = staging.join(binary);
-    let mut cmd = go_command()?;
+    let mut cmd = go()?;
     cmd.current_dir(&source)
         .env("GOFLAGS", "-mod=mod")
         .args(["build", "-trimpath", "-ldflags", ldflags, "-o"])
@@ -323,6 +433,11 @@ fn ensure_module_binary(tools_dir: &Path, build: &ModuleBuild<'_>) -> Result<Pat
         fs::remove_dir_all(&dir).with_context(|| format!("remove the stale {}", dir.display()))?;
     }
     fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    for sub in keep {
+        let target = dir.join(sub);
+        fs::create_dir_all(&target).with_context(|| format!("create {}", target.display()))?;
+        copy_tree(&source.join(sub), &target)?;
+    }
     fs::rename(&partial, &out)
         .with_context(|| format!("move {} to {}", partial.display(), out.display()))?;
     fs::remove_dir_all(&staging)
