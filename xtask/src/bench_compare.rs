@@ -138,6 +138,8 @@ struct Sample {
     helm: usize,
     requests: usize,
     writes: usize,
+    /// HTTP requests to the update site (coxswain only; its access log).
+    site: Option<Vec<String>>,
     load: f64,
 }
 
@@ -173,6 +175,12 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
     // An empty site would make `coxswain serve` fail; publish first.
     let kubeconfig = crate::cluster::up_with(CLUSTER, &tools, true)?;
     let audit = crate::cluster::audit_log(CLUSTER)?;
+    ensure!(
+        audit.is_file(),
+        "the cluster {CLUSTER} runs without an audit log ({} is missing): bring it down \
+         (`cargo xtask cluster down --name {CLUSTER}`) and run again",
+        audit.display()
+    );
     let mut bench = Bench {
         root: root.to_path_buf(),
         site: &site,
@@ -185,6 +193,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
         sequence: 0,
         flux: None,
         base_crds: BTreeSet::new(),
+        site_log: None,
     };
     let outcome = (|| -> Result<String> {
         bench.prepare_cluster()?;
@@ -196,6 +205,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
             if servers.is_empty() {
                 servers.push(Server::start(&site, false)?);
                 servers.push(Server::start(&repo, false)?);
+                bench.site_log = Some(servers[0].requests.clone());
             }
             let (site_url, repo_url) = (servers[0].url.clone(), servers[1].url.clone());
             bench.write_repo_index(&repo_url)?;
@@ -286,6 +296,8 @@ struct Bench<'a> {
     flux: Option<Flux>,
     /// The CRDs before any contender ran (a reset deletes the others).
     base_crds: BTreeSet<String>,
+    /// The update site's access log.
+    site_log: Option<Arc<std::sync::Mutex<Vec<String>>>>,
 }
 
 impl Bench<'_> {
@@ -573,8 +585,19 @@ impl Bench<'_> {
             .env("NO_COLOR", "1");
         self.helm_env(&mut cmd);
         let log = self.site.work.join("coxswain.log");
+        let site_log = self.site_log.as_ref().context("the site is not served")?;
+        site_log
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the access log lock is poisoned"))?
+            .clear();
         let mut s = self.measure(cmd, &log)?;
         s.helm = crate::bench_agent::read_counter(&counter)?.0.len();
+        s.site = Some(
+            site_log
+                .lock()
+                .map_err(|_| anyhow::anyhow!("the access log lock is poisoned"))?
+                .clone(),
+        );
         Ok(s)
     }
 
@@ -712,6 +735,7 @@ impl Bench<'_> {
             helm: 0,
             requests: req.total,
             writes: req.writes,
+            site: None,
             load: load.max(load1()),
         })
     }
@@ -876,6 +900,7 @@ impl Bench<'_> {
             helm: 0,
             requests: req.total,
             writes: req.writes,
+            site: None,
             load: load.max(load1()),
         })
     }
@@ -933,6 +958,130 @@ fn read_requests(path: &Path, offset: u64) -> Result<model::Requests> {
     // The last line may still be being written.
     let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
     model::count_requests(complete)
+}
+
+/// How the figures are taken (written under the tables).
+const METHOD: &str = "
+How it is measured (xtask/src/bench_compare.rs):
+
+- Same work, same start: every contender installs the same published chart
+  archives with the same merged values and the same dependency DAG (coxswain
+  from its signed site, helmfile and the loop from the archives, Flux from a
+  Helm repository of the same archives served by `coxswain serve`). Before each
+  install the releases' namespaces and the CRDs a chart brought are deleted
+  (waited for), the subscription or HelmReleases removed and coxswain's cache
+  emptied. The change is one leaf release's image tag (`files` in testdata's
+  stack, the last release of a generated one); the no-op runs again with
+  nothing changed. helmfile and the loop do not know what changed, so they
+  upgrade every release each time (a new helm revision each); coxswain and
+  Flux act only on what changed.
+- Readiness: coxswain's health check (the release's workloads ready, `helm
+  test` off for all); helm `--wait` (helm 4's watcher: kstatus of every
+  resource) for helmfile (`wait: true`) and the loop; Flux's helm-controller
+  waits the same way (its default). The loopback cluster's KWOK nodes make the
+  pods ready.
+- Wall time: from the contender's start to its exit (coxswain, helmfile, the
+  loop: start-up included), for Flux from applying the objects until every
+  HelmRelease is Ready for its generation (polled every 250 ms with kubectl,
+  whose requests are not counted); Flux's controllers are already running.
+- Peak RSS of the orchestrating processes: coxswain's and helmfile's VmHWM
+  (sampled every 20 ms; the helm processes they spawn are not in it); for the
+  loop the largest helm (`wait4`'s ru_maxrss: helm is the orchestrator there);
+  for Flux the sum of both controllers' VmHWM (reset through
+  `/proc/<pid>/clear_refs` before each scenario; helm runs inside them).
+- CPU: `wait4` user + system time of the contender with the helm children it
+  reaped (the counting wrapper's bash included); for the loop the sum over its
+  helm processes; for Flux the controllers' utime + stime from /proc.
+- helm processes: coxswain and helmfile run helm through a wrapper that counts
+  them; the loop spawns one per release; Flux spawns none (helm is a library).
+- API requests: the API server's audit log (one event per request, metadata
+  only), those of the cluster's own components and of kubectl left out;
+  writes are create, update, patch and delete.
+- Rounds are interleaved (each round runs every contender in turn); the load
+  column is the 1-minute load average, the larger of start and end. Other
+  builds shared this 2-core machine, so the figures are noisy.
+";
+
+/// The issue's targets against the medians of this run.
+fn targets(opts: &Options, samples: &Samples) -> String {
+    let find = |c: Contender| opts.contenders.iter().position(|x| *x == c);
+    let stack = |n: usize| opts.stacks.iter().position(|x| *x == n);
+    let col = |st: usize, c: usize, sc: usize, f: fn(&Sample) -> f64| -> Vec<f64> {
+        samples[st][c][sc].iter().map(f).collect()
+    };
+    let cox = find(Contender::Coxswain);
+    let mut out = String::from("\nAgainst issue 12's targets (medians of this run):\n\n");
+    let line = |out: &mut String, what: &str, got: Option<String>| {
+        let _ = writeln!(
+            out,
+            "- {what}: {}",
+            got.unwrap_or_else(|| "not run".to_owned())
+        );
+    };
+    let install20 = stack(20)
+        .zip(cox)
+        .zip(find(Contender::Helmfile))
+        .map(|((s, c), h)| model::ratio(&col(s, c, 0, |x| x.wall), &col(s, h, 0, |x| x.wall)));
+    line(
+        &mut out,
+        "20-release install ≤ 0.5× `helmfile sync` (coxswain, default concurrency)",
+        install20,
+    );
+    let install1000 = stack(1000)
+        .zip(cox)
+        .zip(find(Contender::Flux))
+        .map(|((s, c), f)| {
+            format!(
+                "time {}, peak RSS {}",
+                model::ratio(&col(s, c, 0, |x| x.wall), &col(s, f, 0, |x| x.wall)),
+                model::ratio(
+                    &col(s, c, 0, |x| x.rss_kib as f64),
+                    &col(s, f, 0, |x| x.rss_kib as f64)
+                )
+            )
+        });
+    line(
+        &mut out,
+        "1,000-release install ≤ 1.0× Flux's time with ≤ 0.1× its peak memory",
+        install1000,
+    );
+    for (st, n) in opts.stacks.iter().enumerate() {
+        if let Some(c) = cox {
+            let noop = &samples[st][c][2];
+            let site: Vec<f64> = noop
+                .iter()
+                .map(|x| x.site.as_ref().map_or(f64::NAN, |s| s.len() as f64))
+                .collect();
+            let last = noop
+                .last()
+                .and_then(|x| x.site.clone())
+                .unwrap_or_default()
+                .join(", ");
+            line(
+                &mut out,
+                &format!(
+                    "no-op = 1 conditional request, 0 helm processes, 0 writes ({n} releases, coxswain `--once`)"
+                ),
+                (!noop.is_empty()).then(|| {
+                    format!(
+                        "{} site request(s) (last round: {last}), {} helm processes, {} API writes",
+                        model::cell(&site, |x| format!("{x:.0}")),
+                        model::cell(&col(st, c, 2, |x| x.helm as f64), |x| format!("{x:.0}")),
+                        model::cell(&col(st, c, 2, |x| x.writes as f64), |x| format!("{x:.0}")),
+                    )
+                }),
+            );
+        }
+    }
+    let change = stack(1000).zip(stack(5)).zip(cox).map(|((big, small), c)| {
+        model::ratio(&col(big, c, 1, |x| x.wall), &col(small, c, 1, |x| x.wall))
+    });
+    line(
+        &mut out,
+        "one change in 1,000 releases ≤ 1.2× the same change in 5 (coxswain)",
+        change,
+    );
+    out
 }
 
 fn render(opts: &Options, stacks: &[String], samples: &Samples) -> String {
@@ -1000,6 +1149,8 @@ fn render(opts: &Options, stacks: &[String], samples: &Samples) -> String {
             }
         }
     }
+    out.push_str(&targets(opts, samples));
+    out.push_str(METHOD);
     let _ = writeln!(out, "\n{END}");
     out
 }
