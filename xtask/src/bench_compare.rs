@@ -140,6 +140,8 @@ struct Sample {
     writes: usize,
     /// HTTP requests to the update site (coxswain only; its access log).
     site: Option<Vec<String>>,
+    /// Requests per user agent (printed, to check what was counted).
+    agents: String,
     load: f64,
 }
 
@@ -680,6 +682,7 @@ impl Bench<'_> {
         let req = read_requests(&self.audit, offset)?;
         s.requests = req.total;
         s.writes = req.writes;
+        s.agents = format!("{:?}", req.by_agent);
         Ok(s)
     }
 
@@ -736,6 +739,7 @@ impl Bench<'_> {
             requests: req.total,
             writes: req.writes,
             site: None,
+            agents: format!("{:?}", req.by_agent),
             load: load.max(load1()),
         })
     }
@@ -901,6 +905,7 @@ impl Bench<'_> {
             requests: req.total,
             writes: req.writes,
             site: None,
+            agents: format!("{:?}", req.by_agent),
             load: load.max(load1()),
         })
     }
