@@ -159,12 +159,13 @@ pub struct Options {
 pub fn run(root: &Path, opts: &Options) -> Result<()> {
     ensure!(opts.rounds >= 1, "--rounds must be at least 1");
     let tools = crate::tools::ensure()?;
-    let compare = if opts
-        .contenders
-        .iter()
-        .any(|c| matches!(c, Contender::Helmfile | Contender::Flux))
-    {
-        Some(crate::tools::ensure_compare()?)
+    let helmfile = if opts.contenders.contains(&Contender::Helmfile) {
+        Some(crate::tools::ensure_helmfile()?)
+    } else {
+        None
+    };
+    let flux_tools = if opts.contenders.contains(&Contender::Flux) {
+        Some(crate::tools::ensure_flux()?)
     } else {
         None
     };
@@ -191,7 +192,8 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
         audit,
         kubectl: tools.kubectl.clone(),
         helm: tools.helm4.clone(),
-        compare,
+        helmfile,
+        flux_tools,
         sequence: 0,
         flux: None,
         base_crds: BTreeSet::new(),
@@ -293,7 +295,8 @@ struct Bench<'a> {
     audit: PathBuf,
     kubectl: PathBuf,
     helm: PathBuf,
-    compare: Option<crate::tools::CompareTools>,
+    helmfile: Option<PathBuf>,
+    flux_tools: Option<crate::tools::FluxTools>,
     sequence: u64,
     flux: Option<Flux>,
     /// The CRDs before any contender ran (a reset deletes the others).
@@ -333,8 +336,8 @@ impl Bench<'_> {
         let crds = self.root.join("charts/coxswain/crds");
         self.kubectl(&["apply", "--server-side", "-f", path_str(&crds)?])?;
         self.kubectl(&crate::demo::stack::WAIT_FOR_CRD)?;
-        if let Some(c) = &self.compare {
-            for dir in &c.flux_crds {
+        if let Some(c) = &self.flux_tools {
+            for dir in &c.crds {
                 self.kubectl(&["apply", "--server-side", "-f", path_str(dir)?])?;
             }
         }
@@ -604,7 +607,7 @@ impl Bench<'_> {
     }
 
     fn helmfile(&self, releases: &[Release]) -> Result<Sample> {
-        let tools = self.compare.as_ref().context("helmfile was not built")?;
+        let helmfile = self.helmfile.as_ref().context("helmfile was not built")?;
         let values = self.write_values(releases)?;
         let file = self.site.work.join("helmfile.yaml");
         std::fs::write(
@@ -616,7 +619,7 @@ impl Bench<'_> {
             )?,
         )?;
         let (wrapper, counter) = self.wrapper()?;
-        let mut cmd = Command::new(&tools.helmfile);
+        let mut cmd = Command::new(helmfile);
         cmd.arg("--helm-binary")
             .arg(&wrapper)
             .arg("--file")
@@ -748,7 +751,7 @@ impl Bench<'_> {
         if self.flux.is_some() {
             return Ok(());
         }
-        let tools = self.compare.as_ref().context("Flux was not built")?;
+        let tools = self.flux_tools.as_ref().context("Flux was not built")?;
         let storage = self.site.work.join("flux-storage");
         std::fs::create_dir_all(&storage)?;
         let [storage_port, m1, h1, m2, h2] = crate::cluster::free_ports::<5>()?;

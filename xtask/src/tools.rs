@@ -66,12 +66,16 @@ pub const VERSITYGW_VERSION: &str = "v1.8.0";
 pub const HELMFILE_VERSION: &str = "v1.8.0";
 /// Flux's helm-controller release of `bench --compare`.
 pub const HELM_CONTROLLER_VERSION: &str = "v1.6.0";
-/// Flux's source-controller release of `bench --compare`; its go.mod asks for Go
-/// 1.27, so it is built with `GOTOOLCHAIN=`[`GO_1_27`] (the approved toolchain
-/// the go command takes from the module proxy).
-pub const SOURCE_CONTROLLER_VERSION: &str = "v1.10.1";
-/// The Go toolchain for modules that need a newer Go than the machine's.
-pub const GO_1_27: &str = "go1.27.3";
+/// Requirements changed in helm-controller's go.mod before building: it names
+/// `github.com/fluxcd/pkg/chartutil v1.27.0`, which the Go module proxy refuses
+/// (403, "not available"); v1.27.2 is the next patch release it serves.
+pub const HELM_CONTROLLER_REQUIRE: [&str; 1] = ["github.com/fluxcd/pkg/chartutil@v1.27.2"];
+/// Flux's source-controller release of `bench --compare`: the v1.9 line that
+/// helm-controller v1.6.0 is built against (it requires `source-controller/api
+/// v1.9.0`). v1.10.1 needs Go 1.27 (`GOTOOLCHAIN=go1.27.3`) and names seven
+/// module versions the proxy refuses (fluxcd/pkg's apis/crypto, artifact,
+/// spiffe, masktoken, http/transport; cosign v3.1.4; a k8schain pseudo-version).
+pub const SOURCE_CONTROLLER_VERSION: &str = "v1.9.6";
 
 /// Paths of the built tools.
 #[derive(Debug, Clone)]
@@ -216,6 +220,7 @@ fn ensure_velero(tools_dir: &Path) -> Result<VeleroTools> {
                 "-s -w -X github.com/vmware-tanzu/velero/pkg/buildinfo.Version={VELERO_VERSION}"
             ),
             require: &VELERO_REQUIRE,
+            drop_replace: &[],
             toolchain: None,
             keep: &[],
         },
@@ -230,6 +235,7 @@ fn ensure_velero(tools_dir: &Path) -> Result<VeleroTools> {
             binary: "velero-plugin-for-aws",
             ldflags: "-s -w",
             require: &[],
+            drop_replace: &[],
             toolchain: None,
             keep: &[],
         },
@@ -244,6 +250,7 @@ fn ensure_velero(tools_dir: &Path) -> Result<VeleroTools> {
             binary: "versitygw",
             ldflags: &format!("-s -w -X main.Version={VERSITYGW_VERSION}"),
             require: &[],
+            drop_replace: &[],
             toolchain: None,
             keep: &[],
         },
@@ -272,6 +279,9 @@ struct ModuleBuild<'a> {
     ldflags: &'a str,
     /// `module@version` requirements set in the copy's go.mod before building.
     require: &'a [&'a str],
+    /// `replace` directives dropped from the copy's go.mod (a nested module the
+    /// module's zip does not hold is taken from the proxy at its required version).
+    drop_replace: &'a [&'a str],
     /// `GOTOOLCHAIN` for a module whose go.mod asks for a newer Go than the machine's.
     toolchain: Option<&'a str>,
     /// Directories of the module (relative to its root) copied next to the binary,
@@ -279,26 +289,23 @@ struct ModuleBuild<'a> {
     keep: &'a [&'a str],
 }
 
-/// The contenders of `cargo xtask bench --compare` (not part of [`ensure`]: only
-/// that benchmark builds them).
+/// Flux's controllers for `cargo xtask bench --compare` (not part of [`ensure`]:
+/// only that benchmark builds them).
 #[derive(Debug, Clone)]
-pub struct CompareTools {
-    /// `helmfile`.
-    pub helmfile: PathBuf,
+pub struct FluxTools {
     /// Flux's helm-controller.
     pub helm_controller: PathBuf,
     /// Flux's source-controller.
     pub source_controller: PathBuf,
     /// The CRDs of both (their modules' `config/crd/bases`).
-    pub flux_crds: Vec<PathBuf>,
+    pub crds: Vec<PathBuf>,
 }
 
-/// Builds helmfile and Flux's two controllers from the Go module proxy unless
-/// they are cached (`<tools>/<label>-<version>/`), and returns their paths.
-pub fn ensure_compare() -> Result<CompareTools> {
+/// Builds helmfile from the Go module proxy unless it is cached
+/// (`<tools>/helmfile-<version>/`), for `cargo xtask bench --compare`.
+pub fn ensure_helmfile() -> Result<PathBuf> {
     let (tools_dir, _lock) = lock_tools_dir()?;
-    let crds = "config/crd/bases";
-    let helmfile = ensure_module_binary(
+    ensure_module_binary(
         &tools_dir,
         &ModuleBuild {
             label: "helmfile",
@@ -308,10 +315,19 @@ pub fn ensure_compare() -> Result<CompareTools> {
             binary: "helmfile",
             ldflags: &format!("-s -w -X go.szostok.io/version.version={HELMFILE_VERSION}"),
             require: &[],
+            drop_replace: &[],
             toolchain: None,
             keep: &[],
         },
-    )?;
+    )
+}
+
+/// Builds Flux's two controllers from the Go module proxy unless they are
+/// cached (`<tools>/<label>-<version>/`, each with its CRDs), for `cargo xtask
+/// bench --compare`.
+pub fn ensure_flux() -> Result<FluxTools> {
+    let (tools_dir, _lock) = lock_tools_dir()?;
+    let crds = "config/crd/bases";
     let helm_controller = ensure_module_binary(
         &tools_dir,
         &ModuleBuild {
@@ -321,7 +337,8 @@ pub fn ensure_compare() -> Result<CompareTools> {
             package: ".",
             binary: "helm-controller",
             ldflags: "-s -w",
-            require: &[],
+            require: &HELM_CONTROLLER_REQUIRE,
+            drop_replace: &["github.com/fluxcd/helm-controller/api"],
             toolchain: None,
             keep: &[crds],
         },
@@ -336,19 +353,19 @@ pub fn ensure_compare() -> Result<CompareTools> {
             binary: "source-controller",
             ldflags: "-s -w",
             require: &[],
-            toolchain: Some(GO_1_27),
+            drop_replace: &["github.com/fluxcd/source-controller/api"],
+            toolchain: None,
             keep: &[crds],
         },
     )?;
-    let flux_crds = [&helm_controller, &source_controller]
+    let crds = [&helm_controller, &source_controller]
         .iter()
         .filter_map(|b| b.parent().map(|d| d.join(crds)))
         .collect();
-    Ok(CompareTools {
-        helmfile,
+    Ok(FluxTools {
         helm_controller,
         source_controller,
-        flux_crds,
+        crds,
     })
 }
 
@@ -366,6 +383,7 @@ fn ensure_module_binary(tools_dir: &Path, build: &ModuleBuild<'_>) -> Result<Pat
         binary,
         ldflags,
         require,
+        drop_replace,
         toolchain,
         keep,
     } = *build;
@@ -410,15 +428,19 @@ fn ensure_module_binary(tools_dir: &Path, build: &ModuleBuild<'_>) -> Result<Pat
         .and_then(serde_json::Value::as_str)
         .with_context(|| format!("go mod download names no directory for {module}@{version}"))?;
     copy_tree(Path::new(module_dir), &source)?;
-    for req in require {
+    let edits = require
+        .iter()
+        .map(|r| format!("-require={r}"))
+        .chain(drop_replace.iter().map(|r| format!("-dropreplace={r}")));
+    for req in edits {
         let status = go()?
             .current_dir(&source)
             .args(["mod", "edit"])
-            .arg(format!("-require={req}"))
+            .arg(&req)
             .status()
-            .with_context(|| format!("run go mod edit -require={req} for {label}"))?;
+            .with_context(|| format!("run go mod edit {req} for {label}"))?;
         if !status.success() {
-            bail!("go mod edit -require={req} failed for {label} ({status})");
+            bail!("go mod edit {req} failed for {label} ({status})");
         }
     }
     let partial = staging.join(binary);
