@@ -230,7 +230,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
                     let got = bench.contender(c, &stack, &site_url, &repo_url)?;
                     for (si, s) in got.into_iter().enumerate() {
                         println!(
-                            "  {}: {:.2}s, RSS {} KiB, CPU {:.2}s, helm {}, API {} ({} writes), load {:.2}",
+                            "  {}: {:.2}s, RSS {} KiB, CPU {:.2}s, helm {}, API {} ({} writes) {}, site {:?}, load {:.2}",
                             SCENARIOS[si],
                             s.wall,
                             s.rss_kib,
@@ -238,6 +238,8 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
                             s.helm,
                             s.requests,
                             s.writes,
+                            s.agents,
+                            s.site,
                             s.load
                         );
                         per[ci][si].push(s);
@@ -1017,7 +1019,8 @@ fn targets(opts: &Options, samples: &Samples) -> String {
     let col = |st: usize, c: usize, sc: usize, f: fn(&Sample) -> f64| -> Vec<f64> {
         samples[st][c][sc].iter().map(f).collect()
     };
-    let cox = find(Contender::Coxswain);
+    // The default concurrency where it ran, else concurrency 1.
+    let cox = find(Contender::Coxswain).or(find(Contender::Coxswain1));
     let mut out = String::from("\nAgainst issue 12's targets (medians of this run):\n\n");
     let line = |out: &mut String, what: &str, got: Option<String>| {
         let _ = writeln!(
