@@ -76,6 +76,10 @@ pub const HELM_CONTROLLER_REQUIRE: [&str; 1] = ["github.com/fluxcd/pkg/chartutil
 /// module versions the proxy refuses (fluxcd/pkg's apis/crypto, artifact,
 /// spiffe, masktoken, http/transport; cosign v3.1.4; a k8schain pseudo-version).
 pub const SOURCE_CONTROLLER_VERSION: &str = "v1.9.6";
+/// Requirements changed in source-controller's go.mod before building: v1.9.6
+/// names `github.com/fluxcd/pkg/artifact v0.18.3`, which the Go module proxy
+/// refuses; v0.18.0 is the release of that line it serves.
+pub const SOURCE_CONTROLLER_REQUIRE: [&str; 1] = ["github.com/fluxcd/pkg/artifact@v0.18.0"];
 
 /// Paths of the built tools.
 #[derive(Debug, Clone)]
@@ -221,7 +225,6 @@ fn ensure_velero(tools_dir: &Path) -> Result<VeleroTools> {
             ),
             require: &VELERO_REQUIRE,
             drop_replace: &[],
-            toolchain: None,
             keep: &[],
         },
     )?;
@@ -236,7 +239,6 @@ fn ensure_velero(tools_dir: &Path) -> Result<VeleroTools> {
             ldflags: "-s -w",
             require: &[],
             drop_replace: &[],
-            toolchain: None,
             keep: &[],
         },
     )?;
@@ -251,7 +253,6 @@ fn ensure_velero(tools_dir: &Path) -> Result<VeleroTools> {
             ldflags: &format!("-s -w -X main.Version={VERSITYGW_VERSION}"),
             require: &[],
             drop_replace: &[],
-            toolchain: None,
             keep: &[],
         },
     )?;
@@ -282,8 +283,6 @@ struct ModuleBuild<'a> {
     /// `replace` directives dropped from the copy's go.mod (a nested module the
     /// module's zip does not hold is taken from the proxy at its required version).
     drop_replace: &'a [&'a str],
-    /// `GOTOOLCHAIN` for a module whose go.mod asks for a newer Go than the machine's.
-    toolchain: Option<&'a str>,
     /// Directories of the module (relative to its root) copied next to the binary,
     /// e.g. a controller's CRDs.
     keep: &'a [&'a str],
@@ -316,7 +315,6 @@ pub fn ensure_helmfile() -> Result<PathBuf> {
             ldflags: &format!("-s -w -X go.szostok.io/version.version={HELMFILE_VERSION}"),
             require: &[],
             drop_replace: &[],
-            toolchain: None,
             keep: &[],
         },
     )
@@ -339,7 +337,6 @@ pub fn ensure_flux() -> Result<FluxTools> {
             ldflags: "-s -w",
             require: &HELM_CONTROLLER_REQUIRE,
             drop_replace: &["github.com/fluxcd/helm-controller/api"],
-            toolchain: None,
             keep: &[crds],
         },
     )?;
@@ -352,9 +349,8 @@ pub fn ensure_flux() -> Result<FluxTools> {
             package: ".",
             binary: "source-controller",
             ldflags: "-s -w",
-            require: &[],
+            require: &SOURCE_CONTROLLER_REQUIRE,
             drop_replace: &["github.com/fluxcd/source-controller/api"],
-            toolchain: None,
             keep: &[crds],
         },
     )?;
@@ -384,16 +380,8 @@ fn ensure_module_binary(tools_dir: &Path, build: &ModuleBuild<'_>) -> Result<Pat
         ldflags,
         require,
         drop_replace,
-        toolchain,
         keep,
     } = *build;
-    let go = || -> Result<Command> {
-        let mut cmd = go_command()?;
-        if let Some(toolchain) = toolchain {
-            cmd.env("GOTOOLCHAIN", toolchain);
-        }
-        Ok(cmd)
-    };
     let dir = tools_dir.join(format!("{label}-{version}"));
     let out = dir.join(binary);
     if out.is_file() {
@@ -407,7 +395,7 @@ fn ensure_module_binary(tools_dir: &Path, build: &ModuleBuild<'_>) -> Result<Pat
     let source = staging.join("src");
     fs::create_dir_all(&source).with_context(|| format!("create {}", source.display()))?;
     eprintln!("building {label} ({module} {version}); this takes a few minutes the first time");
-    let download = go()?
+    let download = go_command()?
         .current_dir(&staging)
         .args(["mod", "download", "-json"])
         .arg(format!("{module}@{version}"))
@@ -433,7 +421,7 @@ fn ensure_module_binary(tools_dir: &Path, build: &ModuleBuild<'_>) -> Result<Pat
         .map(|r| format!("-require={r}"))
         .chain(drop_replace.iter().map(|r| format!("-dropreplace={r}")));
     for req in edits {
-        let status = go()?
+        let status = go_command()?
             .current_dir(&source)
             .args(["mod", "edit"])
             .arg(&req)
@@ -444,7 +432,7 @@ fn ensure_module_binary(tools_dir: &Path, build: &ModuleBuild<'_>) -> Result<Pat
         }
     }
     let partial = staging.join(binary);
-    let mut cmd = go()?;
+    let mut cmd = go_command()?;
     cmd.current_dir(&source)
         .env("GOFLAGS", "-mod=mod")
         .args(["build", "-trimpath", "-ldflags", ldflags, "-o"])
