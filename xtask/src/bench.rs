@@ -299,7 +299,7 @@ fn render(medians: &[f64], machine: &Machine, index_bytes: Option<u64>) -> Strin
     );
     let _ = writeln!(
         out,
-        "## Reproduce\n\n```sh\ncargo xtask bench            # run and print\ncargo xtask bench --record   # also rewrite this file\n```"
+        "## Reproduce\n\n```sh\ncargo xtask bench            # run and print\ncargo xtask bench --record   # also rewrite this file\n```\n\nThe sections below come from `cargo xtask bench --agent`, `--noop`, `--serve` and\n`--compare` (coxswain side by side with helmfile, a helm loop and Flux), each with\nits own command."
     );
     out
 }
