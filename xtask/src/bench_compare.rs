@@ -202,6 +202,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
     let outcome = (|| -> Result<String> {
         bench.prepare_cluster()?;
         let mut samples: Samples = Vec::new();
+        let mut failures: Vec<String> = Vec::new();
         let mut stack_labels = Vec::new();
         let mut servers = Vec::new();
         for &n in &opts.stacks {
@@ -219,15 +220,32 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
                 .iter()
                 .map(|_| SCENARIOS.iter().map(|_| Vec::new()).collect())
                 .collect();
+            let mut failed = BTreeSet::new();
             for round in 1..=opts.rounds {
                 for (ci, &c) in opts.contenders.iter().enumerate() {
+                    if failed.contains(&ci) {
+                        continue;
+                    }
                     heading(&format!(
                         "{}: round {round} of {}, {}",
                         stack.label,
                         opts.rounds,
                         c.label()
                     ));
-                    let got = bench.contender(c, &stack, &site_url, &repo_url)?;
+                    let got = match bench.contender(c, &stack, &site_url, &repo_url) {
+                        Ok(got) => got,
+                        Err(e) => {
+                            // The other contenders still run; the report names the failure.
+                            println!("  {} failed: {e:#}", c.label());
+                            failures.push(format!(
+                                "{}, round {round}, {}: {e:#}",
+                                stack.label,
+                                c.label()
+                            ));
+                            failed.insert(ci);
+                            continue;
+                        }
+                    };
                     for (si, s) in got.into_iter().enumerate() {
                         println!(
                             "  {}: {:.2}s, RSS {} KiB, CPU {:.2}s, helm {}, API {} ({} writes) {}, site {:?}, load {:.2}",
@@ -252,7 +270,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
         for s in servers {
             s.stop()?;
         }
-        Ok(render(opts, &stack_labels, &samples))
+        Ok(render(opts, &stack_labels, &samples, &failures))
     })();
     bench.stop_flux();
     heading(&format!(
@@ -480,7 +498,7 @@ impl Bench<'_> {
                 "--namespace",
                 FLUX_NS,
                 "--wait",
-                "--timeout=30m",
+                "--timeout=10m",
             ])?;
             self.kubectl(&[
                 "delete",
@@ -1095,7 +1113,7 @@ fn targets(opts: &Options, samples: &Samples) -> String {
     out
 }
 
-fn render(opts: &Options, stacks: &[String], samples: &Samples) -> String {
+fn render(opts: &Options, stacks: &[String], samples: &Samples, failures: &[String]) -> String {
     let mut out = String::new();
     let machine = crate::bench::Machine::probe().ok();
     let _ = writeln!(
@@ -1158,6 +1176,15 @@ fn render(opts: &Options, stacks: &[String], samples: &Samples) -> String {
                         .map_or("—".to_owned(), |f| model::ratio(&wall, f)),
                 );
             }
+        }
+    }
+    if !failures.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nFailed (that contender was not run again on that stack):\n"
+        );
+        for f in failures {
+            let _ = writeln!(out, "- {}", f.replace('\n', " "));
         }
     }
     out.push_str(&targets(opts, samples));
