@@ -430,7 +430,7 @@ fn listen_address(log_path: &Path) -> Result<String> {
 
 /// `GET path` from `address` over plain HTTP/1.1: status code and body, or `None`
 /// while nothing answers.
-fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
+pub(crate) fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
     use std::io::{Read as _, Write as _};
     let addr: std::net::SocketAddr = address.parse().ok()?;
     let mut stream =

@@ -509,6 +509,9 @@ impl Bench<'_> {
                 "--wait",
                 "--timeout=5m",
             ])?;
+            // Stopped between Flux's turns: idle controllers would add their
+            // background requests and CPU to the other contenders' figures.
+            self.stop_flux();
         }
         self.kubectl(&[
             "delete",
@@ -828,6 +831,19 @@ impl Bench<'_> {
             helm,
             storage,
         });
+        // Both serve /readyz once their caches have synced.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        for port in [h1, h2] {
+            let address = format!("127.0.0.1:{port}");
+            while crate::bench_agent::http_get(&address, "/readyz").is_none_or(|(c, _)| c != 200) {
+                ensure!(
+                    Instant::now() < deadline,
+                    "Flux's controllers were not ready within 2 minutes (logs in {})",
+                    self.site.work.display()
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
         Ok(())
     }
 
@@ -1010,8 +1026,12 @@ How it is measured (xtask/src/bench_compare.rs):
   pods ready.
 - Wall time: from the contender's start to its exit (coxswain, helmfile, the
   loop: start-up included), for Flux from applying the objects until every
-  HelmRelease is Ready for its generation (polled every 250 ms with kubectl,
-  whose requests are not counted); Flux's controllers are already running.
+  HelmRelease is Ready for its generation (polled with kubectl every 250 ms, every
+  second above 100 releases; kubectl's requests are not counted); Flux's
+  controllers are started (and their `/readyz` awaited) before its install and
+  stopped after its turn, so they do not load the other contenders' runs. Flux
+  runs with its defaults: helm-controller `--concurrent 4`, a release whose
+  dependencies are not ready is retried after `--requeue-dependency 30s`.
 - Peak RSS of the orchestrating processes: coxswain's and helmfile's VmHWM
   (sampled every 20 ms; the helm processes they spawn are not in it); for the
   loop the largest helm (`wait4`'s ru_maxrss: helm is the orchestrator there);
