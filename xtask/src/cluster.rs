@@ -530,7 +530,8 @@ fn start(cluster: &Cluster, tools: &Tools, audit: bool) -> Result<()> {
             cluster.pki("sa.key")
         ),
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-        "--service-cluster-ip-range=10.0.0.0/24".into(),
+        // Room for a Service per release of a 1,000-release stack (bench --compare).
+        "--service-cluster-ip-range=10.0.0.0/16".into(),
         "--authorization-mode=Node,RBAC".into(),
         format!("--cert-dir={}", cluster.dir.join("pki").display()),
         "--profiling=false".into(),
@@ -604,7 +605,7 @@ fn start(cluster: &Cluster, tools: &Tools, audit: bool) -> Result<()> {
             // undoes) after 50s without a renewal, so a quarter must stay well below 50s.
             "--node-lease-duration-seconds=40".into(),
             format!("--server-address=127.0.0.1:{kwok}"),
-            // Room for many pods; clear of the Service range 10.0.0.0/24.
+            // Room for many pods; clear of the Service range 10.0.0.0/16.
             "--cidr=10.128.0.1/14".into(),
         ],
     )?;
