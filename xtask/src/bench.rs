@@ -174,6 +174,27 @@ pub(crate) fn record_section(
     Ok(())
 }
 
+/// Replaces the section of docs/performance.md from `marker` to `end` (both
+/// included; `report` brings them) with `report`, or appends it when the file has
+/// no such section.
+pub(crate) fn record_between(root: &Path, marker: &str, end: &str, report: &str) -> Result<()> {
+    let path = root.join("docs/performance.md");
+    let existing =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let updated = match (existing.find(marker), existing.find(end)) {
+        (Some(a), Some(b)) if a < b => format!(
+            "{}{}{}",
+            &existing[..a],
+            report.trim_end(),
+            &existing[b + end.len()..]
+        ),
+        _ => format!("{}\n\n{}", existing.trim_end(), report),
+    };
+    std::fs::write(&path, updated).with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
 /// The median point estimate criterion stored for `bench`, in nanoseconds.
 fn median_ns(target: &Path, bench: &Bench) -> Result<f64> {
     let path = target
@@ -350,7 +371,7 @@ fn render(medians: &[f64], machine: &Machine, index_bytes: Option<u64>) -> Strin
     scale_section(&mut out, &medians[8..11], &medians[11..14]);
     let _ = writeln!(
         out,
-        "## Reproduce\n\n```sh\ncargo xtask bench            # run and print\ncargo xtask bench --record   # also rewrite this file\n```"
+        "## Reproduce\n\n```sh\ncargo xtask bench            # run and print\ncargo xtask bench --record   # also rewrite this file\n```\n\nThe sections below come from `cargo xtask bench --agent`, `--noop`, `--serve` and\n`--compare` (coxswain side by side with helmfile, a helm loop and Flux), each with\nits own command."
     );
     out
 }

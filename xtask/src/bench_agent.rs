@@ -430,7 +430,7 @@ fn listen_address(log_path: &Path) -> Result<String> {
 
 /// `GET path` from `address` over plain HTTP/1.1: status code and body, or `None`
 /// while nothing answers.
-fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
+pub(crate) fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
     use std::io::{Read as _, Write as _};
     let addr: std::net::SocketAddr = address.parse().ok()?;
     let mut stream =
@@ -857,7 +857,7 @@ fn trigger(stack: &Stack, interval: &str) -> Result<()> {
 }
 
 /// utime + stime of `pid` itself (children excluded), in clock ticks.
-fn proc_cpu_ticks(pid: u32) -> Result<u64> {
+pub(crate) fn proc_cpu_ticks(pid: u32) -> Result<u64> {
     let path = format!("/proc/{pid}/stat");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
@@ -876,7 +876,7 @@ fn proc_cpu_ticks(pid: u32) -> Result<u64> {
 }
 
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, 100 on Linux).
-fn clock_ticks() -> u64 {
+pub(crate) fn clock_ticks() -> u64 {
     // SAFETY: sysconf only reads a configuration value.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     u64::try_from(ticks).ok().filter(|t| *t > 0).unwrap_or(100)
@@ -952,6 +952,13 @@ fn agent_once(demo: &Demo, stack: &Stack, helm: &Path) -> Result<(i32, Duration,
 /// Waits for `child` with `wait4`, returning its exit code and CPU time (its own and
 /// that of the children it reaped).
 pub(crate) fn wait_rusage(child: &Child) -> Result<(i32, Duration)> {
+    let (code, cpu, _) = wait_usage(child)?;
+    Ok((code, cpu))
+}
+
+/// Like [`wait_rusage`], also with `ru_maxrss` in KiB: the largest peak RSS of the
+/// child and of the descendants it reaped.
+pub(crate) fn wait_usage(child: &Child) -> Result<(i32, Duration, u64)> {
     let pid = libc::pid_t::try_from(child.id()).context("the agent's pid does not fit pid_t")?;
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is a plain C struct for which all-zero bytes are a valid value.
@@ -977,11 +984,15 @@ pub(crate) fn wait_rusage(child: &Child) -> Result<(i32, Duration)> {
         Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
             + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
     };
-    Ok((code, tv(usage.ru_utime) + tv(usage.ru_stime)))
+    Ok((
+        code,
+        tv(usage.ru_utime) + tv(usage.ru_stime),
+        u64::try_from(usage.ru_maxrss).unwrap_or(0),
+    ))
 }
 
 /// Sends SIGTERM to the controller and waits; SIGKILL after 10 seconds.
-fn stop(child: &mut Child) -> Result<()> {
+pub(crate) fn stop(child: &mut Child) -> Result<()> {
     let pid = child.id();
     Command::new("kill")
         .args(["-TERM", &pid.to_string()])

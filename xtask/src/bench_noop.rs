@@ -241,22 +241,7 @@ pub fn run(root: &Path, runs: usize, baseline: Option<PathBuf>, record: bool) ->
     );
     println!("\n{report}");
     if record {
-        let path = root.join("docs/performance.md");
-        let existing = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let updated = match (existing.find(MARKER), existing.find(END)) {
-            (Some(a), Some(b)) if a < b => {
-                format!(
-                    "{}{}{}",
-                    &existing[..a],
-                    report.trim_end(),
-                    &existing[b + END.len()..]
-                )
-            }
-            _ => format!("{}\n\n{}", existing.trim_end(), report),
-        };
-        std::fs::write(&path, updated).with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
+        crate::bench::record_between(root, MARKER, END, &report)?;
     }
     Ok(())
 }

@@ -362,7 +362,7 @@ fn signal(pid: u32, sig: libc::c_int) {
 }
 
 /// Free loopback ports, all held open at once so they are distinct.
-fn free_ports<const N: usize>() -> Result<[u16; N]> {
+pub(crate) fn free_ports<const N: usize>() -> Result<[u16; N]> {
     let listeners: Vec<TcpListener> = (0..N)
         .map(|_| TcpListener::bind("127.0.0.1:0").context("bind a free loopback port"))
         .collect::<Result<_>>()?;
@@ -379,6 +379,24 @@ fn free_ports<const N: usize>() -> Result<[u16; N]> {
 /// Start cluster `name` (restarting it if half of it runs) and return the path
 /// of its kubeconfig. When it already runs and answers, nothing is restarted.
 pub fn up(name: &str, tools: &Tools) -> Result<PathBuf> {
+    up_with(name, tools, false)
+}
+
+/// The API server's audit policy of an audited cluster: one event per request
+/// (when its response completes, or starts for a watch), metadata only, so no
+/// request or response body (no Secret's content) reaches the log.
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1\nkind: Policy\n\
+omitStages: [RequestReceived]\nrules:\n  - level: Metadata\n";
+
+/// Where an audited cluster's API server writes its audit log (JSON lines).
+pub fn audit_log(name: &str) -> Result<PathBuf> {
+    Ok(Cluster::open(name)?.dir.join("logs").join("audit.log"))
+}
+
+/// Like [`up`]; with `audit`, the API server writes an audit log of every request
+/// ([`audit_log`]), which `cargo xtask bench --compare` counts. A running cluster is
+/// taken as it is.
+pub fn up_with(name: &str, tools: &Tools, audit: bool) -> Result<PathBuf> {
     let cluster = Cluster::open(name)?;
     let started = Instant::now();
     let running = cluster.running();
@@ -398,7 +416,7 @@ pub fn up(name: &str, tools: &Tools) -> Result<PathBuf> {
         let dir = cluster.dir.join(sub);
         fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     }
-    let result = start(&cluster, tools);
+    let result = start(&cluster, tools, audit);
     match result {
         Ok(()) => {
             eprintln!(
@@ -432,7 +450,7 @@ fn api_ready(cluster: &Cluster, tools: &Tools) -> bool {
         .unwrap_or(false)
 }
 
-fn start(cluster: &Cluster, tools: &Tools) -> Result<()> {
+fn start(cluster: &Cluster, tools: &Tools, audit: bool) -> Result<()> {
     let [
         etcd_client,
         etcd_peer,
@@ -512,12 +530,28 @@ fn start(cluster: &Cluster, tools: &Tools) -> Result<()> {
             cluster.pki("sa.key")
         ),
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-        "--service-cluster-ip-range=10.0.0.0/24".into(),
+        // Room for a Service per release of a 1,000-release stack (bench --compare).
+        "--service-cluster-ip-range=10.0.0.0/16".into(),
         "--authorization-mode=Node,RBAC".into(),
         format!("--cert-dir={}", cluster.dir.join("pki").display()),
         "--profiling=false".into(),
     ];
     apiserver_args.extend(tls.iter().cloned());
+    if audit {
+        let policy = cluster.dir.join("audit-policy.yaml");
+        write(&policy, AUDIT_POLICY)?;
+        apiserver_args.extend([
+            format!("--audit-policy-file={}", policy.display()),
+            format!(
+                "--audit-log-path={}",
+                cluster.dir.join("logs").join("audit.log").display()
+            ),
+            "--audit-log-format=json".into(),
+            "--audit-log-mode=blocking".into(),
+            // Kept whole: the benchmark reads it from an offset.
+            "--audit-log-maxsize=0".into(),
+        ]);
+    }
     cluster.spawn(tools, "kube-apiserver", &apiserver_args)?;
     cluster.wait_until(
         "the API server's /readyz",
@@ -571,7 +605,7 @@ fn start(cluster: &Cluster, tools: &Tools) -> Result<()> {
             // undoes) after 50s without a renewal, so a quarter must stay well below 50s.
             "--node-lease-duration-seconds=40".into(),
             format!("--server-address=127.0.0.1:{kwok}"),
-            // Room for many pods; clear of the Service range 10.0.0.0/24.
+            // Room for many pods; clear of the Service range 10.0.0.0/16.
             "--cidr=10.128.0.1/14".into(),
         ],
     )?;

@@ -4,6 +4,7 @@ mod bad_charts;
 mod bad_inputs;
 mod bench;
 mod bench_agent;
+mod bench_compare;
 mod bench_noop;
 mod bench_serve;
 mod cargo;
@@ -69,6 +70,24 @@ enum Command {
         /// (RSS, a normal request meanwhile) and 64 concurrent downloads of a 50 MiB chart.
         #[arg(long)]
         serve: bool,
+        /// Instead, coxswain side by side with `helmfile sync`, a `helm upgrade --install
+        /// --wait` loop and Flux on the loopback cluster `cmp` (install, one change,
+        /// no-op); builds helmfile and Flux's controllers from the Go module proxy.
+        #[arg(long, conflicts_with_all = ["agent", "serve", "noop"])]
+        compare: bool,
+        /// With --compare: the stacks, by number of releases (5 is testdata's stack).
+        #[arg(long, default_value = "5,20", requires = "compare")]
+        stacks: String,
+        /// With --compare: the contenders (coxswain1, coxswain, helmfile, loop, flux).
+        #[arg(
+            long,
+            default_value = "coxswain1,coxswain,helmfile,loop,flux",
+            requires = "compare"
+        )]
+        contenders: String,
+        /// With --compare: interleaved rounds the medians are taken over.
+        #[arg(long, default_value_t = 3, requires = "compare")]
+        rounds: usize,
         /// With --agent, --noop or --serve: how many runs the medians are taken over.
         #[arg(long, default_value_t = 3)]
         runs: usize,
@@ -113,6 +132,22 @@ fn main() -> Result<()> {
             runs,
             ..
         } => bench_noop::run(&workspace_root(), runs, baseline, record),
+        Command::Bench {
+            record,
+            compare: true,
+            stacks,
+            contenders,
+            rounds,
+            ..
+        } => bench_compare::run(
+            &workspace_root(),
+            &bench_compare::Options {
+                stacks: bench_compare::parse_stacks(&stacks)?,
+                rounds,
+                contenders: bench_compare::Contender::parse_list(&contenders)?,
+                record,
+            },
+        ),
         Command::Bench {
             record,
             agent: true,

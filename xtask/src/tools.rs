@@ -62,6 +62,25 @@ pub const VELERO_PLUGIN_AWS_VERSION: &str = "v1.14.3";
 /// versitygw, the S3 gateway (Apache-2.0) the backup tests store into.
 pub const VERSITYGW_VERSION: &str = "v1.8.0";
 
+/// helmfile release of `cargo xtask bench --compare` (docs/performance.md).
+pub const HELMFILE_VERSION: &str = "v1.8.0";
+/// Flux's helm-controller release of `bench --compare`.
+pub const HELM_CONTROLLER_VERSION: &str = "v1.6.0";
+/// Requirements changed in helm-controller's go.mod before building: it names
+/// `github.com/fluxcd/pkg/chartutil v1.27.0`, which the Go module proxy refuses
+/// (403, "not available"); v1.27.2 is the next patch release it serves.
+pub const HELM_CONTROLLER_REQUIRE: [&str; 1] = ["github.com/fluxcd/pkg/chartutil@v1.27.2"];
+/// Flux's source-controller release of `bench --compare`: the v1.9 line that
+/// helm-controller v1.6.0 is built against (it requires `source-controller/api
+/// v1.9.0`). v1.10.1 needs Go 1.27 (`GOTOOLCHAIN=go1.27.3`) and names seven
+/// module versions the proxy refuses (fluxcd/pkg's apis/crypto, artifact,
+/// spiffe, masktoken, http/transport; cosign v3.1.4; a k8schain pseudo-version).
+pub const SOURCE_CONTROLLER_VERSION: &str = "v1.9.6";
+/// Requirements changed in source-controller's go.mod before building: v1.9.6
+/// names `github.com/fluxcd/pkg/artifact v0.18.3`, which the Go module proxy
+/// refuses; v0.18.0 is the release of that line it serves.
+pub const SOURCE_CONTROLLER_REQUIRE: [&str; 1] = ["github.com/fluxcd/pkg/artifact@v0.18.0"];
+
 /// Paths of the built tools.
 #[derive(Debug, Clone)]
 pub struct Tools {
@@ -111,19 +130,25 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-/// Install the missing Debian packages, build every tool that is not cached
-/// yet and return the paths.
-pub fn ensure() -> Result<Tools> {
+/// The tools directory, created, and its lock held until the file is dropped:
+/// two xtask processes (say, `tools` in two terminals) must not build the same
+/// binary at once.
+fn lock_tools_dir() -> Result<(PathBuf, fs::File)> {
     let tools_dir = paths::cache_root()?.join("tools");
     fs::create_dir_all(&tools_dir)
         .with_context(|| format!("create the tools directory {}", tools_dir.display()))?;
-    // Two xtask processes (say, `tools` in two terminals) must not build the same
-    // binary at once; the lock is released when the file is closed.
     let lock_path = tools_dir.join(".lock");
     let lock = fs::File::create(&lock_path)
         .with_context(|| format!("open the lock file {}", lock_path.display()))?;
     lock.lock()
         .with_context(|| format!("lock {}", lock_path.display()))?;
+    Ok((tools_dir, lock))
+}
+
+/// Install the missing Debian packages, build every tool that is not cached
+/// yet and return the paths.
+pub fn ensure() -> Result<Tools> {
+    let (tools_dir, _lock) = lock_tools_dir()?;
     // First, under the same lock: apt-get takes the dpkg lock and a second
     // xtask would fail on it; and a machine that cannot install fails in
     // seconds instead of after the Go builds.
@@ -199,6 +224,8 @@ fn ensure_velero(tools_dir: &Path) -> Result<VeleroTools> {
                 "-s -w -X github.com/vmware-tanzu/velero/pkg/buildinfo.Version={VELERO_VERSION}"
             ),
             require: &VELERO_REQUIRE,
+            drop_replace: &[],
+            keep: &[],
         },
     )?;
     let plugin = ensure_module_binary(
@@ -211,6 +238,8 @@ fn ensure_velero(tools_dir: &Path) -> Result<VeleroTools> {
             binary: "velero-plugin-for-aws",
             ldflags: "-s -w",
             require: &[],
+            drop_replace: &[],
+            keep: &[],
         },
     )?;
     let s3 = ensure_module_binary(
@@ -223,6 +252,8 @@ fn ensure_velero(tools_dir: &Path) -> Result<VeleroTools> {
             binary: "versitygw",
             ldflags: &format!("-s -w -X main.Version={VERSITYGW_VERSION}"),
             require: &[],
+            drop_replace: &[],
+            keep: &[],
         },
     )?;
     let plugin_dir = plugin
@@ -249,6 +280,89 @@ struct ModuleBuild<'a> {
     ldflags: &'a str,
     /// `module@version` requirements set in the copy's go.mod before building.
     require: &'a [&'a str],
+    /// `replace` directives dropped from the copy's go.mod (a nested module the
+    /// module's zip does not hold is taken from the proxy at its required version).
+    drop_replace: &'a [&'a str],
+    /// Directories of the module (relative to its root) copied next to the binary,
+    /// e.g. a controller's CRDs.
+    keep: &'a [&'a str],
+}
+
+/// Flux's controllers for `cargo xtask bench --compare` (not part of [`ensure`]:
+/// only that benchmark builds them).
+#[derive(Debug, Clone)]
+pub struct FluxTools {
+    /// Flux's helm-controller.
+    pub helm_controller: PathBuf,
+    /// Flux's source-controller.
+    pub source_controller: PathBuf,
+    /// The CRDs of both (their modules' `config/crd/bases`).
+    pub crds: Vec<PathBuf>,
+}
+
+/// Builds helmfile from the Go module proxy unless it is cached
+/// (`<tools>/helmfile-<version>/`), for `cargo xtask bench --compare`.
+pub fn ensure_helmfile() -> Result<PathBuf> {
+    let (tools_dir, _lock) = lock_tools_dir()?;
+    ensure_module_binary(
+        &tools_dir,
+        &ModuleBuild {
+            label: "helmfile",
+            module: "github.com/helmfile/helmfile",
+            version: HELMFILE_VERSION,
+            package: ".",
+            binary: "helmfile",
+            ldflags: &format!("-s -w -X go.szostok.io/version.version={HELMFILE_VERSION}"),
+            require: &[],
+            drop_replace: &[],
+            keep: &[],
+        },
+    )
+}
+
+/// Builds Flux's two controllers from the Go module proxy unless they are
+/// cached (`<tools>/<label>-<version>/`, each with its CRDs), for `cargo xtask
+/// bench --compare`.
+pub fn ensure_flux() -> Result<FluxTools> {
+    let (tools_dir, _lock) = lock_tools_dir()?;
+    let crds = "config/crd/bases";
+    let helm_controller = ensure_module_binary(
+        &tools_dir,
+        &ModuleBuild {
+            label: "helm-controller",
+            module: "github.com/fluxcd/helm-controller",
+            version: HELM_CONTROLLER_VERSION,
+            package: ".",
+            binary: "helm-controller",
+            ldflags: "-s -w",
+            require: &HELM_CONTROLLER_REQUIRE,
+            drop_replace: &["github.com/fluxcd/helm-controller/api"],
+            keep: &[crds],
+        },
+    )?;
+    let source_controller = ensure_module_binary(
+        &tools_dir,
+        &ModuleBuild {
+            label: "source-controller",
+            module: "github.com/fluxcd/source-controller",
+            version: SOURCE_CONTROLLER_VERSION,
+            package: ".",
+            binary: "source-controller",
+            ldflags: "-s -w",
+            require: &SOURCE_CONTROLLER_REQUIRE,
+            drop_replace: &["github.com/fluxcd/source-controller/api"],
+            keep: &[crds],
+        },
+    )?;
+    let crds = [&helm_controller, &source_controller]
+        .iter()
+        .filter_map(|b| b.parent().map(|d| d.join(crds)))
+        .collect();
+    Ok(FluxTools {
+        helm_controller,
+        source_controller,
+        crds,
+    })
 }
 
 /// Builds `build` into `<tools>/<label>-<version>/<binary>` unless it is there:
@@ -265,6 +379,8 @@ fn ensure_module_binary(tools_dir: &Path, build: &ModuleBuild<'_>) -> Result<Pat
         binary,
         ldflags,
         require,
+        drop_replace,
+        keep,
     } = *build;
     let dir = tools_dir.join(format!("{label}-{version}"));
     let out = dir.join(binary);
@@ -300,15 +416,19 @@ fn ensure_module_binary(tools_dir: &Path, build: &ModuleBuild<'_>) -> Result<Pat
         .and_then(serde_json::Value::as_str)
         .with_context(|| format!("go mod download names no directory for {module}@{version}"))?;
     copy_tree(Path::new(module_dir), &source)?;
-    for req in require {
+    let edits = require
+        .iter()
+        .map(|r| format!("-require={r}"))
+        .chain(drop_replace.iter().map(|r| format!("-dropreplace={r}")));
+    for req in edits {
         let status = go_command()?
             .current_dir(&source)
             .args(["mod", "edit"])
-            .arg(format!("-require={req}"))
+            .arg(&req)
             .status()
-            .with_context(|| format!("run go mod edit -require={req} for {label}"))?;
+            .with_context(|| format!("run go mod edit {req} for {label}"))?;
         if !status.success() {
-            bail!("go mod edit -require={req} failed for {label} ({status})");
+            bail!("go mod edit {req} failed for {label} ({status})");
         }
     }
     let partial = staging.join(binary);
@@ -323,6 +443,11 @@ fn ensure_module_binary(tools_dir: &Path, build: &ModuleBuild<'_>) -> Result<Pat
         fs::remove_dir_all(&dir).with_context(|| format!("remove the stale {}", dir.display()))?;
     }
     fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    for sub in keep {
+        let target = dir.join(sub);
+        fs::create_dir_all(&target).with_context(|| format!("create {}", target.display()))?;
+        copy_tree(&source.join(sub), &target)?;
+    }
     fs::rename(&partial, &out)
         .with_context(|| format!("move {} to {}", partial.display(), out.display()))?;
     fs::remove_dir_all(&staging)
