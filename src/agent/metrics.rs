@@ -40,7 +40,7 @@ pub const CHECK_RESULTS: [CheckResult; 8] = [
 ];
 
 /// Every release state, the label values of `coxswain_release_state`.
-pub const RELEASE_STATES: [ReleaseState; 12] = [
+pub const RELEASE_STATES: [ReleaseState; 13] = [
     ReleaseState::UpToDate,
     ReleaseState::Installing,
     ReleaseState::Upgrading,
@@ -53,6 +53,7 @@ pub const RELEASE_STATES: [ReleaseState; 12] = [
     ReleaseState::Conflict,
     ReleaseState::Orphaned,
     ReleaseState::AwaitingApproval,
+    ReleaseState::Waiting,
 ];
 
 /// How an index fetch ended (`coxswain_index_fetches_total{result}`).
@@ -958,6 +959,41 @@ fn parse_families(text: &str) -> Vec<FamilyInfo> {
 
 #[cfg(test)]
 mod tests {
+
+    /// Every state the CRD knows, by its wire name: a state missing from
+    /// [`RELEASE_STATES`] would never be exported as 1, so a release in it would
+    /// vanish from `coxswain_release_state` (this is how `waiting` was missed).
+    #[test]
+    fn every_release_state_is_a_label_value() {
+        fn wire_values(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    for (k, v) in map {
+                        match (k.as_str(), v) {
+                            ("const", serde_json::Value::String(s)) => out.push(s.clone()),
+                            ("enum", serde_json::Value::Array(items)) => out
+                                .extend(items.iter().filter_map(|i| i.as_str().map(str::to_owned))),
+                            _ => wire_values(v, out),
+                        }
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|i| wire_values(i, out)),
+                _ => {}
+            }
+        }
+        let schema = serde_json::to_value(schemars::schema_for!(ReleaseState)).unwrap();
+        let mut known = Vec::new();
+        wire_values(&schema, &mut known);
+        known.sort();
+        let mut exported: Vec<String> = RELEASE_STATES.iter().map(crate::crd::wire_name).collect();
+        exported.sort();
+        assert!(
+            known.len() >= 13,
+            "read the states from the schema: {known:?}"
+        );
+        assert_eq!(exported, known);
+    }
+
     use super::*;
 
     /// Labels allowed on any family: each takes a bounded set of values (one

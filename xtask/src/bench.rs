@@ -358,7 +358,7 @@ fn render(medians: &[f64], machine: &Machine, index_bytes: Option<u64>) -> Strin
          baseline:\n\n\
          - `/api/v1/status`: {}; overview page: {} ({:.2}× the JSON); a release's timeline:\n  \
            {} ({:.2}×);\n\
-         - `/metrics` with those 1,000 releases (11,000 `coxswain_release_state` series among\n  \
+         - `/metrics` with those 1,000 releases (13,000 `coxswain_release_state` series among\n  \
            them): {} per scrape ({:.2}× the JSON).\n",
         ms(medians[4]),
         ms(medians[5]),
