@@ -126,6 +126,7 @@ async fn state(running: bool, expires_in: i64) -> AgentState {
             result: CheckResult::RolledBack,
             message: "stable#3: sso rolled back".to_owned(),
         }),
+        next_start: Some(at(3_600)),
         releases: vec![
             release("certs", "1.4.0", ReleaseState::UpToDate, "up to date"),
             release(
@@ -261,6 +262,7 @@ async fn overview_shows_every_fact_and_escapes_text() {
         "href=\"/subscriptions/stack/preview\"",
         "1 upgrade, 1 skip",
         "Next check",
+        "the first may start",
     ] {
         assert!(html.contains(needle), "overview lacks {needle:?}:\n{html}");
     }
@@ -378,6 +380,11 @@ async fn status_json_has_the_documented_shape_and_no_values() {
     assert_eq!(sub["spec"]["valuesFor"][0], "sso");
     assert_eq!(sub["releases"][1]["state"], "rolledBack");
     assert_eq!(sub["preview"]["state"]["state"], "waiting");
+    assert_eq!(
+        sub["nextStart"].as_str().unwrap(),
+        at(3_600).to_string(),
+        "when the held releases may start"
+    );
     let history = sub["history"].as_array().unwrap();
     assert_eq!(history[0]["operation"], "rollback", "newest first");
     assert_eq!(history[1]["healthObjects"][0]["state"], "inProgress");

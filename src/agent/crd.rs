@@ -552,6 +552,13 @@ pub struct ChannelSubscriptionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_check: Option<LastCheck>,
 
+    /// When the first release the rollout gate holds (its wave has not opened, or
+    /// the maintenance windows keep it) may start; the agent checks again then.
+    /// Unset when no release waits for a time (nothing waits, or the rollout is
+    /// paused: a pause has no end). See docs/rollouts.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_start: Option<Timestamp>,
+
     /// Every release of the channel and where it stands.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub releases: Vec<ReleaseStatus>,

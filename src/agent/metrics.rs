@@ -203,6 +203,7 @@ pub struct Metrics {
     last_success: Family<SubLabels, FloatGauge>,
     check_interval: Family<SubLabels, Gauge>,
     awaiting_approval: Family<SubLabels, Gauge>,
+    next_start: Family<SubLabels, FloatGauge>,
     release_info: Family<ReleaseInfoLabels, Gauge>,
     release_state: Family<ReleaseStateLabels, Gauge>,
     release_revision: Family<ReleaseLabels, Gauge>,
@@ -265,6 +266,7 @@ impl Metrics {
             last_success: Family::default(),
             check_interval: Family::default(),
             awaiting_approval: Family::default(),
+            next_start: Family::default(),
             release_info: Family::default(),
             release_state: Family::default(),
             release_revision: Family::default(),
@@ -352,6 +354,12 @@ impl Metrics {
             "The subscription's polling interval",
             Unit::Seconds,
             self.check_interval.clone(),
+        );
+        r.register_with_unit(
+            "coxswain_rollout_next_start_timestamp",
+            "When the first release the rollout gate holds (its wave, a maintenance window) may start (Unix time); absent when none waits for a time",
+            Unit::Seconds,
+            self.next_start.clone(),
         );
         r.register(
             "coxswain_releases_awaiting_approval",
@@ -549,6 +557,14 @@ impl Metrics {
         self.awaiting_approval
             .get_or_create(&sub)
             .set(i64::try_from(awaiting).unwrap_or(i64::MAX));
+        match status.next_start {
+            Some(at) => {
+                self.next_start.get_or_create(&sub).set(at.unix_seconds());
+            }
+            None => {
+                self.next_start.remove(&sub);
+            }
+        }
         self.set_releases(report);
     }
 
@@ -647,6 +663,7 @@ impl Metrics {
         for family in [
             &self.index_published,
             &self.index_expiry,
+            &self.next_start,
             &self.last_check,
             &self.last_success,
         ] {
@@ -867,6 +884,7 @@ impl Metrics {
                 pinned: false,
                 held: false,
             }],
+            next_start: Some(Timestamp::now()),
             ..Default::default()
         };
         let now = Timestamp::now();
@@ -1073,7 +1091,7 @@ mod tests {
     #[test]
     fn names_follow_prometheus_conventions() {
         let families = families();
-        assert_eq!(families.len(), 25, "{families:#?}");
+        assert_eq!(families.len(), 26, "{families:#?}");
         let problems = lint(&families);
         assert!(problems.is_empty(), "{problems:#?}");
         let names = family_names();
@@ -1108,6 +1126,65 @@ mod tests {
         assert!(
             problems[3].contains("gauge named like a counter"),
             "{problems:#?}"
+        );
+    }
+
+    #[test]
+    fn a_waiting_release_and_the_next_start_are_exported_and_go_when_nothing_waits() {
+        use crate::crd::ReleaseStatus;
+        let m = Metrics::new();
+        let charts = BTreeMap::from([("wiki".to_owned(), "wiki".to_owned())]);
+        let at: Timestamp = "2026-12-05T01:00:00Z".parse().unwrap();
+        let mut status = ChannelSubscriptionStatus {
+            releases: vec![ReleaseStatus {
+                name: "wiki".to_owned(),
+                namespace: "apps".to_owned(),
+                version: Some("1.0.0".to_owned()),
+                desired_version: Some("1.1.0".to_owned()),
+                revision: Some(2),
+                state: ReleaseState::Waiting,
+                message: String::new(),
+                since: Timestamp::now(),
+                pinned: false,
+                held: false,
+            }],
+            next_start: Some(at),
+            ..Default::default()
+        };
+        fn report<'a>(
+            status: &'a ChannelSubscriptionStatus,
+            charts: &'a BTreeMap<String, String>,
+        ) -> CheckReport<'a> {
+            CheckReport {
+                subscription: "coxswain/stack",
+                channel: "stable",
+                interval: std::time::Duration::from_secs(300),
+                status,
+                index_times: None,
+                charts,
+            }
+        }
+        m.check_finished(&report(&status, &charts));
+        let text = m.encode().unwrap();
+        assert!(
+            text.contains("release=\"wiki\",state=\"waiting\"} 1"),
+            "{text}"
+        );
+        let series = "coxswain_rollout_next_start_timestamp_seconds{subscription=\"coxswain/stack\",channel=\"stable\"} ";
+        let value: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(series))
+            .unwrap_or_else(|| panic!("{series} missing:\n{text}"))
+            .parse()
+            .unwrap();
+        assert_eq!(value, at.unix_seconds());
+        status.next_start = None;
+        status.releases[0].state = ReleaseState::UpToDate;
+        m.check_finished(&report(&status, &charts));
+        let text = m.encode().unwrap();
+        assert!(
+            !text.contains("coxswain_rollout_next_start_timestamp_seconds{"),
+            "a next start still exported when nothing waits:\n{text}"
         );
     }
 

@@ -960,13 +960,15 @@ async fn record(
         now,
     );
     tracing::info!(subscription = %settings.subscription, sequence = plan.sequence, result = %crate::crd::wire_name(&summary.result), message = %summary.message, "reconciled");
+    let wake = match (plan.wake, report.as_ref().and_then(|r| r.wake)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    status.next_start = wake;
     Outcome {
         verdict: summary.verdict,
         message: format!("{ns}/{name}: {}", summary.message),
         sequence: Some(plan.sequence),
-        wake: match (plan.wake, report.as_ref().and_then(|r| r.wake)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        },
+        wake,
     }
 }

@@ -61,6 +61,8 @@ pub struct SubscriptionDocument {
     pub last_check: Option<LastCheck>,
     /// When the next check is due.
     pub next_check: Option<Timestamp>,
+    /// When the first release the rollout gate holds (wave, maintenance window) may start.
+    pub next_start: Option<Timestamp>,
     /// The last reconcile's one-sentence outcome.
     pub message: String,
     /// The standard conditions.
@@ -175,6 +177,7 @@ pub async fn status_document(agent: &AgentState, namespace: &str) -> StatusDocum
                 withdrawn: status.withdrawn.clone(),
                 last_check: status.last_check.clone(),
                 next_check: view.next_check,
+                next_start: status.next_start,
                 message: state.message.clone(),
                 conditions: status.conditions.clone(),
                 releases: status.releases.clone(),

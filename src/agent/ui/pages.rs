@@ -459,6 +459,12 @@ fn facts(sub: &SubscriptionDocument, now: Timestamp) -> Markup {
                     None => span.muted { "after the current one" },
                 }
             }
+            @if let Some(t) = sub.next_start {
+                dt { "Rollout" } dd {
+                    "releases wait for their rollout wave or maintenance window; the first may start "
+                    (time_tag(t)) " (" (relative(t, now)) ")"
+                }
+            }
             @for w in &sub.withdrawn {
                 dt { "Withdrawn" } dd.notice {
                     "Sequence " strong { (w.sequence) } " was withdrawn by the channel's maintainers: " (w.reason)
