@@ -1129,6 +1129,21 @@ mod tests {
         );
     }
 
+    /// A check of the subscription `coxswain/stack` on channel `stable`.
+    fn report<'a>(
+        status: &'a ChannelSubscriptionStatus,
+        charts: &'a BTreeMap<String, String>,
+    ) -> CheckReport<'a> {
+        CheckReport {
+            subscription: "coxswain/stack",
+            channel: "stable",
+            interval: std::time::Duration::from_secs(300),
+            status,
+            index_times: None,
+            charts,
+        }
+    }
+
     #[test]
     fn a_waiting_release_and_the_next_start_are_exported_and_go_when_nothing_waits() {
         use crate::crd::ReleaseStatus;
@@ -1151,19 +1166,6 @@ mod tests {
             next_start: Some(at),
             ..Default::default()
         };
-        fn report<'a>(
-            status: &'a ChannelSubscriptionStatus,
-            charts: &'a BTreeMap<String, String>,
-        ) -> CheckReport<'a> {
-            CheckReport {
-                subscription: "coxswain/stack",
-                channel: "stable",
-                interval: std::time::Duration::from_secs(300),
-                status,
-                index_times: None,
-                charts,
-            }
-        }
         m.check_finished(&report(&status, &charts));
         let text = m.encode().unwrap();
         assert!(
@@ -1212,19 +1214,6 @@ mod tests {
             ],
             ..Default::default()
         };
-        fn report<'a>(
-            status: &'a ChannelSubscriptionStatus,
-            charts: &'a BTreeMap<String, String>,
-        ) -> CheckReport<'a> {
-            CheckReport {
-                subscription: "coxswain/stack",
-                channel: "stable",
-                interval: std::time::Duration::from_secs(300),
-                status,
-                index_times: None,
-                charts,
-            }
-        }
         m.check_finished(&report(&status, &charts));
         status.releases = vec![release("wiki", "1.1.0", ReleaseState::RolledBack)];
         m.check_finished(&report(&status, &charts));
